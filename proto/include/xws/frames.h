@@ -17,8 +17,8 @@ extern "C" {
  * identity frame (owned by the struct); for a DEALER it is NULL. The slices point into msg.
  */
 typedef struct {
-    zmsg_t *msg;         /* owned: the whole message */
-    zframe_t *identity;  /* owned or NULL */
+    zmsg_t *msg;        /* owned: the whole message */
+    zframe_t *identity; /* owned or NULL */
     xws_cmd_t cmd;
     xws_slice_t service; /* READY: service name */
     unsigned credit;     /* READY: credit */
@@ -69,7 +69,10 @@ void xws_client_destroy(xws_client_t **self_p);
  */
 int xws_client_call(xws_client_t *self, const xws_request_spec_t *spec, int timeout_ms, xws_reply_t *rep, const char **err);
 
-/* Fills buf (≥ 33 bytes) with 32 random lowercase hex digits and a NUL. */
+/*
+ * Fills buf, which is nbytes_hex bytes long (≥ 1), with nbytes_hex - 1 random lowercase hex
+ * digits and a NUL: pass a 33-byte buffer and its size for 32 digits (128 random bits).
+ */
 void xws_random_hex(char *buf, size_t nbytes_hex);
 
 /* Self-test of this module (binds/connects ipc sockets in /tmp). */

@@ -20,14 +20,14 @@ extern "C" {
 
 /* ---- constants ---------------------------------------------------------------------------- */
 
-#define XWS_SIGNATURE "XWS1"    /* frame 0 of every message */
+#define XWS_SIGNATURE "XWS1" /* frame 0 of every message */
 #define XWS_SIGNATURE_LEN 4
-#define XWS_ENVELOPE_VERSION 1  /* "v" of request and reply envelopes */
+#define XWS_ENVELOPE_VERSION 1      /* "v" of request and reply envelopes */
 #define XWS_MAX_ENVELOPE (2u << 20) /* bytes; larger envelope frames are malformed */
-#define XWS_MAX_KEY 32          /* bytes of the REQUEST/REPLY key frame */
-#define XWS_MAX_RID 64          /* bytes of a request id */
-#define XWS_MAX_NAME 32         /* bytes of service, resource and act names */
-#define XWS_MAX_DEPTH 32        /* nesting of arrays/objects in converted bodies */
+#define XWS_MAX_KEY 32              /* bytes of the REQUEST/REPLY key frame */
+#define XWS_MAX_RID 64              /* bytes of a request id */
+#define XWS_MAX_NAME 32             /* bytes of service, resource and act names */
+#define XWS_MAX_DEPTH 32            /* nesting of arrays/objects in converted bodies */
 
 typedef enum {
     XWS_CMD_READY = 0x01,
@@ -59,9 +59,9 @@ typedef struct {
 
 void xws_buf_init(xws_buf_t *b);
 void xws_buf_dispose(xws_buf_t *b);
-void xws_buf_reset(xws_buf_t *b);                             /* len = 0, keeps the memory */
+void xws_buf_reset(xws_buf_t *b); /* len = 0, keeps the memory */
 void xws_buf_add(xws_buf_t *b, const void *p, size_t n);
-void xws_buf_adds(xws_buf_t *b, const char *s);               /* adds strlen(s) bytes */
+void xws_buf_adds(xws_buf_t *b, const char *s); /* adds strlen(s) bytes */
 void xws_buf_addf(xws_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* ---- request envelope ----------------------------------------------------------------------- */
@@ -146,6 +146,22 @@ typedef struct {
 int xws_reply_decode(xws_reply_t *rep, const void *data, size_t len, const char **err);
 void xws_reply_dispose(xws_reply_t *rep);
 
+/* ---- msgpack decoding ------------------------------------------------------------------------ */
+
+/*
+ * Decodes exactly one msgpack object from data/len into u (which needs no prior init; dispose it
+ * with msgpack_unpacked_destroy() whatever the result). Strings, bins and exts point into data;
+ * arrays and maps live in u's zone. Nesting of arrays/maps deeper than max_depth (1..1000; the top
+ * container is depth 1) is refused. Returns 0, or -1 with *err set to a static reason
+ * ("truncated", "trailing bytes", "too deep", "malformed msgpack"). Unlike msgpack_unpack_next()
+ * it has no fixed depth limit of its own (an envelope needs 1 + XWS_MAX_DEPTH levels) and never
+ * allocates more than the input can describe.
+ */
+int xws_msgpack_decode(msgpack_unpacked *u, const void *data, size_t len, int max_depth, const char **err);
+
+/* Same checks without building anything: 0 when data/len is exactly one well-formed object. */
+int xws_msgpack_validate(const void *data, size_t len, int max_depth, const char **err);
+
 /* ---- JSON <-> msgpack ----------------------------------------------------------------------- */
 
 /*
@@ -160,8 +176,8 @@ int xws_json_to_msgpack(const char *json, size_t len, msgpack_sbuffer *out, char
  * Renders a msgpack object as compact JSON into out (appending). Deterministic: keys in the
  * object's order, no spaces, UTF-8 kept, "/" not escaped, control characters escaped, reals with
  * the shortest text that reads back the same. Returns 0, or -1 when the object has no JSON form
- * (bin, ext, non-str key, invalid UTF-8, u64 > INT64_MAX, NaN/Inf, depth > XWS_MAX_DEPTH); on -1
- * out may hold a partial rendering (reset it).
+ * (bin, ext, non-str key, NUL in a key, invalid UTF-8, u64 > INT64_MAX, NaN/Inf, depth >
+ * XWS_MAX_DEPTH); on -1 out may hold a partial rendering (reset it).
  */
 int xws_msgpack_to_json(const msgpack_object *o, xws_buf_t *out);
 
@@ -179,6 +195,7 @@ int xws_msgpack_to_json(const msgpack_object *o, xws_buf_t *out);
 void xws_buf_test(void);
 void xws_envelope_test(void);
 void xws_json_test(void);
+void xws_msgpack_test(void);
 
 #ifdef __cplusplus
 }

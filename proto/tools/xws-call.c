@@ -1,0 +1,186 @@
+/*
+ * xws-call - sends one request to a gateway's internal endpoint and prints the answer.
+ *
+ *   xws-call [-c FILE] [-e ENDPOINT] [-t TIMEOUT_MS] [-p key=value]... SERVICE RESOURCE ACT [JSON-BODY|-]
+ *
+ * The status goes to standard error as "status NNN" (and "etag ..." when there is one), the body
+ * to standard output as compact JSON followed by a newline. Exit status: 0 for 2xx and 304, 1 for
+ * any other status (or a reply that cannot be shown), 2 for a usage error, 3 when no reply came.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "xws/config.h"
+#include "xws/frames.h"
+
+#define EXIT_STATUS 1
+#define EXIT_USAGE 2
+#define EXIT_NOREPLY 3
+
+static void s_usage(void)
+{
+    fprintf(stderr, "usage: xws-call [-c FILE] [-e ENDPOINT] [-t TIMEOUT_MS] [-p key=value]... SERVICE RESOURCE ACT "
+                    "[JSON-BODY|-]\n"
+                    "  -c FILE        settings file (default: $XWS_CONFIG)\n"
+                    "  -e ENDPOINT    gateway internal endpoint (default: the internal_endpoint setting)\n"
+                    "  -t TIMEOUT_MS  how long to wait for the reply (default: the deadline_ms setting)\n"
+                    "  -p key=value   a query parameter (repeatable)\n"
+                    "  JSON-BODY      the request body as JSON text, or - to read it from standard input\n"
+                    "exit status: 0 for 2xx/304, 1 other statuses, 2 usage errors, 3 no reply\n");
+}
+
+/* reads all of standard input into b */
+static int s_read_stdin(xws_buf_t *b)
+{
+    char chunk[65536];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof(chunk), stdin)) > 0)
+        xws_buf_add(b, chunk, n);
+    return ferror(stdin) ? -1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *config_path = NULL, *endpoint = NULL;
+    long timeout_ms = -1;
+    xws_kv_t *params = NULL;
+    size_t nparams = 0;
+    int opt, rc = EXIT_USAGE;
+
+    while ((opt = getopt(argc, argv, "c:e:t:p:h")) != -1) {
+        switch (opt) {
+        case 'c':
+            config_path = optarg;
+            break;
+        case 'e':
+            endpoint = optarg;
+            break;
+        case 't': {
+            char *end;
+            timeout_ms = strtol(optarg, &end, 10);
+            if (*optarg == '\0' || *end != '\0' || timeout_ms < 1 || timeout_ms > 86400000) {
+                fprintf(stderr, "xws-call: -t wants milliseconds between 1 and 86400000, not '%s'\n", optarg);
+                free(params);
+                return EXIT_USAGE;
+            }
+            break;
+        }
+        case 'p': {
+            const char *eq = strchr(optarg, '=');
+            if (eq == NULL || eq == optarg) {
+                fprintf(stderr, "xws-call: -p wants key=value, not '%s'\n", optarg);
+                free(params);
+                return EXIT_USAGE;
+            }
+            if ((params = realloc(params, (nparams + 1) * sizeof(*params))) == NULL)
+                abort();
+            params[nparams].key = (xws_slice_t){optarg, (size_t)(eq - optarg)};
+            params[nparams].val = xws_slice(eq + 1);
+            nparams++;
+            break;
+        }
+        default:
+            s_usage();
+            free(params);
+            return opt == 'h' ? 0 : EXIT_USAGE;
+        }
+    }
+    if (argc - optind < 3 || argc - optind > 4) {
+        s_usage();
+        free(params);
+        return EXIT_USAGE;
+    }
+
+    xws_config_t *cfg = xws_config_load(config_path);
+    if (cfg == NULL) {
+        free(params);
+        return EXIT_USAGE;
+    }
+    if (endpoint == NULL)
+        endpoint = xws_config_get(cfg, "internal_endpoint", "ipc://${run_dir}/internal.ipc");
+    if (timeout_ms < 0) {
+        long long d = xws_config_int(cfg, "deadline_ms", 5000);
+        timeout_ms = d >= 1 && d <= 86400000 ? (long)d : 5000;
+    }
+
+    msgpack_sbuffer body;
+    msgpack_sbuffer_init(&body);
+    xws_buf_t text, out;
+    xws_buf_init(&text);
+    xws_buf_init(&out);
+    xws_client_t *client = NULL;
+    if (argc - optind == 4) {
+        const char *arg = argv[optind + 3];
+        if (strcmp(arg, "-") == 0) {
+            if (s_read_stdin(&text) != 0) {
+                fprintf(stderr, "xws-call: cannot read standard input\n");
+                goto done;
+            }
+        } else {
+            xws_buf_adds(&text, arg);
+        }
+        char errbuf[256];
+        if (xws_json_to_msgpack(text.data, text.len, &body, errbuf, sizeof(errbuf)) != 0) {
+            fprintf(stderr, "xws-call: body: %s\n", errbuf);
+            goto done;
+        }
+    }
+
+    xws_request_spec_t spec = {.service = xws_slice(argv[optind]),
+                               .resource = xws_slice(argv[optind + 1]),
+                               .act = xws_slice(argv[optind + 2]),
+                               .params = params,
+                               .nparams = nparams,
+                               .body_msgpack = {body.data, body.size}};
+    zsys_handler_set(NULL); /* Ctrl-C ends the tool at once */
+    client = xws_client_new(endpoint);
+    if (client == NULL) {
+        fprintf(stderr, "xws-call: cannot connect to '%s'\n", endpoint);
+        goto done;
+    }
+    xws_reply_t rep;
+    const char *err;
+    if (xws_client_call(client, &spec, (int)timeout_ms, &rep, &err) != 0) {
+        if (strcmp(err, "bad request") == 0) {
+            fprintf(stderr, "xws-call: the request breaks a protocol limit (names 1-%d bytes, envelope at most %u bytes)\n",
+                    XWS_MAX_NAME, XWS_MAX_ENVELOPE);
+            rc = EXIT_USAGE;
+        } else if (strcmp(err, "malformed reply") == 0) {
+            fprintf(stderr, "xws-call: malformed reply from %s\n", endpoint);
+            rc = EXIT_STATUS;
+        } else {
+            fprintf(stderr, "xws-call: no reply from %s within %ld ms (%s)\n", endpoint, timeout_ms, err);
+            rc = EXIT_NOREPLY;
+        }
+        xws_reply_dispose(&rep);
+        goto done;
+    }
+    fprintf(stderr, "status %u\n", rep.status);
+    if (rep.etag.len != 0)
+        fprintf(stderr, "etag %.*s\n", (int)rep.etag.len, rep.etag.ptr);
+    rc = (rep.status >= 200 && rep.status <= 299) || rep.status == 304 ? 0 : EXIT_STATUS;
+    if (rep.body != NULL) {
+        if (xws_msgpack_to_json(rep.body, &out) != 0) {
+            fprintf(stderr, "xws-call: the reply body has no JSON form\n");
+            rc = EXIT_STATUS;
+        } else {
+            xws_buf_add(&out, "\n", 1);
+            fwrite(out.data, 1, out.len, stdout);
+        }
+    }
+    xws_reply_dispose(&rep);
+    if (fflush(stdout) != 0) {
+        fprintf(stderr, "xws-call: cannot write standard output\n");
+        rc = EXIT_STATUS;
+    }
+
+done:
+    xws_client_destroy(&client);
+    xws_buf_dispose(&text);
+    xws_buf_dispose(&out);
+    msgpack_sbuffer_destroy(&body);
+    xws_config_destroy(&cfg);
+    free(params);
+    return rc;
+}
