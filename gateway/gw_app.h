@@ -1,0 +1,62 @@
+/*
+ * gw_app - the state one gateway process shares between its modules: settings, the h2o context,
+ * the broker, the account cache, the access log. One instance, owned by gw_main.
+ */
+#ifndef GW_APP_H
+#define GW_APP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#ifndef H2O_USE_LIBUV
+#define H2O_USE_LIBUV 0
+#endif
+#include <h2o.h>
+#include "gw_auth.h"
+#include "gw_broker.h"
+#include "gw_log.h"
+
+typedef struct gw_internal gw_internal_t;
+
+typedef struct gw_app {
+    /* settings */
+    uint64_t deadline_ms;         /* per request */
+    uint64_t accounts_refresh_ms; /* snapshot period */
+    size_t max_body;              /* bytes; 413 above */
+    size_t max_query;             /* bytes; 414 above */
+    char instance[17];            /* 16 hex digits: the rid prefix of this process */
+    uint64_t rid_counter;         /* the rid suffix */
+
+    /* h2o */
+    h2o_globalconf_t config;
+    h2o_context_t ctx;
+    h2o_accept_ctx_t accept_ctx;
+    h2o_loop_t *loop;
+    h2o_timeout_t backoff_timeout; /* min(GW_BACKOFF_DELAY_MS, deadline_ms / 2): delayed authentication attempts */
+    h2o_timeout_t request_timeout; /* deadline_ms from the arrival of an HTTP request: 504 */
+
+    /* modules */
+    gw_broker_t *broker;
+    gw_accounts_t *accounts;
+    gw_log_t *log;
+    gw_internal_t *internal;
+
+    /* account refresh */
+    gw_job_t refresh_job;  /* the snapshot request in flight */
+    uint64_t last_refresh; /* loop ms of the last snapshot request */
+    int refresh_state;     /* last outcome reported on stderr (to log changes only) */
+
+    /* life */
+    size_t nrequests; /* HTTP requests alive */
+    int stopping;     /* 1 once SIGTERM/SIGINT arrived */
+} gw_app_t;
+
+/* Writes a fresh request id "<instance>-<counter>" into buf (≥ XWS_MAX_RID + 1 bytes). */
+void gw_app_rid(gw_app_t *app, char *buf, size_t size);
+
+/* Wall-clock Unix time in milliseconds (for envelope deadlines). */
+uint64_t gw_app_unix_ms(void);
+
+/* The services the routing table names (NULL-terminated), known to the broker from the start. */
+extern const char *const gw_app_services[];
+
+#endif

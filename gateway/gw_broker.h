@@ -1,0 +1,108 @@
+/*
+ * gw_broker - the dispatcher between the gateway and its workers (PROTOCOL.md §2, §5).
+ *
+ * It binds a ROUTER (ROUTER_MANDATORY, SNDTIMEO 0) on the worker endpoint and lives in the h2o
+ * event loop (a dup of ZMQ_FD, read with DONT_READ and drained while ZMQ_EVENTS says POLLIN; the
+ * socket is looked at again after every send). Workers register with READY <service> <credit>; a
+ * job goes to a live worker of its service with spare credit (the fewest in flight, then the one
+ * idle longest), else waits in the service's FIFO queue (bounded). Heartbeats go both ways; a
+ * worker silent for expiry_ms, or one that says DISCONNECT, is forgotten and what it held is sent
+ * again (same envelope, same rid) to another worker or queued. Anything but READY from an unknown
+ * peer is answered with DISCONNECT. Every job has a deadline; past it the owner hears
+ * GW_JOB_TIMEOUT and a late reply is dropped (logged).
+ *
+ * A job is a struct the owner embeds in its own state (an HTTP request, an internal consumer
+ * request, an account refresh) and submits with its encoded request envelope; the broker calls
+ * job->on_done exactly once per accepted submit, unless the owner cancels it first.
+ */
+#ifndef GW_BROKER_H
+#define GW_BROKER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#ifndef H2O_USE_LIBUV
+#define H2O_USE_LIBUV 0 /* the evloop flavour of h2o */
+#endif
+#include <h2o.h>
+
+typedef struct gw_broker gw_broker_t;
+typedef struct gw_job gw_job_t;
+
+typedef enum {
+    GW_JOB_REPLY = 0,     /* reply/len hold the reply envelope (valid during the callback only) */
+    GW_JOB_TIMEOUT = 1,   /* the deadline passed */
+    GW_JOB_BAD_REPLY = 2, /* the worker answered with a malformed message */
+} gw_job_outcome_t;
+
+typedef void (*gw_job_cb)(gw_job_t *job, gw_job_outcome_t outcome, const void *reply, size_t len);
+
+struct gw_job {
+    gw_job_cb on_done; /* set by the owner before submit */
+    void *data;        /* owner's pointer */
+    /* private to the broker */
+    int _state;                  /* 0 idle, 1 queued, 2 in flight, 3 in flight but orphaned */
+    uint64_t _id;                /* key of the REQUEST frame */
+    struct gw_broker *_broker;   /* owner of the job while busy */
+    struct gw_service *_service; /* target */
+    char *_env;                  /* owned copy of the envelope (for re-dispatch) */
+    size_t _envlen;
+    uint64_t _deadline_at;      /* loop time (ms) of the deadline */
+    h2o_linklist_t _link;       /* in the service queue, or the worker's in-flight list */
+    h2o_timeout_entry_t _timer; /* deadline */
+    struct gw_ticket *_ticket;  /* while in flight */
+};
+
+/* Settings of a broker. */
+typedef struct {
+    const char *endpoint;  /* where to bind the worker ROUTER */
+    uint64_t deadline_ms;  /* job deadline */
+    uint64_t heartbeat_ms; /* heartbeat interval */
+    uint64_t expiry_ms;    /* silence after which a worker is dead */
+    size_t queue_max;      /* waiting jobs per service */
+} gw_broker_opts_t;
+
+/* Result of gw_broker_submit. */
+#define GW_SUBMIT_OK 0
+#define GW_SUBMIT_NO_WORKER -1 /* no live worker for the service: answer 503 */
+#define GW_SUBMIT_FULL -2      /* every worker busy and the queue full: answer 503 */
+#define GW_SUBMIT_UNKNOWN -3   /* no such service: answer 404 */
+
+/*
+ * Binds the worker endpoint and joins loop. Returns NULL (with a message on stderr) when the
+ * endpoint cannot be bound. The services named in known (NULL-terminated, may be NULL) are known
+ * from the start; a service that a worker announces becomes known too.
+ */
+gw_broker_t *gw_broker_new(h2o_loop_t *loop, const gw_broker_opts_t *opts, const char *const *known);
+
+/* Sends DISCONNECT to every worker, cancels every job (no callbacks), closes. NULL-safe. */
+void gw_broker_destroy(gw_broker_t **self_p);
+
+/*
+ * Submits job for service with the request envelope env/len (copied). On GW_SUBMIT_OK the job is
+ * queued or sent and on_done will be called later (never from inside this call). Other results
+ * leave the job untouched and idle. job must be idle (not submitted, or already done/cancelled).
+ */
+int gw_broker_submit(gw_broker_t *self, gw_job_t *job, const char *service, const void *env, size_t len);
+
+/* Withdraws a job; no callback follows. Idempotent; a job that is idle is left alone. */
+void gw_broker_cancel(gw_broker_t *self, gw_job_t *job);
+
+/* 1 when the job is submitted and not yet done. */
+int gw_job_busy(const gw_job_t *job);
+
+/* 1 when the service has at least one live worker. */
+int gw_broker_has_worker(gw_broker_t *self, const char *service);
+
+/* Number of jobs queued or in flight. */
+size_t gw_broker_pending(gw_broker_t *self);
+
+/* Heartbeats, expiry, release of orphaned credit: call it about every heartbeat_ms / 4. */
+void gw_broker_tick(gw_broker_t *self);
+
+/* Sends DISCONNECT to every worker and forgets them (for a clean stop). */
+void gw_broker_disconnect_all(gw_broker_t *self);
+
+/* Fills buf with a one-line summary: services, workers, queued and in-flight jobs. */
+void gw_broker_describe(gw_broker_t *self, char *buf, size_t size);
+
+#endif

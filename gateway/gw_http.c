@@ -1,0 +1,848 @@
+/* gw_http.c - json.php requests to envelopes and replies to HTTP answers (see gw_http.h). */
+#include <assert.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/time.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include "xws/proto.h"
+#include "gw_check.h"
+#include "gw_http.h"
+#include "gw_route.h"
+
+#define WS_VERSION "1.0"
+#define MAX_CRED 256 /* bytes of a login or a password */
+
+typedef enum {
+    PH_START = 0,  /* checks, authentication */
+    PH_DELAY = 1,  /* back-off delay before a password check */
+    PH_VERIFY = 2, /* password check at the config service */
+    PH_WORKER = 3, /* the request at its service */
+    PH_DONE = 4,   /* answered */
+} phase_t;
+
+/* Per-request state, in the request's pool; h2o calls s_on_freed when the request goes away. */
+typedef struct {
+    gw_app_t *app;
+    h2o_req_t *req;
+    phase_t phase;
+    const gw_route_t *route;
+    gw_mode_t mode;
+    uint64_t t0_us;
+    uint8_t addr[16];
+    char addr_text[48];
+    xws_slice_t path; /* raw path, without the query */
+    xws_kv_t *params;
+    size_t nparams;
+    xws_slice_t act;
+    const char *account; /* pool copy of the account name, "" until known */
+    char login[MAX_CRED], password[MAX_CRED];
+    uint8_t ckey[32]; /* verification cache key */
+    gw_backoff_t backoff;
+    gw_job_t job;
+    h2o_timeout_entry_t delay;    /* back-off delay */
+    h2o_timeout_entry_t deadline; /* arrival + deadline_ms, whatever phase the request is in */
+    uint64_t deadline_unix_ms;    /* the same instant as Unix time, for the envelope */
+} gw_req_t;
+
+static void s_dispatch(gw_req_t *r);
+
+const char *const gw_app_services[] = {"config", "ipbx-lines", "ipbx-users", "devices", "extensions", NULL};
+
+uint64_t gw_app_unix_ms(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
+}
+
+static uint64_t s_mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+void gw_app_rid(gw_app_t *app, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s-%" PRIu64, app->instance, ++app->rid_counter);
+}
+
+const char *gw_http_reason(int status)
+{
+    switch (status) {
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 304:
+        return "Not Modified";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 409:
+        return "Conflict";
+    case 410:
+        return "Gone";
+    case 412:
+        return "Precondition Failed";
+    case 413:
+        return "Payload Too Large";
+    case 414:
+        return "URI Too Long";
+    case 415:
+        return "Unsupported Media Type";
+    case 422:
+        return "Unprocessable Entity";
+    case 429:
+        return "Too Many Requests";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    default:
+        return status < 200   ? "Informational"
+               : status < 300 ? "Success"
+               : status < 400 ? "Redirection"
+               : status < 500 ? "Client Error"
+                              : "Server Error";
+    }
+}
+
+static xws_slice_t s_trim(const char *p, size_t n)
+{
+    while (n > 0 && (*p == ' ' || *p == '\t'))
+        p++, n--;
+    while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+        n--;
+    return (xws_slice_t){p, n};
+}
+
+static xws_slice_t s_weak(xws_slice_t t)
+{
+    if (t.len >= 2 && t.ptr[0] == 'W' && t.ptr[1] == '/')
+        t.ptr += 2, t.len -= 2;
+    return t;
+}
+
+int gw_http_inm_matches(const char *inm, size_t inm_len, const char *etag, size_t etag_len)
+{
+    if (inm == NULL || etag == NULL || etag_len == 0)
+        return 0;
+    xws_slice_t e = s_weak(s_trim(etag, etag_len));
+    size_t i = 0;
+    while (i <= inm_len) {
+        size_t start = i;
+        while (i < inm_len && inm[i] != ',')
+            i++;
+        xws_slice_t t = s_trim(inm + start, i - start);
+        i++;
+        if (t.len == 1 && t.ptr[0] == '*')
+            return 1;
+        t = s_weak(t);
+        if (t.len > 0 && t.len == e.len && memcmp(t.ptr, e.ptr, e.len) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* ---- answering -------------------------------------------------------------------------------- */
+
+static void s_add_header(gw_req_t *r, const h2o_token_t *token, const char *value)
+{
+    h2o_add_header(&r->req->pool, &r->req->res.headers, token, NULL, value, strlen(value));
+}
+
+/*
+ * The one exit of every request: status, optional JSON body (copied), the version header, the
+ * access-log line. r must not be touched afterwards (h2o may free the request at any time).
+ */
+static void s_send(gw_req_t *r, int status, const char *body, size_t len)
+{
+    assert(r->phase != PH_DONE);
+    h2o_req_t *req = r->req;
+    gw_app_t *app = r->app;
+    r->phase = PH_DONE;
+    OPENSSL_cleanse(r->password, sizeof(r->password));
+    if (h2o_timeout_is_linked(&r->deadline))
+        h2o_timeout_unlink(&r->deadline);
+    if (status == 204 || status == 304)
+        len = 0;
+    req->res.status = status;
+    req->res.reason = gw_http_reason(status);
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-xivo-ws-version"), 0, "X-XIVO-WS-VERSION",
+                          H2O_STRLIT(WS_VERSION));
+    if (len > 0)
+        s_add_header(r, H2O_TOKEN_CONTENT_TYPE, "application/json");
+    if (status == 503)
+        s_add_header(r, H2O_TOKEN_RETRY_AFTER, "1");
+    req->res.content_length = len;
+
+    gw_log_entry_t e = {r->addr_text, req->method.base, req->method.len, r->path.ptr, r->path.len,
+                        r->act.ptr,   r->act.len,       status,          len,         s_mono_us() - r->t0_us,
+                        r->account};
+    gw_log_access(app->log, &e);
+    h2o_send_inline(req, body, len);
+}
+
+/* An answer without a body (401, 403, 404, 200 of check...). */
+static void s_send_empty(gw_req_t *r, int status)
+{
+    if (status == 401)
+        s_add_header(r, H2O_TOKEN_WWW_AUTHENTICATE, "Basic realm=\"Access Restricted\"");
+    s_send(r, status, NULL, 0);
+}
+
+/* An error answer with the JSON body of PROTOCOL.md §9. */
+static void s_send_error(gw_req_t *r, int status, const char *code, const char *field, const char *message)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 3);
+    msgpack_pack_str_with_body(&pk, "error", 5);
+    msgpack_pack_str_with_body(&pk, code, strlen(code));
+    msgpack_pack_str_with_body(&pk, "field", 5);
+    msgpack_pack_str_with_body(&pk, field, strlen(field));
+    msgpack_pack_str_with_body(&pk, "message", 7);
+    msgpack_pack_str_with_body(&pk, message, strlen(message));
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    xws_buf_t out;
+    xws_buf_init(&out);
+    if (msgpack_unpack_next(&u, sb.data, sb.size, NULL) != MSGPACK_UNPACK_SUCCESS || xws_msgpack_to_json(&u.data, &out) != 0) {
+        /* only reachable with text that is not UTF-8: say it without the details */
+        xws_buf_reset(&out);
+        xws_buf_addf(&out, "{\"error\":\"%s\",\"field\":\"\",\"message\":\"request rejected\"}", code);
+    }
+    h2o_iovec_t body = h2o_strdup(&r->req->pool, out.data, out.len);
+    xws_buf_dispose(&out);
+    msgpack_unpacked_destroy(&u);
+    msgpack_sbuffer_destroy(&sb);
+    s_send(r, status, body.base, body.len);
+}
+
+static void s_send_submit_error(gw_req_t *r, int rc, const char *service)
+{
+    char msg[160];
+    if (rc == GW_SUBMIT_FULL)
+        snprintf(msg, sizeof(msg), "every worker of service %s is busy and its queue is full", service);
+    else
+        snprintf(msg, sizeof(msg), "no worker of service %s is available", service);
+    s_send_error(r, 503, "no_worker", "", msg);
+}
+
+/* ---- the end of a request --------------------------------------------------------------------- */
+
+static void s_on_freed(void *arg)
+{
+    gw_req_t *r = arg;
+    gw_app_t *app = r->app;
+    if (gw_job_busy(&r->job))
+        gw_broker_cancel(app->broker, &r->job);
+    if (h2o_timeout_is_linked(&r->delay))
+        h2o_timeout_unlink(&r->delay);
+    if (h2o_timeout_is_linked(&r->deadline))
+        h2o_timeout_unlink(&r->deadline);
+    OPENSSL_cleanse(r->password, sizeof(r->password));
+    if (r->phase != PH_DONE) { /* the client went away before the answer */
+        gw_log_entry_t e = {r->addr_text,
+                            r->req->method.base,
+                            r->req->method.len,
+                            r->path.ptr,
+                            r->path.len,
+                            r->act.ptr,
+                            r->act.len,
+                            499,
+                            0,
+                            s_mono_us() - r->t0_us,
+                            r->account};
+        gw_log_access(app->log, &e);
+    }
+    app->nrequests--;
+}
+
+/* ---- replies ---------------------------------------------------------------------------------- */
+
+static void s_hex_md5(const char *data, size_t len, char out[33])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    if (EVP_Digest(data, len, md, &mdlen, EVP_md5(), NULL) != 1 || mdlen != 16)
+        abort();
+    for (unsigned i = 0; i < 16; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+static void s_render(gw_req_t *r, const void *data, size_t len)
+{
+    xws_reply_t rep;
+    const char *err = NULL;
+    if (xws_reply_decode(&rep, data, len, &err) != 0) {
+        fprintf(stderr, "xws-gateway: malformed reply from service %s (%s)\n", r->route->service, err != NULL ? err : "?");
+        xws_reply_dispose(&rep);
+        s_send_error(r, 500, "internal_error", "", "the service sent a malformed reply");
+        return;
+    }
+    int status = (int)rep.status;
+    xws_buf_t out;
+    xws_buf_init(&out);
+    if (rep.body != NULL && status != 204 && status != 304 && xws_msgpack_to_json(rep.body, &out) != 0) {
+        fprintf(stderr, "xws-gateway: reply from service %s has no JSON form\n", r->route->service);
+        xws_buf_dispose(&out);
+        xws_reply_dispose(&rep);
+        s_send_error(r, 500, "internal_error", "", "the service sent a reply that cannot be rendered");
+        return;
+    }
+    if (rep.etag.len > 0)
+        h2o_add_header(&r->req->pool, &r->req->res.headers, H2O_TOKEN_ETAG, NULL,
+                       h2o_strdup(&r->req->pool, rep.etag.ptr, rep.etag.len).base, rep.etag.len);
+    if (status == 200) {
+        ssize_t i = h2o_find_header(&r->req->headers, H2O_TOKEN_IF_NONE_MATCH, -1);
+        xws_slice_t sum;
+        char md5[33];
+        if (i >= 0 && gw_http_inm_matches(r->req->headers.entries[i].value.base, r->req->headers.entries[i].value.len, rep.etag.ptr,
+                                          rep.etag.len)) {
+            status = 304;
+        } else if (gw_query_get(r->params, r->nparams, "sum", &sum) == 0 && sum.len == 32) {
+            s_hex_md5(out.data != NULL ? out.data : "", out.len, md5);
+            if (strncasecmp(sum.ptr, md5, 32) == 0)
+                status = 304;
+        }
+    }
+    h2o_iovec_t body = status == 304 || status == 204 ? h2o_iovec_init(NULL, 0) : h2o_strdup(&r->req->pool, out.data, out.len);
+    xws_buf_dispose(&out);
+    xws_reply_dispose(&rep);
+    s_send(r, status, body.base, body.len);
+}
+
+static void s_on_worker_done(gw_job_t *job, gw_job_outcome_t outcome, const void *reply, size_t len)
+{
+    gw_req_t *r = job->data;
+    char msg[160];
+    switch (outcome) {
+    case GW_JOB_REPLY:
+        s_render(r, reply, len);
+        break;
+    case GW_JOB_TIMEOUT:
+        snprintf(msg, sizeof(msg), "service %s did not answer within %" PRIu64 " ms", r->route->service, r->app->deadline_ms);
+        s_send_error(r, 504, "timeout", "", msg);
+        break;
+    default:
+        s_send_error(r, 500, "internal_error", "", "the service sent a malformed reply");
+        break;
+    }
+}
+
+/* ---- dispatch --------------------------------------------------------------------------------- */
+
+static int s_is_msgpack_map(const char *p, size_t n)
+{
+    if (n == 0)
+        return 0;
+    unsigned char c = (unsigned char)p[0];
+    return (c & 0xf0) == 0x80 || c == 0xde || c == 0xdf;
+}
+
+static void s_dispatch(gw_req_t *r)
+{
+    gw_app_t *app = r->app;
+    h2o_req_t *req = r->req;
+    msgpack_sbuffer body, env;
+    msgpack_sbuffer_init(&body);
+    msgpack_sbuffer_init(&env);
+
+    if (gw_route_reads_body(r->route, r->act.ptr, r->act.len)) {
+        if (req->entity.base == NULL || req->entity.len == 0) {
+            s_send_error(r, 400, "empty_body", "", "this act needs a JSON object in the request body");
+            goto done;
+        }
+        char detail[256];
+        detail[0] = '\0';
+        if (xws_json_to_msgpack(req->entity.base, req->entity.len, &body, detail, sizeof(detail)) != 0) {
+            char msg[320];
+            snprintf(msg, sizeof(msg), "the request body is not valid JSON: %s", detail[0] ? detail : "parse error");
+            s_send_error(r, 400, "invalid_json", "", msg);
+            goto done;
+        }
+        if (!s_is_msgpack_map(body.data, body.size)) {
+            s_send_error(r, 400, "not_an_object", "", "the request body must be a JSON object");
+            goto done;
+        }
+    }
+
+    char rid[XWS_MAX_RID + 1];
+    gw_app_rid(app, rid, sizeof(rid));
+    ssize_t inm = h2o_find_header(&req->headers, H2O_TOKEN_IF_NONE_MATCH, -1);
+    xws_request_spec_t spec = {
+        .rid = xws_slice(rid),
+        .service = xws_slice(r->route->service),
+        .resource = xws_slice(r->route->resource),
+        .act = r->act.len <= XWS_MAX_NAME ? r->act : xws_slice(""), /* an over-long act is unknown: default act */
+        .params = r->params,
+        .nparams = r->nparams,
+        .body_msgpack = {body.data, body.size},
+        .caller_mode = xws_slice(r->mode == GW_MODE_PRIVATE ? "private" : "restricted"),
+        .caller_account = xws_slice(r->account),
+        .caller_addr = xws_slice(r->addr_text),
+        .deadline_ms = r->deadline_unix_ms,
+        .inm = inm >= 0 ? (xws_slice_t){req->headers.entries[inm].value.base, req->headers.entries[inm].value.len} : XWS_SLICE_NULL,
+    };
+    if (xws_request_encode(&spec, &env) != 0) {
+        fprintf(stderr, "xws-gateway: cannot encode the request envelope for %s/%s\n", r->route->service, r->route->resource);
+        s_send_error(r, 500, "internal_error", "", "the request could not be encoded");
+        goto done;
+    }
+    r->phase = PH_WORKER;
+    r->job.on_done = s_on_worker_done;
+    r->job.data = r;
+    int rc = gw_broker_submit(app->broker, &r->job, r->route->service, env.data, env.size);
+    if (rc != GW_SUBMIT_OK)
+        s_send_submit_error(r, rc, r->route->service);
+done:
+    msgpack_sbuffer_destroy(&body);
+    msgpack_sbuffer_destroy(&env);
+}
+
+/* ---- authentication --------------------------------------------------------------------------- */
+
+static void s_fail(gw_req_t *r, int count)
+{
+    if (count)
+        gw_accounts_fail(r->app->accounts, r->addr, h2o_now(r->app->loop));
+    s_send_empty(r, 401);
+}
+
+/* The caller is the account acct: ACL, then check or dispatch. */
+static void s_authorized(gw_req_t *r, const gw_account_t *acct)
+{
+    r->account = h2o_strdup(&r->req->pool, acct->name, strlen(acct->name)).base;
+    if (r->route->service == NULL) { /* check: any authenticated account may test its credentials */
+        s_send(r, 200, NULL, 0);
+        return;
+    }
+    char path[128];
+    gw_route_acl_path(r->route, path, sizeof(path));
+    if (!gw_acl_allows(acct->acl, acct->nacl, path)) {
+        s_send_empty(r, 403);
+        return;
+    }
+    s_dispatch(r);
+}
+
+/* A password check named acct: the account must still be enabled, hold that login, and allow the host. */
+static void s_authorized_creds(gw_req_t *r, const gw_account_t *acct)
+{
+    OPENSSL_cleanse(r->password, sizeof(r->password));
+    if (acct == NULL || acct->disabled || acct->hostonly || strcmp(acct->login, r->login) != 0 ||
+        !gw_account_host_ok(acct, r->addr)) {
+        s_fail(r, 0);
+        return;
+    }
+    s_authorized(r, acct);
+}
+
+static void s_on_verify_done(gw_job_t *job, gw_job_outcome_t outcome, const void *reply, size_t len)
+{
+    gw_req_t *r = job->data;
+    gw_app_t *app = r->app;
+    if (outcome == GW_JOB_TIMEOUT) {
+        s_send_error(r, 504, "timeout", "", "the account service did not answer in time");
+        return;
+    }
+    xws_reply_t rep;
+    const char *err = NULL;
+    if (outcome != GW_JOB_REPLY || xws_reply_decode(&rep, reply, len, &err) != 0) {
+        if (outcome == GW_JOB_REPLY)
+            xws_reply_dispose(&rep);
+        fprintf(stderr, "xws-gateway: malformed verify reply from the config service\n");
+        s_send_error(r, 500, "internal_error", "", "the account service sent a malformed reply");
+        return;
+    }
+    unsigned status = rep.status;
+    const msgpack_object *name = NULL;
+    if (status == 200 && rep.body != NULL && rep.body->type == MSGPACK_OBJECT_MAP)
+        for (uint32_t i = 0; i < rep.body->via.map.size; i++) {
+            const msgpack_object *k = &rep.body->via.map.ptr[i].key;
+            if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == 4 && memcmp(k->via.str.ptr, "name", 4) == 0 &&
+                rep.body->via.map.ptr[i].val.type == MSGPACK_OBJECT_STR)
+                name = &rep.body->via.map.ptr[i].val;
+        }
+    if (status == 200 && name != NULL) {
+        const gw_account_t *acct = gw_accounts_find(app->accounts, name->via.str.ptr, name->via.str.size);
+        if (acct != NULL)
+            gw_accounts_cache_put(app->accounts, r->ckey, acct->name);
+        else
+            gw_http_refresh_accounts(app); /* a new account the snapshot does not hold yet */
+        xws_reply_dispose(&rep);
+        s_authorized_creds(r, acct);
+        return;
+    }
+    xws_reply_dispose(&rep);
+    if (status == 401 || status == 403 || status == 404) {
+        s_fail(r, 1);
+    } else if (status == 503) {
+        s_send_error(r, 503, "no_worker", "", "the account service is not available");
+    } else {
+        fprintf(stderr, "xws-gateway: the config service answered %u to a password check\n", status);
+        s_send_error(r, 500, "internal_error", "", "the password could not be checked");
+    }
+}
+
+static void s_verify(gw_req_t *r)
+{
+    gw_app_t *app = r->app;
+    msgpack_sbuffer body, env;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&body);
+    msgpack_sbuffer_init(&env);
+    msgpack_packer_init(&pk, &body, msgpack_sbuffer_write);
+    size_t ll = strlen(r->login), pl = strlen(r->password);
+    msgpack_pack_map(&pk, 2);
+    msgpack_pack_str_with_body(&pk, "login", 5);
+    msgpack_pack_str_with_body(&pk, r->login, ll);
+    msgpack_pack_str_with_body(&pk, "password", 8);
+    msgpack_pack_str_with_body(&pk, r->password, pl);
+    char rid[XWS_MAX_RID + 1];
+    gw_app_rid(app, rid, sizeof(rid));
+    xws_request_spec_t spec = {
+        .rid = xws_slice(rid),
+        .service = xws_slice("config"),
+        .resource = xws_slice("account"),
+        .act = xws_slice("verify"),
+        .body_msgpack = {body.data, body.size},
+        .caller_mode = xws_slice("gateway"),
+        .caller_account = xws_slice(""),
+        .caller_addr = xws_slice(r->addr_text),
+        .deadline_ms = r->deadline_unix_ms,
+    };
+    int rc = xws_request_encode(&spec, &env);
+    OPENSSL_cleanse(body.data, body.size);
+    if (rc != 0) {
+        s_send_error(r, 500, "internal_error", "", "the password check could not be encoded");
+    } else {
+        r->phase = PH_VERIFY;
+        r->job.on_done = s_on_verify_done;
+        r->job.data = r;
+        rc = gw_broker_submit(app->broker, &r->job, "config", env.data, env.size);
+        if (rc != GW_SUBMIT_OK)
+            s_send_submit_error(r, rc, "config");
+    }
+    OPENSSL_cleanse(env.data, env.size);
+    OPENSSL_cleanse(r->password, sizeof(r->password)); /* the envelope copy lives in the broker until the reply */
+    msgpack_sbuffer_destroy(&body);
+    msgpack_sbuffer_destroy(&env);
+}
+
+static void s_on_delay(h2o_timeout_entry_t *entry)
+{
+    gw_req_t *r = H2O_STRUCT_FROM_MEMBER(gw_req_t, delay, entry);
+    if (r->backoff == GW_BACKOFF_LOCK)
+        s_fail(r, 1);
+    else
+        s_verify(r);
+}
+
+static void s_authenticate(gw_req_t *r)
+{
+    gw_app_t *app = r->app;
+    if (!gw_accounts_ready(app->accounts)) {
+        gw_http_refresh_accounts(app);
+        s_send_error(r, 503, "no_worker", "", "the accounts are not loaded yet");
+        return;
+    }
+    ssize_t i = h2o_find_header(&r->req->headers, H2O_TOKEN_AUTHORIZATION, -1);
+    int rc = i < 0 ? 0
+                   : gw_basic_parse(r->req->headers.entries[i].value.base, r->req->headers.entries[i].value.len, r->login,
+                                    sizeof(r->login), r->password, sizeof(r->password));
+    if (rc == 0) { /* no credentials: a host-only account of the client address */
+        const gw_account_t *acct = gw_accounts_hostonly(app->accounts, r->addr);
+        if (acct == NULL)
+            s_fail(r, 0);
+        else
+            s_authorized(r, acct);
+        return;
+    }
+    if (rc < 0 || r->login[0] == '\0') { /* unusable or empty credentials never fall back to host-only accounts */
+        s_fail(r, 1);
+        return;
+    }
+    gw_accounts_cache_key(app->accounts, r->login, r->password, r->ckey);
+    const char *name = gw_accounts_cache_get(app->accounts, r->ckey);
+    if (name != NULL) {
+        const gw_account_t *acct = gw_accounts_find(app->accounts, name, strlen(name));
+        if (acct != NULL && !acct->disabled && strcmp(acct->login, r->login) == 0) {
+            s_authorized_creds(r, acct);
+            return;
+        }
+        gw_accounts_cache_drop(app->accounts, r->ckey);
+    }
+    r->backoff = gw_accounts_backoff(app->accounts, r->addr, h2o_now(app->loop));
+    if (r->backoff == GW_BACKOFF_NONE) {
+        s_verify(r);
+        return;
+    }
+    r->phase = PH_DELAY;
+    r->delay.cb = s_on_delay;
+    h2o_timeout_link(app->loop, &app->backoff_timeout, &r->delay);
+}
+
+/* ---- the handler ------------------------------------------------------------------------------ */
+
+/* The request's deadline passed in any phase (back-off delay, password check, worker): 504. */
+static void s_on_deadline(h2o_timeout_entry_t *entry)
+{
+    gw_req_t *r = H2O_STRUCT_FROM_MEMBER(gw_req_t, deadline, entry);
+    char msg[160];
+    if (gw_job_busy(&r->job))
+        gw_broker_cancel(r->app->broker, &r->job);
+    if (h2o_timeout_is_linked(&r->delay))
+        h2o_timeout_unlink(&r->delay);
+    snprintf(msg, sizeof(msg), "%s did not answer within %" PRIu64 " ms",
+             r->phase == PH_WORKER ? "the service" : "the account service", r->app->deadline_ms);
+    s_send_error(r, 504, "timeout", "", msg);
+}
+
+static int s_on_req(h2o_handler_t *self, h2o_req_t *req)
+{
+    gw_app_t *app = *(gw_app_t **)(self + 1);
+    gw_req_t *r = h2o_mem_alloc_shared(&req->pool, sizeof(*r), s_on_freed);
+    memset(r, 0, sizeof(*r));
+    r->app = app;
+    r->req = req;
+    r->t0_us = s_mono_us();
+    r->account = "";
+    r->act = xws_slice("");
+    r->deadline_unix_ms = gw_app_unix_ms() + app->deadline_ms;
+    r->deadline.cb = s_on_deadline;
+    h2o_timeout_link(app->loop, &app->request_timeout, &r->deadline);
+    app->nrequests++;
+
+    struct sockaddr_storage ss;
+    socklen_t sslen = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
+    gw_addr_from_sockaddr((struct sockaddr *)&ss, sslen, r->addr, r->addr_text, sizeof(r->addr_text));
+
+    size_t plen = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
+    r->path = (xws_slice_t){req->path.base, plen};
+    gw_match_t m;
+    if (gw_route_match(req->path.base, plen, &m) != 0) {
+        s_send(r, 404, NULL, 0);
+        return 0;
+    }
+    r->route = m.route;
+    r->mode = m.mode;
+
+    if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) &&
+        !h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST")) &&
+        !h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"))) {
+        s_add_header(r, H2O_TOKEN_ALLOW, "GET, POST, HEAD");
+        s_send_error(r, 405, "invalid_value", "", "the method is not allowed; use GET, POST or HEAD");
+        return 0;
+    }
+    const char *q = req->query_at != SIZE_MAX ? req->path.base + req->query_at + 1 : "";
+    size_t qlen = req->query_at != SIZE_MAX ? req->path.len - req->query_at - 1 : 0;
+    if (qlen > app->max_query) {
+        s_send_error(r, 414, "too_long", "", "the query string is too long");
+        return 0;
+    }
+    if (req->entity.base != NULL && req->entity.len > app->max_body) {
+        s_send_error(r, 413, "too_long", "", "the request body is too large");
+        return 0;
+    }
+    char *buf = h2o_mem_alloc_pool(&req->pool, qlen + 1);
+    r->params = h2o_mem_alloc_pool(&req->pool, sizeof(xws_kv_t) * gw_query_max_params(q, qlen));
+    xws_slice_t bad;
+    if (gw_query_parse(q, qlen, buf, r->params, &r->nparams, &bad) != GW_QUERY_OK) {
+        char field[XWS_MAX_NAME * 2 + 1];
+        size_t n = bad.len < sizeof(field) - 1 ? bad.len : sizeof(field) - 1;
+        while (n > 0 && !gw_utf8_valid(bad.ptr, n)) /* a cut in the middle of a character */
+            n--;
+        memcpy(field, bad.ptr, n);
+        field[n] = '\0';
+        r->nparams = 0;
+        s_send_error(r, 400, "invalid_value", field, "bad percent-encoding or invalid UTF-8 in the query string");
+        return 0;
+    }
+    gw_query_get(r->params, r->nparams, "act", &r->act);
+
+    if (app->stopping) {
+        s_send_error(r, 503, "no_worker", "", "the gateway is stopping");
+        return 0;
+    }
+    if (r->mode == GW_MODE_PRIVATE) {
+        if (!gw_addr_is_private_ok(r->addr)) {
+            s_send_empty(r, 403);
+            return 0;
+        }
+        s_dispatch(r);
+        return 0;
+    }
+    s_authenticate(r);
+    return 0;
+}
+
+/*
+ * Answers h2o makes by itself (its 413 for a body above the limit, 400 for a broken request...)
+ * go through the host's fallback path: this filter adds the version header to them.
+ */
+static void s_on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
+{
+    if (h2o_find_header_by_str(&req->res.headers, H2O_STRLIT("x-xivo-ws-version"), -1) == -1)
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-xivo-ws-version"), 0, "X-XIVO-WS-VERSION",
+                              H2O_STRLIT(WS_VERSION));
+    h2o_setup_next_ostream(req, slot);
+}
+
+void gw_http_register(gw_app_t *app, h2o_hostconf_t *host)
+{
+    h2o_create_filter(&host->fallback_path, sizeof(h2o_filter_t))->on_setup_ostream = s_on_setup_ostream;
+    h2o_pathconf_t *pathconf = h2o_config_register_path(host, "/", 0);
+    h2o_handler_t *handler = h2o_create_handler(pathconf, sizeof(h2o_handler_t) + sizeof(gw_app_t *));
+    handler->on_req = s_on_req;
+    *(gw_app_t **)(handler + 1) = app;
+}
+
+/* ---- account refresh -------------------------------------------------------------------------- */
+
+enum { REFRESH_UNKNOWN = 0, REFRESH_OK, REFRESH_NO_WORKER, REFRESH_FAILED };
+
+static void s_refresh_state(gw_app_t *app, int state, const char *msg)
+{
+    if (app->refresh_state != state && msg != NULL)
+        fprintf(stderr, "xws-gateway: accounts: %s\n", msg);
+    app->refresh_state = state;
+}
+
+static void s_on_refresh_done(gw_job_t *job, gw_job_outcome_t outcome, const void *reply, size_t len)
+{
+    gw_app_t *app = job->data;
+    if (outcome == GW_JOB_TIMEOUT) {
+        s_refresh_state(app, REFRESH_FAILED, "the config service did not answer the snapshot request");
+        return;
+    }
+    xws_reply_t rep;
+    const char *err = NULL;
+    if (outcome != GW_JOB_REPLY || xws_reply_decode(&rep, reply, len, &err) != 0) {
+        if (outcome == GW_JOB_REPLY)
+            xws_reply_dispose(&rep);
+        s_refresh_state(app, REFRESH_FAILED, "malformed snapshot reply from the config service");
+        return;
+    }
+    if (rep.status == 304) {
+        s_refresh_state(app, REFRESH_OK, "snapshot up to date");
+    } else if (rep.status == 200 && rep.body != NULL) {
+        uint64_t before = gw_accounts_version(app->accounts);
+        int was_ready = gw_accounts_ready(app->accounts);
+        if (gw_accounts_load(app->accounts, rep.body, &err) != 0) {
+            char msg[160];
+            snprintf(msg, sizeof(msg), "snapshot refused: %s", err);
+            s_refresh_state(app, REFRESH_FAILED, msg);
+        } else {
+            if (!was_ready || before != gw_accounts_version(app->accounts))
+                fprintf(stderr, "xws-gateway: accounts: version %" PRIu64 ", %zu account(s)\n", gw_accounts_version(app->accounts),
+                        gw_accounts_count(app->accounts));
+            app->refresh_state = REFRESH_OK;
+        }
+    } else {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "the config service answered %u to the snapshot request", rep.status);
+        s_refresh_state(app, REFRESH_FAILED, msg);
+    }
+    xws_reply_dispose(&rep);
+}
+
+void gw_http_refresh_accounts(gw_app_t *app)
+{
+    if (gw_job_busy(&app->refresh_job) || app->stopping)
+        return;
+    app->last_refresh = h2o_now(app->loop);
+    char rid[XWS_MAX_RID + 1], since[24];
+    gw_app_rid(app, rid, sizeof(rid));
+    xws_kv_t kv = {xws_slice("since"), XWS_SLICE_NULL};
+    if (gw_accounts_ready(app->accounts)) {
+        snprintf(since, sizeof(since), "%" PRIu64, gw_accounts_version(app->accounts));
+        kv.val = xws_slice(since);
+    }
+    xws_request_spec_t spec = {
+        .rid = xws_slice(rid),
+        .service = xws_slice("config"),
+        .resource = xws_slice("account"),
+        .act = xws_slice("snapshot"),
+        .params = &kv,
+        .nparams = gw_accounts_ready(app->accounts) ? 1 : 0,
+        .caller_mode = xws_slice("gateway"),
+        .caller_account = xws_slice(""),
+        .caller_addr = xws_slice(""),
+        .deadline_ms = gw_app_unix_ms() + app->deadline_ms,
+    };
+    msgpack_sbuffer env;
+    msgpack_sbuffer_init(&env);
+    if (xws_request_encode(&spec, &env) != 0) {
+        s_refresh_state(app, REFRESH_FAILED, "cannot encode the snapshot request");
+    } else {
+        app->refresh_job.on_done = s_on_refresh_done;
+        app->refresh_job.data = app;
+        int rc = gw_broker_submit(app->broker, &app->refresh_job, "config", env.data, env.size);
+        if (rc != GW_SUBMIT_OK)
+            s_refresh_state(app, REFRESH_NO_WORKER,
+                            gw_accounts_ready(app->accounts)
+                                ? "no config worker; keeping the last snapshot"
+                                : "no config worker yet; restricted requests answer 503 until the accounts arrive");
+    }
+    msgpack_sbuffer_destroy(&env);
+}
+
+void gw_http_tick(gw_app_t *app)
+{
+    uint64_t now = h2o_now(app->loop);
+    if (now - app->last_refresh >= app->accounts_refresh_ms ||
+        (!gw_accounts_ready(app->accounts) && now - app->last_refresh >= 100))
+        gw_http_refresh_accounts(app);
+    static uint64_t last_sweep;
+    if (now - last_sweep >= GW_BACKOFF_WINDOW_MS) {
+        gw_accounts_backoff_sweep(app->accounts, now);
+        last_sweep = now;
+    }
+}
+
+/* ---- self-test -------------------------------------------------------------------------------- */
+
+void gw_http_test(void)
+{
+    GW_CHECK(strcmp(gw_http_reason(200), "OK") == 0 && strcmp(gw_http_reason(504), "Gateway Timeout") == 0);
+    GW_CHECK(strcmp(gw_http_reason(418), "Client Error") == 0);
+    const char *etag = "\"v42\"";
+    GW_CHECK(gw_http_inm_matches("\"v42\"", 5, etag, 5));
+    GW_CHECK(gw_http_inm_matches("W/\"v42\"", 7, etag, 5));
+    GW_CHECK(gw_http_inm_matches("\"a\", \"v42\"", 10, etag, 5));
+    GW_CHECK(gw_http_inm_matches("*", 1, etag, 5));
+    GW_CHECK(!gw_http_inm_matches("\"v4\"", 4, etag, 5));
+    GW_CHECK(!gw_http_inm_matches("", 0, etag, 5));
+    GW_CHECK(!gw_http_inm_matches("\"v42\"", 5, "", 0));
+    char md5[33];
+    s_hex_md5("", 0, md5);
+    GW_CHECK(strcmp(md5, "d41d8cd98f00b204e9800998ecf8427e") == 0);
+    GW_CHECK(s_is_msgpack_map("\x80", 1) && s_is_msgpack_map("\xde\x00\x00", 3) && !s_is_msgpack_map("\x90", 1));
+    GW_CHECK(!s_is_msgpack_map("", 0));
+}

@@ -1,0 +1,332 @@
+/* gw_internal.c - the internal consumer endpoint (see gw_internal.h). */
+#include <assert.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <czmq.h>
+#include "xws/frames.h"
+#include "gw_check.h"
+#include "gw_internal.h"
+
+typedef struct {
+    gw_job_t job;
+    gw_internal_t *owner;
+    zframe_t *identity; /* consumer */
+    char key[XWS_MAX_KEY];
+    size_t keylen;
+    h2o_linklist_t link; /* in owner->pending */
+} ireq_t;
+
+struct gw_internal {
+    gw_app_t *app;
+    zsock_t *sock;
+    zactor_t *auth; /* zauth, with CURVE */
+    h2o_socket_t *watch;
+    h2o_timeout_t zero;
+    h2o_timeout_entry_t recheck;
+    h2o_linklist_t pending;
+    size_t npending;
+};
+
+int gw_endpoint_is_local(const char *ep)
+{
+    if (strncmp(ep, "ipc://", 6) == 0)
+        return 1;
+    if (strncmp(ep, "tcp://", 6) != 0)
+        return 0;
+    const char *host = ep + 6;
+    const char *colon = strrchr(host, ':');
+    if (colon == NULL)
+        return 0;
+    size_t n = (size_t)(colon - host);
+    if (n == 5 && memcmp(host, "[::1]", 5) == 0)
+        return 1;
+    if (n == 9 && memcmp(host, "localhost", 9) == 0)
+        return 1;
+    if (n >= 4 && n < 16 && memcmp(host, "127.", 4) == 0) {
+        for (size_t i = 4; i < n; i++)
+            if ((host[i] < '0' || host[i] > '9') && host[i] != '.')
+                return 0;
+        return 1;
+    }
+    return 0;
+}
+
+static void s_poke(gw_internal_t *self)
+{
+    if (!h2o_timeout_is_linked(&self->recheck))
+        h2o_timeout_link(self->app->loop, &self->zero, &self->recheck);
+}
+
+static void s_reply_raw(gw_internal_t *self, zframe_t *identity, xws_slice_t key, const void *env, size_t len)
+{
+    if (xws_send_reply(self->sock, identity, key, (xws_slice_t){env, len}) != 0)
+        fprintf(stderr, "xws-gateway: internal: cannot answer a consumer (gone or slow): %s\n", zmq_strerror(zmq_errno()));
+    s_poke(self);
+}
+
+static void s_reply_error(gw_internal_t *self, zframe_t *identity, xws_slice_t key, unsigned status, const char *code,
+                          const char *message)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    if (xws_reply_encode_error(status, code, "", message, &sb) == 0)
+        s_reply_raw(self, identity, key, sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+static void s_ireq_free(ireq_t *ir)
+{
+    h2o_linklist_unlink(&ir->link);
+    ir->owner->npending--;
+    zframe_destroy(&ir->identity);
+    free(ir);
+}
+
+static void s_on_done(gw_job_t *job, gw_job_outcome_t outcome, const void *reply, size_t len)
+{
+    ireq_t *ir = job->data;
+    gw_internal_t *self = ir->owner;
+    xws_slice_t key = {ir->key, ir->keylen};
+    if (outcome == GW_JOB_TIMEOUT) {
+        s_reply_error(self, ir->identity, key, 504, "timeout", "the service did not answer in time");
+    } else if (outcome == GW_JOB_REPLY) {
+        xws_reply_t rep;
+        const char *err = NULL;
+        if (xws_reply_decode(&rep, reply, len, &err) == 0)
+            s_reply_raw(self, ir->identity, key, reply, len);
+        else
+            s_reply_error(self, ir->identity, key, 500, "internal_error", "the service sent a malformed reply");
+        xws_reply_dispose(&rep);
+    } else {
+        s_reply_error(self, ir->identity, key, 500, "internal_error", "the service sent a malformed reply");
+    }
+    s_ireq_free(ir);
+}
+
+static void s_on_request(gw_internal_t *self, xws_frames_t *f)
+{
+    gw_app_t *app = self->app;
+    xws_request_t req;
+    const char *err = NULL;
+    if (xws_request_decode(&req, f->payload.ptr, f->payload.len, &err) != 0) {
+        int unsupported = err != NULL && strcmp(err, "unsupported_version") == 0;
+        char msg[160];
+        snprintf(msg, sizeof(msg), "malformed request envelope: %s", err != NULL ? err : "?");
+        fprintf(stderr, "xws-gateway: internal: %s\n", msg);
+        s_reply_error(self, f->identity, f->key, 400, unsupported ? "unsupported_version" : "bad_envelope", msg);
+        xws_request_dispose(&req);
+        return;
+    }
+    if (xws_slice_eq(req.service, "config") && xws_slice_eq(req.resource, "account")) {
+        s_reply_error(self, f->identity, f->key, 403, "forbidden", "accounts are only served to the gateway");
+        xws_request_dispose(&req);
+        return;
+    }
+    /* rebuild the envelope with the caller mode the consumer cannot choose */
+    size_t np = req.params != NULL ? req.params->size : 0;
+    xws_kv_t *kv = calloc(np > 0 ? np : 1, sizeof(*kv));
+    if (kv == NULL)
+        abort();
+    for (size_t i = 0; i < np; i++) {
+        const msgpack_object_kv *p = &req.params->ptr[i];
+        kv[i].key = (xws_slice_t){p->key.via.str.ptr, p->key.via.str.size};
+        kv[i].val = (xws_slice_t){p->val.via.str.ptr, p->val.via.str.size};
+    }
+    msgpack_sbuffer body, env;
+    msgpack_sbuffer_init(&body);
+    msgpack_sbuffer_init(&env);
+    if (req.body != NULL) {
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &body, msgpack_sbuffer_write);
+        msgpack_pack_object(&pk, *req.body);
+    }
+    uint64_t deadline = gw_app_unix_ms() + app->deadline_ms;
+    if (req.deadline_ms != 0 && req.deadline_ms < deadline)
+        deadline = req.deadline_ms;
+    xws_request_spec_t spec = {
+        .rid = req.rid,
+        .service = req.service,
+        .resource = req.resource,
+        .act = req.act,
+        .params = kv,
+        .nparams = np,
+        .body_msgpack = {body.data, body.size},
+        .caller_mode = xws_slice("internal"),
+        .caller_account = req.caller_account,
+        .caller_addr = req.caller_addr,
+        .deadline_ms = deadline,
+        .inm = req.inm,
+    };
+    char service[XWS_MAX_NAME + 1];
+    size_t sl = req.service.len < XWS_MAX_NAME ? req.service.len : XWS_MAX_NAME;
+    memcpy(service, req.service.ptr, sl);
+    service[sl] = '\0';
+    if (memchr(service, '\0', sl) != NULL || xws_request_encode(&spec, &env) != 0) {
+        s_reply_error(self, f->identity, f->key, 400, "bad_envelope", "the request envelope breaks a protocol limit");
+    } else {
+        ireq_t *ir = calloc(1, sizeof(*ir));
+        if (ir == NULL)
+            abort();
+        ir->owner = self;
+        ir->identity = zframe_dup(f->identity);
+        memcpy(ir->key, f->key.ptr, f->key.len);
+        ir->keylen = f->key.len;
+        ir->job.on_done = s_on_done;
+        ir->job.data = ir;
+        h2o_linklist_insert(&self->pending, &ir->link);
+        self->npending++;
+        int rc = app->stopping ? GW_SUBMIT_NO_WORKER : gw_broker_submit(app->broker, &ir->job, service, env.data, env.size);
+        if (rc != GW_SUBMIT_OK) {
+            char msg[160];
+            if (rc == GW_SUBMIT_UNKNOWN) {
+                snprintf(msg, sizeof(msg), "unknown service %s", service);
+                s_reply_error(self, f->identity, f->key, 404, "not_found", msg);
+            } else {
+                snprintf(msg, sizeof(msg), "no worker of service %s is available", service);
+                s_reply_error(self, f->identity, f->key, 503, "no_worker", msg);
+            }
+            s_ireq_free(ir);
+        }
+    }
+    msgpack_sbuffer_destroy(&body);
+    msgpack_sbuffer_destroy(&env);
+    free(kv);
+    xws_request_dispose(&req);
+}
+
+static void s_drain(gw_internal_t *self)
+{
+    while (zsock_events(self->sock) & ZMQ_POLLIN) {
+        xws_frames_t f;
+        memset(&f, 0, sizeof(f));
+        const char *err = NULL;
+        int rc = xws_frames_recv(&f, self->sock, 1, &err);
+        if (rc != 0) {
+            if (f.msg == NULL && f.identity == NULL && err != NULL && strcmp(err, "no message") == 0) {
+                xws_frames_dispose(&f);
+                break;
+            }
+            fprintf(stderr, "xws-gateway: internal: malformed message dropped: %s\n", err != NULL ? err : "?");
+            if (f.identity != NULL && f.key.len > 0 && f.key.len <= XWS_MAX_KEY)
+                s_reply_error(self, f.identity, f.key, 400, "bad_envelope", err != NULL ? err : "malformed message");
+        } else if (f.cmd == XWS_CMD_REQUEST) {
+            s_on_request(self, &f);
+        } else if (f.cmd != XWS_CMD_HEARTBEAT && f.cmd != XWS_CMD_DISCONNECT) {
+            fprintf(stderr, "xws-gateway: internal: a consumer sent command %d; only REQUEST is served here\n", (int)f.cmd);
+        }
+        xws_frames_dispose(&f);
+    }
+}
+
+static void s_on_readable(h2o_socket_t *sock, const char *err)
+{
+    s_drain(sock->data);
+}
+
+static void s_on_recheck(h2o_timeout_entry_t *entry)
+{
+    s_drain(H2O_STRUCT_FROM_MEMBER(gw_internal_t, recheck, entry));
+}
+
+gw_internal_t *gw_internal_new(gw_app_t *app, const char *endpoint, const char *curve_secret, const char *curve_clients_dir)
+{
+    int curve = curve_secret != NULL && *curve_secret != '\0';
+    if (!curve && !gw_endpoint_is_local(endpoint)) {
+        fprintf(stderr,
+                "xws-gateway: internal_endpoint %s is reachable beyond this host: set curve_secret_key and curve_clients_dir, "
+                "or use ipc:// or a loopback address\n",
+                endpoint);
+        return NULL;
+    }
+    gw_internal_t *self = calloc(1, sizeof(*self));
+    if (self == NULL)
+        abort();
+    self->app = app;
+    h2o_linklist_init_anchor(&self->pending);
+    self->sock = zsock_new(ZMQ_ROUTER);
+    if (self->sock == NULL)
+        abort();
+    zsock_set_sndtimeo(self->sock, 0);
+    zsock_set_router_mandatory(self->sock, 1);
+    zsock_set_sndhwm(self->sock, 100000);
+    zsock_set_linger(self->sock, 200);
+    if (curve) {
+        if (curve_clients_dir == NULL || *curve_clients_dir == '\0') {
+            fprintf(stderr, "xws-gateway: curve_secret_key needs curve_clients_dir (the consumers' public certificates)\n");
+            goto fail;
+        }
+        zcert_t *cert = zcert_load(curve_secret);
+        if (cert == NULL) {
+            fprintf(stderr, "xws-gateway: cannot load the CURVE certificate %s\n", curve_secret);
+            goto fail;
+        }
+        self->auth = zactor_new(zauth, NULL);
+        if (self->auth == NULL)
+            abort();
+        zstr_sendx(self->auth, "CURVE", curve_clients_dir, NULL);
+        zsock_wait(self->auth);
+        zcert_apply(cert, self->sock);
+        zcert_destroy(&cert);
+        zsock_set_curve_server(self->sock, 1);
+    }
+    if (zsock_bind(self->sock, "%s", endpoint) < 0) {
+        fprintf(stderr, "xws-gateway: cannot bind the internal endpoint %s: %s\n", endpoint, zmq_strerror(zmq_errno()));
+        goto fail;
+    }
+    int fd = dup(zsock_fd(self->sock));
+    if (fd < 0)
+        abort();
+    self->watch = h2o_evloop_socket_create(app->loop, fd, H2O_SOCKET_FLAG_DONT_READ);
+    self->watch->data = self;
+    h2o_socket_read_start(self->watch, s_on_readable);
+    h2o_timeout_init(app->loop, &self->zero, 0);
+    self->recheck.cb = s_on_recheck;
+    s_poke(self);
+    return self;
+fail:
+    zsock_destroy(&self->sock);
+    zactor_destroy(&self->auth);
+    free(self);
+    return NULL;
+}
+
+void gw_internal_destroy(gw_internal_t **self_p)
+{
+    assert(self_p != NULL);
+    gw_internal_t *self = *self_p;
+    if (self == NULL)
+        return;
+    while (!h2o_linklist_is_empty(&self->pending)) {
+        ireq_t *ir = H2O_STRUCT_FROM_MEMBER(ireq_t, link, self->pending.next);
+        gw_broker_cancel(self->app->broker, &ir->job);
+        s_ireq_free(ir);
+    }
+    if (h2o_timeout_is_linked(&self->recheck))
+        h2o_timeout_unlink(&self->recheck);
+    h2o_timeout_dispose(self->app->loop, &self->zero);
+    h2o_socket_read_stop(self->watch);
+    h2o_socket_close(self->watch);
+    zsock_destroy(&self->sock);
+    zactor_destroy(&self->auth);
+    free(self);
+    *self_p = NULL;
+}
+
+size_t gw_internal_pending(gw_internal_t *self)
+{
+    return self != NULL ? self->npending : 0;
+}
+
+void gw_internal_test(void)
+{
+    GW_CHECK(gw_endpoint_is_local("ipc:///run/xws/internal.ipc"));
+    GW_CHECK(gw_endpoint_is_local("tcp://127.0.0.1:5555") && gw_endpoint_is_local("tcp://127.1.2.3:5555"));
+    GW_CHECK(gw_endpoint_is_local("tcp://[::1]:5555") && gw_endpoint_is_local("tcp://localhost:5555"));
+    GW_CHECK(!gw_endpoint_is_local("tcp://0.0.0.0:5555") && !gw_endpoint_is_local("tcp://*:5555"));
+    GW_CHECK(!gw_endpoint_is_local("tcp://10.0.0.1:5555") && !gw_endpoint_is_local("tcp://127.0.0.1.evil:5555"));
+    GW_CHECK(!gw_endpoint_is_local("tcp://eth0:5555") && !gw_endpoint_is_local("inproc://x"));
+    GW_CHECK(!gw_endpoint_is_local("tcp://127.0.0.1"));
+}

@@ -1,0 +1,31 @@
+/*
+ * gw_internal - the endpoint of internal consumers (PROTOCOL.md §1): a second ROUTER that takes
+ * REQUEST [key][envelope] from any DEALER, sends the envelope to the same services as HTTPS
+ * requests (caller mode "internal") and answers REPLY [key][reply envelope]. Protected by CURVE
+ * when curve_secret_key is set; without it, only ipc:// and loopback tcp:// endpoints are allowed.
+ */
+#ifndef GW_INTERNAL_H
+#define GW_INTERNAL_H
+
+#include "gw_app.h"
+
+/*
+ * Binds endpoint and joins app's loop. curve_secret: czmq certificate file of the gateway (NULL or
+ * "": no CURVE); curve_clients_dir: directory of the consumers' public certificates (required with
+ * CURVE). Returns NULL with the reason on stderr (bind failure, unreadable certificate, or a
+ * non-local endpoint without CURVE).
+ */
+gw_internal_t *gw_internal_new(gw_app_t *app, const char *endpoint, const char *curve_secret, const char *curve_clients_dir);
+
+/* Drops pending consumer requests (no answer), closes the endpoint. NULL-safe. */
+void gw_internal_destroy(gw_internal_t **self_p);
+
+/* Consumer requests waiting for a worker. */
+size_t gw_internal_pending(gw_internal_t *self);
+
+/* 1 when endpoint is ipc:// or tcp:// on a loopback address (127.0.0.0/8, [::1], localhost). */
+int gw_endpoint_is_local(const char *endpoint);
+
+void gw_internal_test(void);
+
+#endif

@@ -1,0 +1,308 @@
+/*
+ * gw_main - xws-gateway [-c FILE]: reads the settings, sets up TLS, the HTTPS listener, the worker
+ * broker and the internal endpoint, runs the h2o event loop, and stops cleanly on SIGTERM/SIGINT.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <openssl/rand.h>
+#include <czmq.h>
+#include "xws/config.h"
+#include "gw_app.h"
+#include "gw_http.h"
+#include "gw_internal.h"
+#include "gw_tls.h"
+
+static struct {
+    gw_app_t app;
+    h2o_socket_t *listener;
+    h2o_timeout_t tick_timeout;
+    h2o_timeout_entry_t tick;
+    volatile sig_atomic_t stop;
+} g;
+
+static void s_on_signal(int sig)
+{
+    g.stop = 1;
+}
+
+static void s_on_accept(h2o_socket_t *listener, const char *err)
+{
+    h2o_socket_t *sock;
+    if (err != NULL)
+        return;
+    if ((sock = h2o_evloop_socket_accept(listener)) != NULL)
+        h2o_accept(&g.app.accept_ctx, sock);
+}
+
+static void s_on_tick(h2o_timeout_entry_t *entry)
+{
+    gw_broker_tick(g.app.broker);
+    if (!g.app.stopping)
+        gw_http_tick(&g.app);
+    h2o_timeout_link(g.app.loop, &g.tick_timeout, &g.tick);
+}
+
+/* Opens the listening socket for "host:port" or "[v6]:port"; returns the fd or -1 (reason on stderr). */
+static int s_listen(const char *spec)
+{
+    char host[256], port[16];
+    const char *colon;
+    if (spec[0] == '[') {
+        const char *close = strchr(spec, ']');
+        if (close == NULL || close[1] != ':' || (size_t)(close - spec - 1) >= sizeof(host))
+            goto bad;
+        memcpy(host, spec + 1, (size_t)(close - spec - 1));
+        host[close - spec - 1] = '\0';
+        colon = close + 1;
+    } else {
+        colon = strrchr(spec, ':');
+        if (colon == NULL || (size_t)(colon - spec) >= sizeof(host))
+            goto bad;
+        memcpy(host, spec, (size_t)(colon - spec));
+        host[colon - spec] = '\0';
+    }
+    if (strlen(colon + 1) == 0 || strlen(colon + 1) >= sizeof(port))
+        goto bad;
+    strcpy(port, colon + 1);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV}, *res;
+    int rc = getaddrinfo(host[0] != '\0' ? host : NULL, port, &hints, &res);
+    if (rc != 0) {
+        fprintf(stderr, "xws-gateway: listen = %s: %s\n", spec, gai_strerror(rc));
+        return -1;
+    }
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0), on = 1;
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 || bind(fd, res->ai_addr, res->ai_addrlen) != 0 ||
+        listen(fd, SOMAXCONN) != 0) {
+        fprintf(stderr, "xws-gateway: cannot listen on %s: %s\n", spec, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        freeaddrinfo(res);
+        return -1;
+    }
+    freeaddrinfo(res);
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    char h[64] = "?", p[16] = "?";
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
+        getnameinfo((struct sockaddr *)&ss, sl, h, sizeof(h), p, sizeof(p), NI_NUMERICHOST | NI_NUMERICSERV);
+    fprintf(stderr, "xws-gateway: listening on https://%s%s%s:%s/\n", strchr(h, ':') ? "[" : "", h, strchr(h, ':') ? "]" : "", p);
+    return fd;
+bad:
+    fprintf(stderr, "xws-gateway: listen = %s: expected host:port or [v6addr]:port\n", spec);
+    return -1;
+}
+
+static int s_mkdirs(const char *path)
+{
+    char buf[4096];
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof(buf))
+        return -1;
+    memcpy(buf, path, n + 1);
+    for (size_t i = 1; i <= n; i++)
+        if (buf[i] == '/' || buf[i] == '\0') {
+            char c = buf[i];
+            buf[i] = '\0';
+            if (mkdir(buf, 0755) != 0 && errno != EEXIST) {
+                fprintf(stderr, "xws-gateway: cannot create directory %s: %s\n", buf, strerror(errno));
+                return -1;
+            }
+            buf[i] = c;
+        }
+    return 0;
+}
+
+/* A positive integer setting, or -1 (reason on stderr). */
+static long long s_setting(xws_config_t *cfg, const char *key, long long def, long long min)
+{
+    long long v = xws_config_int(cfg, key, def);
+    if (v < min) {
+        if (v >= 0)
+            fprintf(stderr, "xws-gateway: %s must be at least %lld\n", key, min);
+        return -1;
+    }
+    return v;
+}
+
+static void s_usage(void)
+{
+    fprintf(stderr, "usage: xws-gateway [-c FILE]\n"
+                    "  -c FILE  settings file (default: $XWS_CONFIG, else built-in defaults); every key can be\n"
+                    "           overridden by the environment variable XWS_<KEY>\n");
+}
+
+int main(int argc, char **argv)
+{
+    const char *cfgpath = NULL;
+    int opt;
+    while ((opt = getopt(argc, argv, "c:h")) != -1) {
+        if (opt == 'c') {
+            cfgpath = optarg;
+        } else {
+            s_usage();
+            return opt == 'h' ? 0 : 2;
+        }
+    }
+    if (optind != argc) {
+        s_usage();
+        return 2;
+    }
+
+    signal(SIGPIPE, SIG_IGN);
+    zsys_handler_set(NULL); /* SIGINT/SIGTERM are ours */
+    struct sigaction sa = {.sa_handler = s_on_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    xws_config_t *cfg = xws_config_load(cfgpath);
+    if (cfg == NULL)
+        return 2;
+    gw_app_t *app = &g.app;
+    const char *run_dir = xws_config_get(cfg, "run_dir", "./run");
+    const char *listen_on = xws_config_get(cfg, "listen", "127.0.0.1:8443");
+    const char *data_dir = xws_config_get(cfg, "data_dir", "${run_dir}/data");
+    const char *tls_cert = xws_config_get(cfg, "tls_cert", "");
+    const char *tls_key = xws_config_get(cfg, "tls_key", "");
+    const char *endpoints = xws_config_get(cfg, "worker_endpoints", "ipc://${run_dir}/workers.ipc");
+    const char *internal_ep = xws_config_get(cfg, "internal_endpoint", "ipc://${run_dir}/internal.ipc");
+    const char *curve_secret = xws_config_get(cfg, "curve_secret_key", "");
+    const char *curve_clients = xws_config_get(cfg, "curve_clients_dir", "");
+    const char *access_log = xws_config_get(cfg, "access_log", "-");
+    long long deadline_ms = s_setting(cfg, "deadline_ms", 5000, 1);
+    long long max_body = s_setting(cfg, "max_body", 1048576, 0);
+    long long max_query = s_setting(cfg, "max_query", 8192, 0);
+    long long queue_max = s_setting(cfg, "queue_max", 10000, 0);
+    long long heartbeat_ms = s_setting(cfg, "heartbeat_ms", 1000, 10);
+    long long expiry_ms = s_setting(cfg, "expiry_ms", 3000, 10);
+    long long refresh_ms = s_setting(cfg, "accounts_refresh_ms", 1000, 10);
+    if (deadline_ms < 0 || max_body < 0 || max_query < 0 || queue_max < 0 || heartbeat_ms < 0 || expiry_ms < 0 || refresh_ms < 0) {
+        xws_config_destroy(&cfg);
+        return 2;
+    }
+    if (max_body > (1ll << 30)) {
+        fprintf(stderr, "xws-gateway: max_body above 1 GiB is not supported (the body is held in memory)\n");
+        xws_config_destroy(&cfg);
+        return 2;
+    }
+    /* the gateway binds the first worker endpoint */
+    char worker_ep[1024];
+    size_t eplen = strcspn(endpoints, ",");
+    while (eplen > 0 && endpoints[eplen - 1] == ' ')
+        eplen--;
+    while (*endpoints == ' ')
+        endpoints++, eplen--;
+    if (eplen == 0 || eplen >= sizeof(worker_ep)) {
+        fprintf(stderr, "xws-gateway: worker_endpoints is empty or too long\n");
+        xws_config_destroy(&cfg);
+        return 2;
+    }
+    memcpy(worker_ep, endpoints, eplen);
+    worker_ep[eplen] = '\0';
+    if (s_mkdirs(run_dir) != 0) {
+        xws_config_destroy(&cfg);
+        return 1;
+    }
+
+    app->deadline_ms = (uint64_t)deadline_ms;
+    app->accounts_refresh_ms = (uint64_t)refresh_ms;
+    app->max_body = (size_t)max_body;
+    app->max_query = (size_t)max_query;
+    unsigned char inst[8];
+    if (RAND_bytes(inst, sizeof(inst)) != 1)
+        abort();
+    for (int i = 0; i < 8; i++)
+        snprintf(app->instance + 2 * i, 3, "%02x", inst[i]);
+
+    h2o_config_init(&app->config);
+    /* one byte more than max_body: a body of max_body + 1 bytes reaches the handler, which answers 413 itself */
+    app->config.max_request_entity_size = (size_t)max_body + 1;
+    app->config.server_name = h2o_iovec_init(H2O_STRLIT("xws-gateway"));
+    h2o_hostconf_t *host = h2o_config_register_host(&app->config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    gw_http_register(app, host);
+
+    app->loop = h2o_evloop_create();
+    h2o_context_init(&app->ctx, app->loop, &app->config);
+    /* the back-off delay must leave time for the password check inside the request's deadline */
+    uint64_t delay_ms = (uint64_t)deadline_ms / 2 < GW_BACKOFF_DELAY_MS ? (uint64_t)deadline_ms / 2 : GW_BACKOFF_DELAY_MS;
+    h2o_timeout_init(app->loop, &app->backoff_timeout, delay_ms);
+    h2o_timeout_init(app->loop, &app->request_timeout, (uint64_t)deadline_ms);
+    app->accept_ctx.ctx = &app->ctx;
+    app->accept_ctx.hosts = app->config.hosts;
+    int rc = 1;
+    if ((app->accept_ctx.ssl_ctx = gw_tls_new(tls_cert, tls_key, data_dir)) == NULL)
+        goto out;
+    if ((app->accounts = gw_accounts_new()) == NULL || (app->log = gw_log_new(access_log)) == NULL)
+        goto out;
+    gw_broker_opts_t bopts = {worker_ep, (uint64_t)deadline_ms, (uint64_t)heartbeat_ms, (uint64_t)expiry_ms, (size_t)queue_max};
+    if ((app->broker = gw_broker_new(app->loop, &bopts, gw_app_services)) == NULL)
+        goto out;
+    if ((app->internal = gw_internal_new(app, internal_ep, curve_secret, curve_clients)) == NULL)
+        goto out;
+    int fd = s_listen(listen_on);
+    if (fd < 0)
+        goto out;
+    g.listener = h2o_evloop_socket_create(app->loop, fd, H2O_SOCKET_FLAG_DONT_READ);
+    h2o_socket_read_start(g.listener, s_on_accept);
+    fprintf(stderr, "xws-gateway: instance %s; workers on %s, internal consumers on %s\n", app->instance, worker_ep, internal_ep);
+
+    uint64_t tick_ms = (uint64_t)heartbeat_ms / 4;
+    if (tick_ms > 100)
+        tick_ms = 100;
+    if (tick_ms < 5)
+        tick_ms = 5;
+    h2o_timeout_init(app->loop, &g.tick_timeout, tick_ms);
+    g.tick.cb = s_on_tick;
+    h2o_timeout_link(app->loop, &g.tick_timeout, &g.tick);
+    gw_http_refresh_accounts(app);
+
+    while (!g.stop)
+        if (h2o_evloop_run(app->loop, INT32_MAX) != 0 && errno != EINTR) {
+            fprintf(stderr, "xws-gateway: event loop failure: %s\n", strerror(errno));
+            break;
+        }
+
+    /* stop: no new connections, finish what is in flight (until the deadline), then say goodbye to the workers */
+    fprintf(stderr, "xws-gateway: stopping; %zu request(s) in flight\n", app->nrequests + gw_internal_pending(app->internal));
+    app->stopping = 1;
+    h2o_socket_read_stop(g.listener);
+    h2o_socket_close(g.listener);
+    g.listener = NULL;
+    h2o_context_request_shutdown(&app->ctx);
+    gw_broker_cancel(app->broker, &app->refresh_job);
+    uint64_t until = h2o_now(app->loop) + app->deadline_ms + 200;
+    while ((app->nrequests > 0 || gw_internal_pending(app->internal) > 0) && h2o_now(app->loop) < until)
+        if (h2o_evloop_run(app->loop, 50) != 0 && errno != EINTR)
+            break;
+    if (app->nrequests > 0) {
+        char state[512];
+        gw_broker_describe(app->broker, state, sizeof(state));
+        fprintf(stderr, "xws-gateway: %zu request(s) still open at exit (%s)\n", app->nrequests, state);
+    }
+    rc = 0;
+out:
+    if (h2o_timeout_is_linked(&g.tick))
+        h2o_timeout_unlink(&g.tick);
+    if (g.listener != NULL) {
+        h2o_socket_read_stop(g.listener);
+        h2o_socket_close(g.listener);
+    }
+    gw_internal_destroy(&app->internal);
+    gw_broker_destroy(&app->broker); /* sends DISCONNECT to every worker */
+    gw_log_destroy(&app->log);
+    gw_accounts_destroy(&app->accounts);
+    if (app->accept_ctx.ssl_ctx != NULL)
+        SSL_CTX_free(app->accept_ctx.ssl_ctx);
+    app->accept_ctx.ssl_ctx = NULL;
+    xws_config_destroy(&cfg);
+    fprintf(stderr, "xws-gateway: stopped\n");
+    /* the h2o context and loop are left to the process exit: connections that are still open may hold them */
+    return rc;
+}

@@ -1,0 +1,26 @@
+/* gw_selftest - xws-gateway-test: runs the self-test of every gateway module (ctest). */
+#include <stdio.h>
+#include "gw_auth.h"
+#include "gw_http.h"
+#include "gw_internal.h"
+#include "gw_log.h"
+#include "gw_route.h"
+#include "gw_tls.h"
+
+int main(void)
+{
+    static const struct {
+        const char *name;
+        void (*fn)(void);
+    } tests[] = {
+        {"gw_route", gw_route_test}, {"gw_auth", gw_auth_test},         {"gw_log", gw_log_test},
+        {"gw_tls", gw_tls_test},     {"gw_internal", gw_internal_test}, {"gw_http", gw_http_test},
+    };
+    size_t n = sizeof(tests) / sizeof(tests[0]);
+    for (size_t i = 0; i < n; i++) {
+        tests[i].fn(); /* aborts on failure */
+        printf("ok %zu - %s\n", i + 1, tests[i].name);
+    }
+    printf("%zu passed, 0 failed\n", n);
+    return 0;
+}
