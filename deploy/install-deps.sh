@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# install-deps.sh - install the Debian 12 packages needed to build, run, test and benchmark XWS.
+#
+# Installs nothing when every package is already present. Otherwise runs `apt-get update` once
+# and `apt-get install` for the missing packages only, non-interactively. Runs apt-get directly
+# as root, through sudo otherwise (when sudo exists).
+#
+# Usage: deploy/install-deps.sh [--check]     (--check: only list what is missing; exit 1 if any)
+set -euo pipefail
+
+PACKAGES=(
+    # build
+    build-essential cmake pkg-config clang-format
+    libh2o-evloop-dev libssl-dev libczmq-dev libmsgpack-dev libjansson-dev libhiredis-dev
+    # run
+    redis-server redis-tools openssl curl
+    # test
+    python3 python3-pytest
+    # benchmark
+    wrk nghttp2-client h2o procps
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+    if ! dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
+        missing+=("$p")
+    fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+    exit 0
+fi
+echo "install-deps: missing packages: ${missing[*]}"
+if [ "${1:-}" = "--check" ]; then
+    exit 1
+fi
+
+if [ "$(id -u)" -eq 0 ]; then
+    SUDO=()
+elif command -v sudo >/dev/null 2>&1; then
+    SUDO=(sudo)
+else
+    echo "install-deps: not root and no sudo; install as root: apt-get install ${missing[*]}" >&2
+    exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
+"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+echo "install-deps: installed ${missing[*]}"

@@ -1,0 +1,170 @@
+"""deploy/xws-launch: starts Redis, the workers and the gateway, prints how to log in, restarts
+a crashed worker, stops everything on SIGTERM, and keeps the data from one start to the next."""
+
+import http.client
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+
+import pytest
+
+from conftest import BIN_DIR, ENTITY, PROJECT, Response, _SSL, basic, free_port, sanitizer_reports, wait_until
+
+LAUNCH = PROJECT / "deploy" / "xws-launch"
+
+
+class Launcher:
+    def __init__(self, run_dir, port, *extra):
+        self.port = port
+        env = {k: v for k, v in os.environ.items() if not k.startswith("XWS_")}
+        env["XWS_ACCOUNTS_REFRESH_MS"] = "200"
+        self.popen = subprocess.Popen(
+            [str(LAUNCH), "--bin-dir", str(BIN_DIR), "--run-dir", str(run_dir), "--port", str(port)] + list(extra),
+            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )
+        self.lines = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        for raw in self.popen.stdout:
+            self.lines.append(raw.decode("utf-8", "replace").rstrip("\n"))
+
+    def text(self):
+        return "\n".join(self.lines)
+
+    def wait_for_line(self, pattern, timeout=60):
+        """Waits until a line of the launcher's output matches pattern; returns the match."""
+        rx = re.compile(pattern)
+
+        def found():
+            for line in list(self.lines):
+                m = rx.search(line)
+                if m:
+                    return m
+            if self.popen.poll() is not None:
+                pytest.fail("the launcher exited:\n" + self.text())
+            return None
+
+        return wait_until(found, timeout=timeout, what="launcher output %r" % pattern)
+
+    def stop(self):
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+        rc = self.popen.wait(timeout=60)
+        self.reader.join(timeout=5)
+        return rc
+
+    def get(self, path, query, auth):
+        conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=_SSL, timeout=10)
+        try:
+            conn.request("GET", path + "?" + query, headers={"Authorization": basic(*auth)})
+            r = conn.getresponse()
+            return Response(r.status, {k.lower(): v for k, v in r.getheaders()}, r.read(), 0)
+        finally:
+            conn.close()
+
+    def post(self, path, query, body, auth):
+        conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=_SSL, timeout=10)
+        try:
+            conn.request("POST", path + "?" + query, body=body, headers={"Authorization": basic(*auth)})
+            r = conn.getresponse()
+            return Response(r.status, {k.lower(): v for k, v in r.getheaders()}, r.read(), 0)
+        finally:
+            conn.close()
+
+
+@pytest.fixture
+def run_dir():
+    d = Path(tempfile.mkdtemp(prefix="xwsl-", dir="/tmp"))
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def children_of(pid):
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+    return [int(x) for x in out.split()]
+
+
+def test_launch_first_start_restart_and_data_kept(run_dir):
+    if not (BIN_DIR / "xws-config").is_file() or not (BIN_DIR / "xws-gateway").is_file():
+        pytest.fail("xws-config or xws-gateway missing in %s" % BIN_DIR)
+    port = free_port()
+    la = Launcher(run_dir, port, "--login", "chief", "--password", "chief-pass-1")
+    try:
+        la.wait_for_line(r"XWS is running at https://127\.0\.0\.1:%d" % port)
+        out = la.text()
+        assert "login:    chief" in out, out
+        assert "password: chief-pass-1" in out, out
+        assert "curl -k -u 'chief:chief-pass-1'" in out
+        auth = ("chief", "chief-pass-1")
+        wait_until(lambda: la.get(ENTITY, "act=list", auth).status in (200, 204), timeout=20, what="first request")
+        r = la.post(ENTITY, "act=add", b'{"name":"kept","displayname":"Kept Across Restarts"}', auth)
+        assert r.status == 200, r
+        # a crashed worker is restarted by the launcher
+        lpid = la.popen.pid
+        workers = [p for p in children_of(lpid) if "xws-config" in Path("/proc/%d/cmdline" % p).read_text(errors="replace")]
+        assert workers, la.text()
+        os.kill(workers[0], signal.SIGKILL)
+        la.wait_for_line(r"config .* was killed by signal 9", timeout=10)
+        la.wait_for_line(r"config restarted", timeout=15)
+        wait_until(lambda: la.get(ENTITY, "act=list", auth).status == 200, timeout=20, what="requests after restart")
+    finally:
+        rc = la.stop()
+    text = la.text()
+    assert rc == 0, text
+    assert "stopped" in text
+    assert not sanitizer_reports(text), sanitizer_reports(text)
+    assert "Redis is now ready to exit" in text
+    assert not children_of(la.popen.pid)
+    assert (run_dir / "redis" / "appendonlydir").is_dir()
+
+    # second start: the account exists, the data are still there
+    la2 = Launcher(run_dir, port, "--login", "chief", "--password", "other-pass")
+    try:
+        la2.wait_for_line(r"XWS is running")
+        assert "already exist" in la2.text()
+        assert "other-pass" not in la2.text()
+        wait_until(lambda: la2.get(ENTITY, "act=list", ("chief", "chief-pass-1")).status == 200, timeout=20,
+                   what="the old account after a restart")
+        r = la2.get(ENTITY, "act=search&search=kept", ("chief", "chief-pass-1"))
+        assert r.status == 200 and [e["name"] for e in r.json()] == ["kept"], r
+    finally:
+        rc2 = la2.stop()
+    assert rc2 == 0
+    assert not sanitizer_reports(la2.text())
+
+
+def test_launch_refuses_a_busy_port(run_dir):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        r = subprocess.run([str(LAUNCH), "--bin-dir", str(BIN_DIR), "--run-dir", str(run_dir), "--port", str(port)],
+                           capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0
+    assert "in use" in r.stderr
+
+
+def test_launch_long_run_dir_uses_short_socket_dir(run_dir):
+    long_dir = run_dir / ("x" * 60) / ("y" * 60)
+    port = free_port()
+    la = Launcher(long_dir, port, "--login", "l", "--password", "long-pass-1")
+    try:
+        la.wait_for_line(r"XWS is running", timeout=60)
+        assert "sockets are in /tmp/xws-" in la.text()
+        wait_until(lambda: la.get(ENTITY, "act=list", ("l", "long-pass-1")).status in (200, 204), timeout=20,
+                   what="requests with a long run directory")
+    finally:
+        rc = la.stop()
+    assert rc == 0, la.text()
+    assert not sanitizer_reports(la.text())
+    m = re.search(r"sockets are in (/tmp/xws-[0-9a-f]+)", la.text())
+    if m:
+        shutil.rmtree(m.group(1), ignore_errors=True)

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# run-all.sh - every check of the project, as CI runs it:
+#   1. install the Debian packages that are missing (deploy/install-deps.sh)
+#   2. check the formatting of every .c/.h file (clang-format, the project's .clang-format)
+#   3. build with AddressSanitizer + UndefinedBehaviorSanitizer (Debug) into build-asan/
+#   4. run the unit self-tests (ctest)
+#   5. run the black-box suite (tests/blackbox, pytest) against build-asan/bin
+# A failing step does not hide the later ones (except a failed build). Exits non-zero when
+# anything failed, after a summary of the steps.
+#
+# Environment: JOBS (parallel build jobs, default: number of CPUs), PYTEST_ARGS (extra pytest
+# arguments, e.g. "-k entity -x"), XWS_KEEP_LOGS=1 (keep the test systems' logs in /tmp).
+set -uo pipefail
+
+PROJECT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$PROJECT" || exit 1
+BUILD=$PROJECT/build-asan
+JOBS=${JOBS:-$(nproc)}
+START=$(date +%s)
+
+declare -a STEPS=()
+FAILED=0
+step_result() { # name status
+    if [ "$2" -eq 0 ]; then
+        STEPS+=("ok      $1")
+    else
+        STEPS+=("FAILED  $1 (status $2)")
+        FAILED=1
+    fi
+}
+summary() {
+    echo
+    echo "==== run-all summary ($(($(date +%s) - START)) s) ===="
+    printf '  %s\n' "${STEPS[@]}"
+    if [ "$FAILED" -ne 0 ]; then
+        echo "==== FAILED ===="
+        exit 1
+    fi
+    echo "==== all passed ===="
+    exit 0
+}
+banner() { printf '\n==== %s ====\n' "$*"; }
+
+# 1. packages
+banner "dependencies"
+"$PROJECT/deploy/install-deps.sh"
+rc=$?
+step_result "dependencies" $rc
+[ $rc -eq 0 ] || summary
+
+# 2. formatting
+banner "formatting (clang-format --dry-run --Werror)"
+mapfile -t SOURCES < <(find . \( -path ./.git -o -path './build*' -o -path ./run \) -prune -o \
+    -type f \( -name '*.c' -o -name '*.h' \) -print | sort)
+if [ ${#SOURCES[@]} -eq 0 ]; then
+    echo "no C sources found"
+    step_result "formatting" 1
+else
+    clang-format --dry-run --Werror "${SOURCES[@]}"
+    rc=$?
+    [ $rc -eq 0 ] && echo "${#SOURCES[@]} files formatted correctly"
+    step_result "formatting (${#SOURCES[@]} files)" $rc
+fi
+
+# 3. build
+banner "build (ASan + UBSan, Debug) into build-asan/"
+cmake -S "$PROJECT" -B "$BUILD" -DXWS_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug &&
+    cmake --build "$BUILD" -j "$JOBS"
+rc=$?
+step_result "build" $rc
+[ $rc -eq 0 ] || summary
+
+# Sanitizers: every report is fatal, leaks included. LeakSanitizer stops the process's threads
+# with ptrace at exit; where ptrace is forbidden (some containers) it cannot work, so check it
+# once with a deliberately leaking probe and say so loudly when leak detection must be off.
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+if [ -z "${ASAN_OPTIONS:-}" ]; then
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+    probe_dir=$(mktemp -d)
+    printf '#include <stdlib.h>\nvoid *volatile keep;\nint main(void) { keep = malloc(33); keep = 0; return 0; }\n' >"$probe_dir/leak.c"
+    if cc -fsanitize=address -g -o "$probe_dir/leak" "$probe_dir/leak.c" 2>/dev/null; then
+        ASAN_OPTIONS=detect_leaks=1 "$probe_dir/leak" >"$probe_dir/out" 2>&1
+        if grep -q 'ERROR: LeakSanitizer: detected memory leaks' "$probe_dir/out"; then
+            echo "LeakSanitizer works here: leak detection on"
+        else
+            echo "WARNING: LeakSanitizer does not work in this environment (ptrace not allowed?):"
+            sed 's/^/    /' "$probe_dir/out" | head -n 5
+            echo "WARNING: running with detect_leaks=0"
+            ASAN_OPTIONS=detect_leaks=0:abort_on_error=1
+        fi
+    fi
+    rm -rf "$probe_dir"
+fi
+export ASAN_OPTIONS
+echo "ASAN_OPTIONS=$ASAN_OPTIONS UBSAN_OPTIONS=$UBSAN_OPTIONS"
+
+# 4. unit self-tests
+banner "ctest"
+(cd "$BUILD" && timeout -k 10 600 ctest --output-on-failure --timeout 120)
+rc=$?
+step_result "ctest" $rc
+
+# 5. black-box suite
+banner "black-box suite (pytest)"
+# shellcheck disable=SC2086
+XWS_BIN_DIR=$BUILD/bin timeout -k 20 720 /usr/bin/python3 -m pytest -ra -p no:cacheprovider \
+    "$PROJECT/tests/blackbox" ${PYTEST_ARGS:-}
+rc=$?
+step_result "black-box suite" $rc
+
+summary
