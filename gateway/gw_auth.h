@@ -117,18 +117,16 @@ void gw_accounts_cache_drop(gw_accounts_t *self, const uint8_t key[32]);
  * Per-address back-off of failed authentications. A failure counts in a window of
  * GW_BACKOFF_WINDOW_MS from the address's first failure. From GW_BACKOFF_DELAY_AFTER failures in
  * the window, requests of that address that need a password check are delayed by
- * GW_BACKOFF_DELAY_MS; from GW_BACKOFF_LOCK_AFTER failures, they are refused (after the delay)
- * without a check until the window ends. Known-good credentials (cache hits) are never delayed.
+ * GW_BACKOFF_DELAY_MS, then checked as usual: a right password still succeeds, so an attacker
+ * cannot lock a legitimate client out. Known-good credentials (cache hits) are never delayed.
  */
 #define GW_BACKOFF_WINDOW_MS 60000
 #define GW_BACKOFF_DELAY_AFTER 5
-#define GW_BACKOFF_LOCK_AFTER 50
 #define GW_BACKOFF_DELAY_MS 1000
 
 typedef enum {
     GW_BACKOFF_NONE = 0,  /* go ahead */
     GW_BACKOFF_DELAY = 1, /* wait GW_BACKOFF_DELAY_MS, then check */
-    GW_BACKOFF_LOCK = 2,  /* wait GW_BACKOFF_DELAY_MS, then answer 401 without a check */
 } gw_backoff_t;
 
 gw_backoff_t gw_accounts_backoff(gw_accounts_t *self, const uint8_t addr[16], uint64_t now_ms);

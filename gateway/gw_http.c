@@ -558,10 +558,7 @@ static void s_verify(gw_req_t *r)
 static void s_on_delay(h2o_timeout_entry_t *entry)
 {
     gw_req_t *r = H2O_STRUCT_FROM_MEMBER(gw_req_t, delay, entry);
-    if (r->backoff == GW_BACKOFF_LOCK)
-        s_fail(r, 1);
-    else
-        s_verify(r);
+    s_verify(r);
 }
 
 static void s_authenticate(gw_req_t *r)
