@@ -1,0 +1,405 @@
+/* svc_ctx.c - see svc_ctx.h */
+#include <assert.h>
+#include <stdarg.h>
+#include <string.h>
+#include "svc_ctx.h"
+#include "svc_etag.h"
+#include "svc_log.h"
+#include "svc_mp.h"
+#include "svc_util.h"
+
+struct svc_pool_item {
+    svc_pool_item_t *next;
+    char text[];
+};
+
+void svc_ctx_init(svc_ctx_t *ctx, const xws_request_t *req, svc_redis_t *redis, const char *prefix, long long write_id_ttl,
+                  void *data)
+{
+    assert(ctx != NULL && prefix != NULL);
+    memset(ctx, 0, sizeof(*ctx));
+    ctx->req = req;
+    ctx->redis = redis;
+    ctx->prefix = prefix;
+    ctx->write_id_ttl = write_id_ttl > 0 ? write_id_ttl : 600;
+    ctx->data = data;
+    msgpack_sbuffer_init(&ctx->body);
+    msgpack_packer_init(&ctx->pk, &ctx->body, svc_mp_write);
+    if (req != NULL && req->rid.len > 0) {
+        ctx->rid = svc_ctx_strndup(ctx, req->rid.ptr, req->rid.len);
+    } else {
+        char r[33];
+        svc_random_chars(r, 32, "0123456789abcdef");
+        ctx->rid = svc_ctx_printf(ctx, "local-%s", r);
+    }
+}
+
+void svc_ctx_dispose(svc_ctx_t *ctx)
+{
+    msgpack_sbuffer_destroy(&ctx->body);
+    msgpack_sbuffer_init(&ctx->body);
+    while (ctx->_pool != NULL) {
+        svc_pool_item_t *next = ctx->_pool->next;
+        free(ctx->_pool);
+        ctx->_pool = next;
+    }
+}
+
+char *svc_ctx_strndup(svc_ctx_t *ctx, const char *p, size_t len)
+{
+    svc_pool_item_t *it = svc_malloc(sizeof(*it) + len + 1);
+    if (len > 0)
+        memcpy(it->text, p, len);
+    it->text[len] = '\0';
+    it->next = ctx->_pool;
+    ctx->_pool = it;
+    return it->text;
+}
+
+static char *s_vprintf(svc_ctx_t *ctx, const char *fmt, va_list ap)
+{
+    va_list ap2;
+    va_copy(ap2, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap2);
+    va_end(ap2);
+    if (n < 0)
+        n = 0;
+    svc_pool_item_t *it = svc_malloc(sizeof(*it) + (size_t)n + 1);
+    vsnprintf(it->text, (size_t)n + 1, fmt, ap);
+    it->next = ctx->_pool;
+    ctx->_pool = it;
+    return it->text;
+}
+
+char *svc_ctx_printf(svc_ctx_t *ctx, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = s_vprintf(ctx, fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+const char *svc_key(svc_ctx_t *ctx, const char *suffix)
+{
+    return svc_ctx_printf(ctx, "%s%s", ctx->prefix, suffix);
+}
+
+/* ---- reply ---------------------------------------------------------------------------------- */
+
+static void s_reset_body(svc_ctx_t *ctx)
+{
+    msgpack_sbuffer_clear(&ctx->body);
+}
+
+int svc_reply_error(svc_ctx_t *ctx, unsigned status, const char *code, const char *field, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    s_reset_body(ctx);
+    ctx->status = status;
+    ctx->etag[0] = '\0';
+    msgpack_pack_map(&ctx->pk, 3);
+    svc_mp_key(&ctx->pk, "error");
+    svc_mp_cstr(&ctx->pk, code);
+    svc_mp_key(&ctx->pk, "field");
+    svc_mp_cstr(&ctx->pk, field != NULL ? field : "");
+    svc_mp_key(&ctx->pk, "message");
+    svc_mp_cstr(&ctx->pk, msg);
+    return -1;
+}
+
+int svc_reply_empty(svc_ctx_t *ctx, unsigned status)
+{
+    s_reset_body(ctx);
+    ctx->status = status;
+    return 0;
+}
+
+msgpack_packer *svc_reply_begin(svc_ctx_t *ctx, unsigned status)
+{
+    s_reset_body(ctx);
+    ctx->status = status;
+    return &ctx->pk;
+}
+
+int svc_reply_unavailable(svc_ctx_t *ctx)
+{
+    return svc_reply_error(ctx, 503, "internal_error", "", "the data store is unavailable, try again");
+}
+
+int svc_reply_internal(svc_ctx_t *ctx, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    svc_log(SVC_LOG_ERROR, "request %s: %s", ctx->rid, msg);
+    return svc_reply_error(ctx, 500, "internal_error", "", "internal error");
+}
+
+int svc_reply_redis_failure(svc_ctx_t *ctx, const redisReply *r, const char *what)
+{
+    if (r == NULL)
+        return svc_reply_unavailable(ctx);
+    if (r->type == REDIS_REPLY_ERROR)
+        return svc_reply_internal(ctx, "%s: redis error: %s", what, r->str);
+    return svc_reply_internal(ctx, "%s: unexpected redis reply type %d", what, r->type);
+}
+
+/* ---- parameters and body -------------------------------------------------------------------- */
+
+const char *svc_param(svc_ctx_t *ctx, const char *name)
+{
+    xws_slice_t v;
+    if (ctx->req == NULL || xws_request_param(ctx->req, name, &v) != 0)
+        return NULL;
+    return svc_ctx_strndup(ctx, v.ptr, v.len);
+}
+
+int svc_param_id_or_reply(svc_ctx_t *ctx, const char *name, long long *id)
+{
+    const char *v = svc_param(ctx, name);
+    if (v == NULL || *v == '\0')
+        return svc_reply_error(ctx, 404, "not_found", name, "no %s given", name);
+    long long n = 0;
+    for (const char *p = v; *p != '\0'; p++) {
+        if (*p < '0' || *p > '9' || n > (1LL << 53) / 10)
+            return svc_reply_error(ctx, 404, "not_found", name, "no object has this %s", name);
+        n = n * 10 + (*p - '0');
+    }
+    if (n < 1 || n > (1LL << 53))
+        return svc_reply_error(ctx, 404, "not_found", name, "no object has this %s", name);
+    *id = n;
+    return 0;
+}
+
+int svc_body_map_or_reply(svc_ctx_t *ctx, const msgpack_object **map)
+{
+    const msgpack_object *b = ctx->req != NULL ? ctx->req->body : NULL;
+    if (b == NULL || b->type == MSGPACK_OBJECT_NIL)
+        return svc_reply_error(ctx, 400, "empty_body", "", "a JSON object body is required");
+    if (b->type != MSGPACK_OBJECT_MAP)
+        return svc_reply_error(ctx, 400, "not_an_object", "", "the body must be a JSON object");
+    *map = b;
+    return 0;
+}
+
+int svc_caller_is(svc_ctx_t *ctx, const char *mode)
+{
+    return ctx->req != NULL && xws_slice_eq(ctx->req->caller_mode, mode);
+}
+
+/* ---- writes ----------------------------------------------------------------------------------- */
+
+static int s_rstr(const redisReply *r, const char **p, size_t *len)
+{
+    if (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS) {
+        *p = r->str, *len = r->len;
+        return 0;
+    }
+    return -1;
+}
+
+int svc_outcome_reply(svc_ctx_t *ctx, const redisReply *r)
+{
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements < 1 || r->element[0]->type != REDIS_REPLY_INTEGER)
+        return svc_reply_redis_failure(ctx, r, "write outcome");
+    long long status = r->element[0]->integer;
+    if (status == 0)
+        return 0; /* conflict: the caller retries */
+    if (status < 100 || status > 599)
+        return svc_reply_internal(ctx, "write outcome: bad status %lld", status);
+    if (status < 400) {
+        const char *p = NULL;
+        size_t len = 0;
+        if (r->elements >= 2 && s_rstr(r->element[1], &p, &len) == 0 && len > 0) {
+            msgpack_unpacked u;
+            int ok = svc_mp_unpack(&u, p, len) == 0;
+            msgpack_unpacked_destroy(&u);
+            if (!ok)
+                return svc_reply_internal(ctx, "write outcome: malformed body");
+            svc_reply_begin(ctx, (unsigned)status);
+            msgpack_sbuffer_write(&ctx->body, p, len);
+        } else {
+            svc_reply_empty(ctx, (unsigned)status);
+        }
+        return (int)status;
+    }
+    const char *code = "internal_error", *field = "", *message = "";
+    char *s[3] = {NULL, NULL, NULL};
+    for (size_t i = 1; i < r->elements && i < 4; i++) {
+        const char *p;
+        size_t len;
+        if (s_rstr(r->element[i], &p, &len) == 0)
+            s[i - 1] = svc_ctx_strndup(ctx, p, len);
+    }
+    if (s[0] != NULL)
+        code = s[0];
+    if (s[1] != NULL)
+        field = s[1];
+    if (s[2] != NULL)
+        message = s[2];
+    svc_reply_error(ctx, (unsigned)status, code, field, "%s", message);
+    return (int)status;
+}
+
+int svc_write(svc_ctx_t *ctx, const char *fn, int nkeys, const char *const *keys, int nargs, const char *const *args,
+              const size_t *arglens)
+{
+    const char **k = svc_calloc((size_t)nkeys + 1, sizeof(*k));
+    const char **a = svc_calloc((size_t)nargs + 1, sizeof(*a));
+    size_t *l = svc_calloc((size_t)nargs + 1, sizeof(*l));
+    k[0] = svc_ctx_printf(ctx, "%swid:%s", ctx->prefix, ctx->rid);
+    for (int i = 0; i < nkeys; i++)
+        k[i + 1] = keys[i];
+    a[0] = svc_ctx_printf(ctx, "%lld", ctx->write_id_ttl);
+    l[0] = strlen(a[0]);
+    for (int i = 0; i < nargs; i++) {
+        a[i + 1] = args[i];
+        l[i + 1] = arglens != NULL ? arglens[i] : strlen(args[i]);
+    }
+    redisReply *r = svc_redis_fcall(ctx->redis, 0, fn, nkeys + 1, k, nargs + 1, a, l);
+    free(k);
+    free(a);
+    free(l);
+    int status = r == NULL ? (svc_reply_unavailable(ctx), -1) : svc_outcome_reply(ctx, r);
+    freeReplyObject(r);
+    return status;
+}
+
+/* ---- conditional reads ---------------------------------------------------------------------- */
+
+static int s_parse_ll(const redisReply *r, long long *out)
+{
+    if (r->type == REDIS_REPLY_NIL) {
+        *out = 0;
+        return 0;
+    }
+    if (r->type == REDIS_REPLY_INTEGER) {
+        *out = r->integer;
+        return 0;
+    }
+    if (r->type != REDIS_REPLY_STRING || r->len == 0 || r->len > 19)
+        return -1;
+    long long n = 0;
+    for (size_t i = 0; i < r->len; i++) {
+        if (r->str[i] < '0' || r->str[i] > '9')
+            return -1;
+        n = n * 10 + (r->str[i] - '0');
+    }
+    *out = n;
+    return 0;
+}
+
+int svc_etag_or_reply(svc_ctx_t *ctx, const char *const *resources)
+{
+    size_t n = 0;
+    while (resources[n] != NULL)
+        n++;
+    const char **argv = svc_calloc(n + 2, sizeof(*argv));
+    argv[0] = "MGET";
+    argv[1] = svc_key(ctx, "epoch");
+    for (size_t i = 0; i < n; i++)
+        argv[2 + i] = svc_ctx_printf(ctx, "%sver:%s", ctx->prefix, resources[i]);
+    redisReply *r = svc_redis_command(ctx->redis, (int)n + 2, argv, NULL);
+    free(argv);
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != n + 1) {
+        svc_reply_redis_failure(ctx, r, "reading versions");
+        freeReplyObject(r);
+        return -1;
+    }
+    long long *vers = svc_calloc(n + 1, sizeof(*vers));
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++)
+        if (s_parse_ll(r->element[i + 1], &vers[i]) != 0)
+            rc = svc_reply_internal(ctx, "version counter of %s is not a number", resources[i]);
+    char *epoch = NULL;
+    if (rc == 0 && r->element[0]->type == REDIS_REPLY_STRING) {
+        epoch = svc_ctx_strndup(ctx, r->element[0]->str, r->element[0]->len);
+    } else if (rc == 0) {
+        /* a fresh (or wiped) store: create its epoch once, whoever comes first */
+        char token[33];
+        svc_random_chars(token, 32, "0123456789abcdef");
+        const char *set[] = {"SET", svc_key(ctx, "epoch"), token, "NX", "GET"};
+        redisReply *s = svc_redis_command(ctx->redis, 5, set, NULL);
+        if (s != NULL && s->type == REDIS_REPLY_STRING)
+            epoch = svc_ctx_strndup(ctx, s->str, s->len); /* another worker won the race */
+        else if (s != NULL && s->type == REDIS_REPLY_NIL)
+            epoch = svc_ctx_strndup(ctx, token, 32);
+        else
+            rc = svc_reply_redis_failure(ctx, s, "creating the store epoch");
+        freeReplyObject(s);
+    }
+    freeReplyObject(r);
+    if (rc != 0) {
+        free(vers);
+        return -1;
+    }
+    const xws_request_t *q = ctx->req;
+    char *service = q ? svc_ctx_strndup(ctx, q->service.ptr, q->service.len) : "";
+    char *resource = q ? svc_ctx_strndup(ctx, q->resource.ptr, q->resource.len) : "";
+    char *act = q ? svc_ctx_strndup(ctx, q->act.ptr, q->act.len) : "";
+    svc_etag_compute(ctx->prefix, service, resource, act, q ? q->params : NULL, epoch, vers, n, ctx->etag);
+    free(vers);
+    if (q != NULL && q->inm.len > 0 && xws_slice_eq(q->inm, ctx->etag)) {
+        svc_reply_empty(ctx, 304);
+        return 1;
+    }
+    return 0;
+}
+
+void svc_ctx_test(void)
+{
+    svc_ctx_t ctx;
+    svc_ctx_init(&ctx, NULL, NULL, "p:", 0, NULL);
+    SVC_CHECK(strncmp(ctx.rid, "local-", 6) == 0 && strlen(ctx.rid) == 38);
+    SVC_CHECK(ctx.write_id_ttl == 600);
+    SVC_CHECK(strcmp(svc_key(&ctx, "entity:data"), "p:entity:data") == 0);
+    SVC_CHECK(strcmp(svc_ctx_printf(&ctx, "%d-%s", 4, "x"), "4-x") == 0);
+    SVC_CHECK(svc_param(&ctx, "id") == NULL);
+    long long id = 0;
+    SVC_CHECK(svc_param_id_or_reply(&ctx, "id", &id) == -1 && ctx.status == 404);
+    const msgpack_object *m;
+    SVC_CHECK(svc_body_map_or_reply(&ctx, &m) == -1 && ctx.status == 400);
+    msgpack_unpacked u;
+    SVC_CHECK(svc_mp_unpack(&u, ctx.body.data, ctx.body.size) == 0);
+    SVC_CHECK(svc_mp_str_eq(svc_mp_get(&u.data, "error"), "empty_body"));
+    SVC_CHECK(svc_mp_str_eq(svc_mp_get(&u.data, "field"), ""));
+    msgpack_unpacked_destroy(&u);
+    SVC_CHECK(svc_reply_empty(&ctx, 204) == 0 && ctx.status == 204 && ctx.body.size == 0);
+
+    /* outcome arrays */
+    redisReply st = {.type = REDIS_REPLY_INTEGER, .integer = 400};
+    redisReply code = {.type = REDIS_REPLY_STRING, .str = "already_exists", .len = 14};
+    redisReply field = {.type = REDIS_REPLY_STRING, .str = "name", .len = 4};
+    redisReply msg = {.type = REDIS_REPLY_STRING, .str = "taken", .len = 5};
+    redisReply *els[] = {&st, &code, &field, &msg};
+    redisReply arr = {.type = REDIS_REPLY_ARRAY, .elements = 4, .element = els};
+    SVC_CHECK(svc_outcome_reply(&ctx, &arr) == 400 && ctx.status == 400);
+    SVC_CHECK(svc_mp_unpack(&u, ctx.body.data, ctx.body.size) == 0);
+    SVC_CHECK(svc_mp_str_eq(svc_mp_get(&u.data, "error"), "already_exists"));
+    SVC_CHECK(svc_mp_str_eq(svc_mp_get(&u.data, "field"), "name"));
+    SVC_CHECK(svc_mp_str_eq(svc_mp_get(&u.data, "message"), "taken"));
+    msgpack_unpacked_destroy(&u);
+    st.integer = 200;
+    code.str = "\x92\x01\x02", code.len = 3; /* [1, 2] */
+    arr.elements = 2;
+    SVC_CHECK(svc_outcome_reply(&ctx, &arr) == 200 && ctx.status == 200 && ctx.body.size == 3);
+    code.str = "\x92\x01", code.len = 2; /* truncated */
+    SVC_CHECK(svc_outcome_reply(&ctx, &arr) == -1 && ctx.status == 500);
+    arr.elements = 1;
+    SVC_CHECK(svc_outcome_reply(&ctx, &arr) == 200 && ctx.body.size == 0);
+    st.integer = 0;
+    SVC_CHECK(svc_outcome_reply(&ctx, &arr) == 0);
+    st.integer = 7;
+    SVC_CHECK(svc_outcome_reply(&ctx, &arr) == -1 && ctx.status == 500);
+    st.type = REDIS_REPLY_STRING;
+    SVC_CHECK(svc_outcome_reply(&ctx, &arr) == -1 && ctx.status == 500);
+    SVC_CHECK(svc_outcome_reply(&ctx, NULL) == -1 && ctx.status == 503);
+    svc_ctx_dispose(&ctx);
+}

@@ -1,0 +1,275 @@
+/* svc_redis.c - see svc_redis.h */
+#include <assert.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "svc_log.h"
+#include "svc_redis.h"
+#include "svc_util.h"
+
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+
+struct svc_redis {
+    char *spec;          /* as given */
+    char *path;          /* unix socket path, or NULL */
+    char *host;          /* tcp host, or NULL */
+    int port;            /* tcp port */
+    struct timeval tmo;  /* connect and command timeout */
+    const char *libname; /* function library name (borrowed) */
+    const char *lua;     /* library body (borrowed) or NULL */
+    redisContext *ctx;   /* NULL while disconnected */
+    long long retry_at;  /* monotonic ms before which no connect is attempted */
+    int backoff_ms;      /* current back-off */
+    int failing;         /* 1 after a failure was logged, until the next success */
+    int timed_out;       /* 1 when the last connection was dropped after a timeout */
+};
+
+static int s_parse(svc_redis_t *self, const char *spec)
+{
+    if (strncmp(spec, "unix:", 5) == 0) {
+        const char *p = spec + 5;
+        if (strncmp(p, "//", 2) == 0)
+            p += 2;
+        if (*p == '\0')
+            return -1;
+        self->path = svc_strdup(p);
+        return 0;
+    }
+    if (strncmp(spec, "tcp://", 6) == 0) {
+        const char *h = spec + 6, *colon, *hend;
+        if (*h == '[') {
+            hend = strchr(h, ']');
+            if (hend == NULL || hend[1] != ':')
+                return -1;
+            colon = hend + 1;
+            h++;
+        } else {
+            colon = strrchr(h, ':');
+            if (colon == NULL)
+                return -1;
+            hend = colon;
+        }
+        char *end;
+        long port = strtol(colon + 1, &end, 10);
+        if (hend == h || *end != '\0' || colon[1] == '\0' || port < 1 || port > 65535)
+            return -1;
+        self->host = svc_strndup(h, (size_t)(hend - h));
+        self->port = (int)port;
+        return 0;
+    }
+    return -1;
+}
+
+svc_redis_t *svc_redis_new(const char *spec, int timeout_ms, const char *libname, const char *lua)
+{
+    assert(spec != NULL);
+    svc_redis_t *self = svc_calloc(1, sizeof(*self));
+    if (s_parse(self, spec) != 0) {
+        svc_log(SVC_LOG_ERROR, "redis: malformed address '%s' (expected unix:/path or tcp://host:port)", spec);
+        svc_redis_destroy(&self);
+        return NULL;
+    }
+    self->spec = svc_strdup(spec);
+    if (timeout_ms <= 0)
+        timeout_ms = 2000;
+    self->tmo.tv_sec = timeout_ms / 1000;
+    self->tmo.tv_usec = (timeout_ms % 1000) * 1000;
+    self->libname = libname;
+    self->lua = lua;
+    self->backoff_ms = BACKOFF_MIN_MS;
+    return self;
+}
+
+void svc_redis_destroy(svc_redis_t **self_p)
+{
+    assert(self_p != NULL);
+    svc_redis_t *self = *self_p;
+    if (self == NULL)
+        return;
+    if (self->ctx != NULL)
+        redisFree(self->ctx);
+    free(self->spec);
+    free(self->path);
+    free(self->host);
+    free(self);
+    *self_p = NULL;
+}
+
+const char *svc_redis_spec(const svc_redis_t *self)
+{
+    return self->spec;
+}
+
+/*
+ * closes a broken connection. After a timeout (a Redis that hangs) the back-off applies at once,
+ * so that the next requests fail fast instead of each waiting for the timeout again; after any
+ * other failure (Redis restarted: EOF, broken pipe) one immediate reconnect is allowed.
+ */
+static void s_drop(svc_redis_t *self, const char *why, int timed_out)
+{
+    if (!self->failing)
+        svc_log(SVC_LOG_ERROR, "redis: connection to %s lost: %s; reconnecting with back-off", self->spec, why);
+    self->failing = 1;
+    self->timed_out = timed_out;
+    redisFree(self->ctx);
+    self->ctx = NULL;
+    if (timed_out) {
+        self->retry_at = svc_now_mono_ms() + self->backoff_ms;
+        self->backoff_ms = self->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : self->backoff_ms * 2;
+    }
+}
+
+int svc_redis_connect(svc_redis_t *self)
+{
+    assert(self != NULL);
+    if (self->ctx != NULL)
+        return 0;
+    long long now = svc_now_mono_ms();
+    if (now < self->retry_at)
+        return -1;
+    redisContext *c = self->path != NULL ? redisConnectUnixWithTimeout(self->path, self->tmo)
+                                         : redisConnectWithTimeout(self->host, self->port, self->tmo);
+    if (c == NULL)
+        abort(); /* hiredis returns NULL only when out of memory */
+    if (c->err != 0 || redisSetTimeout(c, self->tmo) != REDIS_OK) {
+        if (!self->failing || self->backoff_ms >= BACKOFF_MAX_MS)
+            svc_log(SVC_LOG_ERROR, "redis: cannot connect to %s: %s (next attempt in %d ms)", self->spec, c->errstr,
+                    self->backoff_ms);
+        self->failing = 1;
+        redisFree(c);
+        self->retry_at = now + self->backoff_ms;
+        self->backoff_ms = self->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : self->backoff_ms * 2;
+        return -1;
+    }
+    self->ctx = c;
+    self->timed_out = 0;
+    if (self->failing)
+        svc_log(SVC_LOG_INFO, "redis: connected to %s", self->spec);
+    self->failing = 0;
+    self->backoff_ms = BACKOFF_MIN_MS;
+    self->retry_at = 0;
+    if (self->lua != NULL && svc_redis_load(self) != 0 && self->ctx == NULL)
+        return -1;
+    return 0;
+}
+
+/* one attempt on the current connection; NULL (connection dropped) on an I/O failure */
+static redisReply *s_send(svc_redis_t *self, int argc, const char **argv, const size_t *lens)
+{
+    errno = 0;
+    redisReply *r = redisCommandArgv(self->ctx, argc, argv, lens);
+    if (r == NULL) {
+        int timed_out = errno == EAGAIN || errno == EWOULDBLOCK || errno == ETIMEDOUT;
+        s_drop(self, timed_out ? "command timed out" : self->ctx->errstr[0] != '\0' ? self->ctx->errstr : "I/O error", timed_out);
+    }
+    return r;
+}
+
+redisReply *svc_redis_command(svc_redis_t *self, int argc, const char **argv, const size_t *lens)
+{
+    assert(self != NULL && argc > 0);
+    size_t *l = NULL;
+    if (lens == NULL) {
+        l = svc_calloc((size_t)argc, sizeof(*l));
+        for (int i = 0; i < argc; i++)
+            l[i] = strlen(argv[i]);
+        lens = l;
+    }
+    redisReply *r = NULL;
+    for (int attempt = 0; attempt < 2 && r == NULL; attempt++) {
+        if (self->ctx == NULL) {
+            if (attempt > 0 && self->timed_out)
+                break; /* Redis hangs: do not wait for a second timeout */
+            if (attempt > 0)
+                self->retry_at = 0; /* the connection just broke: one immediate reconnect */
+            if (svc_redis_connect(self) != 0)
+                break;
+        }
+        r = s_send(self, argc, argv, lens);
+    }
+    free(l);
+    return r;
+}
+
+int svc_redis_load(svc_redis_t *self)
+{
+    assert(self != NULL);
+    if (self->lua == NULL || self->ctx == NULL)
+        return -1;
+    xws_buf_t text;
+    xws_buf_init(&text);
+    xws_buf_addf(&text, "#!lua name=%s\n", self->libname);
+    xws_buf_adds(&text, self->lua);
+    const char *argv[] = {"FUNCTION", "LOAD", "REPLACE", text.data};
+    size_t lens[] = {8, 4, 7, text.len};
+    redisReply *r = s_send(self, 4, argv, lens);
+    xws_buf_dispose(&text);
+    int rc = r != NULL && r->type != REDIS_REPLY_ERROR ? 0 : -1;
+    if (r != NULL && r->type == REDIS_REPLY_ERROR)
+        svc_log(SVC_LOG_ERROR, "redis: loading function library %s failed: %s", self->libname, r->str);
+    freeReplyObject(r);
+    return rc;
+}
+
+redisReply *svc_redis_fcall(svc_redis_t *self, int readonly, const char *fn, int nkeys, const char *const *keys, int nargs,
+                            const char *const *args, const size_t *arglens)
+{
+    assert(self != NULL && fn != NULL && nkeys >= 0 && nargs >= 0);
+    int argc = 3 + nkeys + nargs;
+    const char **argv = svc_calloc((size_t)argc, sizeof(*argv));
+    size_t *lens = svc_calloc((size_t)argc, sizeof(*lens));
+    char nk[16];
+    snprintf(nk, sizeof(nk), "%d", nkeys);
+    argv[0] = readonly ? "FCALL_RO" : "FCALL";
+    argv[1] = fn;
+    argv[2] = nk;
+    for (int i = 0; i < nkeys; i++)
+        argv[3 + i] = keys[i];
+    for (int i = 0; i < nargs; i++) {
+        argv[3 + nkeys + i] = args[i];
+        lens[3 + nkeys + i] = arglens != NULL ? arglens[i] : strlen(args[i]);
+    }
+    for (int i = 0; i < 3 + nkeys; i++)
+        lens[i] = strlen(argv[i]);
+    redisReply *r = svc_redis_command(self, argc, argv, lens);
+    if (r != NULL && r->type == REDIS_REPLY_ERROR && strstr(r->str, "Function not found") != NULL) {
+        freeReplyObject(r);
+        r = NULL;
+        svc_log(SVC_LOG_WARN, "redis: function %s not found, loading library %s again", fn, self->libname);
+        if (svc_redis_load(self) == 0 || self->ctx != NULL)
+            r = svc_redis_command(self, argc, argv, lens);
+    }
+    free(argv);
+    free(lens);
+    return r;
+}
+
+void svc_redis_test(void)
+{
+    svc_redis_t *r = svc_redis_new("tcp://[::1]:6379", 100, "t", NULL);
+    SVC_CHECK(r != NULL && r->host != NULL && strcmp(r->host, "::1") == 0 && r->port == 6379);
+    svc_redis_destroy(&r);
+    SVC_CHECK(r == NULL);
+    svc_redis_destroy(&r);
+    r = svc_redis_new("tcp://localhost:7", 100, "t", NULL);
+    SVC_CHECK(r != NULL && strcmp(r->host, "localhost") == 0 && r->port == 7);
+    svc_redis_destroy(&r);
+    r = svc_redis_new("unix:/nonexistent/dir/redis.sock", 100, "t", NULL);
+    SVC_CHECK(r != NULL && strcmp(r->path, "/nonexistent/dir/redis.sock") == 0);
+    /* unavailable: NULL at once, and the back-off makes the next call skip the connect */
+    const char *argv[] = {"PING"};
+    SVC_CHECK(svc_redis_command(r, 1, argv, NULL) == NULL);
+    SVC_CHECK(r->retry_at > 0);
+    long long t0 = svc_now_mono_ms();
+    SVC_CHECK(svc_redis_command(r, 1, argv, NULL) == NULL);
+    SVC_CHECK(svc_now_mono_ms() - t0 < 50);
+    svc_redis_destroy(&r);
+    SVC_CHECK(svc_redis_new("redis://x", 100, "t", NULL) == NULL);
+    SVC_CHECK(svc_redis_new("tcp://host", 100, "t", NULL) == NULL);
+    SVC_CHECK(svc_redis_new("tcp://host:0", 100, "t", NULL) == NULL);
+    SVC_CHECK(svc_redis_new("tcp://:80", 100, "t", NULL) == NULL);
+    SVC_CHECK(svc_redis_new("unix:", 100, "t", NULL) == NULL);
+}

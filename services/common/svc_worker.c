@@ -1,0 +1,403 @@
+/* svc_worker.c - see svc_worker.h */
+#include <assert.h>
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+#include "xws/frames.h"
+#include "svc_log.h"
+#include "svc_mp.h"
+#include "svc_util.h"
+#include "svc_worker.h"
+
+typedef struct {
+    char *endpoint;      /* a gateway's worker endpoint */
+    zsock_t *sock;       /* DEALER connected to it */
+    long long last_recv; /* monotonic ms of the last message from the gateway */
+    long long last_send; /* monotonic ms of the last message to it */
+    int heard;           /* 1 once the gateway answered since the socket was opened */
+} svc_link_t;
+
+struct svc_worker {
+    const svc_service_t *service; /* borrowed */
+    svc_redis_t *redis;
+    char *prefix;  /* redis_prefix */
+    char *libname; /* "xws_<service>" */
+    char *name;    /* worker name for READY: <service>-<pid> */
+    long long write_id_ttl;
+    int heartbeat_ms, expiry_ms;
+    unsigned credit;
+    svc_link_t *links;
+    size_t nlinks;
+};
+
+static volatile sig_atomic_t s_stop = 0;
+
+static void s_on_signal(int sig)
+{
+    (void)sig;
+    s_stop = 1;
+}
+
+static int s_int_setting(xws_config_t *cfg, const char *key, long long def, long long min, long long max, long long *out)
+{
+    long long v = xws_config_int(cfg, key, def);
+    if (v < min || v > max) {
+        svc_log(SVC_LOG_ERROR, "setting %s: expected a number from %lld to %lld", key, min, max);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+svc_worker_t *svc_worker_new(const svc_service_t *service, xws_config_t *cfg)
+{
+    assert(service != NULL && service->service != NULL && cfg != NULL);
+    svc_worker_t *self = svc_calloc(1, sizeof(*self));
+    self->service = service;
+    long long tmo, hb, exp, credit, ttl;
+    if (s_int_setting(cfg, "redis_timeout_ms", 2000, 1, 600000, &tmo) != 0 ||
+        s_int_setting(cfg, "heartbeat_ms", 1000, 10, 600000, &hb) != 0 ||
+        s_int_setting(cfg, "expiry_ms", 3000, 30, 3600000, &exp) != 0 ||
+        s_int_setting(cfg, "worker_credit", 1, 1, 1000, &credit) != 0 ||
+        s_int_setting(cfg, "write_id_ttl", 600, 1, 86400 * 30, &ttl) != 0)
+        goto fail;
+    if (exp <= hb) {
+        svc_log(SVC_LOG_ERROR, "setting expiry_ms (%lld) must be larger than heartbeat_ms (%lld)", exp, hb);
+        goto fail;
+    }
+    self->heartbeat_ms = (int)hb, self->expiry_ms = (int)exp, self->credit = (unsigned)credit, self->write_id_ttl = ttl;
+    self->prefix = svc_strdup(xws_config_get(cfg, "redis_prefix", "xws:"));
+    size_t slen = strlen(service->service);
+    self->libname = svc_malloc(slen + 5);
+    memcpy(self->libname, "xws_", 4);
+    for (size_t i = 0; i <= slen; i++) /* the library name of a service: '-' is not allowed in it */
+        self->libname[4 + i] = service->service[i] == '-' ? '_' : service->service[i];
+    size_t nlen = strlen(service->service) + 24;
+    self->name = svc_malloc(nlen);
+    snprintf(self->name, nlen, "%s-%d", service->service, (int)getpid());
+    self->redis = svc_redis_new(xws_config_get(cfg, "redis", "unix:${run_dir}/redis.sock"), (int)tmo, self->libname, service->lua);
+    if (self->redis == NULL)
+        goto fail;
+    /* endpoints: comma-separated, blanks around them ignored */
+    const char *eps = xws_config_get(cfg, "worker_endpoints", "ipc://${run_dir}/workers.ipc");
+    char *copy = svc_strdup(eps), *save = NULL;
+    for (char *tok = strtok_r(copy, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
+        while (*tok == ' ' || *tok == '\t')
+            tok++;
+        size_t n = strlen(tok);
+        while (n > 0 && (tok[n - 1] == ' ' || tok[n - 1] == '\t'))
+            tok[--n] = '\0';
+        if (n == 0)
+            continue;
+        self->links = svc_realloc(self->links, (self->nlinks + 1) * sizeof(*self->links));
+        memset(&self->links[self->nlinks], 0, sizeof(svc_link_t));
+        self->links[self->nlinks++].endpoint = svc_strdup(tok);
+    }
+    free(copy);
+    if (self->nlinks == 0) {
+        svc_log(SVC_LOG_ERROR, "setting worker_endpoints: no endpoint given");
+        goto fail;
+    }
+    return self;
+fail:
+    svc_worker_destroy(&self);
+    return NULL;
+}
+
+void svc_worker_destroy(svc_worker_t **self_p)
+{
+    assert(self_p != NULL);
+    svc_worker_t *self = *self_p;
+    if (self == NULL)
+        return;
+    for (size_t i = 0; i < self->nlinks; i++) {
+        zsock_destroy(&self->links[i].sock);
+        free(self->links[i].endpoint);
+    }
+    free(self->links);
+    svc_redis_destroy(&self->redis);
+    free(self->prefix);
+    free(self->libname);
+    free(self->name);
+    free(self);
+    *self_p = NULL;
+}
+
+svc_redis_t *svc_worker_redis(svc_worker_t *self)
+{
+    return self->redis;
+}
+
+const char *svc_worker_prefix(svc_worker_t *self)
+{
+    return self->prefix;
+}
+
+long long svc_worker_write_id_ttl(svc_worker_t *self)
+{
+    return self->write_id_ttl;
+}
+
+/* ---- dispatch --------------------------------------------------------------------------------- */
+
+static void s_dispatch(svc_worker_t *self, const xws_request_t *req, svc_ctx_t *ctx)
+{
+    const svc_resource_t *res = NULL;
+    if (xws_slice_eq(req->service, self->service->service))
+        for (const svc_resource_t *r = self->service->resources; r->name != NULL && res == NULL; r++)
+            if (xws_slice_eq(req->resource, r->name))
+                res = r;
+    if (res == NULL) {
+        svc_reply_error(ctx, 404, "not_found", "", "service %s has no resource %.*s", self->service->service,
+                        (int)(req->resource.len > 32 ? 32 : req->resource.len), req->resource.ptr);
+        return;
+    }
+    const svc_act_t *act = NULL, *def = NULL;
+    for (const svc_act_t *a = res->acts; a->name != NULL; a++) {
+        if (xws_slice_eq(req->act, a->name))
+            act = a;
+        if (strcmp(a->name, res->default_act) == 0)
+            def = a;
+    }
+    if (act == NULL)
+        act = def;
+    assert(act != NULL); /* a resource's default act must be in its table */
+    act->fn(ctx);
+    if (ctx->status == 0)
+        svc_reply_internal(ctx, "handler of %s/%s set no reply", res->name, act->name);
+}
+
+static void s_encode_error(unsigned status, const char *code, const char *msg, msgpack_sbuffer *out)
+{
+    if (xws_reply_encode_error(status, code, "", msg, out) != 0)
+        abort(); /* only fails on a bad status: a bug here */
+}
+
+int svc_worker_handle(svc_worker_t *self, const void *envelope, size_t len, msgpack_sbuffer *out)
+{
+    long long t0 = svc_now_mono_us();
+    xws_request_t req;
+    const char *err = NULL;
+    if (xws_request_decode(&req, envelope, len, &err) != 0) {
+        int unsupported = err != NULL && strcmp(err, "unsupported_version") == 0;
+        svc_log(SVC_LOG_WARN, "malformed request envelope (%zu bytes): %s", len, err ? err : "?");
+        xws_request_dispose(&req);
+        s_encode_error(400, unsupported ? "unsupported_version" : "bad_envelope",
+                       unsupported ? "this worker speaks envelope version 1" : "malformed request envelope", out);
+        return 1;
+    }
+    if (req.deadline_ms != 0 && (long long)req.deadline_ms < svc_now_ms()) {
+        svc_log(SVC_LOG_WARN, "request %.*s (%.*s/%.*s) skipped: its deadline passed %lld ms ago", (int)req.rid.len, req.rid.ptr,
+                (int)req.resource.len, req.resource.ptr, (int)req.act.len, req.act.ptr, svc_now_ms() - (long long)req.deadline_ms);
+        xws_request_dispose(&req);
+        return 0;
+    }
+    svc_ctx_t ctx;
+    svc_ctx_init(&ctx, &req, self->redis, self->prefix, self->write_id_ttl, self->service->data);
+    s_dispatch(self, &req, &ctx);
+    xws_slice_t body = {ctx.body.data, ctx.body.size};
+    xws_slice_t etag = ctx.status == 200 || ctx.status == 304 ? xws_slice(ctx.etag) : XWS_SLICE_NULL;
+    size_t mark = out->size;
+    if (xws_reply_encode(ctx.status, etag, body, out) != 0) {
+        svc_log(SVC_LOG_ERROR, "request %s: reply could not be encoded (status %u)", ctx.rid, ctx.status);
+        out->size = mark;
+        s_encode_error(500, "internal_error", "internal error", out);
+    }
+    if (svc_log_enabled(SVC_LOG_DEBUG))
+        svc_log(SVC_LOG_DEBUG, "%s %.*s/%.*s %u %lld us rid=%s", self->service->service, (int)req.resource.len, req.resource.ptr,
+                (int)req.act.len, req.act.ptr, ctx.status, svc_now_mono_us() - t0, ctx.rid);
+    svc_ctx_dispose(&ctx);
+    xws_request_dispose(&req);
+    return 1;
+}
+
+/* ---- sockets ------------------------------------------------------------------------------------ */
+
+static int s_send_ready(svc_worker_t *self, svc_link_t *l)
+{
+    l->last_send = svc_now_mono_ms();
+    if (xws_send_ready(l->sock, self->service->service, self->credit, self->name) != 0) {
+        svc_log(SVC_LOG_WARN, "READY to %s could not be queued", l->endpoint);
+        return -1;
+    }
+    return 0;
+}
+
+static int s_link_open(svc_worker_t *self, svc_link_t *l)
+{
+    l->sock = zsock_new(ZMQ_DEALER);
+    if (l->sock == NULL)
+        return -1;
+    zsock_set_heartbeat_ivl(l->sock, self->heartbeat_ms);
+    zsock_set_heartbeat_timeout(l->sock, self->expiry_ms);
+    zsock_set_reconnect_ivl(l->sock, 100);
+    zsock_set_reconnect_ivl_max(l->sock, 2000);
+    zsock_set_sndtimeo(l->sock, 0);
+    zsock_set_linger(l->sock, 0);
+    if (zsock_connect(l->sock, "%s", l->endpoint) != 0) {
+        svc_log(SVC_LOG_ERROR, "cannot connect to %s: %s", l->endpoint, zmq_strerror(zmq_errno()));
+        zsock_destroy(&l->sock);
+        return -1;
+    }
+    l->last_recv = svc_now_mono_ms();
+    l->heard = 0;
+    s_send_ready(self, l);
+    return 0;
+}
+
+static void s_reply(svc_worker_t *self, svc_link_t *l, xws_slice_t key, msgpack_sbuffer *env)
+{
+    xws_slice_t e = {env->data, env->size};
+    l->last_send = svc_now_mono_ms();
+    if (xws_send_reply(l->sock, NULL, key, e) != 0)
+        svc_log(SVC_LOG_ERROR, "reply to %s could not be sent (gateway gone or its queue full)", l->endpoint);
+}
+
+/* receives and handles what is waiting on l; returns when it is drained or a stop was asked */
+static void s_drain(svc_worker_t *self, svc_link_t *l)
+{
+    while (!s_stop) {
+        xws_frames_t f;
+        memset(&f, 0, sizeof(f));
+        const char *err = NULL;
+        if (xws_frames_recv(&f, l->sock, 0, &err) != 0) {
+            int none = err != NULL && strcmp(err, "no message") == 0;
+            if (!none) {
+                l->last_recv = svc_now_mono_ms();
+                svc_log(SVC_LOG_WARN, "malformed message from %s dropped: %s", l->endpoint, err ? err : "?");
+                if (f.key.ptr != NULL && f.key.len > 0) {
+                    msgpack_sbuffer sb;
+                    msgpack_sbuffer_init(&sb);
+                    s_encode_error(400, "bad_envelope", "malformed message", &sb);
+                    s_reply(self, l, f.key, &sb);
+                    msgpack_sbuffer_destroy(&sb);
+                }
+            }
+            xws_frames_dispose(&f);
+            if (none)
+                return;
+            continue;
+        }
+        l->last_recv = svc_now_mono_ms();
+        if (!l->heard)
+            svc_log(SVC_LOG_INFO, "gateway at %s is talking to this worker", l->endpoint);
+        l->heard = 1;
+        switch (f.cmd) {
+        case XWS_CMD_REQUEST: {
+            msgpack_sbuffer sb;
+            msgpack_sbuffer_init(&sb);
+            if (svc_worker_handle(self, f.payload.ptr, f.payload.len, &sb) == 1)
+                s_reply(self, l, f.key, &sb);
+            msgpack_sbuffer_destroy(&sb);
+            break;
+        }
+        case XWS_CMD_HEARTBEAT:
+            break;
+        case XWS_CMD_DISCONNECT:
+            svc_log(SVC_LOG_INFO, "gateway at %s does not know this worker: announcing it again", l->endpoint);
+            s_send_ready(self, l);
+            break;
+        default:
+            svc_log(SVC_LOG_WARN, "unexpected command 0x%02x from %s ignored", (unsigned)f.cmd, l->endpoint);
+            break;
+        }
+        xws_frames_dispose(&f);
+    }
+}
+
+int svc_worker_run(svc_worker_t *self)
+{
+    assert(self != NULL);
+    signal(SIGPIPE, SIG_IGN);
+    zsys_handler_set(NULL);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = s_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+
+    zpoller_t *poller = zpoller_new(NULL);
+    for (size_t i = 0; i < self->nlinks; i++) {
+        if (s_link_open(self, &self->links[i]) != 0) {
+            zpoller_destroy(&poller);
+            return -1;
+        }
+        zpoller_add(poller, self->links[i].sock);
+    }
+    svc_redis_connect(self->redis); /* early, so that a wrong address shows in the log at once */
+    svc_log(SVC_LOG_INFO, "worker %s serving %s, %zu gateway endpoint(s), credit %u, redis %s", self->name, self->service->service,
+            self->nlinks, self->credit, svc_redis_spec(self->redis));
+    int tick = self->heartbeat_ms / 4;
+    if (tick < 10)
+        tick = 10;
+    if (tick > 250)
+        tick = 250;
+    while (!s_stop) {
+        zpoller_wait(poller, tick);
+        for (size_t i = 0; i < self->nlinks && !s_stop; i++)
+            s_drain(self, &self->links[i]);
+        long long now = svc_now_mono_ms();
+        for (size_t i = 0; i < self->nlinks && !s_stop; i++) {
+            svc_link_t *l = &self->links[i];
+            if (now - l->last_recv > self->expiry_ms) {
+                /* a gateway that never answered (not started yet) is retried quietly */
+                svc_log(l->heard ? SVC_LOG_WARN : SVC_LOG_DEBUG, "gateway at %s silent for %lld ms: reconnecting", l->endpoint,
+                        now - l->last_recv);
+                zpoller_remove(poller, l->sock);
+                zsock_destroy(&l->sock);
+                if (s_link_open(self, l) != 0) {
+                    zpoller_destroy(&poller);
+                    return -1;
+                }
+                zpoller_add(poller, l->sock);
+            } else if (now - l->last_send >= self->heartbeat_ms) {
+                l->last_send = now;
+                xws_send_heartbeat(l->sock, NULL);
+            }
+        }
+    }
+    svc_log(SVC_LOG_INFO, "worker %s stopping: disconnecting from the gateways", self->name);
+    for (size_t i = 0; i < self->nlinks; i++) {
+        zsock_set_linger(self->links[i].sock, 500);
+        xws_send_disconnect(self->links[i].sock, NULL);
+    }
+    zpoller_destroy(&poller);
+    for (size_t i = 0; i < self->nlinks; i++)
+        zsock_destroy(&self->links[i].sock);
+    return 0;
+}
+
+int svc_main(const svc_service_t *service, int argc, char **argv)
+{
+    const char *path = NULL;
+    int opt;
+    svc_log_set_program(argv[0] != NULL && strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0]);
+    optind = 1;
+    while ((opt = getopt(argc, argv, "c:v")) != -1) {
+        switch (opt) {
+        case 'c':
+            path = optarg;
+            break;
+        case 'v':
+            svc_log_set_level(SVC_LOG_DEBUG);
+            break;
+        default:
+            fprintf(stderr, "usage: %s [-c FILE] [-v]\n", argv[0]);
+            return 2;
+        }
+    }
+    if (optind != argc) {
+        fprintf(stderr, "usage: %s [-c FILE] [-v]\n", argv[0]);
+        return 2;
+    }
+    xws_config_t *cfg = xws_config_load(path);
+    if (cfg == NULL)
+        return 1;
+    svc_worker_t *w = svc_worker_new(service, cfg);
+    int rc = w != NULL && svc_worker_run(w) == 0 ? 0 : 1;
+    svc_worker_destroy(&w);
+    xws_config_destroy(&cfg);
+    return rc;
+}

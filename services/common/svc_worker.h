@@ -1,0 +1,84 @@
+/*
+ * svc_worker - the worker side of PROTOCOL.md: a service is a table of resources, each a table
+ * of acts with their handlers, plus a Redis function library; svc_worker runs the loop.
+ *
+ * The loop connects one DEALER per gateway worker endpoint (worker_endpoints), announces
+ * READY <service> <worker_credit> <service-pid>, sends HEARTBEAT when it has sent nothing for
+ * heartbeat_ms, treats a gateway silent for expiry_ms as gone (the socket is re-created and
+ * READY sent again), answers DISCONNECT with READY, and serves REQUESTs one at a time: decode
+ * (400 bad_envelope / unsupported_version), skip when the deadline has passed (logged, no
+ * reply), dispatch by resource and act (unknown act: the resource's default act; unknown
+ * resource: 404), reply on the socket the request came from. SIGTERM/SIGINT: the request in hand
+ * is finished, DISCONNECT is sent to every gateway, and svc_worker_run returns 0.
+ *
+ * Settings read (deploy/xws.conf): redis, redis_prefix, redis_timeout_ms, worker_endpoints,
+ * heartbeat_ms, expiry_ms, worker_credit, write_id_ttl.
+ */
+#ifndef SVC_WORKER_H
+#define SVC_WORKER_H
+
+#include <msgpack.h>
+#include "xws/config.h"
+#include "xws/proto.h"
+#include "svc_ctx.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A handler answers through the svc_reply_* functions; its return value is not used. */
+typedef int (*svc_handler_fn)(svc_ctx_t *ctx);
+
+typedef struct {
+    const char *name;  /* act name */
+    svc_handler_fn fn; /* its handler */
+} svc_act_t;
+
+typedef struct {
+    const char *name;        /* resource name, as in the request envelope */
+    const char *default_act; /* act for "" and for acts the resource does not know */
+    const svc_act_t *acts;   /* terminated by {NULL, NULL} */
+} svc_resource_t;
+
+typedef struct {
+    const char *service;             /* service name ([a-z0-9-], ≤ 32) */
+    const char *lua;                 /* the function library body (without "#!lua"), or NULL */
+    const svc_resource_t *resources; /* terminated by {NULL} */
+    void *data;                      /* handed to every handler as ctx->data */
+} svc_service_t;
+
+typedef struct svc_worker svc_worker_t;
+
+/*
+ * Creates a worker for service (borrowed) with the settings of cfg (borrowed; both must outlive
+ * the worker). Returns NULL (logged) when a setting is malformed. Does not connect yet.
+ */
+svc_worker_t *svc_worker_new(const svc_service_t *service, xws_config_t *cfg);
+/* NULL-safe; sets *self_p to NULL. */
+void svc_worker_destroy(svc_worker_t **self_p);
+
+/* Runs the loop until SIGTERM or SIGINT. Returns 0, or -1 when the sockets cannot be set up. */
+int svc_worker_run(svc_worker_t *self);
+
+/*
+ * Handles one request envelope (the REQUEST's payload) without any socket: decodes it,
+ * dispatches it and appends the reply envelope to out. Returns 1 when a reply was produced, 0
+ * when the request was skipped (deadline passed).
+ */
+int svc_worker_handle(svc_worker_t *self, const void *envelope, size_t len, msgpack_sbuffer *out);
+
+/* The worker's Redis handle, key prefix and write-id ttl (for tools built on a worker). */
+svc_redis_t *svc_worker_redis(svc_worker_t *self);
+const char *svc_worker_prefix(svc_worker_t *self);
+long long svc_worker_write_id_ttl(svc_worker_t *self);
+
+/*
+ * The usual main(): parses "[-c FILE] [-v]" (-v: debug log, one line per request), loads the
+ * settings and runs the worker. Returns the process exit status (0, 1 error, 2 usage).
+ */
+int svc_main(const svc_service_t *service, int argc, char **argv);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,373 @@
+/*
+ * svc_selftest.c - runs the self-tests of the worker library, each in a child process so that a
+ * failing check is counted and the others still run. Tests that need Redis start a private
+ * redis-server on a temporary Unix socket and stop it. The last line reads "N passed, M failed".
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "svc.h"
+
+extern const char svc_test_lua[];
+
+static char s_dir[64];
+
+static int s_redis_start(void)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd),
+             "redis-server --port 0 --unixsocket %s/redis.sock --unixsocketperm 700 --save '' --appendonly no "
+             "--daemonize yes --pidfile %s/redis.pid --dir %s --logfile %s/redis.log",
+             s_dir, s_dir, s_dir, s_dir);
+    if (system(cmd) != 0)
+        return -1;
+    char sock[128];
+    snprintf(sock, sizeof(sock), "%s/redis.sock", s_dir);
+    for (int i = 0; i < 200; i++) {
+        struct stat st;
+        if (stat(sock, &st) == 0)
+            return 0;
+        usleep(10000);
+    }
+    return -1;
+}
+
+static int s_redis_pid(void)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "%s/redis.pid", s_dir);
+    FILE *f = fopen(path, "r");
+    int pid = 0;
+    if (f != NULL) {
+        if (fscanf(f, "%d", &pid) != 1)
+            pid = 0;
+        fclose(f);
+    }
+    return pid;
+}
+
+static void s_redis_stop(void)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "%s/redis.pid", s_dir);
+    FILE *f = fopen(path, "r");
+    int pid = 0;
+    if (f != NULL) {
+        if (fscanf(f, "%d", &pid) != 1)
+            pid = 0;
+        fclose(f);
+    }
+    if (pid > 0) {
+        kill(pid, SIGCONT); /* in case a failed test left it stopped */
+        kill(pid, SIGTERM);
+        for (int i = 0; i < 300 && kill(pid, 0) == 0; i++)
+            usleep(10000);
+    }
+    snprintf(path, sizeof(path), "%s/redis.sock", s_dir);
+    unlink(path);
+}
+
+static long long s_reply_int(msgpack_sbuffer *body)
+{
+    msgpack_unpacked u;
+    SVC_CHECK(svc_mp_unpack(&u, body->data, body->size) == 0);
+    SVC_CHECK(u.data.type == MSGPACK_OBJECT_POSITIVE_INTEGER);
+    long long v = (long long)u.data.via.u64;
+    msgpack_unpacked_destroy(&u);
+    return v;
+}
+
+/* writes with de-duplication, function reload, ETags and an outage of Redis */
+static void s_store_test(void)
+{
+    char spec[128];
+    snprintf(spec, sizeof(spec), "unix:%s/redis.sock", s_dir);
+    svc_redis_t *r = svc_redis_new(spec, 500, "xws_svctest", svc_test_lua);
+    SVC_CHECK(r != NULL);
+    const char *keys[] = {"t:counter", "t:ver:thing"};
+    const char *ok[] = {"0"}, *fail[] = {"1"};
+
+    svc_ctx_t a, b;
+    svc_ctx_init(&a, NULL, r, "t:", 60, NULL);
+    SVC_CHECK(svc_write(&a, "svctest_bump", 2, keys, 1, ok, NULL) == 200 && s_reply_int(&a.body) == 1);
+    SVC_CHECK(svc_write(&a, "svctest_bump", 2, keys, 1, ok, NULL) == 200 && s_reply_int(&a.body) == 1); /* same rid */
+    svc_ctx_init(&b, NULL, r, "t:", 60, NULL);
+    SVC_CHECK(svc_write(&b, "svctest_bump", 2, keys, 1, ok, NULL) == 200 && s_reply_int(&b.body) == 2);
+    svc_ctx_dispose(&b);
+    /* an error outcome is recorded too */
+    svc_ctx_init(&b, NULL, r, "t:", 60, NULL);
+    SVC_CHECK(svc_write(&b, "svctest_bump", 2, keys, 1, fail, NULL) == 400 && b.status == 400);
+    SVC_CHECK(svc_write(&b, "svctest_bump", 2, keys, 1, ok, NULL) == 400);
+    svc_ctx_dispose(&b);
+    const char *ttl[] = {"TTL", svc_ctx_printf(&a, "t:wid:%s", a.rid)};
+    redisReply *x = svc_redis_command(r, 2, ttl, NULL);
+    SVC_CHECK(x != NULL && x->type == REDIS_REPLY_INTEGER && x->integer > 0 && x->integer <= 60);
+    freeReplyObject(x);
+
+    /* the library disappears: FCALL reloads it */
+    const char *flush[] = {"FUNCTION", "FLUSH"};
+    freeReplyObject(svc_redis_command(r, 2, flush, NULL));
+    svc_ctx_init(&b, NULL, r, "t:", 60, NULL);
+    SVC_CHECK(svc_write(&b, "svctest_bump", 2, keys, 1, ok, NULL) == 200 && s_reply_int(&b.body) == 3);
+    svc_ctx_dispose(&b);
+
+    /* ETags: stable while nothing changes, new after a write, 304 on If-None-Match */
+    const char *res[] = {"thing", NULL};
+    char first[SVC_ETAG_SIZE];
+    svc_ctx_init(&b, NULL, r, "t:", 60, NULL);
+    SVC_CHECK(svc_etag_or_reply(&b, res) == 0 && b.etag[0] == '"');
+    strcpy(first, b.etag);
+    SVC_CHECK(svc_etag_or_reply(&b, res) == 0 && strcmp(first, b.etag) == 0);
+    svc_ctx_dispose(&b);
+    msgpack_sbuffer env;
+    msgpack_sbuffer_init(&env);
+    xws_request_spec_t spec_req = {.rid = xws_slice("r-1"),
+                                   .service = xws_slice("svctest"),
+                                   .resource = xws_slice("thing"),
+                                   .act = xws_slice("list"),
+                                   .inm = xws_slice(first)};
+    SVC_CHECK(xws_request_encode(&spec_req, &env) == 0);
+    xws_request_t req;
+    const char *err;
+    SVC_CHECK(xws_request_decode(&req, env.data, env.size, &err) == 0);
+    svc_ctx_init(&b, &req, r, "t:", 60, NULL);
+    SVC_CHECK(strcmp(b.rid, "r-1") == 0);
+    char viareq[SVC_ETAG_SIZE];
+    int rc = svc_etag_or_reply(&b, res);
+    strcpy(viareq, b.etag);
+    svc_ctx_dispose(&b);
+    /* the request carries service/resource/act, so its tag differs from the bare one: ask again with it */
+    xws_request_dispose(&req);
+    msgpack_sbuffer_clear(&env);
+    spec_req.inm = xws_slice(viareq);
+    SVC_CHECK(xws_request_encode(&spec_req, &env) == 0);
+    SVC_CHECK(xws_request_decode(&req, env.data, env.size, &err) == 0);
+    svc_ctx_init(&b, &req, r, "t:", 60, NULL);
+    SVC_CHECK(rc == 0 || rc == 1);
+    SVC_CHECK(svc_etag_or_reply(&b, res) == 1 && b.status == 304 && b.body.size == 0);
+    svc_ctx_dispose(&b);
+    svc_ctx_init(&b, NULL, r, "t:", 60, NULL);
+    SVC_CHECK(svc_write(&b, "svctest_bump", 2, keys, 1, ok, NULL) == 200);
+    svc_ctx_dispose(&b);
+    svc_ctx_init(&b, &req, r, "t:", 60, NULL);
+    SVC_CHECK(svc_etag_or_reply(&b, res) == 0 && strcmp(b.etag, viareq) != 0);
+    svc_ctx_dispose(&b);
+    xws_request_dispose(&req);
+    msgpack_sbuffer_destroy(&env);
+
+    /* Redis hangs (SIGSTOP): one request waits for the timeout, the next ones fail at once */
+    int rpid = s_redis_pid();
+    SVC_CHECK(rpid > 0 && kill(rpid, SIGSTOP) == 0);
+    svc_ctx_init(&b, NULL, r, "t:", 60, NULL);
+    long long h0 = svc_now_mono_ms();
+    SVC_CHECK(svc_write(&b, "svctest_bump", 2, keys, 1, ok, NULL) == -1 && b.status == 503);
+    long long h1 = svc_now_mono_ms();
+    SVC_CHECK(h1 - h0 >= 450 && h1 - h0 < 1000); /* one timeout (500 ms), not two */
+    SVC_CHECK(svc_write(&b, "svctest_bump", 2, keys, 1, ok, NULL) == -1 && b.status == 503);
+    SVC_CHECK(svc_now_mono_ms() - h1 < 50);
+    kill(rpid, SIGCONT);
+    int back = 0;
+    for (int i = 0; i < 100 && !back; i++) {
+        back = svc_write(&b, "svctest_bump", 2, keys, 1, ok, NULL) == 200;
+        usleep(20000);
+    }
+    SVC_CHECK(back); /* the write that timed out may have been applied: the rid made the retry safe */
+    svc_ctx_dispose(&b);
+
+    /* Redis goes away: quick 503s; it comes back: served again after the back-off */
+    s_redis_stop();
+    svc_ctx_init(&b, NULL, r, "t:", 60, NULL);
+    long long t0 = svc_now_mono_ms();
+    SVC_CHECK(svc_write(&b, "svctest_bump", 2, keys, 1, ok, NULL) == -1 && b.status == 503);
+    SVC_CHECK(svc_write(&b, "svctest_bump", 2, keys, 1, ok, NULL) == -1 && b.status == 503);
+    SVC_CHECK(svc_now_mono_ms() - t0 < 400);
+    SVC_CHECK(s_redis_start() == 0);
+    int served = 0;
+    for (int i = 0; i < 100 && !served; i++) {
+        served = svc_write(&b, "svctest_bump", 2, keys, 1, ok, NULL) == 200;
+        usleep(20000);
+    }
+    SVC_CHECK(served && s_reply_int(&b.body) == 1); /* a fresh Redis: the library was loaded again */
+    svc_ctx_dispose(&b);
+    svc_ctx_dispose(&a);
+    svc_redis_destroy(&r);
+}
+
+/* ---- the request path of the worker, without sockets ------------------------------------------- */
+
+static int s_thing_list(svc_ctx_t *ctx)
+{
+    msgpack_packer *pk = svc_reply_begin(ctx, 200);
+    svc_mp_cstr(pk, "list");
+    return 0;
+}
+
+static int s_thing_view(svc_ctx_t *ctx)
+{
+    long long id;
+    if (svc_param_id_or_reply(ctx, "id", &id) != 0)
+        return -1;
+    msgpack_pack_int64(svc_reply_begin(ctx, 200), id);
+    return 0;
+}
+
+static int s_thing_silent(svc_ctx_t *ctx)
+{
+    return 0; /* forgets to answer: the worker answers 500 */
+}
+
+static const svc_act_t s_thing_acts[] = {{"list", s_thing_list}, {"view", s_thing_view}, {"silent", s_thing_silent}, {NULL, NULL}};
+static const svc_resource_t s_resources[] = {{"thing", "list", s_thing_acts}, {NULL, NULL, NULL}};
+static const svc_service_t s_service = {"svctest", NULL, s_resources, NULL};
+
+static unsigned s_call(svc_worker_t *w, const char *resource, const char *act, const char *id, uint64_t deadline,
+                       msgpack_sbuffer *reply_body, const char **code)
+{
+    msgpack_sbuffer env, out;
+    msgpack_sbuffer_init(&env), msgpack_sbuffer_init(&out);
+    xws_kv_t p = {xws_slice("id"), xws_slice(id)};
+    xws_request_spec_t spec = {.rid = xws_slice("r"),
+                               .service = xws_slice("svctest"),
+                               .resource = xws_slice(resource),
+                               .act = xws_slice(act),
+                               .params = &p,
+                               .nparams = id ? 1 : 0,
+                               .deadline_ms = deadline};
+    SVC_CHECK(xws_request_encode(&spec, &env) == 0);
+    unsigned status = 0;
+    if (svc_worker_handle(w, env.data, env.size, &out) == 1) {
+        xws_reply_t rep;
+        const char *err;
+        SVC_CHECK(xws_reply_decode(&rep, out.data, out.size, &err) == 0);
+        status = rep.status;
+        if (code != NULL)
+            *code = rep.body && svc_mp_get(rep.body, "error")
+                        ? (svc_mp_str_eq(svc_mp_get(rep.body, "error"), "not_found") ? "not_found" : "other")
+                        : NULL;
+        if (reply_body != NULL && rep.body != NULL) {
+            msgpack_packer pk;
+            msgpack_packer_init(&pk, reply_body, msgpack_sbuffer_write);
+            msgpack_pack_object(&pk, *rep.body);
+        }
+        xws_reply_dispose(&rep);
+    }
+    msgpack_sbuffer_destroy(&env), msgpack_sbuffer_destroy(&out);
+    return status;
+}
+
+static void s_worker_test(void)
+{
+    setenv("XWS_REDIS", "unix:/nonexistent/redis.sock", 1);
+    setenv("XWS_WORKER_ENDPOINTS", "ipc:///tmp/none-a.ipc, ipc:///tmp/none-b.ipc", 1);
+    xws_config_t *cfg = xws_config_load(NULL);
+    SVC_CHECK(cfg != NULL);
+    svc_worker_t *w = svc_worker_new(&s_service, cfg);
+    SVC_CHECK(w != NULL && strcmp(svc_worker_prefix(w), "xws:") == 0 && svc_worker_write_id_ttl(w) == 600);
+    msgpack_sbuffer body;
+    msgpack_sbuffer_init(&body);
+    const char *code = NULL;
+    SVC_CHECK(s_call(w, "thing", "list", NULL, 0, &body, NULL) == 200);
+    SVC_CHECK(body.size == 5 && memcmp(body.data, "\xa4list", 5) == 0);
+    msgpack_sbuffer_clear(&body);
+    SVC_CHECK(s_call(w, "thing", "", NULL, 0, &body, NULL) == 200 && body.size == 5); /* default act */
+    msgpack_sbuffer_clear(&body);
+    SVC_CHECK(s_call(w, "thing", "nosuch", NULL, 0, &body, NULL) == 200 && body.size == 5); /* unknown act */
+    SVC_CHECK(s_call(w, "thing", "view", "42", 0, NULL, NULL) == 200);
+    SVC_CHECK(s_call(w, "thing", "view", "x", 0, NULL, &code) == 404 && strcmp(code, "not_found") == 0);
+    SVC_CHECK(s_call(w, "nothing", "list", NULL, 0, NULL, &code) == 404);
+    SVC_CHECK(s_call(w, "thing", "silent", NULL, 0, NULL, NULL) == 500);
+    SVC_CHECK(s_call(w, "thing", "list", NULL, (uint64_t)svc_now_ms() + 5000, NULL, NULL) == 200);
+    SVC_CHECK(s_call(w, "thing", "list", NULL, (uint64_t)svc_now_ms() - 1, NULL, NULL) == 0); /* skipped */
+
+    /* malformed envelopes: bad_envelope / unsupported_version, never a crash */
+    const char *junk[] = {"", "\xc1", "\x80", "\x81\xa1v\x01", "\x91\x01", "\x81\xa1v\x02"};
+    size_t junklen[] = {0, 1, 1, 4, 2, 4};
+    for (size_t i = 0; i < sizeof(junk) / sizeof(junk[0]); i++) {
+        msgpack_sbuffer out;
+        msgpack_sbuffer_init(&out);
+        SVC_CHECK(svc_worker_handle(w, junk[i], junklen[i], &out) == 1);
+        xws_reply_t rep;
+        const char *err;
+        SVC_CHECK(xws_reply_decode(&rep, out.data, out.size, &err) == 0 && rep.status == 400);
+        SVC_CHECK(svc_mp_str_eq(svc_mp_get(rep.body, "error"), "bad_envelope") ||
+                  svc_mp_str_eq(svc_mp_get(rep.body, "error"), "unsupported_version"));
+        xws_reply_dispose(&rep);
+        msgpack_sbuffer_destroy(&out);
+    }
+    /* every prefix of a valid envelope */
+    msgpack_sbuffer env;
+    msgpack_sbuffer_init(&env);
+    xws_request_spec_t spec = {
+        .rid = xws_slice("r"), .service = xws_slice("svctest"), .resource = xws_slice("thing"), .act = xws_slice("list")};
+    SVC_CHECK(xws_request_encode(&spec, &env) == 0);
+    for (size_t n = 0; n < env.size; n++) {
+        msgpack_sbuffer out;
+        msgpack_sbuffer_init(&out);
+        SVC_CHECK(svc_worker_handle(w, env.data, n, &out) == 1);
+        msgpack_sbuffer_destroy(&out);
+    }
+    msgpack_sbuffer_destroy(&env);
+    msgpack_sbuffer_destroy(&body);
+    svc_worker_destroy(&w);
+    SVC_CHECK(w == NULL);
+    svc_worker_destroy(&w);
+    setenv("XWS_WORKER_CREDIT", "0", 1);
+    SVC_CHECK(svc_worker_new(&s_service, cfg) == NULL);
+    unsetenv("XWS_WORKER_CREDIT");
+    setenv("XWS_WORKER_ENDPOINTS", " , ", 1);
+    SVC_CHECK(svc_worker_new(&s_service, cfg) == NULL);
+    xws_config_destroy(&cfg);
+}
+
+typedef struct {
+    const char *name;
+    void (*fn)(void);
+    int redis;
+} test_t;
+
+int main(void)
+{
+    static const test_t tests[] = {
+        {"svc_util", svc_util_test, 0},   {"svc_mp", svc_mp_test, 0},
+        {"svc_etag", svc_etag_test, 0},   {"svc_field", svc_field_test, 0},
+        {"svc_ctx", svc_ctx_test, 0},     {"svc_redis", svc_redis_test, 0},
+        {"svc_worker", s_worker_test, 0}, {"svc_store (redis)", s_store_test, 1},
+    };
+    signal(SIGPIPE, SIG_IGN);
+    svc_log_set_level(SVC_LOG_ERROR);
+    int passed = 0, failed = 0;
+    for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
+        if (tests[i].redis) {
+            strcpy(s_dir, "/tmp/xws-svc-test-XXXXXX");
+            if (mkdtemp(s_dir) == NULL || s_redis_start() != 0) {
+                fprintf(stderr, "%s: cannot start redis-server\n", tests[i].name);
+                failed++;
+                continue;
+            }
+        }
+        fflush(NULL);
+        pid_t pid = fork();
+        if (pid == 0) {
+            tests[i].fn();
+            exit(0); /* exit, not _exit: LeakSanitizer checks at exit */
+        }
+        int st = 0;
+        waitpid(pid, &st, 0);
+        int ok = WIFEXITED(st) && WEXITSTATUS(st) == 0;
+        printf("%-20s %s\n", tests[i].name, ok ? "ok" : "FAILED");
+        ok ? passed++ : failed++;
+        if (tests[i].redis) {
+            s_redis_stop();
+            char cmd[128];
+            snprintf(cmd, sizeof(cmd), "rm -rf %s", s_dir);
+            if (system(cmd) != 0)
+                fprintf(stderr, "cannot remove %s\n", s_dir);
+        }
+    }
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed == 0 ? 0 : 1;
+}

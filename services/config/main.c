@@ -1,0 +1,24 @@
+/*
+ * main.c - xws-config: the config service worker (entity, account), and the account tool.
+ *
+ *   xws-config [-c FILE] [-v]                 serve the "config" service
+ *   xws-config [-c FILE] account COMMAND ...   manage web-service accounts (see account_cli.c)
+ */
+#include <string.h>
+#include "config_int.h"
+
+int main(int argc, char **argv)
+{
+    const char *cfg_path = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
+            cfg_path = argv[++i];
+        else if (strcmp(argv[i], "account") == 0)
+            return cfg_account_cli(cfg_path, argc - i, argv + i);
+        else if (strcmp(argv[i], "-v") != 0)
+            break;
+    }
+    const svc_resource_t resources[] = {cfg_entity_resource, cfg_account_resource, {NULL, NULL, NULL}};
+    const svc_service_t service = {"config", cfg_lua, resources, NULL};
+    return svc_main(&service, argc, argv);
+}
