@@ -28,15 +28,35 @@ step_result() { # name status
         FAILED=1
     fi
 }
+# the total of unit and black-box tests, as one "N passed, N failed" line
+count_tests() {
+    local cp=0 cf=0 pp=0 pf=0 pe=0 line
+    if [ -n "${LOGDIR:-}" ] && [ -f "$LOGDIR/ctest.log" ]; then
+        line=$(grep -E '^[0-9]+% tests passed, [0-9]+ tests failed out of [0-9]+' "$LOGDIR/ctest.log" | tail -n 1)
+        if [ -n "$line" ]; then
+            cf=$(sed -E 's/.* ([0-9]+) tests failed out of ([0-9]+).*/\1/' <<<"$line")
+            cp=$(($(sed -E 's/.* out of ([0-9]+).*/\1/' <<<"$line") - cf))
+        fi
+    fi
+    if [ -n "${LOGDIR:-}" ] && [ -f "$LOGDIR/pytest.log" ]; then
+        line=$(grep -E '^=+ .*(passed|failed|error).* in [0-9.]+s' "$LOGDIR/pytest.log" | tail -n 1)
+        pp=$(grep -oE '[0-9]+ passed' <<<"$line" | grep -oE '[0-9]+' || echo 0)
+        pf=$(grep -oE '[0-9]+ failed' <<<"$line" | grep -oE '[0-9]+' || echo 0)
+        pe=$(grep -oE '[0-9]+ error' <<<"$line" | grep -oE '[0-9]+' || echo 0)
+    fi
+    echo "tests: $((cp + ${pp:-0})) passed, $((cf + ${pf:-0} + ${pe:-0})) failed"
+}
 summary() {
     echo
     echo "==== run-all summary ($(($(date +%s) - START)) s) ===="
     printf '  %s\n' "${STEPS[@]}"
     if [ "$FAILED" -ne 0 ]; then
         echo "==== FAILED ===="
+        count_tests
         exit 1
     fi
     echo "==== all passed ===="
+    count_tests
     exit 0
 }
 banner() { printf '\n==== %s ====\n' "$*"; }
@@ -96,16 +116,17 @@ echo "ASAN_OPTIONS=$ASAN_OPTIONS UBSAN_OPTIONS=$UBSAN_OPTIONS"
 
 # 4. unit self-tests
 banner "ctest"
-(cd "$BUILD" && timeout -k 10 600 ctest --output-on-failure --timeout 120)
-rc=$?
+LOGDIR=$(mktemp -d)
+(cd "$BUILD" && timeout -k 10 600 ctest --output-on-failure --timeout 120) 2>&1 | tee "$LOGDIR/ctest.log"
+rc=${PIPESTATUS[0]}
 step_result "ctest" $rc
 
 # 5. black-box suite
 banner "black-box suite (pytest)"
 # shellcheck disable=SC2086
 XWS_BIN_DIR=$BUILD/bin timeout -k 20 720 /usr/bin/python3 -m pytest -ra -p no:cacheprovider \
-    "$PROJECT/tests/blackbox" ${PYTEST_ARGS:-}
-rc=$?
+    "$PROJECT/tests/blackbox" ${PYTEST_ARGS:-} 2>&1 | tee "$LOGDIR/pytest.log"
+rc=${PIPESTATUS[0]}
 step_result "black-box suite" $rc
 
 summary
