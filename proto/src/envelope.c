@@ -339,13 +339,19 @@ int xws_request_param(const xws_request_t *req, const char *name, xws_slice_t *o
 
 int xws_reply_encode(unsigned status, xws_slice_t etag, xws_slice_t body_msgpack, msgpack_sbuffer *out)
 {
+    return xws_reply_encode_flags(status, etag, body_msgpack, 0, out);
+}
+
+int xws_reply_encode_flags(unsigned status, xws_slice_t etag, xws_slice_t body_msgpack, unsigned flags, msgpack_sbuffer *out)
+{
     assert(out != NULL);
     if (status < 100 || status > 599 || s_body_ok(body_msgpack) != 0)
         return -1;
     size_t start = out->size;
     msgpack_packer pk;
     msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
-    PACK(msgpack_pack_map(&pk, 2 + (body_msgpack.len != 0) + (etag.len != 0)));
+    int replayed = (flags & XWS_REPLY_REPLAYED) != 0;
+    PACK(msgpack_pack_map(&pk, 2 + (body_msgpack.len != 0) + (etag.len != 0) + replayed));
     s_pack_key(&pk, "v");
     PACK(msgpack_pack_uint32(&pk, XWS_ENVELOPE_VERSION));
     s_pack_key(&pk, "status");
@@ -357,6 +363,10 @@ int xws_reply_encode(unsigned status, xws_slice_t etag, xws_slice_t body_msgpack
     if (etag.len != 0) {
         s_pack_key(&pk, "etag");
         s_pack_slice(&pk, etag);
+    }
+    if (replayed) {
+        s_pack_key(&pk, "replayed");
+        PACK(msgpack_pack_true(&pk));
     }
     if (out->size - start > XWS_MAX_ENVELOPE) {
         out->size = start;
@@ -384,7 +394,7 @@ int xws_reply_encode_error(unsigned status, const char *code, const char *field,
     return rc;
 }
 
-enum { R_STATUS = 1, R_BODY = 2, R_ETAG = 4 };
+enum { R_STATUS = 1, R_BODY = 2, R_ETAG = 4, R_REPLAYED = 8 };
 
 int xws_reply_decode(xws_reply_t *rep, const void *data, size_t len, const char **err)
 {
@@ -415,6 +425,14 @@ int xws_reply_decode(xws_reply_t *rep, const void *data, size_t len, const char 
                 *err = "bad etag";
                 return -1;
             }
+        } else if (s_key_is(k, "replayed")) {
+            if (s_once(&seen, R_REPLAYED, err) != 0)
+                return -1;
+            if (v->type != MSGPACK_OBJECT_BOOLEAN) {
+                *err = "bad replayed";
+                return -1;
+            }
+            rep->replayed = v->via.boolean;
         }
     }
     if (!(seen & R_STATUS)) {
@@ -691,7 +709,17 @@ void xws_envelope_test(void)
     msgpack_sbuffer_clear(&env);
     CHECK(xws_reply_encode(204, XWS_SLICE_NULL, XWS_SLICE_NULL, &env) == 0);
     CHECK(xws_reply_decode(&rep, env.data, env.size, &err) == 0 && rep.status == 204 && rep.body == NULL && rep.etag.len == 0);
+    CHECK(rep.replayed == 0);
     xws_reply_dispose(&rep);
+    msgpack_sbuffer_clear(&env);
+    CHECK(xws_reply_encode_flags(200, XWS_SLICE_NULL, XWS_SLICE_NULL, XWS_REPLY_REPLAYED, &env) == 0);
+    CHECK(xws_reply_decode(&rep, env.data, env.size, &err) == 0 && rep.status == 200 && rep.replayed == 1);
+    xws_reply_dispose(&rep);
+    s_torture(env.data, env.size, 0);
+    CHECK(xws_reply_decode(&rep, "\x83\xa1v\x01\xa6status\xcc\xc8\xa8replayed\x01", 23, &err) == -1 &&
+          strcmp(err, "bad replayed") == 0);
+    xws_reply_dispose(&rep);
+    msgpack_sbuffer_clear(&env);
     CHECK(xws_reply_encode(99, XWS_SLICE_NULL, XWS_SLICE_NULL, &env) == -1);
     CHECK(xws_reply_encode(600, XWS_SLICE_NULL, XWS_SLICE_NULL, &env) == -1);
     CHECK(xws_reply_encode(200, XWS_SLICE_NULL, (xws_slice_t){"\xc1", 1}, &env) == -1);

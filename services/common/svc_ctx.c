@@ -212,6 +212,10 @@ int svc_outcome_reply(svc_ctx_t *ctx, const redisReply *r)
     long long status = r->element[0]->integer;
     if (status == 0)
         return 0; /* conflict: the caller retries */
+    if (status >= 1100 && status <= 1599) {
+        status -= 1000; /* a recorded outcome (see the prelude) */
+        ctx->replayed = 1;
+    }
     if (status < 100 || status > 599)
         return svc_reply_internal(ctx, "write outcome: bad status %lld", status);
     if (status < 400) {
@@ -257,7 +261,8 @@ int svc_write(svc_ctx_t *ctx, const char *fn, int nkeys, const char *const *keys
     k[0] = svc_ctx_printf(ctx, "%swid:%s", ctx->prefix, ctx->rid);
     for (int i = 0; i < nkeys; i++)
         k[i + 1] = keys[i];
-    a[0] = svc_ctx_printf(ctx, "%lld", ctx->write_id_ttl);
+    /* bootstrap writes are recorded for good: a later start must not apply them again */
+    a[0] = strncmp(ctx->rid, "bootstrap:", 10) == 0 ? "0" : svc_ctx_printf(ctx, "%lld", ctx->write_id_ttl);
     l[0] = strlen(a[0]);
     for (int i = 0; i < nargs; i++) {
         a[i + 1] = args[i];
@@ -396,6 +401,10 @@ void svc_ctx_test(void)
     SVC_CHECK(svc_outcome_reply(&ctx, &arr) == 200 && ctx.body.size == 0);
     st.integer = 0;
     SVC_CHECK(svc_outcome_reply(&ctx, &arr) == 0);
+    SVC_CHECK(ctx.replayed == 0);
+    st.integer = 1200; /* a recorded outcome */
+    SVC_CHECK(svc_outcome_reply(&ctx, &arr) == 200 && ctx.status == 200 && ctx.replayed == 1);
+    ctx.replayed = 0;
     st.integer = 7;
     SVC_CHECK(svc_outcome_reply(&ctx, &arr) == -1 && ctx.status == 500);
     st.type = REDIS_REPLY_STRING;

@@ -37,6 +37,7 @@ typedef struct svc_ctx {
     msgpack_sbuffer body;   /* encoded body: empty or exactly one msgpack object */
     msgpack_packer pk;      /* packs into body */
     char etag[72];          /* "" or a quoted strong entity tag */
+    int replayed;           /* 1: the reply is the recorded outcome of an earlier request with this rid */
     svc_pool_item_t *_pool; /* strings freed with the context */
 } svc_ctx_t;
 
@@ -95,7 +96,9 @@ int svc_caller_is(svc_ctx_t *ctx, const char *mode);
  * Runs a write function with de-duplication: FCALL fn with KEYS = [<prefix>wid:<rid>, keys...] and
  * ARGV = [write_id_ttl, args...]. The Lua side wraps its body with xws_write() (see the common
  * prelude), which returns the stored outcome of an earlier call with the same rid, or runs the
- * write and stores its outcome, in the same atomic call.
+ * write and stores its outcome, in the same atomic call. A request id starting with "bootstrap:"
+ * (xws-bootstrap) has its outcome kept without expiry, so that a bootstrap item is applied once
+ * per store. A recorded outcome sets ctx->replayed (the reply envelope then says "replayed").
  *
  * The outcome is an array {status, ...}: {200|204} or {200, <msgpack body>} for success,
  * {status, code, field, message} for an error, {0, reason} for "conflict, try again" (not

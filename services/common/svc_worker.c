@@ -199,7 +199,7 @@ int svc_worker_handle(svc_worker_t *self, const void *envelope, size_t len, msgp
     xws_slice_t body = {ctx.body.data, ctx.body.size};
     xws_slice_t etag = ctx.status == 200 || ctx.status == 304 ? xws_slice(ctx.etag) : XWS_SLICE_NULL;
     size_t mark = out->size;
-    if (xws_reply_encode(ctx.status, etag, body, out) != 0) {
+    if (xws_reply_encode_flags(ctx.status, etag, body, ctx.replayed ? XWS_REPLY_REPLAYED : 0, out) != 0) {
         svc_log(SVC_LOG_ERROR, "request %s: reply could not be encoded (status %u)", ctx.rid, ctx.status);
         out->size = mark;
         s_encode_error(500, "internal_error", "internal error", out);

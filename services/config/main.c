@@ -1,11 +1,13 @@
 /*
- * main.c - xws-config: the config service worker (entity, account), and the account tool.
+ * main.c - xws-config: the config service worker (entity, mail, context, account), and the account tool.
  *
  *   xws-config [-c FILE] [-v]                 serve the "config" service
  *   xws-config [-c FILE] account COMMAND ...   manage web-service accounts (see account_cli.c)
  */
 #include <string.h>
 #include "config_int.h"
+#include "context.h"
+#include "mail.h"
 
 int main(int argc, char **argv)
 {
@@ -18,7 +20,8 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "-v") != 0)
             break;
     }
-    const svc_resource_t resources[] = {cfg_entity_resource, cfg_account_resource, {NULL, NULL, NULL}};
+    const svc_resource_t resources[] = {
+        cfg_entity_resource, cfg_mail_resource, cfg_context_resource, cfg_account_resource, {NULL, NULL, NULL}};
     const svc_service_t service = {"config", cfg_lua, resources, NULL};
     return svc_main(&service, argc, argv);
 }

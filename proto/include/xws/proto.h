@@ -128,6 +128,12 @@ int xws_request_param(const xws_request_t *req, const char *name, xws_slice_t *o
  */
 int xws_reply_encode(unsigned status, xws_slice_t etag, xws_slice_t body_msgpack, msgpack_sbuffer *out);
 
+/* flags of xws_reply_encode_flags() */
+#define XWS_REPLY_REPLAYED 1u /* "replayed": true - the recorded outcome of an earlier request with this rid */
+
+/* xws_reply_encode() with flags (XWS_REPLY_*, 0 for none). */
+int xws_reply_encode_flags(unsigned status, xws_slice_t etag, xws_slice_t body_msgpack, unsigned flags, msgpack_sbuffer *out);
+
 /*
  * Appends a reply envelope whose body is the error object
  * {"error": code, "field": field, "message": message} (field may be "" but not NULL).
@@ -140,6 +146,7 @@ typedef struct {
     unsigned status;
     xws_slice_t etag;
     const msgpack_object *body; /* NULL when absent or nil */
+    int replayed;               /* 1: the worker answered the recorded outcome of an earlier request with this rid */
     msgpack_unpacked _unpacked;
 } xws_reply_t;
 

@@ -8,16 +8,25 @@
 --     {0, reason}                                  conflict: the caller re-reads and retries
 --   xws_write() returns the outcome stored under the write id when the same request was already
 --   applied (a retried write after a worker died), else runs the body and stores its outcome,
---   in the same atomic call. Conflicts are not stored.
+--   in the same atomic call. Conflicts are not stored. A ttl of 0 stores the outcome without
+--   expiry (bootstrap writes). A returned stored outcome has its status raised by 1000, so that
+--   the worker can tell the caller that the reply is a replay (svc_outcome_reply takes it off).
 
 local function xws_write(keys, args, body)
     local prev = redis.call('GET', keys[1])
     if prev then
-        return cmsgpack.unpack(prev)
+        local out = cmsgpack.unpack(prev)
+        out[1] = out[1] + 1000
+        return out
     end
     local out = body(keys, args)
     if out[1] ~= 0 then
-        redis.call('SET', keys[1], cmsgpack.pack(out), 'EX', tonumber(args[1]))
+        local ttl = tonumber(args[1])
+        if ttl > 0 then
+            redis.call('SET', keys[1], cmsgpack.pack(out), 'EX', ttl)
+        else
+            redis.call('SET', keys[1], cmsgpack.pack(out))
+        end
     end
     return out
 end

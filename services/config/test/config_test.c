@@ -1,6 +1,6 @@
 /*
- * config_test.c - tests of the config service: pure parts, then the entity and account
- * resources end to end through svc_worker_handle (envelope in, envelope out) against a private
+ * config_test.c - tests of the config service: pure parts, then the entity, account, mail and
+ * context resources end to end through svc_worker_handle (envelope in, envelope out) against a private
  * redis-server on a temporary Unix socket, then the account tool. Last line: "N passed, M failed".
  */
 #include <signal.h>
@@ -11,6 +11,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "config_int.h"
+#include "context.h"
+#include "mail.h"
 
 static char s_dir[64];
 static char s_sock[128];
@@ -63,6 +65,7 @@ typedef struct {
     unsigned status;
     char body[8192]; /* the body as JSON ("" when none) */
     char etag[64];
+    int replayed; /* the reply envelope says "replayed" */
 } answer_t;
 
 /* one request; params as "k=v&k=v" (no escaping); body as JSON text or NULL */
@@ -107,6 +110,7 @@ static answer_t s_call(const char *resource, const char *act, const char *params
     const char *err;
     SVC_CHECK(xws_reply_decode(&rep, out.data, out.size, &err) == 0);
     a.status = rep.status;
+    a.replayed = rep.replayed;
     snprintf(a.etag, sizeof(a.etag), "%.*s", (int)rep.etag.len, rep.etag.ptr);
     if (rep.body != NULL) {
         xws_buf_t j;
@@ -385,7 +389,8 @@ static void s_with_worker(void (*fn)(void))
     setenv("XWS_REDIS", spec, 1);
     setenv("XWS_WORKER_ENDPOINTS", "ipc:///tmp/xws-config-test-none.ipc", 1);
     s_cfg = xws_config_load(NULL);
-    const svc_resource_t resources[] = {cfg_entity_resource, cfg_account_resource, {NULL, NULL, NULL}};
+    const svc_resource_t resources[] = {
+        cfg_entity_resource, cfg_mail_resource, cfg_context_resource, cfg_account_resource, {NULL, NULL, NULL}};
     s_res = resources;
     s_service = (svc_service_t){"config", cfg_lua, s_res, NULL};
     s_worker = svc_worker_new(&s_service, s_cfg);
@@ -537,6 +542,246 @@ static void s_fuzz(void)
     s_with_worker(s_entity_fuzz);
 }
 
+/* ---- mail and context ------------------------------------------------------------------------------ */
+
+/* one call and its expected status (EXPECT evaluates its argument more than once) */
+#define EXPECT_CALL(st, ...)                                                                                                       \
+    do {                                                                                                                           \
+        answer_t a_ = s_call(__VA_ARGS__);                                                                                         \
+        EXPECT(a_, st);                                                                                                            \
+    } while (0)
+
+static long long s_redis_int(const char *cmd, const char *key)
+{
+    const char *argv[] = {cmd, key};
+    redisReply *r = svc_redis_command(svc_worker_redis(s_worker), 2, argv, NULL);
+    SVC_CHECK(r != NULL && r->type == REDIS_REPLY_INTEGER);
+    long long v = r->integer;
+    freeReplyObject(r);
+    return v;
+}
+
+static void s_mail_context_pure(void)
+{
+    mail_test();
+    context_test();
+}
+
+static void s_mail_context_test(void)
+{
+    static const char fresh[] = "{\"id\":1,\"mydomain\":\"\",\"origin\":\"xivo-clients.proformatique.com\",\"relayhost\":\"\","
+                                "\"fallback_relayhost\":\"\",\"canonical\":[]}";
+    static const char doc[] = "{\"mydomain\":\"proformatique.com\",\"origin\":\"devel.proformatique.com\",\"relayhost\":"
+                              "\"smtp.free.fr\",\"fallback_relayhost\":\"smtp.orange.fr\",\"canonical\":[{\"pattern\":"
+                              "\"@proformatique.com\",\"result\":\"support@proformatique.com\"}]}";
+    answer_t a = s_call("mail", "", NULL, NULL, NULL, NULL, NULL);
+    EXPECT(a, 200);
+    SVC_CHECK(strcmp(a.body, fresh) == 0);
+    answer_t b = s_call("mail", "", NULL, NULL, NULL, a.etag, NULL);
+    EXPECT(b, 304);
+    a = s_call("mail", "edit", NULL, doc, NULL, NULL, "mail-1");
+    EXPECT(a, 200);
+    SVC_CHECK(a.body[0] == '\0' && !a.replayed);
+    a = s_call("mail", "edit", NULL, doc, NULL, NULL, "mail-1"); /* a retry: the recorded outcome */
+    EXPECT(a, 200);
+    SVC_CHECK(a.replayed);
+    SVC_CHECK(s_redis_int("TTL", "xws:wid:mail-1") > 0);
+    a = s_call("mail", "view", NULL, NULL, NULL, NULL, NULL);
+    EXPECT(a, 200);
+    SVC_CHECK(strncmp(a.body, "{\"id\":1,", 8) == 0 && strcmp(a.body + 8, doc + 1) == 0);
+    a = s_call("mail", "edit", NULL, "{\"mydomain\":\"\",\"origin\":\"\",\"relayhost\":\"a b\",\"fallback_relayhost\":\"\"}", NULL,
+               NULL, NULL);
+    EXPECT(a, 400);
+    SVC_CHECK(strstr(a.body, "\"error\":\"invalid_value\",\"field\":\"relayhost\"") != NULL);
+
+    /* contexts: the entity with the lowest id by default; references counted */
+    a = s_call("context", "add", NULL, "{\"context\":{\"name\":\"c1\"}}", NULL, NULL, NULL);
+    EXPECT(a, 400);
+    SVC_CHECK(strstr(a.body, "\"error\":\"missing_field\",\"field\":\"context.entity\"") != NULL);
+    EXPECT_CALL(200, "entity", "add", NULL, "{\"name\":\"e1\",\"displayname\":\"Entity 1\"}", NULL, NULL, NULL);
+    EXPECT_CALL(200, "entity", "add", NULL, "{\"name\":\"e2\",\"displayname\":\"Entity 2\"}", NULL, NULL, NULL);
+    a = s_call("context", "add", NULL, "{\"context\":{\"name\":\"c1\"}}", NULL, NULL, "bootstrap:test/c1");
+    EXPECT(a, 200);
+    SVC_CHECK(s_redis_int("TTL", "xws:wid:bootstrap:test/c1") == -1); /* kept for good */
+    a = s_call("context", "add", NULL,
+               "{\"context\":{\"name\":\"c2\",\"entity\":\"e2\"},\"contextinclude\":[\"c1\"],"
+               "\"contextnumbers\":{\"user\":[{\"numberbeg\":\"100\",\"numberend\":\"199\"}],\"incall\":[{\"numberbeg\":\"\"}]}}",
+               NULL, NULL, NULL);
+    EXPECT(a, 200);
+    a = s_call("context", "view", "id=c2", NULL, NULL, NULL, NULL);
+    EXPECT(a, 200);
+    SVC_CHECK(strcmp(a.body, "{\"context\":{\"name\":\"c2\",\"displayname\":\"c2\",\"entity\":\"e2\",\"contexttype\":"
+                             "\"internal\",\"description\":\"\"},\"contextinclude\":[\"c1\"],\"contextnumbers\":{\"user\":[{"
+                             "\"numberbeg\":\"100\",\"numberend\":\"199\"}],\"group\":false,\"queue\":false,\"meetme\":false,"
+                             "\"incall\":[{\"numberbeg\":\"\",\"numberend\":\"\",\"didlength\":4}]}}") == 0);
+    a = s_call("context", "list", NULL, NULL, NULL, NULL, NULL);
+    EXPECT(a, 200);
+    SVC_CHECK(strcmp(a.body, "[{\"name\":\"c1\",\"displayname\":\"c1\",\"entity\":\"e1\",\"contexttype\":\"internal\","
+                             "\"description\":\"\"},{\"name\":\"c2\",\"displayname\":\"c2\",\"entity\":\"e2\",\"contexttype\":"
+                             "\"internal\",\"description\":\"\"}]") == 0);
+    EXPECT_CALL(405, "entity", "delete", "id=1", NULL, NULL, NULL, NULL);
+    EXPECT_CALL(405, "context", "delete", "id=c1", NULL, NULL, NULL, NULL); /* included by c2 */
+    EXPECT_CALL(200, "context", "edit", "id=c2", "{\"contextinclude\":false,\"context\":{\"entity\":\"e1\"}}", NULL, NULL, NULL);
+    EXPECT_CALL(200, "entity", "delete", "id=2", NULL, NULL, NULL, NULL);
+    EXPECT_CALL(200, "context", "delete", "id=c1", NULL, NULL, NULL, NULL);
+    EXPECT_CALL(404, "context", "delete", "id=c1", NULL, NULL, NULL, NULL);
+    a = s_call("context", "search", "search=C2", NULL, NULL, NULL, NULL);
+    EXPECT(a, 200);
+    EXPECT_CALL(204, "context", "search", "search=", NULL, NULL, NULL, NULL);
+    EXPECT_CALL(404, "context", "view", "id=c1", NULL, NULL, NULL, NULL);
+    EXPECT_CALL(200, "context", "delete", "id=c2", NULL, NULL, NULL, NULL);
+    EXPECT_CALL(204, "context", "list", NULL, NULL, NULL, NULL, NULL);
+    SVC_CHECK(s_redis_int("HLEN", "xws:entity:refs") == 0 && s_redis_int("HLEN", "xws:context:inclrefs") == 0);
+}
+
+/* random msgpack for a part of a context body: usually well-formed, sometimes anything */
+static void s_random_context(msgpack_packer *pk, unsigned *seed)
+{
+    static const char *names[] = {"ca", "cb", "cc", "cd", "xivo-x", "bad name"};
+    static const char *types[] = {"user", "group", "queue", "meetme", "incall", "bogus"};
+    static const char *bounds[] = {"", "1", "10", "100", "150", "199", "200", "1000", "x1", "99999999999999999"};
+    int nparts = rand_r(seed) % 4;
+    msgpack_pack_map(pk, (size_t)nparts + 1);
+    svc_mp_key(pk, "context");
+    if (rand_r(seed) % 12 == 0) {
+        s_random_value(pk, seed, 1);
+    } else {
+        msgpack_pack_map(pk, 3);
+        svc_mp_key(pk, "name");
+        svc_mp_cstr(pk, names[rand_r(seed) % 6]);
+        svc_mp_key(pk, "entity");
+        if (rand_r(seed) % 5 == 0)
+            s_random_value(pk, seed, 2);
+        else
+            svc_mp_cstr(pk, rand_r(seed) % 3 ? "e1" : "nope");
+        svc_mp_key(pk, rand_r(seed) % 2 ? "displayname" : "description");
+        s_random_value(pk, seed, 2);
+    }
+    for (int p = 0; p < nparts; p++) {
+        if (rand_r(seed) % 2) {
+            svc_mp_key(pk, "contextinclude");
+            int n = rand_r(seed) % 4;
+            msgpack_pack_array(pk, (size_t)n);
+            for (int i = 0; i < n; i++) {
+                if (rand_r(seed) % 8 == 0)
+                    s_random_value(pk, seed, 2);
+                else
+                    svc_mp_cstr(pk, names[rand_r(seed) % 6]);
+            }
+        } else {
+            svc_mp_key(pk, "contextnumbers");
+            int n = rand_r(seed) % 3;
+            msgpack_pack_map(pk, (size_t)n);
+            for (int i = 0; i < n; i++) {
+                svc_mp_cstr(pk, types[rand_r(seed) % 6]);
+                int k = rand_r(seed) % 3;
+                msgpack_pack_array(pk, (size_t)k);
+                for (int j = 0; j < k; j++) {
+                    msgpack_pack_map(pk, 3);
+                    svc_mp_key(pk, "numberbeg");
+                    svc_mp_cstr(pk, bounds[rand_r(seed) % 10]);
+                    svc_mp_key(pk, "numberend");
+                    svc_mp_cstr(pk, bounds[rand_r(seed) % 10]);
+                    svc_mp_key(pk, "didlength");
+                    s_random_value(pk, seed, 3);
+                }
+            }
+        }
+    }
+}
+
+/* thousands of random context adds, edits and deletes, and mail edits: every answer is 200, 400,
+ * 404 or 405, and the reference counts always match the records */
+static void s_context_fuzz(void)
+{
+    EXPECT_CALL(200, "entity", "add", NULL, "{\"name\":\"e1\",\"displayname\":\"Entity 1\"}", NULL, NULL, NULL);
+    const char *hset[] = {"HSET", "xws:context:numbers:ca", "150", "user:line/1", "1000", "incall:1"};
+    redisReply *hr = svc_redis_command(svc_worker_redis(s_worker), 6, hset, NULL);
+    SVC_CHECK(hr != NULL && hr->type == REDIS_REPLY_INTEGER);
+    freeReplyObject(hr);
+    unsigned seed = 777;
+    int ok = 0;
+    for (int i = 0; i < 3000; i++) {
+        msgpack_sbuffer b, env, out;
+        msgpack_sbuffer_init(&b), msgpack_sbuffer_init(&env), msgpack_sbuffer_init(&out);
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
+        int what = rand_r(&seed) % 10;
+        const char *resource = "context", *act = what < 4 ? "add" : what < 8 ? "edit" : "delete";
+        if (what == 9) {
+            resource = "mail", act = "edit";
+            msgpack_pack_map(&pk, 5);
+            static const char *keys[] = {"mydomain", "origin", "relayhost", "fallback_relayhost", "canonical"};
+            for (int k = 0; k < 5; k++) {
+                svc_mp_key(&pk, keys[k]);
+                if (rand_r(&seed) % 3)
+                    svc_mp_cstr(&pk, "");
+                else
+                    s_random_value(&pk, &seed, 1);
+            }
+        } else if (rand_r(&seed) % 15 == 0) {
+            s_random_value(&pk, &seed, 0);
+        } else {
+            s_random_context(&pk, &seed);
+        }
+        static const char *ids[] = {"ca", "cb", "cc", "cd", "", "bad id"};
+        char rid[32];
+        snprintf(rid, sizeof(rid), "cfuzz-%d", i);
+        xws_kv_t kv = {xws_slice("id"), xws_slice(ids[rand_r(&seed) % 6])};
+        xws_request_spec_t spec = {.rid = xws_slice(rid),
+                                   .service = xws_slice("config"),
+                                   .resource = xws_slice(resource),
+                                   .act = xws_slice(act),
+                                   .params = &kv,
+                                   .nparams = 1,
+                                   .body_msgpack = {b.data, b.size},
+                                   .caller_mode = xws_slice("internal")};
+        SVC_CHECK(xws_request_encode(&spec, &env) == 0);
+        SVC_CHECK(svc_worker_handle(s_worker, env.data, env.size, &out) == 1);
+        xws_reply_t rep;
+        const char *err;
+        SVC_CHECK(xws_reply_decode(&rep, out.data, out.size, &err) == 0);
+        if (rep.status != 200 && rep.status != 400 && rep.status != 404 && rep.status != 405)
+            fprintf(stderr, "%s %s: status %u\n", resource, act, rep.status);
+        SVC_CHECK(rep.status == 200 || rep.status == 400 || rep.status == 404 || rep.status == 405);
+        ok += rep.status == 200;
+        if (rep.body != NULL) {
+            xws_buf_t j;
+            xws_buf_init(&j);
+            SVC_CHECK(xws_msgpack_to_json(rep.body, &j) == 0);
+            xws_buf_dispose(&j);
+        }
+        xws_reply_dispose(&rep);
+        msgpack_sbuffer_destroy(&b), msgpack_sbuffer_destroy(&env), msgpack_sbuffer_destroy(&out);
+    }
+    SVC_CHECK(ok > 50);
+    /* every view renders; the counts match the records */
+    answer_t a = s_call("context", "list", NULL, NULL, NULL, NULL, NULL);
+    SVC_CHECK(a.status == 200 || a.status == 204);
+    EXPECT_CALL(200, "mail", "view", NULL, NULL, NULL, NULL, NULL);
+    static const char check[] = "local recs = redis.call('HVALS', KEYS[1]) local incl = 0 "
+                                "for _, r in ipairs(recs) do incl = incl + #cmsgpack.unpack(r)[6] end "
+                                "local s = 0 for _, v in ipairs(redis.call('HVALS', KEYS[2])) do s = s + tonumber(v) end "
+                                "local e = 0 for _, v in ipairs(redis.call('HVALS', KEYS[3])) do e = e + tonumber(v) end "
+                                "return {#recs, e, incl, s}";
+    const char *argv[] = {"EVAL", check, "3", "xws:context:data", "xws:context:inclrefs", "xws:entity:refs"};
+    redisReply *r = svc_redis_command(svc_worker_redis(s_worker), 6, argv, NULL);
+    SVC_CHECK(r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 4);
+    SVC_CHECK(r->element[0]->integer == r->element[1]->integer); /* one entity reference per context */
+    SVC_CHECK(r->element[2]->integer == r->element[3]->integer); /* one include reference per include */
+    freeReplyObject(r);
+}
+
+static void s_mail_context(void)
+{
+    s_with_worker(s_mail_context_test);
+}
+
+static void s_mail_context_fuzz(void)
+{
+    s_with_worker(s_context_fuzz);
+}
+
 int main(void)
 {
     static const test_t tests[] = {
@@ -544,6 +789,9 @@ int main(void)
         {"entity (redis)", s_entity, 1},
         {"account (redis)", s_account, 1},
         {"entity fuzz (redis)", s_fuzz, 1},
+        {"mail, context (pure)", s_mail_context_pure, 0},
+        {"mail, context (redis)", s_mail_context, 1},
+        {"context fuzz (redis)", s_mail_context_fuzz, 1},
     };
     signal(SIGPIPE, SIG_IGN);
     svc_log_set_level(SVC_LOG_ERROR);
