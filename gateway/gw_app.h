@@ -40,6 +40,11 @@ typedef struct gw_app {
     gw_log_t *log;
     gw_internal_t *internal;
 
+    /* password checks at the config service (gw_http.c): identical ones merged, at most GW_VERIFY_MAX at once */
+    h2o_linklist_t verify_running; /* gw_verify_t in flight */
+    h2o_linklist_t verify_waiting; /* gw_verify_t waiting for a free slot, FIFO */
+    size_t nverify_running, nverify_waiting;
+
     /* account refresh */
     gw_job_t refresh_job;  /* the snapshot request in flight */
     uint64_t last_refresh; /* loop ms of the last snapshot request */

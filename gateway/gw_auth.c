@@ -192,7 +192,7 @@ int gw_basic_parse(const char *hdr, size_t len, char *login, size_t lsize, char 
     hdr += 6, len -= 6;
     while (len > 0 && (*hdr == ' ' || *hdr == '\t'))
         hdr++, len--;
-    unsigned char dec[1024];
+    unsigned char dec[2560]; /* a login (up to 1024 bytes), ':', a password (up to 1024 bytes) */
     long n = s_b64decode(hdr, len, dec, sizeof(dec));
     if (n < 0 || memchr(dec, '\0', (size_t)n) != NULL)
         return -1;
@@ -215,16 +215,17 @@ int gw_basic_parse(const char *hdr, size_t len, char *login, size_t lsize, char 
 #define CACHE_BUCKETS 1024
 #define CACHE_MAX 4096
 #define BACKOFF_BUCKETS 4096
-#define BACKOFF_MAX 65536
+#define BACKOFF_MAX 131072 /* (address, login) and address entries together */
 
 typedef struct centry {
     uint8_t key[32];
-    char *name;
+    char *name, *cred; /* the account and its credential fingerprint when the entry was made */
     struct centry *next;
 } centry_t;
 
 typedef struct bentry {
     uint8_t addr[16];
+    uint8_t lkey[16];  /* truncated HMAC of the login, or all zero: every login of the address */
     uint64_t since;    /* first failure of the window */
     unsigned failures; /* in the window */
     struct bentry *next;
@@ -255,6 +256,7 @@ static void s_free_accounts(gw_account_t *a, size_t n)
     for (size_t i = 0; i < n; i++) {
         free(a[i].name);
         free(a[i].login);
+        free(a[i].cred);
         free(a[i].hosts);
         for (size_t k = 0; k < a[i].nacl; k++)
             free(a[i].acl[k]);
@@ -270,10 +272,32 @@ static void s_cache_clear(gw_accounts_t *self)
             centry_t *e = self->cache[b];
             self->cache[b] = e->next;
             free(e->name);
+            free(e->cred);
             free(e);
         }
     }
     self->ncache = 0;
+}
+
+/* After a new snapshot: keeps the entries whose account is still there with the same non-empty cred. */
+static void s_cache_prune(gw_accounts_t *self)
+{
+    for (size_t b = 0; b < CACHE_BUCKETS; b++) {
+        centry_t **pp = &self->cache[b];
+        while (*pp != NULL) {
+            centry_t *e = *pp;
+            const gw_account_t *a = gw_accounts_find(self, e->name, strlen(e->name));
+            if (a != NULL && a->cred[0] != '\0' && strcmp(a->cred, e->cred) == 0) {
+                pp = &e->next;
+                continue;
+            }
+            *pp = e->next;
+            free(e->name);
+            free(e->cred);
+            free(e);
+            self->ncache--;
+        }
+    }
 }
 
 void gw_accounts_destroy(gw_accounts_t **self_p)
@@ -356,8 +380,8 @@ static int s_load_one(const msgpack_object *o, gw_account_t *a, const char **err
         *err = "an account is not a map";
         return -1;
     }
-    if (s_get_str(o, "name", &a->name) != 0 || s_get_str(o, "login", &a->login) != 0) {
-        *err = "an account name or login is not a string";
+    if (s_get_str(o, "name", &a->name) != 0 || s_get_str(o, "login", &a->login) != 0 || s_get_str(o, "cred", &a->cred) != 0) {
+        *err = "an account name, login or cred is not a string";
         return -1;
     }
     if (a->name[0] == '\0') {
@@ -431,12 +455,15 @@ int gw_accounts_load(gw_accounts_t *self, const msgpack_object *body, const char
             return -1;
         }
     }
-    if (!self->ready || self->version != ver->via.u64)
-        s_cache_clear(self);
+    int changed = !self->ready || self->version != ver->via.u64;
     s_free_accounts(self->accounts, self->naccounts);
     self->accounts = accts;
     self->naccounts = n;
     self->version = ver->via.u64;
+    if (!self->ready)
+        s_cache_clear(self);
+    else if (changed)
+        s_cache_prune(self);
     self->ready = 1;
     return 0;
 }
@@ -492,12 +519,23 @@ static size_t s_cache_bucket(const uint8_t key[32])
     return h % CACHE_BUCKETS;
 }
 
-const char *gw_accounts_cache_get(gw_accounts_t *self, const uint8_t key[32])
+const gw_account_t *gw_accounts_cache_get(gw_accounts_t *self, const uint8_t key[32])
 {
-    for (centry_t *e = self->cache[s_cache_bucket(key)]; e != NULL; e = e->next)
-        if (CRYPTO_memcmp(e->key, key, 32) == 0)
-            return e->name;
+    for (centry_t *e = self->cache[s_cache_bucket(key)]; e != NULL; e = e->next) {
+        if (CRYPTO_memcmp(e->key, key, 32) != 0)
+            continue;
+        const gw_account_t *a = gw_accounts_find(self, e->name, strlen(e->name));
+        if (a != NULL && strcmp(a->cred, e->cred) == 0)
+            return a;
+        gw_accounts_cache_drop(self, key); /* the account changed since: check again */
+        return NULL;
+    }
     return NULL;
+}
+
+size_t gw_accounts_cache_count(const gw_accounts_t *self)
+{
+    return self->ncache;
 }
 
 void gw_accounts_cache_drop(gw_accounts_t *self, const uint8_t key[32])
@@ -507,6 +545,7 @@ void gw_accounts_cache_drop(gw_accounts_t *self, const uint8_t key[32])
         if (CRYPTO_memcmp(e->key, key, 32) == 0) {
             *pp = e->next;
             free(e->name);
+            free(e->cred);
             free(e);
             self->ncache--;
             return;
@@ -514,14 +553,16 @@ void gw_accounts_cache_drop(gw_accounts_t *self, const uint8_t key[32])
     }
 }
 
-void gw_accounts_cache_put(gw_accounts_t *self, const uint8_t key[32], const char *name)
+void gw_accounts_cache_put(gw_accounts_t *self, const uint8_t key[32], const gw_account_t *acct)
 {
+    assert(acct != NULL);
     gw_accounts_cache_drop(self, key);
     if (self->ncache >= CACHE_MAX)
         s_cache_clear(self);
     centry_t *e = s_xcalloc(1, sizeof(*e));
     memcpy(e->key, key, 32);
-    e->name = s_xstrndup(name, strlen(name));
+    e->name = s_xstrndup(acct->name, strlen(acct->name));
+    e->cred = s_xstrndup(acct->cred, strlen(acct->cred));
     size_t b = s_cache_bucket(key);
     e->next = self->cache[b];
     self->cache[b] = e;
@@ -530,19 +571,33 @@ void gw_accounts_cache_put(gw_accounts_t *self, const uint8_t key[32], const cha
 
 /* ---- back-off --------------------------------------------------------------------------------- */
 
-static size_t s_addr_bucket(const uint8_t addr[16])
+static size_t s_addr_bucket(const uint8_t addr[16], const uint8_t lkey[16])
 {
     size_t h = 1469598103934665603ull;
     for (int i = 0; i < 16; i++)
         h = (h ^ addr[i]) * 1099511628211ull;
+    for (int i = 0; i < 16; i++)
+        h = (h ^ lkey[i]) * 1099511628211ull;
     return h % BACKOFF_BUCKETS;
 }
 
-static bentry_t *s_backoff_find(gw_accounts_t *self, const uint8_t addr[16], uint64_t now_ms)
+/* The login's part of a back-off key: a truncated HMAC under the per-process key (no collisions to aim at). */
+static void s_login_key(const gw_accounts_t *self, const char *login, uint8_t lkey[16])
 {
-    for (bentry_t **pp = &self->backoff[s_addr_bucket(addr)]; *pp != NULL; pp = &(*pp)->next) {
+    uint8_t full[32];
+    unsigned int outlen = 32;
+    const unsigned char *l = (const unsigned char *)(login != NULL ? login : "");
+    if (HMAC(EVP_sha256(), self->hmac_key, sizeof(self->hmac_key), l, strlen((const char *)l), full, &outlen) == NULL)
+        abort();
+    memcpy(lkey, full, 16);
+    lkey[0] |= 1; /* never all zero: that is the per-address key */
+}
+
+static bentry_t *s_backoff_find(gw_accounts_t *self, const uint8_t addr[16], const uint8_t lkey[16], uint64_t now_ms)
+{
+    for (bentry_t **pp = &self->backoff[s_addr_bucket(addr, lkey)]; *pp != NULL; pp = &(*pp)->next) {
         bentry_t *e = *pp;
-        if (memcmp(e->addr, addr, 16) != 0)
+        if (memcmp(e->addr, addr, 16) != 0 || memcmp(e->lkey, lkey, 16) != 0)
             continue;
         if (now_ms - e->since >= GW_BACKOFF_WINDOW_MS) { /* the window is over: start afresh */
             *pp = e->next;
@@ -555,32 +610,48 @@ static bentry_t *s_backoff_find(gw_accounts_t *self, const uint8_t addr[16], uin
     return NULL;
 }
 
-gw_backoff_t gw_accounts_backoff(gw_accounts_t *self, const uint8_t addr[16], uint64_t now_ms)
+static const uint8_t s_peraddr_key[16];
+
+gw_backoff_t gw_accounts_backoff(gw_accounts_t *self, const uint8_t addr[16], const char *login, uint64_t now_ms)
 {
-    bentry_t *e = s_backoff_find(self, addr, now_ms);
-    if (e == NULL || e->failures < GW_BACKOFF_DELAY_AFTER)
-        return GW_BACKOFF_NONE;
-    return GW_BACKOFF_DELAY;
+    uint8_t lkey[16];
+    s_login_key(self, login, lkey);
+    bentry_t *e = s_backoff_find(self, addr, lkey, now_ms);
+    if (e != NULL && e->failures >= GW_BACKOFF_DELAY_AFTER)
+        return GW_BACKOFF_DELAY;
+    e = s_backoff_find(self, addr, s_peraddr_key, now_ms);
+    if (e != NULL && e->failures >= GW_BACKOFF_ADDR_DELAY_AFTER)
+        return GW_BACKOFF_DELAY;
+    return GW_BACKOFF_NONE;
 }
 
-void gw_accounts_fail(gw_accounts_t *self, const uint8_t addr[16], uint64_t now_ms)
+static void s_count(gw_accounts_t *self, const uint8_t addr[16], const uint8_t lkey[16], uint64_t now_ms)
 {
-    bentry_t *e = s_backoff_find(self, addr, now_ms);
+    bentry_t *e = s_backoff_find(self, addr, lkey, now_ms);
     if (e == NULL) {
         if (self->nbackoff >= BACKOFF_MAX)
             gw_accounts_backoff_sweep(self, now_ms);
         if (self->nbackoff >= BACKOFF_MAX)
-            return; /* table full of live entries: those addresses are already being slowed down */
+            return; /* table full of live entries: those clients are already being slowed down */
         e = s_xcalloc(1, sizeof(*e));
         memcpy(e->addr, addr, 16);
+        memcpy(e->lkey, lkey, 16);
         e->since = now_ms;
-        size_t b = s_addr_bucket(addr);
+        size_t b = s_addr_bucket(addr, lkey);
         e->next = self->backoff[b];
         self->backoff[b] = e;
         self->nbackoff++;
     }
     if (e->failures < UINT32_MAX)
         e->failures++;
+}
+
+void gw_accounts_fail(gw_accounts_t *self, const uint8_t addr[16], const char *login, uint64_t now_ms)
+{
+    uint8_t lkey[16];
+    s_login_key(self, login, lkey);
+    s_count(self, addr, lkey, now_ms);
+    s_count(self, addr, s_peraddr_key, now_ms);
 }
 
 void gw_accounts_backoff_sweep(gw_accounts_t *self, uint64_t now_ms)
@@ -625,9 +696,11 @@ static void s_pack_str(msgpack_packer *pk, const char *s)
 }
 
 static void s_pack_account(msgpack_packer *pk, const char *name, const char *login, int hostonly, int disabled,
-                           const char *const *hosts, const char *const *acl)
+                           const char *const *hosts, const char *const *acl, const char *cred)
 {
-    msgpack_pack_map(pk, 6);
+    msgpack_pack_map(pk, cred != NULL ? 7 : 6);
+    if (cred != NULL)
+        s_pack_str(pk, "cred"), s_pack_str(pk, cred);
     s_pack_str(pk, "name"), s_pack_str(pk, name);
     s_pack_str(pk, "login"), s_pack_str(pk, login);
     s_pack_str(pk, "hostonly"), hostonly ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
@@ -721,10 +794,10 @@ void gw_auth_test(void)
     s_pack_str(&pk, "accounts"), msgpack_pack_array(&pk, 4);
     const char *none[] = {NULL}, *lan[] = {"10.0.0.0/8", "::1", NULL}, *bad[] = {"nonsense", NULL};
     const char *all[] = {"*", NULL}, *ipbx[] = {"/service/ipbx", NULL};
-    s_pack_account(&pk, "admin", "admin", 0, 0, none, all);
-    s_pack_account(&pk, "lan", "", 1, 0, lan, ipbx);
-    s_pack_account(&pk, "off", "", 1, 1, lan, all);
-    s_pack_account(&pk, "broken", "", 1, 0, bad, all);
+    s_pack_account(&pk, "admin", "admin", 0, 0, none, all, NULL);
+    s_pack_account(&pk, "lan", "", 1, 0, lan, ipbx, NULL);
+    s_pack_account(&pk, "off", "", 1, 1, lan, all, NULL);
+    s_pack_account(&pk, "broken", "", 1, 0, bad, all, NULL);
     msgpack_unpacked u;
     msgpack_unpacked_init(&u);
     GW_CHECK(msgpack_unpack_next(&u, sb.data, sb.size, NULL) == MSGPACK_UNPACK_SUCCESS);
@@ -746,13 +819,59 @@ void gw_auth_test(void)
     gw_accounts_cache_key(acc, "admins", "ecret", k3); /* the NUL separator keeps these apart */
     GW_CHECK(memcmp(k1, k2, 32) != 0 && memcmp(k1, k3, 32) != 0);
     GW_CHECK(gw_accounts_cache_get(acc, k1) == NULL);
-    gw_accounts_cache_put(acc, k1, "admin");
-    GW_CHECK(gw_accounts_cache_get(acc, k1) != NULL && strcmp(gw_accounts_cache_get(acc, k1), "admin") == 0);
+    gw_accounts_cache_put(acc, k1, gw_accounts_find(acc, "admin", 5));
+    GW_CHECK(gw_accounts_cache_get(acc, k1) != NULL && strcmp(gw_accounts_cache_get(acc, k1)->name, "admin") == 0);
     GW_CHECK(gw_accounts_cache_get(acc, k2) == NULL);
     GW_CHECK(gw_accounts_load(acc, &u.data, &err) == 0 && gw_accounts_cache_get(acc, k1) != NULL); /* same version */
     gw_accounts_cache_drop(acc, k1);
+    GW_CHECK(gw_accounts_cache_get(acc, k1) == NULL && gw_accounts_cache_count(acc) == 0);
+    gw_accounts_cache_put(acc, k1, gw_accounts_find(acc, "admin", 5));
+
+    /* a new version without fingerprints (an older config service): every entry goes */
+    msgpack_sbuffer_clear(&sb);
+    msgpack_pack_map(&pk, 2);
+    s_pack_str(&pk, "version"), msgpack_pack_uint64(&pk, 70);
+    s_pack_str(&pk, "accounts"), msgpack_pack_array(&pk, 1);
+    s_pack_account(&pk, "admin", "admin", 0, 0, none, all, NULL);
+    msgpack_unpacked_destroy(&u);
+    msgpack_unpacked_init(&u);
+    GW_CHECK(msgpack_unpack_next(&u, sb.data, sb.size, NULL) == MSGPACK_UNPACK_SUCCESS);
+    GW_CHECK(gw_accounts_load(acc, &u.data, &err) == 0 && gw_accounts_cache_count(acc) == 0);
+
+    /* with fingerprints: a new version keeps the entries of the accounts whose cred did not change */
+    for (int round = 0; round < 3; round++) {
+        static const char *const creds[3][2] = {{"c-admin-1", "c-ops-1"}, {"c-admin-1", "c-ops-2"}, {"c-admin-2", "c-ops-2"}};
+        msgpack_sbuffer_clear(&sb);
+        msgpack_pack_map(&pk, 2);
+        s_pack_str(&pk, "version"), msgpack_pack_uint64(&pk, 71 + (uint64_t)round);
+        s_pack_str(&pk, "accounts"), msgpack_pack_array(&pk, 2);
+        s_pack_account(&pk, "admin", "admin", 0, 0, none, all, creds[round][0]);
+        s_pack_account(&pk, "ops", "ops", 0, 0, none, all, creds[round][1]);
+        msgpack_unpacked_destroy(&u);
+        msgpack_unpacked_init(&u);
+        GW_CHECK(msgpack_unpack_next(&u, sb.data, sb.size, NULL) == MSGPACK_UNPACK_SUCCESS);
+        GW_CHECK(gw_accounts_load(acc, &u.data, &err) == 0);
+        if (round == 0) {
+            gw_accounts_cache_put(acc, k1, gw_accounts_find(acc, "admin", 5));
+            gw_accounts_cache_put(acc, k2, gw_accounts_find(acc, "ops", 3));
+            GW_CHECK(gw_accounts_cache_count(acc) == 2);
+        } else if (round == 1) { /* ops changed: only its entry goes */
+            GW_CHECK(gw_accounts_cache_count(acc) == 1 && gw_accounts_cache_get(acc, k2) == NULL);
+            GW_CHECK(gw_accounts_cache_get(acc, k1) == gw_accounts_find(acc, "admin", 5));
+        } else { /* admin changed */
+            GW_CHECK(gw_accounts_cache_count(acc) == 0 && gw_accounts_cache_get(acc, k1) == NULL);
+        }
+    }
+    /* an entry made with a fingerprint that is no longer the account's is not used */
     GW_CHECK(gw_accounts_cache_get(acc, k1) == NULL);
-    gw_accounts_cache_put(acc, k1, "admin");
+    gw_accounts_cache_put(acc, k1, gw_accounts_find(acc, "admin", 5));
+    {
+        gw_account_t stale = *gw_accounts_find(acc, "admin", 5);
+        stale.cred = "c-admin-1";
+        gw_accounts_cache_put(acc, k2, &stale);
+    }
+    GW_CHECK(gw_accounts_cache_get(acc, k1) != NULL && gw_accounts_cache_get(acc, k2) == NULL);
+    GW_CHECK(gw_accounts_cache_count(acc) == 1);
 
     /* a new version clears the cache; a malformed snapshot keeps the old one */
     msgpack_sbuffer_clear(&sb);
@@ -774,22 +893,39 @@ void gw_auth_test(void)
     msgpack_unpacked_destroy(&u);
     msgpack_sbuffer_destroy(&sb);
 
-    /* back-off */
+    /* back-off: per (address, login) */
     s_addr("192.0.2.1", a);
     uint64_t t = 1000000;
     for (int i = 0; i < GW_BACKOFF_DELAY_AFTER - 1; i++)
-        gw_accounts_fail(acc, a, t);
-    GW_CHECK(gw_accounts_backoff(acc, a, t) == GW_BACKOFF_NONE);
-    gw_accounts_fail(acc, a, t);
-    GW_CHECK(gw_accounts_backoff(acc, a, t + 1) == GW_BACKOFF_DELAY);
+        gw_accounts_fail(acc, a, "admin", t);
+    GW_CHECK(gw_accounts_backoff(acc, a, "admin", t) == GW_BACKOFF_NONE);
+    gw_accounts_fail(acc, a, "admin", t);
+    GW_CHECK(gw_accounts_backoff(acc, a, "admin", t + 1) == GW_BACKOFF_DELAY);
+    GW_CHECK(gw_accounts_backoff(acc, a, "other", t + 1) == GW_BACKOFF_NONE); /* another login of that address */
+    GW_CHECK(gw_accounts_backoff(acc, a, "admin2", t + 1) == GW_BACKOFF_NONE);
     for (int i = 0; i < 1000; i++) /* however many failures: delayed, never refused unchecked */
-        gw_accounts_fail(acc, a, t + 2);
-    GW_CHECK(gw_accounts_backoff(acc, a, t + 3) == GW_BACKOFF_DELAY);
-    GW_CHECK(gw_accounts_backoff(acc, a, t + GW_BACKOFF_WINDOW_MS) == GW_BACKOFF_NONE);
+        gw_accounts_fail(acc, a, "admin", t + 2);
+    GW_CHECK(gw_accounts_backoff(acc, a, "admin", t + 3) == GW_BACKOFF_DELAY);
+    /* ... but that many failures of one address slow every login of it */
+    GW_CHECK(gw_accounts_backoff(acc, a, "other", t + 3) == GW_BACKOFF_DELAY);
+    GW_CHECK(gw_accounts_backoff(acc, a, "admin", t + GW_BACKOFF_WINDOW_MS) == GW_BACKOFF_NONE);
+    GW_CHECK(gw_accounts_backoff(acc, a, "other", t + GW_BACKOFF_WINDOW_MS) == GW_BACKOFF_NONE);
+    /* cycling logins from one address: the per-address count catches up */
+    s_addr("192.0.2.9", a);
+    char lg[32];
+    for (int i = 0; i < GW_BACKOFF_ADDR_DELAY_AFTER - 1; i++) {
+        snprintf(lg, sizeof(lg), "user%d", i);
+        gw_accounts_fail(acc, a, lg, t);
+    }
+    GW_CHECK(gw_accounts_backoff(acc, a, "fresh", t) == GW_BACKOFF_NONE);
+    gw_accounts_fail(acc, a, "another", t);
+    GW_CHECK(gw_accounts_backoff(acc, a, "fresh", t) == GW_BACKOFF_DELAY);
     s_addr("192.0.2.2", k3);
-    gw_accounts_fail(acc, k3, t);
+    for (int i = 0; i < GW_BACKOFF_DELAY_AFTER; i++)
+        gw_accounts_fail(acc, k3, "", t);
+    GW_CHECK(gw_accounts_backoff(acc, k3, "", t) == GW_BACKOFF_DELAY);
     gw_accounts_backoff_sweep(acc, t + GW_BACKOFF_WINDOW_MS);
-    GW_CHECK(gw_accounts_backoff(acc, k3, t) == GW_BACKOFF_NONE);
+    GW_CHECK(gw_accounts_backoff(acc, k3, "", t) == GW_BACKOFF_NONE);
 
     gw_accounts_destroy(&acc);
     GW_CHECK(acc == NULL);

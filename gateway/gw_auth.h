@@ -6,7 +6,9 @@
  *   - gw_basic_parse: the HTTP Basic credentials of an Authorization header;
  *   - gw_accounts: the in-memory copy of the accounts (the `snapshot` of the config service), a
  *     cache of positive password verifications keyed by HMAC-SHA256(login \0 password) under a
- *     random per-process key, and the per-address back-off of failed attempts.
+ *     random per-process key (each entry remembers the account's credential fingerprint `cred`,
+ *     so that an account change drops only the entries of that account), and the back-off of
+ *     failed attempts per (address, login) and per address.
  * No I/O here: the HTTP layer asks the config service and feeds the answers in.
  */
 #ifndef GW_AUTH_H
@@ -64,6 +66,7 @@ int gw_basic_parse(const char *hdr, size_t len, char *login, size_t lsize, char 
 
 typedef struct gw_account {
     char *name, *login;
+    char *cred; /* credential fingerprint of the snapshot ("" when the config service sends none) */
     int hostonly, disabled;
     gw_net_t *hosts; /* parsed host entries; unparsable ones are skipped with a warning */
     size_t nhosts;
@@ -87,9 +90,10 @@ size_t gw_accounts_count(const gw_accounts_t *self);
 
 /*
  * Replaces the accounts with the body of a `snapshot` 200 reply:
- * {"version": N, "accounts": [{"name", "login", "hostonly", "disabled", "hosts": [...], "acl": [...]}]}.
- * When the version differs from the loaded one, the verification cache is cleared. Returns 0, or
- * -1 (the old snapshot is kept; *err says why) when the body does not have that shape.
+ * {"version": N, "accounts": [{"name", "login", "hostonly", "disabled", "hosts": [...], "acl": [...],
+ * "cred"}]}. When the version differs from the loaded one, the verification cache keeps only the
+ * entries whose account is still there with the same non-empty `cred`. Returns 0, or -1 (the old
+ * snapshot is kept; *err says why) when the body does not have that shape.
  */
 int gw_accounts_load(gw_accounts_t *self, const msgpack_object *body, const char **err);
 
@@ -104,24 +108,31 @@ int gw_account_host_ok(const gw_account_t *acct, const uint8_t addr[16]);
 
 /*
  * The verification cache. gw_accounts_cache_key computes the 32-byte HMAC-SHA256 of
- * login \0 password under the per-process key. cache_get returns the account name remembered for
- * that key (borrowed), or NULL; cache_put remembers it (bounded: the cache is emptied when full);
- * cache_drop forgets one key.
+ * login \0 password under the per-process key. cache_get returns the account remembered for that
+ * key when it is still in the snapshot with the fingerprint (`cred`) it had when it was remembered,
+ * else NULL (and forgets a stale entry); cache_put remembers acct (its name and cred) for the key
+ * (bounded: the cache is emptied when full); cache_drop forgets one key; cache_count says how many
+ * keys are remembered.
  */
 void gw_accounts_cache_key(const gw_accounts_t *self, const char *login, const char *password, uint8_t key[32]);
-const char *gw_accounts_cache_get(gw_accounts_t *self, const uint8_t key[32]);
-void gw_accounts_cache_put(gw_accounts_t *self, const uint8_t key[32], const char *name);
+const gw_account_t *gw_accounts_cache_get(gw_accounts_t *self, const uint8_t key[32]);
+void gw_accounts_cache_put(gw_accounts_t *self, const uint8_t key[32], const gw_account_t *acct);
 void gw_accounts_cache_drop(gw_accounts_t *self, const uint8_t key[32]);
+size_t gw_accounts_cache_count(const gw_accounts_t *self);
 
 /*
- * Per-address back-off of failed authentications. A failure counts in a window of
- * GW_BACKOFF_WINDOW_MS from the address's first failure. From GW_BACKOFF_DELAY_AFTER failures in
- * the window, requests of that address that need a password check are delayed by
- * GW_BACKOFF_DELAY_MS, then checked as usual: a right password still succeeds, so an attacker
- * cannot lock a legitimate client out. Known-good credentials (cache hits) are never delayed.
+ * Back-off of failed authentications, counted per (client address, login) and per client address,
+ * each in a window of GW_BACKOFF_WINDOW_MS from its first failure. A request that needs a password
+ * check is delayed by GW_BACKOFF_DELAY_MS when its (address, login) has GW_BACKOFF_DELAY_AFTER
+ * failures in the window, or when its address has GW_BACKOFF_ADDR_DELAY_AFTER failures (all
+ * logins together: one address cannot guess at full speed by cycling logins). After the delay it
+ * is checked as usual: a right password still succeeds, so an attacker cannot lock a legitimate
+ * client out. Known-good credentials (cache hits) are never delayed. login is the login of the
+ * attempt ("" when the credentials were unreadable).
  */
 #define GW_BACKOFF_WINDOW_MS 60000
 #define GW_BACKOFF_DELAY_AFTER 5
+#define GW_BACKOFF_ADDR_DELAY_AFTER 50
 #define GW_BACKOFF_DELAY_MS 1000
 
 typedef enum {
@@ -129,8 +140,8 @@ typedef enum {
     GW_BACKOFF_DELAY = 1, /* wait GW_BACKOFF_DELAY_MS, then check */
 } gw_backoff_t;
 
-gw_backoff_t gw_accounts_backoff(gw_accounts_t *self, const uint8_t addr[16], uint64_t now_ms);
-void gw_accounts_fail(gw_accounts_t *self, const uint8_t addr[16], uint64_t now_ms);
+gw_backoff_t gw_accounts_backoff(gw_accounts_t *self, const uint8_t addr[16], const char *login, uint64_t now_ms);
+void gw_accounts_fail(gw_accounts_t *self, const uint8_t addr[16], const char *login, uint64_t now_ms);
 /* Forgets expired back-off entries (call it now and then). */
 void gw_accounts_backoff_sweep(gw_accounts_t *self, uint64_t now_ms);
 

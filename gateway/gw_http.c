@@ -14,7 +14,9 @@
 #include "gw_route.h"
 
 #define WS_VERSION "1.0"
-#define MAX_CRED 256 /* bytes of a login or a password */
+#define MAX_CRED 1025   /* bytes of a login or a password, with the NUL (the account tool accepts passwords of 1-1024 bytes) */
+#define GW_VERIFY_MAX 4 /* password checks in flight at the config service at once */
+#define GW_VERIFY_WAITING_MAX 4096 /* password checks waiting for a free slot; more: 503 */
 
 typedef enum {
     PH_START = 0,  /* checks, authentication */
@@ -23,6 +25,8 @@ typedef enum {
     PH_WORKER = 3, /* the request at its service */
     PH_DONE = 4,   /* answered */
 } phase_t;
+
+typedef struct gw_verify gw_verify_t;
 
 /* Per-request state, in the request's pool; h2o calls s_on_freed when the request goes away. */
 typedef struct {
@@ -34,7 +38,7 @@ typedef struct {
     uint64_t t0_us;
     uint8_t addr[16];
     char addr_text[48];
-    xws_slice_t path; /* raw path, without the query */
+    xws_slice_t path; /* raw path, without the query and the fragment */
     xws_kv_t *params;
     size_t nparams;
     xws_slice_t act;
@@ -42,13 +46,35 @@ typedef struct {
     char login[MAX_CRED], password[MAX_CRED];
     uint8_t ckey[32]; /* verification cache key */
     gw_backoff_t backoff;
-    gw_job_t job;
+    gw_verify_t *verify;          /* the password check this request waits for (PH_VERIFY), or NULL */
+    h2o_linklist_t vlink;         /* in verify->waiters */
+    gw_job_t job;                 /* the request at its service (PH_WORKER) */
     h2o_timeout_entry_t delay;    /* back-off delay */
     h2o_timeout_entry_t deadline; /* arrival + deadline_ms, whatever phase the request is in */
     uint64_t deadline_unix_ms;    /* the same instant as Unix time, for the envelope */
 } gw_req_t;
 
+/*
+ * One password check at the config service, shared by every request that presents the same
+ * credentials while it runs (same verification cache key). At most GW_VERIFY_MAX run at once; the
+ * others wait in app->verify_waiting (FIFO). Owned by the app, not by a request: it outlives the
+ * requests that leave (its answer still fills the cache), and one that nobody waits for any more
+ * is dropped before it is sent.
+ */
+struct gw_verify {
+    gw_app_t *app;
+    uint8_t key[32];        /* verification cache key of login/password */
+    char *login, *password; /* the password is wiped and freed once the check is sent */
+    uint64_t version;       /* snapshot version when the check was sent */
+    char addr_text[48];     /* the client of the first request, for the envelope */
+    int running;            /* 1 once sent (in app->verify_running), 0 while waiting */
+    gw_job_t job;
+    h2o_linklist_t link;    /* in app->verify_running or app->verify_waiting */
+    h2o_linklist_t waiters; /* gw_req_t.vlink */
+};
+
 static void s_dispatch(gw_req_t *r);
+static void s_verify_detach(gw_req_t *r);
 
 const char *const gw_app_services[] = {"config", "ipbx-lines", "ipbx-users", "devices", "extensions", NULL};
 
@@ -196,6 +222,11 @@ static void s_send(gw_req_t *r, int status, const char *body, size_t len)
         s_add_header(r, H2O_TOKEN_CONTENT_TYPE, "application/json");
     if (status == 503)
         s_add_header(r, H2O_TOKEN_RETRY_AFTER, "1");
+    if (status == 405 && h2o_find_header(&req->res.headers, H2O_TOKEN_ALLOW, -1) == -1)
+        s_add_header(r, H2O_TOKEN_ALLOW, "GET, POST, HEAD");
+    /* a 200/304 with an entity tag may be stored but must be revalidated; nothing else may be stored */
+    int validated = (status == 200 || status == 304) && h2o_find_header(&req->res.headers, H2O_TOKEN_ETAG, -1) != -1;
+    s_add_header(r, H2O_TOKEN_CACHE_CONTROL, validated ? "no-cache" : "no-store");
     req->res.content_length = len;
 
     gw_log_entry_t e = {r->addr_text, req->method.base, req->method.len, r->path.ptr, r->path.len,
@@ -261,6 +292,7 @@ static void s_on_freed(void *arg)
     gw_app_t *app = r->app;
     if (gw_job_busy(&r->job))
         gw_broker_cancel(app->broker, &r->job);
+    s_verify_detach(r);
     if (h2o_timeout_is_linked(&r->delay))
         h2o_timeout_unlink(&r->delay);
     if (h2o_timeout_is_linked(&r->deadline))
@@ -318,7 +350,7 @@ static void s_render(gw_req_t *r, const void *data, size_t len)
     if (rep.etag.len > 0)
         h2o_add_header(&r->req->pool, &r->req->res.headers, H2O_TOKEN_ETAG, NULL,
                        h2o_strdup(&r->req->pool, rep.etag.ptr, rep.etag.len).base, rep.etag.len);
-    if (status == 200) {
+    if (status == 200 && rep.etag.len > 0) { /* only a reply with an entity tag (list, search, view) can be "not modified" */
         ssize_t i = h2o_find_header(&r->req->headers, H2O_TOKEN_IF_NONE_MATCH, -1);
         xws_slice_t sum;
         char md5[33];
@@ -430,7 +462,7 @@ done:
 static void s_fail(gw_req_t *r, int count)
 {
     if (count)
-        gw_accounts_fail(r->app->accounts, r->addr, h2o_now(r->app->loop));
+        gw_accounts_fail(r->app->accounts, r->addr, r->login, h2o_now(r->app->loop));
     s_send_empty(r, 401);
 }
 
@@ -463,67 +495,87 @@ static void s_authorized_creds(gw_req_t *r, const gw_account_t *acct)
     s_authorized(r, acct);
 }
 
-static void s_on_verify_done(gw_job_t *job, gw_job_outcome_t outcome, const void *reply, size_t len)
+/* ---- password checks -------------------------------------------------------------------------- */
+
+static void s_verify_free(gw_verify_t *v)
 {
-    gw_req_t *r = job->data;
-    gw_app_t *app = r->app;
-    if (outcome == GW_JOB_TIMEOUT) {
-        s_send_error(r, 504, "timeout", "", "the account service did not answer in time");
-        return;
-    }
-    xws_reply_t rep;
-    const char *err = NULL;
-    if (outcome != GW_JOB_REPLY || xws_reply_decode(&rep, reply, len, &err) != 0) {
-        if (outcome == GW_JOB_REPLY)
-            xws_reply_dispose(&rep);
-        fprintf(stderr, "xws-gateway: malformed verify reply from the config service\n");
-        s_send_error(r, 500, "internal_error", "", "the account service sent a malformed reply");
-        return;
-    }
-    unsigned status = rep.status;
-    const msgpack_object *name = NULL;
-    if (status == 200 && rep.body != NULL && rep.body->type == MSGPACK_OBJECT_MAP)
-        for (uint32_t i = 0; i < rep.body->via.map.size; i++) {
-            const msgpack_object *k = &rep.body->via.map.ptr[i].key;
-            if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == 4 && memcmp(k->via.str.ptr, "name", 4) == 0 &&
-                rep.body->via.map.ptr[i].val.type == MSGPACK_OBJECT_STR)
-                name = &rep.body->via.map.ptr[i].val;
-        }
-    if (status == 200 && name != NULL) {
-        const gw_account_t *acct = gw_accounts_find(app->accounts, name->via.str.ptr, name->via.str.size);
-        if (acct != NULL)
-            gw_accounts_cache_put(app->accounts, r->ckey, acct->name);
+    gw_app_t *app = v->app;
+    assert(h2o_linklist_is_empty(&v->waiters));
+    if (gw_job_busy(&v->job))
+        gw_broker_cancel(app->broker, &v->job);
+    if (h2o_linklist_is_linked(&v->link)) {
+        h2o_linklist_unlink(&v->link);
+        if (v->running)
+            app->nverify_running--;
         else
-            gw_http_refresh_accounts(app); /* a new account the snapshot does not hold yet */
-        xws_reply_dispose(&rep);
-        s_authorized_creds(r, acct);
-        return;
+            app->nverify_waiting--;
     }
-    xws_reply_dispose(&rep);
-    if (status == 401 || status == 403 || status == 404) {
-        s_fail(r, 1);
-    } else if (status == 503) {
-        s_send_error(r, 503, "no_worker", "", "the account service is not available");
-    } else {
-        fprintf(stderr, "xws-gateway: the config service answered %u to a password check\n", status);
-        s_send_error(r, 500, "internal_error", "", "the password could not be checked");
+    if (v->password != NULL) {
+        OPENSSL_cleanse(v->password, strlen(v->password));
+        free(v->password);
     }
+    free(v->login);
+    OPENSSL_cleanse(v->key, sizeof(v->key));
+    free(v);
 }
 
-static void s_verify(gw_req_t *r)
+/* The request stops waiting for its password check (answered elsewhere, timed out, or gone). */
+static void s_verify_detach(gw_req_t *r)
 {
-    gw_app_t *app = r->app;
+    gw_verify_t *v = r->verify;
+    if (v == NULL)
+        return;
+    h2o_linklist_unlink(&r->vlink);
+    r->verify = NULL;
+    if (!v->running && h2o_linklist_is_empty(&v->waiters))
+        s_verify_free(v); /* not sent yet and nobody waits: forget it */
+}
+
+/* Takes the next waiting request off v (NULL when none is left); the caller answers it. */
+static gw_req_t *s_verify_next_waiter(gw_verify_t *v)
+{
+    if (h2o_linklist_is_empty(&v->waiters))
+        return NULL;
+    gw_req_t *r = H2O_STRUCT_FROM_MEMBER(gw_req_t, vlink, v->waiters.next);
+    h2o_linklist_unlink(&r->vlink);
+    r->verify = NULL;
+    return r;
+}
+
+/* Answers every request waiting for v with the same error. */
+static void s_verify_answer_all(gw_verify_t *v, int status, const char *code, const char *message)
+{
+    gw_req_t *r;
+    while ((r = s_verify_next_waiter(v)) != NULL)
+        s_send_error(r, status, code, "", message);
+}
+
+static void s_on_verify_done(gw_job_t *job, gw_job_outcome_t outcome, const void *reply, size_t len);
+
+/* Sends v to the config service (v is in app->verify_running). On failure its requests are answered and v is freed. */
+static void s_verify_send(gw_verify_t *v)
+{
+    gw_app_t *app = v->app;
     msgpack_sbuffer body, env;
     msgpack_packer pk;
     msgpack_sbuffer_init(&body);
     msgpack_sbuffer_init(&env);
     msgpack_packer_init(&pk, &body, msgpack_sbuffer_write);
-    size_t ll = strlen(r->login), pl = strlen(r->password);
+    size_t ll = strlen(v->login), pl = strlen(v->password);
     msgpack_pack_map(&pk, 2);
     msgpack_pack_str_with_body(&pk, "login", 5);
-    msgpack_pack_str_with_body(&pk, r->login, ll);
+    msgpack_pack_str_with_body(&pk, v->login, ll);
     msgpack_pack_str_with_body(&pk, "password", 8);
-    msgpack_pack_str_with_body(&pk, r->password, pl);
+    msgpack_pack_str_with_body(&pk, v->password, pl);
+    OPENSSL_cleanse(v->password, pl);
+    free(v->password);
+    v->password = NULL;
+    uint64_t deadline = 0; /* the latest deadline of the requests that wait for it */
+    for (h2o_linklist_t *l = v->waiters.next; l != &v->waiters; l = l->next) {
+        gw_req_t *r = H2O_STRUCT_FROM_MEMBER(gw_req_t, vlink, l);
+        if (r->deadline_unix_ms > deadline)
+            deadline = r->deadline_unix_ms;
+    }
     char rid[XWS_MAX_RID + 1];
     gw_app_rid(app, rid, sizeof(rid));
     xws_request_spec_t spec = {
@@ -534,31 +586,150 @@ static void s_verify(gw_req_t *r)
         .body_msgpack = {body.data, body.size},
         .caller_mode = xws_slice("gateway"),
         .caller_account = xws_slice(""),
-        .caller_addr = xws_slice(r->addr_text),
-        .deadline_ms = r->deadline_unix_ms,
+        .caller_addr = xws_slice(v->addr_text),
+        .deadline_ms = deadline,
     };
+    v->version = gw_accounts_version(app->accounts);
     int rc = xws_request_encode(&spec, &env);
     OPENSSL_cleanse(body.data, body.size);
     if (rc != 0) {
-        s_send_error(r, 500, "internal_error", "", "the password check could not be encoded");
+        s_verify_answer_all(v, 500, "internal_error", "the password check could not be encoded");
+        s_verify_free(v);
     } else {
-        r->phase = PH_VERIFY;
-        r->job.on_done = s_on_verify_done;
-        r->job.data = r;
-        rc = gw_broker_submit(app->broker, &r->job, "config", env.data, env.size);
-        if (rc != GW_SUBMIT_OK)
-            s_send_submit_error(r, rc, "config");
+        v->job.on_done = s_on_verify_done;
+        v->job.data = v;
+        rc = gw_broker_submit(app->broker, &v->job, "config", env.data, env.size);
+        if (rc != GW_SUBMIT_OK) {
+            gw_req_t *r;
+            while ((r = s_verify_next_waiter(v)) != NULL)
+                s_send_submit_error(r, rc, "config");
+            s_verify_free(v);
+        }
     }
-    OPENSSL_cleanse(env.data, env.size);
-    OPENSSL_cleanse(r->password, sizeof(r->password)); /* the envelope copy lives in the broker until the reply */
+    OPENSSL_cleanse(env.data, env.size); /* the envelope copy lives in the broker until the reply */
     msgpack_sbuffer_destroy(&body);
     msgpack_sbuffer_destroy(&env);
+}
+
+/* Sends waiting checks while fewer than GW_VERIFY_MAX are in flight. */
+static void s_verify_pump(gw_app_t *app)
+{
+    while (app->nverify_running < GW_VERIFY_MAX && !h2o_linklist_is_empty(&app->verify_waiting)) {
+        gw_verify_t *v = H2O_STRUCT_FROM_MEMBER(gw_verify_t, link, app->verify_waiting.next);
+        h2o_linklist_unlink(&v->link);
+        app->nverify_waiting--;
+        v->running = 1;
+        h2o_linklist_insert(&app->verify_running, &v->link);
+        app->nverify_running++;
+        s_verify_send(v);
+    }
+}
+
+static void s_on_verify_done(gw_job_t *job, gw_job_outcome_t outcome, const void *reply, size_t len)
+{
+    gw_verify_t *v = job->data;
+    gw_app_t *app = v->app;
+    xws_reply_t rep;
+    const char *err = NULL;
+    gw_req_t *r;
+    if (outcome == GW_JOB_TIMEOUT) {
+        s_verify_answer_all(v, 504, "timeout", "the account service did not answer in time");
+    } else if (outcome != GW_JOB_REPLY || xws_reply_decode(&rep, reply, len, &err) != 0) {
+        if (outcome == GW_JOB_REPLY)
+            xws_reply_dispose(&rep);
+        fprintf(stderr, "xws-gateway: malformed verify reply from the config service\n");
+        s_verify_answer_all(v, 500, "internal_error", "the account service sent a malformed reply");
+    } else {
+        unsigned status = rep.status;
+        const msgpack_object *name = NULL;
+        if (status == 200 && rep.body != NULL && rep.body->type == MSGPACK_OBJECT_MAP)
+            for (uint32_t i = 0; i < rep.body->via.map.size; i++) {
+                const msgpack_object *k = &rep.body->via.map.ptr[i].key;
+                if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == 4 && memcmp(k->via.str.ptr, "name", 4) == 0 &&
+                    rep.body->via.map.ptr[i].val.type == MSGPACK_OBJECT_STR)
+                    name = &rep.body->via.map.ptr[i].val;
+            }
+        if (status == 200 && name != NULL) {
+            const gw_account_t *acct = gw_accounts_find(app->accounts, name->via.str.ptr, name->via.str.size);
+            /*
+             * Remembered only when the snapshot did not change while the check ran: then the
+             * account's cred is no newer than the state the password was checked against, and the
+             * entry goes as soon as a later snapshot shows another cred.
+             */
+            if (acct != NULL && gw_accounts_version(app->accounts) == v->version)
+                gw_accounts_cache_put(app->accounts, v->key, acct);
+            else if (acct == NULL)
+                gw_http_refresh_accounts(app); /* a new account the snapshot does not hold yet */
+            while ((r = s_verify_next_waiter(v)) != NULL)
+                s_authorized_creds(r, acct);
+        } else if (status == 401 || status == 403 || status == 404) {
+            while ((r = s_verify_next_waiter(v)) != NULL)
+                s_fail(r, 1);
+        } else if (status == 503) {
+            s_verify_answer_all(v, 503, "no_worker", "the account service is not available");
+        } else {
+            fprintf(stderr, "xws-gateway: the config service answered %u to a password check\n", status);
+            s_verify_answer_all(v, 500, "internal_error", "the password could not be checked");
+        }
+        xws_reply_dispose(&rep);
+    }
+    s_verify_free(v);
+    s_verify_pump(app);
+}
+
+static gw_verify_t *s_verify_find(gw_app_t *app, const uint8_t key[32])
+{
+    h2o_linklist_t *lists[] = {&app->verify_running, &app->verify_waiting};
+    for (size_t i = 0; i < 2; i++)
+        for (h2o_linklist_t *l = lists[i]->next; l != lists[i]; l = l->next) {
+            gw_verify_t *v = H2O_STRUCT_FROM_MEMBER(gw_verify_t, link, l);
+            if (CRYPTO_memcmp(v->key, key, 32) == 0)
+                return v;
+        }
+    return NULL;
+}
+
+/* Checks r's password: joins the identical check in progress, or starts one (or queues it). */
+static void s_verify_start(gw_req_t *r)
+{
+    gw_app_t *app = r->app;
+    gw_verify_t *v = s_verify_find(app, r->ckey);
+    int fresh = v == NULL;
+    if (fresh) {
+        if (app->nverify_running >= GW_VERIFY_MAX && app->nverify_waiting >= GW_VERIFY_WAITING_MAX) {
+            OPENSSL_cleanse(r->password, sizeof(r->password));
+            s_send_error(r, 503, "no_worker", "", "too many password checks are waiting");
+            return;
+        }
+        if ((v = calloc(1, sizeof(*v))) == NULL || (v->login = strdup(r->login)) == NULL ||
+            (v->password = strdup(r->password)) == NULL)
+            abort();
+        v->app = app;
+        memcpy(v->key, r->ckey, 32);
+        snprintf(v->addr_text, sizeof(v->addr_text), "%s", r->addr_text);
+        h2o_linklist_init_anchor(&v->waiters);
+    }
+    OPENSSL_cleanse(r->password, sizeof(r->password));
+    r->phase = PH_VERIFY;
+    r->verify = v;
+    h2o_linklist_insert(&v->waiters, &r->vlink);
+    if (!fresh)
+        return;
+    if (app->nverify_running < GW_VERIFY_MAX) {
+        v->running = 1;
+        h2o_linklist_insert(&app->verify_running, &v->link);
+        app->nverify_running++;
+        s_verify_send(v);
+    } else {
+        h2o_linklist_insert(&app->verify_waiting, &v->link); /* at the tail */
+        app->nverify_waiting++;
+    }
 }
 
 static void s_on_delay(h2o_timeout_entry_t *entry)
 {
     gw_req_t *r = H2O_STRUCT_FROM_MEMBER(gw_req_t, delay, entry);
-    s_verify(r);
+    s_verify_start(r);
 }
 
 static void s_authenticate(gw_req_t *r)
@@ -586,18 +757,17 @@ static void s_authenticate(gw_req_t *r)
         return;
     }
     gw_accounts_cache_key(app->accounts, r->login, r->password, r->ckey);
-    const char *name = gw_accounts_cache_get(app->accounts, r->ckey);
-    if (name != NULL) {
-        const gw_account_t *acct = gw_accounts_find(app->accounts, name, strlen(name));
-        if (acct != NULL && !acct->disabled && strcmp(acct->login, r->login) == 0) {
+    const gw_account_t *acct = gw_accounts_cache_get(app->accounts, r->ckey);
+    if (acct != NULL) {
+        if (!acct->disabled && strcmp(acct->login, r->login) == 0) {
             s_authorized_creds(r, acct);
             return;
         }
         gw_accounts_cache_drop(app->accounts, r->ckey);
     }
-    r->backoff = gw_accounts_backoff(app->accounts, r->addr, h2o_now(app->loop));
+    r->backoff = gw_accounts_backoff(app->accounts, r->addr, r->login, h2o_now(app->loop));
     if (r->backoff == GW_BACKOFF_NONE) {
-        s_verify(r);
+        s_verify_start(r);
         return;
     }
     r->phase = PH_DELAY;
@@ -614,6 +784,7 @@ static void s_on_deadline(h2o_timeout_entry_t *entry)
     char msg[160];
     if (gw_job_busy(&r->job))
         gw_broker_cancel(r->app->broker, &r->job);
+    s_verify_detach(r);
     if (h2o_timeout_is_linked(&r->delay))
         h2o_timeout_unlink(&r->delay);
     snprintf(msg, sizeof(msg), "%s did not answer within %" PRIu64 " ms",
@@ -640,10 +811,10 @@ static int s_on_req(h2o_handler_t *self, h2o_req_t *req)
     socklen_t sslen = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
     gw_addr_from_sockaddr((struct sockaddr *)&ss, sslen, r->addr, r->addr_text, sizeof(r->addr_text));
 
-    size_t plen = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
-    r->path = (xws_slice_t){req->path.base, plen};
+    xws_slice_t query;
+    gw_http_split_target(req->path.base, req->path.len, &r->path, &query);
     gw_match_t m;
-    if (gw_route_match(req->path.base, plen, &m) != 0) {
+    if (gw_route_match(r->path.ptr, r->path.len, &m) != 0) {
         s_send(r, 404, NULL, 0);
         return 0;
     }
@@ -653,12 +824,11 @@ static int s_on_req(h2o_handler_t *self, h2o_req_t *req)
     if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) &&
         !h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST")) &&
         !h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"))) {
-        s_add_header(r, H2O_TOKEN_ALLOW, "GET, POST, HEAD");
         s_send_error(r, 405, "invalid_value", "", "the method is not allowed; use GET, POST or HEAD");
         return 0;
     }
-    const char *q = req->query_at != SIZE_MAX ? req->path.base + req->query_at + 1 : "";
-    size_t qlen = req->query_at != SIZE_MAX ? req->path.len - req->query_at - 1 : 0;
+    const char *q = query.ptr;
+    size_t qlen = query.len;
     if (qlen > app->max_query) {
         s_send_error(r, 414, "too_long", "", "the query string is too long");
         return 0;
@@ -701,18 +871,79 @@ static int s_on_req(h2o_handler_t *self, h2o_req_t *req)
 
 /*
  * Answers h2o makes by itself (its 413 for a body above the limit, 400 for a broken request...)
- * go through the host's fallback path: this filter adds the version header to them.
+ * go through the host's fallback path: this filter gives them the version header, the standard
+ * reason phrase, `Cache-Control: no-store` and (for a 405) `Allow`.
  */
 static void s_on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
 {
     if (h2o_find_header_by_str(&req->res.headers, H2O_STRLIT("x-xivo-ws-version"), -1) == -1)
         h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-xivo-ws-version"), 0, "X-XIVO-WS-VERSION",
                               H2O_STRLIT(WS_VERSION));
+    if (req->res.status >= 100 && req->res.status <= 999)
+        req->res.reason = gw_http_reason(req->res.status);
+    if (h2o_find_header(&req->res.headers, H2O_TOKEN_CACHE_CONTROL, -1) == -1)
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
+    if (req->res.status == 405 && h2o_find_header(&req->res.headers, H2O_TOKEN_ALLOW, -1) == -1)
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, H2O_STRLIT("GET, POST, HEAD"));
     h2o_setup_next_ostream(req, slot);
+}
+
+size_t gw_http_entity_limit(size_t max_body)
+{
+    size_t a = max_body * 4, b = max_body + 1024 * 1024;
+    return a > b ? a : b;
+}
+
+static int s_scheme_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '+' || c == '-' || c == '.';
+}
+
+void gw_http_split_target(const char *target, size_t len, xws_slice_t *path, xws_slice_t *query)
+{
+    const char *t = target, *end = target + len;
+    if (t < end && *t != '/') { /* absolute-form: scheme "://" authority, then the path */
+        const char *p = t;
+        while (p < end && s_scheme_char(*p))
+            p++;
+        if (p > t && end - p >= 3 && memcmp(p, "://", 3) == 0) {
+            for (p += 3; p < end && *p != '/' && *p != '?' && *p != '#';)
+                p++;
+            t = p;
+        }
+    }
+    const char *hash = memchr(t, '#', (size_t)(end - t));
+    if (hash != NULL)
+        end = hash;
+    const char *q = memchr(t, '?', (size_t)(end - t));
+    if (q != NULL) {
+        *path = (xws_slice_t){t, (size_t)(q - t)};
+        *query = (xws_slice_t){q + 1, (size_t)(end - q - 1)};
+    } else {
+        *path = (xws_slice_t){t, (size_t)(end - t)};
+        *query = (xws_slice_t){"", 0};
+    }
+}
+
+void gw_http_shutdown(gw_app_t *app)
+{
+    h2o_linklist_t *lists[] = {&app->verify_running, &app->verify_waiting};
+    for (size_t i = 0; i < 2; i++) {
+        if (lists[i]->next == NULL) /* never registered */
+            continue;
+        while (!h2o_linklist_is_empty(lists[i])) {
+            gw_verify_t *v = H2O_STRUCT_FROM_MEMBER(gw_verify_t, link, lists[i]->next);
+            while (s_verify_next_waiter(v) != NULL) /* requests still open at exit: they no longer wait */
+                ;
+            s_verify_free(v);
+        }
+    }
 }
 
 void gw_http_register(gw_app_t *app, h2o_hostconf_t *host)
 {
+    h2o_linklist_init_anchor(&app->verify_running);
+    h2o_linklist_init_anchor(&app->verify_waiting);
     h2o_create_filter(&host->fallback_path, sizeof(h2o_filter_t))->on_setup_ostream = s_on_setup_ostream;
     h2o_pathconf_t *pathconf = h2o_config_register_path(host, "/", 0);
     h2o_handler_t *handler = h2o_create_handler(pathconf, sizeof(h2o_handler_t) + sizeof(gw_app_t *));
@@ -842,4 +1073,30 @@ void gw_http_test(void)
     GW_CHECK(strcmp(md5, "d41d8cd98f00b204e9800998ecf8427e") == 0);
     GW_CHECK(s_is_msgpack_map("\x80", 1) && s_is_msgpack_map("\xde\x00\x00", 3) && !s_is_msgpack_map("\x90", 1));
     GW_CHECK(!s_is_msgpack_map("", 0));
+
+    GW_CHECK(gw_http_entity_limit(1048576) == 4 * 1048576 && gw_http_entity_limit(1000) == 1000 + 1048576);
+    GW_CHECK(gw_http_entity_limit(0) == 1048576);
+    static const struct {
+        const char *target, *path, *query;
+    } targets[] = {
+        {"/a/b?x=1", "/a/b", "x=1"},
+        {"/a/b", "/a/b", ""},
+        {"/a/b#frag", "/a/b", ""},
+        {"/a/b?x=1#frag?y", "/a/b", "x=1"},
+        {"/a/b#f?x=1", "/a/b", ""},
+        {"https://host:8443/a/b?x=1", "/a/b", "x=1"},
+        {"HTTP://[::1]/a", "/a", ""},
+        {"https://host", "", ""},
+        {"https://host?x", "", "x"},
+        {"http:/a", "http:/a", ""}, /* no authority: left as it is (a 404) */
+        {"*", "*", ""},
+        {"", "", ""},
+        {"/?", "/", ""},
+    };
+    for (size_t i = 0; i < sizeof(targets) / sizeof(targets[0]); i++) {
+        xws_slice_t p, q;
+        gw_http_split_target(targets[i].target, strlen(targets[i].target), &p, &q);
+        GW_CHECK(p.len == strlen(targets[i].path) && memcmp(p.ptr, targets[i].path, p.len) == 0);
+        GW_CHECK(q.len == strlen(targets[i].query) && memcmp(q.ptr, targets[i].query, q.len) == 0);
+    }
 }

@@ -222,8 +222,12 @@ int main(int argc, char **argv)
         snprintf(app->instance + 2 * i, 3, "%02x", inst[i]);
 
     h2o_config_init(&app->config);
-    /* one byte more than max_body: a body of max_body + 1 bytes reaches the handler, which answers 413 itself */
-    app->config.max_request_entity_size = (size_t)max_body + 1;
+    /*
+     * h2o refuses bodies above max_request_entity_size itself (over HTTP/2 with a stream reset, not
+     * a status), so set it well above max_body: the handler answers 413 with the JSON error to any
+     * body up to this bound, on both protocols.
+     */
+    app->config.max_request_entity_size = gw_http_entity_limit((size_t)max_body);
     app->config.server_name = h2o_iovec_init(H2O_STRLIT("xws-gateway"));
     h2o_hostconf_t *host = h2o_config_register_host(&app->config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     gw_http_register(app, host);
@@ -295,6 +299,7 @@ out:
         h2o_socket_close(g.listener);
     }
     gw_internal_destroy(&app->internal);
+    gw_http_shutdown(app);
     gw_broker_destroy(&app->broker); /* sends DISCONNECT to every worker */
     gw_log_destroy(&app->log);
     gw_accounts_destroy(&app->accounts);

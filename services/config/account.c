@@ -334,6 +334,48 @@ static int s_gateway_or_reply(svc_ctx_t *ctx)
     return 0;
 }
 
+/*
+ * The credential fingerprint of an account (PROTOCOL.md §8, `cred` of a snapshot): 32 hex digits,
+ * the first 16 bytes of SHA-256(login \0 stored password hash \0 "0"/"1" for disabled). It changes
+ * whenever the login, the password (the hash is salted afresh at every change), the disabled flag or
+ * the host-only status (an empty login) changes; the gateway keeps its verified credentials of an
+ * account only while it stays the same.
+ */
+static void s_cred(const cfg_account_t *a, char out[33])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    if (c == NULL || EVP_DigestInit_ex(c, EVP_sha256(), NULL) != 1 || EVP_DigestUpdate(c, a->login, strlen(a->login) + 1) != 1 ||
+        EVP_DigestUpdate(c, a->password, strlen(a->password) + 1) != 1 || EVP_DigestUpdate(c, a->disabled ? "1" : "0", 1) != 1 ||
+        EVP_DigestFinal_ex(c, md, &mdlen) != 1 || mdlen < 16)
+        abort();
+    EVP_MD_CTX_free(c);
+    svc_hex(md, 16, out);
+}
+
+/* An account as the snapshot gives it: the public fields of cfg_account_render and its `cred`. */
+static void s_snapshot_account(const cfg_account_t *a, msgpack_packer *pk)
+{
+    char cred[33];
+    s_cred(a, cred);
+    msgpack_pack_map(pk, 7);
+    svc_mp_key(pk, "name");
+    svc_mp_cstr(pk, a->name);
+    svc_mp_key(pk, "login");
+    svc_mp_cstr(pk, a->login);
+    svc_mp_key(pk, "hostonly");
+    a->login[0] == '\0' ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+    svc_mp_key(pk, "disabled");
+    a->disabled ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+    svc_mp_key(pk, "hosts");
+    s_pack_list(pk, a->hosts, a->nhosts);
+    svc_mp_key(pk, "acl");
+    s_pack_list(pk, a->acl, a->nacl);
+    svc_mp_key(pk, "cred");
+    svc_mp_cstr(pk, cred);
+}
+
 static int s_snapshot(svc_ctx_t *ctx)
 {
     if (s_gateway_or_reply(ctx) != 0)
@@ -364,7 +406,7 @@ static int s_snapshot(svc_ctx_t *ctx)
     svc_mp_key(pk, "accounts");
     msgpack_pack_array(pk, n);
     for (size_t i = 0; i < n; i++)
-        cfg_account_render(&list[i], pk, 0);
+        s_snapshot_account(&list[i], pk);
     cfg_accounts_free(list, n);
     return 0;
 }
@@ -479,5 +521,28 @@ void cfg_account_test(void)
     SVC_CHECK(cfg_account_decode(&b, sb.data, sb.size - 1) == -1);
     SVC_CHECK(cfg_account_decode(&b, "\x81\xa4name\x01", 7) == -1);
     msgpack_sbuffer_destroy(&sb);
+
+    /* the credential fingerprint follows login, password hash and disabled flag, nothing else */
+    char c1[33], c2[33];
+    s_cred(&a, c1);
+    SVC_CHECK(strlen(c1) == 32 && strspn(c1, "0123456789abcdef") == 32);
+    free(a.description), a.description = svc_strdup("other");
+    cfg_list_add(&a.acl, &a.nacl, "callcenter");
+    s_cred(&a, c2);
+    SVC_CHECK(strcmp(c1, c2) == 0);
+    a.disabled = 0;
+    s_cred(&a, c2);
+    SVC_CHECK(strcmp(c1, c2) != 0);
+    a.disabled = 1;
+    free(a.login), a.login = svc_strdup("");
+    s_cred(&a, c2);
+    SVC_CHECK(strcmp(c1, c2) != 0);
+    free(a.login), a.login = svc_strdup("jo");
+    free(a.password), a.password = svc_strdup(h2);
+    s_cred(&a, c2);
+    SVC_CHECK(strcmp(c1, c2) != 0);
+    free(a.password), a.password = svc_strdup(h);
+    s_cred(&a, c2);
+    SVC_CHECK(strcmp(c1, c2) == 0);
     cfg_account_dispose(&a);
 }
