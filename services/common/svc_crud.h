@@ -34,7 +34,7 @@ int svc_crud_view(svc_ctx_t *ctx, const svc_crud_t *c);
 
 /*
  * Loads record id into rec (which gets its id) and, when blob != NULL, a pooled copy of the
- * stored bytes (for compare-and-set writes). 0, or -1 with the reply set (404 not_found, 503,
+ * stored bytes (for compare-and-set writes). 0, or -1 with the reply set (404 not_found, 500,
  * 500 for a corrupt record).
  */
 int svc_crud_load_or_reply(svc_ctx_t *ctx, const svc_crud_t *c, long long id, svc_record_t *rec, const char **blob,

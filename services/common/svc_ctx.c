@@ -128,7 +128,7 @@ msgpack_packer *svc_reply_begin(svc_ctx_t *ctx, unsigned status)
 
 int svc_reply_unavailable(svc_ctx_t *ctx)
 {
-    return svc_reply_error(ctx, 503, "internal_error", "", "the data store is unavailable, try again");
+    return svc_reply_error(ctx, 500, "internal_error", "", "the data store is unavailable, try again");
 }
 
 int svc_reply_internal(svc_ctx_t *ctx, const char *fmt, ...)
@@ -409,6 +409,6 @@ void svc_ctx_test(void)
     SVC_CHECK(svc_outcome_reply(&ctx, &arr) == -1 && ctx.status == 500);
     st.type = REDIS_REPLY_STRING;
     SVC_CHECK(svc_outcome_reply(&ctx, &arr) == -1 && ctx.status == 500);
-    SVC_CHECK(svc_outcome_reply(&ctx, NULL) == -1 && ctx.status == 503);
+    SVC_CHECK(svc_outcome_reply(&ctx, NULL) == -1 && ctx.status == 500);
     svc_ctx_dispose(&ctx);
 }

@@ -69,11 +69,11 @@ int svc_reply_error(svc_ctx_t *ctx, unsigned status, const char *code, const cha
 int svc_reply_empty(svc_ctx_t *ctx, unsigned status);
 /* Starts a reply with a body: returns the packer; the caller packs exactly one object. */
 msgpack_packer *svc_reply_begin(svc_ctx_t *ctx, unsigned status);
-/* 503 internal_error "the data store is unavailable" (Redis down). Returns -1. */
+/* 500 internal_error "the data store is unavailable" (Redis down). Returns -1. */
 int svc_reply_unavailable(svc_ctx_t *ctx);
 /* 500 internal_error; what is logged (never sent) says why. Returns -1. */
 int svc_reply_internal(svc_ctx_t *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Answers a failed Redis call: NULL → 503, an error reply → 500 (logged). Returns -1. */
+/* Answers a failed Redis call: NULL → 500 (unavailable), an error reply → 500 (logged). Returns -1. */
 int svc_reply_redis_failure(svc_ctx_t *ctx, const redisReply *r, const char *what);
 
 /* ---- parameters and body ---------------------------------------------------------------------- */
@@ -102,7 +102,7 @@ int svc_caller_is(svc_ctx_t *ctx, const char *mode);
  *
  * The outcome is an array {status, ...}: {200|204} or {200, <msgpack body>} for success,
  * {status, code, field, message} for an error, {0, reason} for "conflict, try again" (not
- * stored). Returns the status, with the reply set for every status but 0; -1 with a 500/503
+ * stored). Returns the status, with the reply set for every status but 0; -1 with a 500
  * reply when the call itself failed.
  */
 int svc_write(svc_ctx_t *ctx, const char *fn, int nkeys, const char *const *keys, int nargs, const char *const *args,

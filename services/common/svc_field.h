@@ -126,7 +126,7 @@ int svc_record_load_stored(svc_record_t *self, const char *data, size_t len);
 void svc_record_pack_stored(const svc_record_t *self, msgpack_packer *pk);
 /* Packs the output object: every field not hidden, in table order, in its output form. */
 void svc_record_render(const svc_record_t *self, msgpack_packer *pk);
-/* 1 when needle occurs in one of the SVC_F_SEARCH fields (ASCII case-insensitive). */
+/* 1 when needle occurs in one of the SVC_F_SEARCH fields (case-insensitive, Unicode). */
 int svc_record_match(const svc_record_t *self, const char *needle, size_t len);
 
 /* Common validators for svc_field_t.check. */

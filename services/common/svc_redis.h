@@ -4,7 +4,7 @@
  * The connection is opened lazily and re-opened after any failure, with an exponential back-off
  * (100 ms doubling to 5 s) so that a Redis that is down costs a request nothing but a clock
  * read: while it is down every call returns NULL at once ("unavailable"), and handlers answer
- * 503. The command timeout (redis_timeout_ms) is applied again after every reconnect. SIGPIPE
+ * 500. The command timeout (redis_timeout_ms) is applied again after every reconnect. SIGPIPE
  * must be ignored by the process (svc_worker and the tools do it).
  *
  * The service's Lua library is loaded with FUNCTION LOAD REPLACE after every connect, and again

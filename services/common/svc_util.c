@@ -1,7 +1,9 @@
 /* svc_util.c - see svc_util.h */
+#include <locale.h>
 #include <openssl/rand.h>
 #include <string.h>
 #include <time.h>
+#include <wctype.h>
 #include "svc_util.h"
 
 void *svc_malloc(size_t n)
@@ -117,23 +119,75 @@ int svc_printable(const char *s, size_t len, int multiline)
     return 1;
 }
 
-static unsigned char s_lower(unsigned char c)
+/* the C.UTF-8 locale for towlower_l(); (locale_t)0 when the C library lacks it (ASCII folding) */
+static locale_t s_utf8_locale(void)
 {
-    return c >= 'A' && c <= 'Z' ? (unsigned char)(c + 32) : c;
+    static locale_t loc;
+    static int tried;
+    if (!tried) {
+        tried = 1;
+        loc = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+    }
+    return loc;
+}
+
+/*
+ * Decodes s/n into lower-cased code points (out, room for n entries); returns their count. A
+ * byte that does not start a valid UTF-8 sequence stands for itself (as 0x110000 + byte), so it
+ * matches only the same byte.
+ */
+static size_t s_fold(const char *s, size_t n, uint32_t *out)
+{
+    locale_t loc = s_utf8_locale();
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0, k = 0;
+    while (i < n) {
+        uint32_t cp;
+        size_t len = 1;
+        unsigned c = p[i];
+        if (c < 0x80) {
+            cp = c;
+        } else if (c >= 0xc2 && c <= 0xdf && i + 1 < n && (p[i + 1] & 0xc0) == 0x80) {
+            cp = (c & 0x1fu) << 6 | (p[i + 1] & 0x3fu);
+            len = 2;
+        } else if (c >= 0xe0 && c <= 0xef && i + 2 < n && (p[i + 1] & 0xc0) == 0x80 && (p[i + 2] & 0xc0) == 0x80) {
+            cp = (c & 0x0fu) << 12 | (p[i + 1] & 0x3fu) << 6 | (p[i + 2] & 0x3fu);
+            len = cp >= 0x800 && (cp < 0xd800 || cp > 0xdfff) ? 3 : 1;
+        } else if (c >= 0xf0 && c <= 0xf4 && i + 3 < n && (p[i + 1] & 0xc0) == 0x80 && (p[i + 2] & 0xc0) == 0x80 &&
+                   (p[i + 3] & 0xc0) == 0x80) {
+            cp = (c & 0x07u) << 18 | (p[i + 1] & 0x3fu) << 12 | (p[i + 2] & 0x3fu) << 6 | (p[i + 3] & 0x3fu);
+            len = cp >= 0x10000 && cp <= 0x10ffff ? 4 : 1;
+        } else {
+            cp = 0;
+        }
+        if (len == 1 && c >= 0x80)
+            cp = 0x110000u + c;
+        if (cp < 0x110000u)
+            cp = loc != (locale_t)0 ? (uint32_t)towlower_l((wint_t)cp, loc) : (cp >= 'A' && cp <= 'Z' ? cp + 32 : cp);
+        out[k++] = cp;
+        i += len;
+    }
+    return k;
 }
 
 int svc_icontains(const char *hay, size_t haylen, const char *needle, size_t nlen)
 {
     if (nlen == 0)
         return 1;
-    for (size_t i = 0; i + nlen <= haylen; i++) {
-        size_t k = 0;
-        while (k < nlen && s_lower((unsigned char)hay[i + k]) == s_lower((unsigned char)needle[k]))
-            k++;
-        if (k == nlen)
-            return 1;
-    }
-    return 0;
+    if (nlen > haylen)
+        return 0;
+    uint32_t hbuf[256], nbuf[64];
+    uint32_t *h = haylen <= 256 ? hbuf : svc_calloc(haylen, sizeof(*h));
+    uint32_t *nd = nlen <= 64 ? nbuf : svc_calloc(nlen, sizeof(*nd));
+    size_t hn = s_fold(hay, haylen, h), nn = s_fold(needle, nlen, nd);
+    int found = 0;
+    for (size_t i = 0; !found && i + nn <= hn; i++)
+        found = memcmp(h + i, nd, nn * sizeof(*nd)) == 0;
+    if (h != hbuf)
+        free(h);
+    if (nd != nbuf)
+        free(nd);
+    return found;
 }
 
 void svc_random_chars(char *buf, size_t n, const char *alphabet)
@@ -188,6 +242,15 @@ void svc_util_test(void)
     SVC_CHECK(svc_icontains("abc", 3, "", 0));
     SVC_CHECK(!svc_icontains("abc", 3, "abcd", 4));
     SVC_CHECK(svc_icontains("ABC", 3, "bc", 2));
+    SVC_CHECK(svc_icontains("\xc3\x89lodie Caf\xc3\xa9", 13, "\xc3\xa9lodie", 7)); /* "Élodie Café" / "élodie" */
+    SVC_CHECK(svc_icontains("Z\xc3\xbcrich", 7, "Z\xc3\x9cRICH", 7));              /* "Zürich" / "ZÜRICH" */
+    SVC_CHECK(!svc_icontains("\xc3\xa9", 2, "e", 1));
+    SVC_CHECK(svc_icontains("a\xff"
+                            "b",
+                            3, "\xff", 1)); /* stray bytes match exactly */
+    SVC_CHECK(!svc_icontains("a\xc3"
+                             "b",
+                             3, "\xc3\xa9", 2));
     char buf[17];
     svc_random_chars(buf, 16, "ab");
     SVC_CHECK(strlen(buf) == 16 && strspn(buf, "ab") == 16);

@@ -48,7 +48,7 @@ long svc_utf8_len(const char *s, size_t len);
  */
 int svc_printable(const char *s, size_t len, int multiline);
 
-/* 1 when needle occurs in hay, comparing ASCII letters case-insensitively (other bytes exactly). */
+/* 1 when needle occurs in hay, case-insensitively (Unicode simple lower-casing of UTF-8 text). */
 int svc_icontains(const char *hay, size_t haylen, const char *needle, size_t nlen);
 
 /* Fills buf (n + 1 bytes) with n characters drawn uniformly from alphabet, from the OS RNG. */

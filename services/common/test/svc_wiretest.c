@@ -3,7 +3,7 @@
  * drives a worker process built on svc_worker: READY, REQUEST/REPLY, heartbeats, DISCONNECT →
  * READY, expiry of a silent gateway (reconnect + READY), thousands of malformed messages (the
  * worker survives and answers bad_envelope when it can read a key), and SIGTERM (DISCONNECT,
- * exit status 0). The worker's Redis points nowhere: handlers that need it answer 503.
+ * exit status 0). The worker's Redis points nowhere: handlers that need it answer 500.
  * Last line: "N passed, M failed".
  */
 #include <signal.h>
@@ -25,7 +25,7 @@ static int s_ping(svc_ctx_t *ctx)
 static int s_store(svc_ctx_t *ctx)
 {
     const char *res[] = {"thing", NULL};
-    if (svc_etag_or_reply(ctx, res) != 0) /* Redis is unreachable: 503 */
+    if (svc_etag_or_reply(ctx, res) != 0) /* Redis is unreachable: 500 */
         return -1;
     return svc_reply_empty(ctx, 204);
 }
@@ -123,7 +123,7 @@ static void s_wire_test(void)
     xws_frames_dispose(&f);
 
     SVC_CHECK(s_request(router, poller, peer, "ping", "k1") == 200);
-    SVC_CHECK(s_request(router, poller, peer, "store", "k2") == 503);
+    SVC_CHECK(s_request(router, poller, peer, "store", "k2") == 500);
     SVC_CHECK(s_request(router, poller, peer, "", "k3") == 200);
 
     /* heartbeats while idle (the test keeps talking so the worker does not expire us) */
