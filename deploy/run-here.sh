@@ -6,7 +6,7 @@
 #   --run-dir DIR   sockets, data and generated files (env XWS_RUN_DIR, default ./run in the project)
 #   --login L       login of the first account        (env XWS_ADMIN_LOGIN, default admin)
 #   --password P    its password                      (env XWS_ADMIN_PASSWORD, default random)
-#   --workers N     instances of each worker service  (env XWS_WORKERS, default 1)
+#   --workers N     instances of each worker service  (env XWS_WORKERS, default 2)
 #
 # The build goes to ./build (CMake, Release). The first start creates the account and prints its
 # credentials; later starts keep the data of the run directory. Ctrl-C stops everything.

@@ -112,8 +112,8 @@ def test_launch_first_start_restart_and_data_kept(run_dir):
         workers = [p for p in children_of(lpid) if "xws-config" in Path("/proc/%d/cmdline" % p).read_text(errors="replace")]
         assert workers, la.text()
         os.kill(workers[0], signal.SIGKILL)
-        la.wait_for_line(r"config .* was killed by signal 9", timeout=10)
-        la.wait_for_line(r"config restarted", timeout=15)
+        la.wait_for_line(r"config(\.\d+)? .* was killed by signal 9", timeout=10)
+        la.wait_for_line(r"config(\.\d+)? restarted", timeout=15)
         wait_until(lambda: la.get(ENTITY, "act=list", auth).status == 200, timeout=20, what="requests after restart")
     finally:
         rc = la.stop()
