@@ -30,7 +30,8 @@ static int s_parse_id(const char *s, size_t len, long long *out)
     return 0;
 }
 
-static int s_etag(svc_ctx_t *ctx, const svc_crud_t *c)
+/* the ETag of c's reads (svc_etag_prefetch_or_reply), with the read argc/argv in the same round trip */
+static int s_etag(svc_ctx_t *ctx, const svc_crud_t *c, int argc, const char **argv, redisReply **data)
 {
     const char *res[16];
     size_t n = 0;
@@ -38,17 +39,17 @@ static int s_etag(svc_ctx_t *ctx, const svc_crud_t *c)
     for (const char *const *d = c->depends; d != NULL && *d != NULL && n < 15; d++)
         res[n++] = *d;
     res[n] = NULL;
-    return svc_etag_or_reply(ctx, res);
+    return svc_etag_prefetch_or_reply(ctx, res, argc, argv, data);
 }
 
 /* list and search: needle NULL lists everything */
 static int s_list(svc_ctx_t *ctx, const svc_crud_t *c, const char *needle)
 {
-    int rc = s_etag(ctx, c);
+    const char *argv[] = {"HGETALL", svc_key(ctx, c->data_key)};
+    redisReply *r = NULL;
+    int rc = s_etag(ctx, c, 2, argv, &r);
     if (rc != 0)
         return rc < 0 ? -1 : 0;
-    const char *argv[] = {"HGETALL", svc_key(ctx, c->data_key)};
-    redisReply *r = svc_redis_command(ctx->redis, 2, argv, NULL);
     if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements % 2 != 0) {
         svc_reply_redis_failure(ctx, r, "reading records");
         freeReplyObject(r);
@@ -106,12 +107,10 @@ int svc_crud_search(svc_ctx_t *ctx, const svc_crud_t *c)
     return s_list(ctx, c, needle);
 }
 
-int svc_crud_load_or_reply(svc_ctx_t *ctx, const svc_crud_t *c, long long id, svc_record_t *rec, const char **blob, size_t *bloblen)
+/* loads the HGET reply r of record id into rec (and blob); frees r. 0, or -1 with the reply set */
+static int s_load_reply(svc_ctx_t *ctx, const svc_crud_t *c, long long id, redisReply *r, svc_record_t *rec, const char **blob,
+                        size_t *bloblen)
 {
-    char ids[24];
-    snprintf(ids, sizeof(ids), "%lld", id);
-    const char *argv[] = {"HGET", svc_key(ctx, c->data_key), ids};
-    redisReply *r = svc_redis_command(ctx->redis, 3, argv, NULL);
     int rc = 0;
     if (r != NULL && r->type == REDIS_REPLY_NIL) {
         rc = svc_reply_error(ctx, 404, "not_found", "id", "no %s has id %lld", c->resource, id);
@@ -130,18 +129,30 @@ int svc_crud_load_or_reply(svc_ctx_t *ctx, const svc_crud_t *c, long long id, sv
     return rc;
 }
 
+int svc_crud_load_or_reply(svc_ctx_t *ctx, const svc_crud_t *c, long long id, svc_record_t *rec, const char **blob, size_t *bloblen)
+{
+    char ids[24];
+    snprintf(ids, sizeof(ids), "%lld", id);
+    const char *argv[] = {"HGET", svc_key(ctx, c->data_key), ids};
+    return s_load_reply(ctx, c, id, svc_redis_command(ctx->redis, 3, argv, NULL), rec, blob, bloblen);
+}
+
 int svc_crud_view(svc_ctx_t *ctx, const svc_crud_t *c)
 {
     long long id;
     if (svc_param_id_or_reply(ctx, "id", &id) != 0)
         return -1;
-    int rc = s_etag(ctx, c);
+    char ids[24];
+    snprintf(ids, sizeof(ids), "%lld", id);
+    const char *argv[] = {"HGET", svc_key(ctx, c->data_key), ids};
+    redisReply *r = NULL;
+    int rc = s_etag(ctx, c, 3, argv, &r);
     if (rc != 0)
         return rc < 0 ? -1 : 0;
     char etag[sizeof(ctx->etag)];
     memcpy(etag, ctx->etag, sizeof(etag));
     svc_record_t *rec = svc_record_new(c->table);
-    if (svc_crud_load_or_reply(ctx, c, id, rec, NULL, NULL) != 0) {
+    if (s_load_reply(ctx, c, id, r, rec, NULL, NULL) != 0) {
         svc_record_destroy(&rec);
         return -1;
     }

@@ -303,6 +303,13 @@ static int s_parse_ll(const redisReply *r, long long *out)
 
 int svc_etag_or_reply(svc_ctx_t *ctx, const char *const *resources)
 {
+    return svc_etag_prefetch_or_reply(ctx, resources, 0, NULL, NULL);
+}
+
+int svc_etag_prefetch_or_reply(svc_ctx_t *ctx, const char *const *resources, int argc, const char **argv_data, redisReply **data)
+{
+    if (data != NULL)
+        *data = NULL;
     size_t n = 0;
     while (resources[n] != NULL)
         n++;
@@ -311,11 +318,22 @@ int svc_etag_or_reply(svc_ctx_t *ctx, const char *const *resources)
     argv[1] = svc_key(ctx, "epoch");
     for (size_t i = 0; i < n; i++)
         argv[2 + i] = svc_ctx_printf(ctx, "%sver:%s", ctx->prefix, resources[i]);
-    redisReply *r = svc_redis_command(ctx->redis, (int)n + 2, argv, NULL);
+    redisReply *r = NULL, *d = NULL;
+    if (argc > 0) {
+        /* versions first, then the data, in one round trip */
+        const int argcs[2] = {(int)n + 2, argc};
+        const char *const *argvs[2] = {argv, argv_data};
+        redisReply *out[2];
+        if (svc_redis_pipeline(ctx->redis, 2, argcs, argvs, out) == 0)
+            r = out[0], d = out[1];
+    } else {
+        r = svc_redis_command(ctx->redis, (int)n + 2, argv, NULL);
+    }
     free(argv);
     if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != n + 1) {
         svc_reply_redis_failure(ctx, r, "reading versions");
         freeReplyObject(r);
+        freeReplyObject(d);
         return -1;
     }
     long long *vers = svc_calloc(n + 1, sizeof(*vers));
@@ -343,6 +361,7 @@ int svc_etag_or_reply(svc_ctx_t *ctx, const char *const *resources)
     freeReplyObject(r);
     if (rc != 0) {
         free(vers);
+        freeReplyObject(d);
         return -1;
     }
     const xws_request_t *q = ctx->req;
@@ -352,9 +371,14 @@ int svc_etag_or_reply(svc_ctx_t *ctx, const char *const *resources)
     svc_etag_compute(ctx->prefix, service, resource, act, q ? q->params : NULL, epoch, vers, n, ctx->etag);
     free(vers);
     if (q != NULL && q->inm.len > 0 && xws_slice_eq(q->inm, ctx->etag)) {
+        freeReplyObject(d);
         svc_reply_empty(ctx, 304);
         return 1;
     }
+    if (data != NULL)
+        *data = d;
+    else
+        freeReplyObject(d);
     return 0;
 }
 

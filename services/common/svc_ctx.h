@@ -120,6 +120,13 @@ int svc_outcome_reply(svc_ctx_t *ctx, const redisReply *r);
  */
 int svc_etag_or_reply(svc_ctx_t *ctx, const char *const *resources);
 
+/*
+ * svc_etag_or_reply(), plus one read command (argc/argv) sent in the same round trip right after
+ * the versions (so the data are never older than the ETag). On 0, *data holds the command's reply
+ * (the caller frees it; it may be an error reply); on 1 (304) or -1, *data is NULL.
+ */
+int svc_etag_prefetch_or_reply(svc_ctx_t *ctx, const char *const *resources, int argc, const char **argv, redisReply **data);
+
 void svc_ctx_test(void);
 
 #ifdef __cplusplus

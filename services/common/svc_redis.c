@@ -10,7 +10,7 @@
 #include "svc_util.h"
 
 #define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 5000
+#define BACKOFF_MAX_MS 1000
 
 struct svc_redis {
     char *spec;          /* as given */
@@ -192,6 +192,46 @@ redisReply *svc_redis_command(svc_redis_t *self, int argc, const char **argv, co
     }
     free(l);
     return r;
+}
+
+/* one attempt of a pipeline on the current connection; -1 (connection dropped) on an I/O failure */
+static int s_send_pipeline(svc_redis_t *self, int n, const int *argcs, const char *const *const *argvs, redisReply **out)
+{
+    errno = 0;
+    int ok = 1;
+    for (int i = 0; i < n && ok; i++)
+        ok = redisAppendCommandArgv(self->ctx, argcs[i], (const char **)argvs[i], NULL) == REDIS_OK;
+    for (int i = 0; i < n && ok; i++)
+        ok = redisGetReply(self->ctx, (void **)&out[i]) == REDIS_OK && out[i] != NULL;
+    if (ok)
+        return 0;
+    for (int i = 0; i < n; i++) {
+        freeReplyObject(out[i]);
+        out[i] = NULL;
+    }
+    int timed_out = errno == EAGAIN || errno == EWOULDBLOCK || errno == ETIMEDOUT;
+    s_drop(self, timed_out ? "command timed out" : self->ctx->errstr[0] != '\0' ? self->ctx->errstr : "I/O error", timed_out);
+    return -1;
+}
+
+int svc_redis_pipeline(svc_redis_t *self, int n, const int *argcs, const char *const *const *argvs, redisReply **out)
+{
+    assert(self != NULL && n > 0);
+    for (int i = 0; i < n; i++)
+        out[i] = NULL;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (self->ctx == NULL) {
+            if (attempt > 0 && self->timed_out)
+                break; /* Redis hangs: do not wait for a second timeout */
+            if (attempt > 0)
+                self->retry_at = 0; /* the connection just broke: one immediate reconnect */
+            if (svc_redis_connect(self) != 0)
+                break;
+        }
+        if (s_send_pipeline(self, n, argcs, argvs, out) == 0)
+            return 0;
+    }
+    return -1;
 }
 
 int svc_redis_load(svc_redis_t *self)

@@ -2,7 +2,7 @@
  * svc_redis - one synchronous Redis connection of a worker, with the service's function library.
  *
  * The connection is opened lazily and re-opened after any failure, with an exponential back-off
- * (100 ms doubling to 5 s) so that a Redis that is down costs a request nothing but a clock
+ * (100 ms doubling to 1 s) so that a Redis that is down costs a request nothing but a clock
  * read: while it is down every call returns NULL at once ("unavailable"), and handlers answer
  * 500. The command timeout (redis_timeout_ms) is applied again after every reconnect. SIGPIPE
  * must be ignored by the process (svc_worker and the tools do it).
@@ -43,6 +43,14 @@ int svc_redis_connect(svc_redis_t *self);
  * freeReplyObject; it may be a REDIS_REPLY_ERROR), or NULL when Redis is unavailable.
  */
 redisReply *svc_redis_command(svc_redis_t *self, int argc, const char **argv, const size_t *lens);
+
+/*
+ * Sends n commands in one round trip (a pipeline: Redis runs them in order, not atomically) and
+ * stores their replies in out[0..n-1] (caller frees each with freeReplyObject). A broken
+ * connection is re-opened once and the whole pipeline sent again, so use it for reads only.
+ * Returns 0, or -1 (every out[i] NULL) when Redis is unavailable.
+ */
+int svc_redis_pipeline(svc_redis_t *self, int n, const int *argcs, const char *const *const *argvs, redisReply **out);
 
 /*
  * FCALL (readonly: FCALL_RO) of function fn with nkeys keys and nargs arguments (arglens may be

@@ -50,8 +50,9 @@ def test_acknowledged_writes_survive_kill_9_of_every_process(run_dir):  # noqa: 
             wait_until(lambda: child_named(la, victim) not in (None, pid), timeout=30, what="%s restarted" % victim)
 
             def back():
+                # every worker serves again (each reconnects to Redis on its own)
                 try:
-                    return la.get(ENTITY, "act=list", AUTH).status == 200
+                    return all(la.get(ENTITY, "act=list", AUTH).status == 200 for _ in range(6))
                 except OSError:
                     return False
 
