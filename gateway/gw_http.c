@@ -824,7 +824,7 @@ static int s_on_req(h2o_handler_t *self, h2o_req_t *req)
     if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) &&
         !h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST")) &&
         !h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"))) {
-        s_send_error(r, 405, "invalid_value", "", "the method is not allowed; use GET, POST or HEAD");
+        s_send_error(r, 405, "method_not_allowed", "", "the method is not allowed; use GET, POST or HEAD");
         return 0;
     }
     const char *q = query.ptr;

@@ -112,7 +112,7 @@ int svc_printable(const char *s, size_t len, int multiline)
         if (cp < 0)
             return 0;
         if (cp < 0x20 || (cp >= 0x7f && cp < 0xa0)) {
-            if (!(multiline && (cp == '\t' || cp == '\n' || cp == '\r')))
+            if (!(multiline && (cp == '\t' || cp == '\n')))
                 return 0;
         }
     }
@@ -238,6 +238,7 @@ void svc_util_test(void)
     SVC_CHECK(!svc_printable("\xc2\x85", 2, 1)); /* C1 control */
     SVC_CHECK(svc_printable("\xc2\xa0", 2, 0));
     SVC_CHECK(!svc_printable("a\0b", 3, 1));
+    SVC_CHECK(!svc_printable("a\rb", 3, 1)); /* carriage return: never */
     SVC_CHECK(svc_icontains("Hello World", 11, "o w", 3));
     SVC_CHECK(svc_icontains("abc", 3, "", 0));
     SVC_CHECK(!svc_icontains("abc", 3, "abcd", 4));

@@ -43,8 +43,8 @@ long long svc_now_mono_us(void);
 long svc_utf8_len(const char *s, size_t len);
 
 /*
- * 1 when s/len is "printable": valid UTF-8 without control characters (C0, DEL, C1); tab, newline
- * and carriage return are allowed when multiline is 1.
+ * 1 when s/len is "printable": valid UTF-8 without control characters (C0, DEL, C1); tab and
+ * newline are allowed when multiline is 1 (description fields), carriage return never.
  */
 int svc_printable(const char *s, size_t len, int multiline);
 

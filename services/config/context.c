@@ -477,6 +477,18 @@ int context_edit(svc_ctx_t *ctx)
     const char *id = s_id_or_reply(ctx);
     if (id == NULL)
         return -1;
+    /* an unknown id is a 404 whatever the body holds (the write function checks again, atomically) */
+    const char *argv[] = {"HEXISTS", svc_key(ctx, "context:data"), id};
+    redisReply *r = svc_redis_command(ctx->redis, 3, argv, NULL);
+    if (r == NULL || r->type != REDIS_REPLY_INTEGER) {
+        svc_reply_redis_failure(ctx, r, "looking the context up");
+        freeReplyObject(r);
+        return -1;
+    }
+    long long exists = r->integer;
+    freeReplyObject(r);
+    if (!exists)
+        return svc_reply_error(ctx, 404, "not_found", "id", "no context has this name");
     return s_add_or_edit(ctx, id);
 }
 

@@ -274,7 +274,8 @@ int mail_edit(svc_ctx_t *ctx)
     }
     const msgpack_object *canon = s_get(body, "canonical");
     uint32_t nrules = 0;
-    if (canon != NULL && canon->type != MSGPACK_OBJECT_NIL) {
+    /* absent, null and false (the empty collection of spec section 3) mean no rules */
+    if (canon != NULL && canon->type != MSGPACK_OBJECT_NIL && !(canon->type == MSGPACK_OBJECT_BOOLEAN && !canon->via.boolean)) {
         if (canon->type != MSGPACK_OBJECT_ARRAY)
             return svc_reply_error(ctx, 400, "invalid_value", "canonical", "canonical must be an array of rules");
         nrules = canon->via.array.size;

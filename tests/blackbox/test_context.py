@@ -672,3 +672,38 @@ def test_internal_endpoint_sees_the_same(system):
     r = system.call("-p", "id=minimal", "config", "context", "view")
     assert r.returncode == 0, r
     assert json.loads(r.stdout) == view_json(system, "minimal")
+
+
+# ---- review regressions --------------------------------------------------------------------------------
+
+
+def test_edit_unknown_404_whatever_the_body(system):
+    before = snapshot(system)
+    for body in ({"context": {"contexttype": "bad"}}, {"context": {"name": "other"}}):
+        r = system.post(CONTEXT, {"act": "edit", "id": "nosuchctx"}, body=body, auth=ADMIN)
+        assert_error(r, 404, "not_found", "id")
+    assert snapshot(system) == before
+
+
+def test_carriage_return_refused_in_description(system):
+    assert_refused(system, "add", {"context": {"name": "crdesc", "description": "a\rb"}}, "invalid_value",
+                   "context.description")
+    r = add(system, {"context": {"name": "nldesc", "description": "a\tb\nc"}})
+    assert r.status == 200, r
+    assert view_json(system, "nldesc")["context"]["description"] == "a\tb\nc"
+    assert call(system, "delete", id="nldesc").status == 200
+
+
+def test_in_use_error_names_the_lowest_number(system):
+    body = {"context": {"name": "lowest"}, "contextnumbers": {"group": [{"numberbeg": "500", "numberend": "599"},
+                                                                          {"numberbeg": "1000", "numberend": "1999"}]}}
+    assert add(system, body).status == 200
+    key = PREFIX + "context:numbers:lowest"
+    redis_cli(system, "HSET", key, "1000", "group:1", "505", "group:2")
+    try:
+        r = edit(system, "lowest", {"contextnumbers": {"group": [{"numberbeg": "600", "numberend": "699"}]}})
+        assert_error(r, 400, "in_use", "contextnumbers.group")
+        assert "number 505 " in r.json()["message"], r.json()
+    finally:
+        redis_cli(system, "DEL", key)
+    assert call(system, "delete", id="lowest").status == 200

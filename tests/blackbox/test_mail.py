@@ -345,3 +345,11 @@ def test_acl_forbids_other_paths(system):
 
     wait_until(lambda: status(("mailonly", "mail-secret-1")) == 200, timeout=10, what="the new account")
     assert status(("ipbxonly", "ipbx-secret-1")) == 403
+
+
+def test_canonical_false_means_no_rules(system):
+    assert edit(system, EXAMPLE).status == 200
+    body = dict(EXAMPLE, canonical=False)
+    r = edit(system, body)
+    assert r.status == 200, r
+    assert view_json(system)["canonical"] == []

@@ -214,3 +214,9 @@ def test_http2_many_streams(system):
     codes = r.stdout.decode().split()
     assert len(codes) == 40, r
     assert set(codes) <= {"200", "204"}, codes
+
+
+def test_405_error_code(system):
+    r = system.request("DELETE", E + "/", {"act": "list"}, auth=ADMIN)
+    assert r.status == 405, r
+    assert r.json()["error"] == "method_not_allowed", r

@@ -95,7 +95,7 @@ local function ctx_check_numbers(keys, patch)
                             break
                         end
                     end
-                    if not ok and (worst == nil or num < worst[1]) then
+                    if not ok and (worst == nil or #num < #worst[1] or (#num == #worst[1] and num < worst[1])) then
                         worst = {num, owner}
                     end
                 end
