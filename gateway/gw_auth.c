@@ -553,6 +553,25 @@ void gw_accounts_cache_drop(gw_accounts_t *self, const uint8_t key[32])
     }
 }
 
+void gw_accounts_cache_forget(gw_accounts_t *self, const char *name)
+{
+    for (size_t b = 0; b < CACHE_BUCKETS; b++) {
+        centry_t **pp = &self->cache[b];
+        while (*pp != NULL) {
+            centry_t *e = *pp;
+            if (strcmp(e->name, name) != 0) {
+                pp = &e->next;
+                continue;
+            }
+            *pp = e->next;
+            free(e->name);
+            free(e->cred);
+            free(e);
+            self->ncache--;
+        }
+    }
+}
+
 void gw_accounts_cache_put(gw_accounts_t *self, const uint8_t key[32], const gw_account_t *acct)
 {
     assert(acct != NULL);
@@ -825,6 +844,11 @@ void gw_auth_test(void)
     GW_CHECK(gw_accounts_load(acc, &u.data, &err) == 0 && gw_accounts_cache_get(acc, k1) != NULL); /* same version */
     gw_accounts_cache_drop(acc, k1);
     GW_CHECK(gw_accounts_cache_get(acc, k1) == NULL && gw_accounts_cache_count(acc) == 0);
+    gw_accounts_cache_put(acc, k1, gw_accounts_find(acc, "admin", 5));
+    gw_accounts_cache_forget(acc, "nobody"); /* another account: nothing goes */
+    GW_CHECK(gw_accounts_cache_count(acc) == 1);
+    gw_accounts_cache_forget(acc, "admin");
+    GW_CHECK(gw_accounts_cache_count(acc) == 0 && gw_accounts_cache_get(acc, k1) == NULL);
     gw_accounts_cache_put(acc, k1, gw_accounts_find(acc, "admin", 5));
 
     /* a new version without fingerprints (an older config service): every entry goes */

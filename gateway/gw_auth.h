@@ -118,6 +118,8 @@ void gw_accounts_cache_key(const gw_accounts_t *self, const char *login, const c
 const gw_account_t *gw_accounts_cache_get(gw_accounts_t *self, const uint8_t key[32]);
 void gw_accounts_cache_put(gw_accounts_t *self, const uint8_t key[32], const gw_account_t *acct);
 void gw_accounts_cache_drop(gw_accounts_t *self, const uint8_t key[32]);
+/* Forgets every verified password of account name (its credentials changed after the snapshot). */
+void gw_accounts_cache_forget(gw_accounts_t *self, const char *name);
 size_t gw_accounts_cache_count(const gw_accounts_t *self);
 
 /*

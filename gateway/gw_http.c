@@ -641,22 +641,36 @@ static void s_on_verify_done(gw_job_t *job, gw_job_outcome_t outcome, const void
         s_verify_answer_all(v, 500, "internal_error", "the account service sent a malformed reply");
     } else {
         unsigned status = rep.status;
-        const msgpack_object *name = NULL;
+        const msgpack_object *name = NULL, *cred = NULL;
+        int stale = 0;
         if (status == 200 && rep.body != NULL && rep.body->type == MSGPACK_OBJECT_MAP)
             for (uint32_t i = 0; i < rep.body->via.map.size; i++) {
-                const msgpack_object *k = &rep.body->via.map.ptr[i].key;
-                if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == 4 && memcmp(k->via.str.ptr, "name", 4) == 0 &&
-                    rep.body->via.map.ptr[i].val.type == MSGPACK_OBJECT_STR)
-                    name = &rep.body->via.map.ptr[i].val;
+                const msgpack_object *k = &rep.body->via.map.ptr[i].key, *val = &rep.body->via.map.ptr[i].val;
+                if (k->type != MSGPACK_OBJECT_STR || val->type != MSGPACK_OBJECT_STR)
+                    continue;
+                if (k->via.str.size == 4 && memcmp(k->via.str.ptr, "name", 4) == 0)
+                    name = val;
+                else if (k->via.str.size == 4 && memcmp(k->via.str.ptr, "cred", 4) == 0)
+                    cred = val;
             }
         if (status == 200 && name != NULL) {
             const gw_account_t *acct = gw_accounts_find(app->accounts, name->via.str.ptr, name->via.str.size);
+            if (acct != NULL && cred != NULL && !xws_slice_eq((xws_slice_t){cred->via.str.ptr, cred->via.str.size}, acct->cred)) {
+                /*
+                 * The account changed after the snapshot (e.g. a new password): the passwords
+                 * verified against the old state must not be accepted until the next refresh.
+                 */
+                gw_accounts_cache_forget(app->accounts, acct->name);
+                gw_http_refresh_accounts(app);
+                acct = gw_accounts_find(app->accounts, name->via.str.ptr, name->via.str.size);
+                stale = 1;
+            }
             /*
              * Remembered only when the snapshot did not change while the check ran: then the
              * account's cred is no newer than the state the password was checked against, and the
              * entry goes as soon as a later snapshot shows another cred.
              */
-            if (acct != NULL && gw_accounts_version(app->accounts) == v->version)
+            if (acct != NULL && !stale && gw_accounts_version(app->accounts) == v->version)
                 gw_accounts_cache_put(app->accounts, v->key, acct);
             else if (acct == NULL)
                 gw_http_refresh_accounts(app); /* a new account the snapshot does not hold yet */

@@ -445,10 +445,14 @@ static int s_verify(svc_ctx_t *ctx)
             cfg_account_dispose(&acc);
         return svc_reply_error(ctx, 401, "bad_credentials", "", "wrong login or password");
     }
+    char cred[33];
+    s_cred(&acc, cred);
     msgpack_packer *pk = svc_reply_begin(ctx, 200);
-    msgpack_pack_map(pk, 1);
+    msgpack_pack_map(pk, 2);
     svc_mp_key(pk, "name");
     svc_mp_cstr(pk, acc.name);
+    svc_mp_key(pk, "cred"); /* lets the gateway see that its snapshot is older than the account */
+    svc_mp_cstr(pk, cred);
     cfg_account_dispose(&acc);
     return 0;
 }
