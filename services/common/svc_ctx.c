@@ -2,6 +2,7 @@
 #include <assert.h>
 #include <stdarg.h>
 #include <string.h>
+#include <openssl/sha.h>
 #include "svc_ctx.h"
 #include "svc_etag.h"
 #include "svc_log.h"
@@ -252,6 +253,39 @@ int svc_outcome_reply(svc_ctx_t *ctx, const redisReply *r)
     return (int)status;
 }
 
+/*
+ * The fingerprint of the request behind a write (hex SHA-256 of service, resource, act, params and
+ * body; "" without a request): a write id reused for another request is refused, not replayed.
+ */
+static void s_request_fingerprint(const svc_ctx_t *ctx, char out[65])
+{
+    out[0] = '\0';
+    const xws_request_t *q = ctx->req;
+    if (q == NULL)
+        return;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, svc_mp_write);
+    msgpack_pack_array(&pk, 5);
+    svc_mp_strn(&pk, q->service.ptr, q->service.len);
+    svc_mp_strn(&pk, q->resource.ptr, q->resource.len);
+    svc_mp_strn(&pk, q->act.ptr, q->act.len);
+    if (q->params != NULL)
+        msgpack_pack_object(&pk, (msgpack_object){.type = MSGPACK_OBJECT_MAP, .via.map = *q->params});
+    else
+        msgpack_pack_nil(&pk);
+    if (q->body != NULL)
+        msgpack_pack_object(&pk, *q->body);
+    else
+        msgpack_pack_nil(&pk);
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)sb.data, sb.size, md);
+    msgpack_sbuffer_destroy(&sb);
+    for (size_t i = 0; i < sizeof(md); i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
 int svc_write(svc_ctx_t *ctx, const char *fn, int nkeys, const char *const *keys, int nargs, const char *const *args,
               const size_t *arglens)
 {
@@ -262,7 +296,9 @@ int svc_write(svc_ctx_t *ctx, const char *fn, int nkeys, const char *const *keys
     for (int i = 0; i < nkeys; i++)
         k[i + 1] = keys[i];
     /* bootstrap writes are recorded for good: a later start must not apply them again */
-    a[0] = strncmp(ctx->rid, "bootstrap:", 10) == 0 ? "0" : svc_ctx_printf(ctx, "%lld", ctx->write_id_ttl);
+    char fp[65];
+    s_request_fingerprint(ctx, fp);
+    a[0] = svc_ctx_printf(ctx, "%lld:%s", strncmp(ctx->rid, "bootstrap:", 10) == 0 ? 0LL : ctx->write_id_ttl, fp);
     l[0] = strlen(a[0]);
     for (int i = 0; i < nargs; i++) {
         a[i + 1] = args[i];

@@ -191,7 +191,9 @@ int svc_worker_handle(svc_worker_t *self, const void *envelope, size_t len, msgp
         svc_log(SVC_LOG_WARN, "request %.*s (%.*s/%.*s) skipped: its deadline passed %lld ms ago", (int)req.rid.len, req.rid.ptr,
                 (int)req.resource.len, req.resource.ptr, (int)req.act.len, req.act.ptr, svc_now_ms() - (long long)req.deadline_ms);
         xws_request_dispose(&req);
-        return 0;
+        /* answered all the same, so that the gateway gets this worker's credit back at once */
+        s_encode_error(504, "timeout", "the deadline passed before the request could be handled", out);
+        return 1;
     }
     svc_ctx_t ctx;
     svc_ctx_init(&ctx, &req, self->redis, self->prefix, self->write_id_ttl, self->service->data);
@@ -235,6 +237,7 @@ static int s_link_open(svc_worker_t *self, svc_link_t *l)
     zsock_set_reconnect_ivl_max(l->sock, 2000);
     zsock_set_sndtimeo(l->sock, 0);
     zsock_set_linger(l->sock, 0);
+    zsock_set_maxmsgsize(l->sock, XWS_MAX_ENVELOPE + 1024); /* a larger frame drops the peer, unread */
     if (zsock_connect(l->sock, "%s", l->endpoint) != 0) {
         svc_log(SVC_LOG_ERROR, "cannot connect to %s: %s", l->endpoint, zmq_strerror(zmq_errno()));
         zsock_destroy(&l->sock);

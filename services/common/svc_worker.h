@@ -62,8 +62,9 @@ int svc_worker_run(svc_worker_t *self);
 
 /*
  * Handles one request envelope (the REQUEST's payload) without any socket: decodes it,
- * dispatches it and appends the reply envelope to out. Returns 1 when a reply was produced, 0
- * when the request was skipped (deadline passed).
+ * dispatches it and appends the reply envelope to out. Returns 1 (a reply was produced: a request
+ * whose deadline has passed is not handled and gets 504 timeout, which gives the gateway the
+ * worker's credit back at once).
  */
 int svc_worker_handle(svc_worker_t *self, const void *envelope, size_t len, msgpack_sbuffer *out);
 

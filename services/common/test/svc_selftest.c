@@ -281,7 +281,7 @@ static void s_worker_test(void)
     SVC_CHECK(s_call(w, "nothing", "list", NULL, 0, NULL, &code) == 404);
     SVC_CHECK(s_call(w, "thing", "silent", NULL, 0, NULL, NULL) == 500);
     SVC_CHECK(s_call(w, "thing", "list", NULL, (uint64_t)svc_now_ms() + 5000, NULL, NULL) == 200);
-    SVC_CHECK(s_call(w, "thing", "list", NULL, (uint64_t)svc_now_ms() - 1, NULL, NULL) == 0); /* skipped */
+    SVC_CHECK(s_call(w, "thing", "list", NULL, (uint64_t)svc_now_ms() - 1, NULL, NULL) == 504); /* not handled */
 
     /* malformed envelopes: bad_envelope / unsupported_version, never a crash */
     const char *junk[] = {"", "\xc1", "\x80", "\x81\xa1v\x01", "\x91\x01", "\x81\xa1v\x02"};
