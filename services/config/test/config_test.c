@@ -610,6 +610,11 @@ static void s_mail_context_test(void)
     EXPECT(a, 200);
     SVC_CHECK(a.replayed);
     SVC_CHECK(s_redis_int("TTL", "xws:wid:mail-1") > 0);
+    /* the same write id with another request: refused, not answered with the recorded outcome */
+    a = s_call("mail", "edit", NULL, "{\"mydomain\":\"\",\"origin\":\"\",\"relayhost\":\"\",\"fallback_relayhost\":\"\"}", NULL,
+               NULL, "mail-1");
+    EXPECT(a, 400);
+    SVC_CHECK(strstr(a.body, "\"error\":\"bad_envelope\"") != NULL && !a.replayed);
     a = s_call("mail", "view", NULL, NULL, NULL, NULL, NULL);
     EXPECT(a, 200);
     SVC_CHECK(strncmp(a.body, "{\"id\":1,", 8) == 0 && strcmp(a.body + 8, doc + 1) == 0);
