@@ -47,11 +47,11 @@ static int s_key_is(const msgpack_object *k, const char *name)
 
 /* Decodes data into u and checks the common frame of both envelopes: a map with str keys whose
  * "v" is 1. Returns 0, or -1 with *err set. */
-static int s_decode_map(msgpack_unpacked *u, const void *data, size_t len, uint32_t *version, const char **err)
+static int s_decode_map(msgpack_unpacked *u, const void *data, size_t len, size_t max, uint32_t *version, const char **err)
 {
     const char *why = NULL;
     msgpack_unpacked_init(u);
-    if (len > XWS_MAX_ENVELOPE) {
+    if (len > max) {
         *err = "oversized envelope";
         return -1;
     }
@@ -237,7 +237,7 @@ int xws_request_decode(xws_request_t *req, const void *data, size_t len, const c
 {
     assert(req != NULL && (data != NULL || len == 0) && err != NULL);
     memset(req, 0, sizeof(*req));
-    if (s_decode_map(&req->_unpacked, data, len, &req->version, err) != 0)
+    if (s_decode_map(&req->_unpacked, data, len, XWS_MAX_ENVELOPE, &req->version, err) != 0)
         return -1;
     const msgpack_object_map *m = &req->_unpacked.data.via.map;
     unsigned seen = 0;
@@ -368,7 +368,7 @@ int xws_reply_encode_flags(unsigned status, xws_slice_t etag, xws_slice_t body_m
         s_pack_key(&pk, "replayed");
         PACK(msgpack_pack_true(&pk));
     }
-    if (out->size - start > XWS_MAX_ENVELOPE) {
+    if (out->size - start > XWS_MAX_REPLY) {
         out->size = start;
         return -1;
     }
@@ -400,7 +400,7 @@ int xws_reply_decode(xws_reply_t *rep, const void *data, size_t len, const char 
 {
     assert(rep != NULL && (data != NULL || len == 0) && err != NULL);
     memset(rep, 0, sizeof(*rep));
-    if (s_decode_map(&rep->_unpacked, data, len, &rep->version, err) != 0)
+    if (s_decode_map(&rep->_unpacked, data, len, XWS_MAX_REPLY, &rep->version, err) != 0)
         return -1;
     const msgpack_object_map *m = &rep->_unpacked.data.via.map;
     unsigned seen = 0;

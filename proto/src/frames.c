@@ -99,7 +99,7 @@ static int s_parse(xws_frames_t *f, const char **err)
             return s_fail(err, "bad frame count");
         if (f->key.len == 0)
             return s_fail(err, "bad key");
-        if (zframe_size(fr[3]) > XWS_MAX_ENVELOPE)
+        if (zframe_size(fr[3]) > (f->cmd == XWS_CMD_REPLY ? XWS_MAX_REPLY : XWS_MAX_ENVELOPE))
             return s_fail(err, "oversized envelope");
         f->payload = s_frame_slice(fr[3]);
         return 0;
@@ -179,7 +179,7 @@ int xws_send_request(zsock_t *sock, zframe_t *identity, xws_slice_t key, xws_sli
 int xws_send_reply(zsock_t *sock, zframe_t *identity, xws_slice_t key, xws_slice_t envelope)
 {
     xws_slice_t fr[2] = {key, envelope};
-    if (key.len < 1 || key.len > XWS_MAX_KEY || envelope.len > XWS_MAX_ENVELOPE)
+    if (key.len < 1 || key.len > XWS_MAX_KEY || envelope.len > XWS_MAX_REPLY)
         return -1;
     return xws_frames_send(sock, identity, XWS_CMD_REPLY, fr, 2);
 }

@@ -23,7 +23,8 @@ extern "C" {
 #define XWS_SIGNATURE "XWS1" /* frame 0 of every message */
 #define XWS_SIGNATURE_LEN 4
 #define XWS_ENVELOPE_VERSION 1      /* "v" of request and reply envelopes */
-#define XWS_MAX_ENVELOPE (2u << 20) /* bytes; larger envelope frames are malformed */
+#define XWS_MAX_ENVELOPE (2u << 20) /* bytes; larger request envelope frames are malformed */
+#define XWS_MAX_REPLY (64u << 20)   /* bytes; larger reply envelope frames are malformed (long lists) */
 #define XWS_MAX_KEY 32              /* bytes of the REQUEST/REPLY key frame */
 #define XWS_MAX_RID 64              /* bytes of a request id */
 #define XWS_MAX_NAME 32             /* bytes of service, resource and act names */
