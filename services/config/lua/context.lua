@@ -175,10 +175,15 @@ local function ctx_edit(keys, args)
         end
     end
     rec[3] = eid
+    -- every value a write needs is checked before the first write (a corrupt record fails here)
+    local old_eid, new_eid = tonumber(old[3]), tonumber(eid)
+    if old_eid == nil or new_eid == nil then
+        return {500, 'internal_error', '', 'context ' .. name .. ': corrupt stored record'}
+    end
     ctx_store(keys, rec)
-    if tonumber(old[3]) ~= tonumber(eid) then
-        ctx_refs_add(keys[5], string.format('%d', old[3]), -1)
-        ctx_refs_add(keys[5], string.format('%d', eid), 1)
+    if old_eid ~= new_eid then
+        ctx_refs_add(keys[5], string.format('%d', old_eid), -1)
+        ctx_refs_add(keys[5], string.format('%d', new_eid), 1)
     end
     if patch[6] ~= nil then
         for _, n in ipairs(old[6] or {}) do
@@ -198,6 +203,10 @@ local function ctx_delete(keys, args)
         return {404, 'not_found', 'id', 'no context is named ' .. name}
     end
     old = cmsgpack.unpack(old)
+    local old_eid = tonumber(old[3])
+    if old_eid == nil then
+        return {500, 'internal_error', '', 'context ' .. name .. ': corrupt stored record'}
+    end
     local refs = tonumber(redis.call('HGET', keys[7], name) or '0') or 0
     if refs > 0 then
         return {405, 'in_use', 'id', 'context ' .. name .. ' is used by ' .. refs .. ' line(s), user(s), group(s) or queue(s)'}
@@ -212,7 +221,7 @@ local function ctx_delete(keys, args)
     end
     redis.call('HDEL', keys[2], name)
     redis.call('HDEL', keys[6], name)
-    ctx_refs_add(keys[5], string.format('%d', old[3]), -1)
+    ctx_refs_add(keys[5], string.format('%d', old_eid), -1)
     for _, n in ipairs(old[6] or {}) do
         ctx_refs_add(keys[6], n, -1)
     end
