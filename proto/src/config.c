@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "xws/check.h"
 #include "xws/config.h"
 
 typedef struct entry {
@@ -161,13 +162,7 @@ long long xws_config_int(xws_config_t *self, const char *key, long long def)
     return n;
 }
 
-#define CHECK(x)                                                                                                                   \
-    do {                                                                                                                           \
-        if (!(x)) {                                                                                                                \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #x);                                                  \
-            abort();                                                                                                               \
-        }                                                                                                                          \
-    } while (0)
+#define CHECK(x) XWS_CHECK(x)
 
 void xws_config_test(void)
 {

@@ -4,15 +4,10 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include "xws/check.h"
 
-/* A self-test check that holds whatever NDEBUG says: prints the failed condition and aborts. */
-#define CHECK(x)                                                                                                                   \
-    do {                                                                                                                           \
-        if (!(x)) {                                                                                                                \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #x);                                                  \
-            abort();                                                                                                               \
-        }                                                                                                                          \
-    } while (0)
+/* A self-test check that holds whatever NDEBUG says (xws/check.h). */
+#define CHECK(x) XWS_CHECK(x)
 
 /* Aborts when a msgpack packer call reports a failure (only out-of-memory can cause one). */
 #define PACK(call)                                                                                                                 \

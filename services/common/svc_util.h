@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include "xws/check.h"
 #include "xws/proto.h"
 
 #ifdef __cplusplus
@@ -15,13 +16,7 @@ extern "C" {
 #endif
 
 /* Self-test check: prints the failed expression and aborts, also when NDEBUG is defined. */
-#define SVC_CHECK(x)                                                                                                               \
-    do {                                                                                                                           \
-        if (!(x)) {                                                                                                                \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #x);                                                  \
-            abort();                                                                                                               \
-        }                                                                                                                          \
-    } while (0)
+#define SVC_CHECK(x) XWS_CHECK(x)
 
 /* Allocation that never returns NULL (aborts on out-of-memory). */
 void *svc_malloc(size_t n);
