@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <czmq.h>
 #include "xws/frames.h"
@@ -61,10 +62,13 @@ struct gw_broker {
     ticket_t *tickets[TICKET_BUCKETS];
     uint64_t last_id;
     size_t npending;
-    uint64_t nlate; /* late replies dropped */
+    uint64_t nlate;          /* late replies dropped */
+    uint64_t refused_log_at; /* loop ms of the last "unknown service" message */
+    uint64_t nrefused;       /* READY for unknown services not reported yet */
 };
 
-enum { JOB_IDLE = 0, JOB_QUEUED = 1, JOB_INFLIGHT = 2 };
+/* JOB_EXPIRING: taken out of its queue because its deadline is too near; its timeout fires on the next loop turn */
+enum { JOB_IDLE = 0, JOB_QUEUED = 1, JOB_INFLIGHT = 2, JOB_EXPIRING = 3 };
 
 static void s_dispatch(gw_broker_t *self, service_t *svc);
 
@@ -224,6 +228,22 @@ static void s_worker_forget(gw_broker_t *self, worker_t *w, const char *why)
     free(w);
 }
 
+/*
+ * Times a job out on the next loop turn (its timer moves to the zero timeout), not from inside the
+ * caller: owners' callbacks may submit jobs. A queued job leaves its queue.
+ */
+static void s_expire_soon(gw_broker_t *self, gw_job_t *job)
+{
+    if (job->_state == JOB_QUEUED) {
+        h2o_linklist_unlink(&job->_link);
+        job->_service->nqueued--;
+        job->_state = JOB_EXPIRING;
+    }
+    if (h2o_timeout_is_linked(&job->_timer))
+        h2o_timeout_unlink(&job->_timer);
+    h2o_timeout_link(self->loop, &self->zero, &job->_timer);
+}
+
 /* Sends queued jobs of svc to workers with spare credit. */
 static void s_dispatch(gw_broker_t *self, service_t *svc)
 {
@@ -240,6 +260,10 @@ static void s_dispatch(gw_broker_t *self, service_t *svc)
         if (best == NULL)
             return;
         gw_job_t *job = H2O_STRUCT_FROM_MEMBER(gw_job_t, _link, svc->queue.next);
+        if (job->_deadline_at < h2o_now(self->loop) + GW_BROKER_MIN_LEFT_MS) { /* too late to be worth a worker's time */
+            s_expire_soon(self, job);
+            continue;
+        }
         uint64_t key = htobe64(job->_id);
         xws_slice_t frames[2] = {{(const char *)&key, sizeof(key)}, {job->_env, job->_envlen}};
         if (s_send(self, best, XWS_CMD_REQUEST, frames, 2) != 0) {
@@ -268,6 +292,33 @@ static void s_dispatch(gw_broker_t *self, service_t *svc)
 
 /* ---- receiving -------------------------------------------------------------------------------- */
 
+/* Answers DISCONNECT to a READY for a service the gateway does not route; logs at most once a second. */
+static void s_refuse_unknown(gw_broker_t *self, xws_frames_t *f)
+{
+    uint64_t now = h2o_now(self->loop);
+    self->nrefused++;
+    if (self->refused_log_at == 0 || now - self->refused_log_at >= 1000) {
+        char peer[96], service[XWS_MAX_NAME + 1];
+        size_t n = f->service.len < XWS_MAX_NAME ? f->service.len : XWS_MAX_NAME;
+        for (size_t i = 0; i < n; i++) {
+            unsigned char c = (unsigned char)f->service.ptr[i];
+            service[i] = c > 0x20 && c < 0x7f ? (char)c : '?';
+        }
+        service[n] = '\0';
+        s_peer_text(f->identity, peer, sizeof(peer));
+        fprintf(stderr,
+                "xws-gateway: %s announced service \"%s\", which this gateway does not route: sent DISCONNECT (%" PRIu64
+                " such announcement(s) refused since the last message)\n",
+                peer, service, self->nrefused);
+        self->refused_log_at = now;
+        self->nrefused = 0;
+    }
+    if (f->identity != NULL) {
+        xws_send_disconnect(self->sock, f->identity);
+        s_poke(self);
+    }
+}
+
 static void s_on_ready(gw_broker_t *self, xws_frames_t *f, worker_t *w)
 {
     uint64_t now = h2o_now(self->loop);
@@ -276,7 +327,11 @@ static void s_on_ready(gw_broker_t *self, xws_frames_t *f, worker_t *w)
         w = NULL;
     }
     if (w == NULL) {
-        service_t *svc = s_service_add(self, f->service.ptr, f->service.len);
+        service_t *svc = s_service_find(self, f->service.ptr, f->service.len);
+        if (svc == NULL) { /* not routed: refusing it keeps the registry bounded */
+            s_refuse_unknown(self, f);
+            return;
+        }
         w = s_xcalloc(1, sizeof(*w));
         w->identity = zframe_dup(f->identity);
         w->service = svc;
@@ -427,6 +482,7 @@ gw_broker_t *gw_broker_new(h2o_loop_t *loop, const gw_broker_opts_t *opts, const
     zsock_set_sndhwm(self->sock, 100000);
     zsock_set_rcvhwm(self->sock, 100000);
     zsock_set_linger(self->sock, 200);
+    zsock_set_maxmsgsize(self->sock, GW_MAX_REPLY_FRAME); /* a larger frame drops the worker instead of being buffered */
     if (zsock_bind(self->sock, "%s", opts->endpoint) < 0) {
         fprintf(stderr, "xws-gateway: cannot bind the worker endpoint %s: %s\n", opts->endpoint, zmq_strerror(zmq_errno()));
         zsock_destroy(&self->sock);
@@ -489,7 +545,20 @@ void gw_broker_destroy(gw_broker_t **self_p)
     *self_p = NULL;
 }
 
+static uint64_t s_unix_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 int gw_broker_submit(gw_broker_t *self, gw_job_t *job, const char *service, const void *env, size_t len)
+{
+    return gw_broker_submit_until(self, job, service, env, len, 0);
+}
+
+int gw_broker_submit_until(gw_broker_t *self, gw_job_t *job, const char *service, const void *env, size_t len,
+                           uint64_t deadline_unix_ms)
 {
     assert(self != NULL && job != NULL && job->on_done != NULL && service != NULL);
     assert(job->_state == JOB_IDLE);
@@ -510,6 +579,11 @@ int gw_broker_submit(gw_broker_t *self, gw_job_t *job, const char *service, cons
     job->_id = ++self->last_id;
     job->_ticket = NULL;
     job->_deadline_at = h2o_now(self->loop) + self->opts.deadline_ms;
+    if (deadline_unix_ms != 0) { /* an earlier deadline of the owner's: the same instant in loop time */
+        uint64_t unow = s_unix_ms(), left = deadline_unix_ms > unow ? deadline_unix_ms - unow : 0;
+        if (left < self->opts.deadline_ms)
+            job->_deadline_at = h2o_now(self->loop) + left;
+    }
     memset(&job->_timer, 0, sizeof(job->_timer));
     job->_timer.cb = s_on_deadline;
     memset(&job->_link, 0, sizeof(job->_link));
@@ -545,6 +619,14 @@ void gw_broker_tick(gw_broker_t *self)
     uint64_t now = h2o_now(self->loop);
     for (service_t *s = self->services; s != NULL; s = s->next) {
         int freed = 0;
+        /* jobs whose owner's deadline (earlier than the broker's timer) has passed: queued ones first */
+        h2o_linklist_t *jl = s->queue.next;
+        while (jl != &s->queue) {
+            gw_job_t *job = H2O_STRUCT_FROM_MEMBER(gw_job_t, _link, jl);
+            jl = jl->next;
+            if (job->_deadline_at <= now)
+                s_expire_soon(self, job);
+        }
         h2o_linklist_t *l = s->workers.next;
         while (l != &s->workers) {
             worker_t *w = H2O_STRUCT_FROM_MEMBER(worker_t, link, l);
@@ -559,6 +641,8 @@ void gw_broker_tick(gw_broker_t *self)
             while (tl != &w->tickets) {
                 ticket_t *t = H2O_STRUCT_FROM_MEMBER(ticket_t, link, tl);
                 tl = tl->next;
+                if (t->job != NULL && t->deadline_at <= now)
+                    s_expire_soon(self, t->job); /* its owner stops waiting; the credit stays taken until the worker answers */
                 if (t->job == NULL && now > t->deadline_at + self->opts.expiry_ms) {
                     fprintf(stderr, "xws-gateway: worker %s never answered request %" PRIu64 "; its credit is released\n", w->name,
                             t->id);

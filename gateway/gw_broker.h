@@ -24,6 +24,7 @@
 #define H2O_USE_LIBUV 0 /* the evloop flavour of h2o */
 #endif
 #include <h2o.h>
+#include "xws/proto.h"
 
 typedef struct gw_broker gw_broker_t;
 typedef struct gw_job gw_job_t;
@@ -40,7 +41,7 @@ struct gw_job {
     gw_job_cb on_done; /* set by the owner before submit */
     void *data;        /* owner's pointer */
     /* private to the broker */
-    int _state;                  /* 0 idle, 1 queued, 2 in flight, 3 in flight but orphaned */
+    int _state;                  /* 0 idle, 1 queued, 2 in flight, 3 expiring (deadline too near to dispatch) */
     uint64_t _id;                /* key of the REQUEST frame */
     struct gw_broker *_broker;   /* owner of the job while busy */
     struct gw_service *_service; /* target */
@@ -61,6 +62,15 @@ typedef struct {
     size_t queue_max;      /* waiting jobs per service */
 } gw_broker_opts_t;
 
+/* The largest ZeroMQ frame the gateway's ROUTERs accept (ZMQ_MAXMSGSIZE): a peer sending a larger
+ * one is disconnected by libzmq before the frame is buffered. */
+#define GW_MAX_FRAME ((int64_t)XWS_MAX_ENVELOPE + 1024)
+/* the largest frame a worker may send (replies carry long lists) */
+#define GW_MAX_REPLY_FRAME ((int64_t)XWS_MAX_REPLY + 1024)
+
+/* A queued job with less than this left before its deadline is not sent to a worker: it times out. */
+#define GW_BROKER_MIN_LEFT_MS 10
+
 /* Result of gw_broker_submit. */
 #define GW_SUBMIT_OK 0
 #define GW_SUBMIT_NO_WORKER -1 /* no live worker for the service: answer 503 */
@@ -69,8 +79,9 @@ typedef struct {
 
 /*
  * Binds the worker endpoint and joins loop. Returns NULL (with a message on stderr) when the
- * endpoint cannot be bound. The services named in known (NULL-terminated, may be NULL) are known
- * from the start; a service that a worker announces becomes known too.
+ * endpoint cannot be bound. The services named in known (NULL-terminated, may be NULL) are the only
+ * ones served: a READY for any other service is answered with DISCONNECT (logged, at most one line
+ * a second), so that peers cannot grow the registry.
  */
 gw_broker_t *gw_broker_new(h2o_loop_t *loop, const gw_broker_opts_t *opts, const char *const *known);
 
@@ -83,6 +94,17 @@ void gw_broker_destroy(gw_broker_t **self_p);
  * leave the job untouched and idle. job must be idle (not submitted, or already done/cancelled).
  */
 int gw_broker_submit(gw_broker_t *self, gw_job_t *job, const char *service, const void *env, size_t len);
+
+/*
+ * gw_broker_submit with the owner's own deadline (Unix ms, the envelope's; 0: none): the job's
+ * deadline is the earlier of it and deadline_ms from now. A job still queued when less than
+ * GW_BROKER_MIN_LEFT_MS remain is not dispatched: the owner hears GW_JOB_TIMEOUT (on a later loop
+ * turn). Past that deadline gw_broker_tick times the job out (queued or in flight; a worker that
+ * holds it keeps the credit until it answers), so the owner hears GW_JOB_TIMEOUT within a tick of
+ * it; the broker's own timer (deadline_ms after the submit) remains the latest bound.
+ */
+int gw_broker_submit_until(gw_broker_t *self, gw_job_t *job, const char *service, const void *env, size_t len,
+                           uint64_t deadline_unix_ms);
 
 /* Withdraws a job; no callback follows. Idempotent; a job that is idle is left alone. */
 void gw_broker_cancel(gw_broker_t *self, gw_job_t *job);

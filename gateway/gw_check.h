@@ -5,15 +5,8 @@
 #ifndef GW_CHECK_H
 #define GW_CHECK_H
 
-#include <stdio.h>
-#include <stdlib.h>
+#include "xws/check.h"
 
-#define GW_CHECK(expr)                                                                                                             \
-    do {                                                                                                                           \
-        if (!(expr)) {                                                                                                             \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #expr);                                               \
-            abort();                                                                                                               \
-        }                                                                                                                          \
-    } while (0)
+#define GW_CHECK(expr) XWS_CHECK(expr)
 
 #endif

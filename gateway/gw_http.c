@@ -338,6 +338,13 @@ static void s_render(gw_req_t *r, const void *data, size_t len)
         return;
     }
     int status = (int)rep.status;
+    if (status < 200 || status > 599) { /* a 1xx is not a final answer (a 101 would leave an HTTP/1.1 client hanging) */
+        fprintf(stderr, "xws-gateway: service %s answered status %d, which is not a final answer: 500\n", r->route->service,
+                status);
+        xws_reply_dispose(&rep);
+        s_send_error(r, 500, "internal_error", "", "the service sent an invalid status");
+        return;
+    }
     xws_buf_t out;
     xws_buf_init(&out);
     if (rep.body != NULL && status != 204 && status != 304 && xws_msgpack_to_json(rep.body, &out) != 0) {
@@ -347,7 +354,7 @@ static void s_render(gw_req_t *r, const void *data, size_t len)
         s_send_error(r, 500, "internal_error", "", "the service sent a reply that cannot be rendered");
         return;
     }
-    if (rep.etag.len > 0)
+    if (rep.etag.len > 0 && (status == 200 || status == 304)) /* an entity tag means nothing on other answers */
         h2o_add_header(&r->req->pool, &r->req->res.headers, H2O_TOKEN_ETAG, NULL,
                        h2o_strdup(&r->req->pool, rep.etag.ptr, rep.etag.len).base, rep.etag.len);
     if (status == 200 && rep.etag.len > 0) { /* only a reply with an entity tag (list, search, view) can be "not modified" */
@@ -449,7 +456,7 @@ static void s_dispatch(gw_req_t *r)
     r->phase = PH_WORKER;
     r->job.on_done = s_on_worker_done;
     r->job.data = r;
-    int rc = gw_broker_submit(app->broker, &r->job, r->route->service, env.data, env.size);
+    int rc = gw_broker_submit_until(app->broker, &r->job, r->route->service, env.data, env.size, r->deadline_unix_ms);
     if (rc != GW_SUBMIT_OK)
         s_send_submit_error(r, rc, r->route->service);
 done:
@@ -598,6 +605,7 @@ static void s_verify_send(gw_verify_t *v)
     } else {
         v->job.on_done = s_on_verify_done;
         v->job.data = v;
+        /* not bound to its requests' deadlines: once sent, the check completes and fills the cache */
         rc = gw_broker_submit(app->broker, &v->job, "config", env.data, env.size);
         if (rc != GW_SUBMIT_OK) {
             gw_req_t *r;
@@ -854,7 +862,13 @@ static int s_on_req(h2o_handler_t *self, h2o_req_t *req)
     char *buf = h2o_mem_alloc_pool(&req->pool, qlen + 1);
     r->params = h2o_mem_alloc_pool(&req->pool, sizeof(xws_kv_t) * gw_query_max_params(q, qlen));
     xws_slice_t bad;
-    if (gw_query_parse(q, qlen, buf, r->params, &r->nparams, &bad) != GW_QUERY_OK) {
+    int qrc = gw_query_parse(q, qlen, buf, r->params, &r->nparams, &bad);
+    if (qrc == GW_QUERY_TOO_MANY) {
+        r->nparams = 0;
+        s_send_error(r, 400, "invalid_value", "", "too many query parameters (at most " H2O_TO_STR(GW_QUERY_MAX_PARAMS) ")");
+        return 0;
+    }
+    if (qrc != GW_QUERY_OK) {
         char field[XWS_MAX_NAME * 2 + 1];
         size_t n = bad.len < sizeof(field) - 1 ? bad.len : sizeof(field) - 1;
         while (n > 0 && !gw_utf8_valid(bad.ptr, n)) /* a cut in the middle of a character */

@@ -95,10 +95,15 @@ static void s_on_done(gw_job_t *job, gw_job_outcome_t outcome, const void *reply
     } else if (outcome == GW_JOB_REPLY) {
         xws_reply_t rep;
         const char *err = NULL;
-        if (xws_reply_decode(&rep, reply, len, &err) == 0)
-            s_reply_raw(self, ir->identity, key, reply, len);
-        else
+        if (xws_reply_decode(&rep, reply, len, &err) != 0) {
             s_reply_error(self, ir->identity, key, 500, "internal_error", "the service sent a malformed reply");
+        } else if (rep.status < 200) { /* not a final answer */
+            fprintf(stderr, "xws-gateway: internal: the service answered status %u, which is not a final answer: 500\n",
+                    rep.status);
+            s_reply_error(self, ir->identity, key, 500, "internal_error", "the service sent an invalid status");
+        } else {
+            s_reply_raw(self, ir->identity, key, reply, len);
+        }
         xws_reply_dispose(&rep);
     } else {
         s_reply_error(self, ir->identity, key, 500, "internal_error", "the service sent a malformed reply");
@@ -125,6 +130,13 @@ static void s_on_request(gw_internal_t *self, xws_frames_t *f)
         xws_request_dispose(&req);
         return;
     }
+    uint64_t now = gw_app_unix_ms(), deadline = now + app->deadline_ms;
+    if (req.deadline_ms != 0 && req.deadline_ms < now + GW_BROKER_MIN_LEFT_MS) {
+        /* already past (or too near to be worth a worker's time) */
+        s_reply_error(self, f->identity, f->key, 504, "timeout", "the request's deadline has passed");
+        xws_request_dispose(&req);
+        return;
+    }
     /* rebuild the envelope with the caller mode the consumer cannot choose */
     size_t np = req.params != NULL ? req.params->size : 0;
     xws_kv_t *kv = calloc(np > 0 ? np : 1, sizeof(*kv));
@@ -143,7 +155,6 @@ static void s_on_request(gw_internal_t *self, xws_frames_t *f)
         msgpack_packer_init(&pk, &body, msgpack_sbuffer_write);
         msgpack_pack_object(&pk, *req.body);
     }
-    uint64_t deadline = gw_app_unix_ms() + app->deadline_ms;
     if (req.deadline_ms != 0 && req.deadline_ms < deadline)
         deadline = req.deadline_ms;
     xws_request_spec_t spec = {
@@ -178,7 +189,8 @@ static void s_on_request(gw_internal_t *self, xws_frames_t *f)
         ir->job.data = ir;
         h2o_linklist_insert(&self->pending, &ir->link);
         self->npending++;
-        int rc = app->stopping ? GW_SUBMIT_NO_WORKER : gw_broker_submit(app->broker, &ir->job, service, env.data, env.size);
+        int rc = app->stopping ? GW_SUBMIT_NO_WORKER
+                               : gw_broker_submit_until(app->broker, &ir->job, service, env.data, env.size, deadline);
         if (rc != GW_SUBMIT_OK) {
             char msg[160];
             if (rc == GW_SUBMIT_UNKNOWN) {
@@ -253,6 +265,7 @@ gw_internal_t *gw_internal_new(gw_app_t *app, const char *endpoint, const char *
     zsock_set_router_mandatory(self->sock, 1);
     zsock_set_sndhwm(self->sock, 100000);
     zsock_set_linger(self->sock, 200);
+    zsock_set_maxmsgsize(self->sock, GW_MAX_FRAME); /* a larger frame drops the connection instead of being buffered */
     if (curve) {
         if (curve_clients_dir == NULL || *curve_clients_dir == '\0') {
             fprintf(stderr, "xws-gateway: curve_secret_key needs curve_clients_dir (the consumers' public certificates)\n");

@@ -2,6 +2,7 @@
  * gw_main - xws-gateway [-c FILE]: reads the settings, sets up TLS, the HTTPS listener, the worker
  * broker and the internal endpoint, runs the h2o event loop, and stops cleanly on SIGTERM/SIGINT.
  */
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <netdb.h>
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <openssl/rand.h>
@@ -19,9 +21,20 @@
 #include "gw_internal.h"
 #include "gw_tls.h"
 
+/* How long the listener rests when accept() fails for want of file descriptors or memory. */
+#define ACCEPT_PAUSE_MS 100
+
 static struct {
     gw_app_t app;
     h2o_socket_t *listener;
+    int listening;          /* 1 while the listener is read */
+    int accept_paused;      /* 1 during the ACCEPT_PAUSE_MS rest after EMFILE/ENFILE */
+    size_t nconns;          /* accepted connections not closed yet */
+    size_t max_connections; /* the listener is not read while nconns is at this bound */
+    uint64_t accept_error_log_at;
+    uint64_t naccept_errors;
+    h2o_timeout_t accept_pause_timeout;
+    h2o_timeout_entry_t accept_pause;
     h2o_timeout_t tick_timeout;
     h2o_timeout_entry_t tick;
     volatile sig_atomic_t stop;
@@ -32,13 +45,68 @@ static void s_on_signal(int sig)
     g.stop = 1;
 }
 
+/* Reads the listener exactly when a connection may be accepted: not stopping, not resting, below max_connections. */
+static void s_listener_update(void);
+
+/* An accepted connection was closed (h2o_socket_t.on_close): one more may be accepted. */
+static void s_on_conn_close(void *data)
+{
+    assert(g.nconns > 0);
+    g.nconns--;
+    s_listener_update();
+}
+
 static void s_on_accept(h2o_socket_t *listener, const char *err)
 {
     h2o_socket_t *sock;
     if (err != NULL)
         return;
-    if ((sock = h2o_evloop_socket_accept(listener)) != NULL)
-        h2o_accept(&g.app.accept_ctx, sock);
+    errno = 0;
+    if ((sock = h2o_evloop_socket_accept(listener)) == NULL) {
+        int e = errno;
+        if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
+            /* the pending connection stays in the backlog and the listener stays readable: rest instead of spinning */
+            uint64_t now = h2o_now(g.app.loop);
+            g.naccept_errors++;
+            if (g.accept_error_log_at == 0 || now - g.accept_error_log_at >= 10000) {
+                fprintf(stderr,
+                        "xws-gateway: cannot accept connections: %s (%zu open); not accepting for %d ms (%" PRIu64
+                        " such failure(s) since the last message)\n",
+                        strerror(e), g.nconns, ACCEPT_PAUSE_MS, g.naccept_errors);
+                g.accept_error_log_at = now;
+                g.naccept_errors = 0;
+            }
+            g.accept_paused = 1;
+            if (!h2o_timeout_is_linked(&g.accept_pause))
+                h2o_timeout_link(g.app.loop, &g.accept_pause_timeout, &g.accept_pause);
+            s_listener_update();
+        }
+        return;
+    }
+    g.nconns++;
+    sock->on_close.cb = s_on_conn_close;
+    sock->on_close.data = NULL;
+    if (g.nconns >= g.max_connections)
+        s_listener_update();
+    h2o_accept(&g.app.accept_ctx, sock);
+}
+
+static void s_listener_update(void)
+{
+    if (g.listener == NULL)
+        return;
+    int want = !g.app.stopping && !g.accept_paused && g.nconns < g.max_connections;
+    if (want && !g.listening)
+        h2o_socket_read_start(g.listener, s_on_accept);
+    else if (!want && g.listening)
+        h2o_socket_read_stop(g.listener);
+    g.listening = want;
+}
+
+static void s_on_accept_pause_end(h2o_timeout_entry_t *entry)
+{
+    g.accept_paused = 0;
+    s_listener_update();
 }
 
 static void s_on_tick(h2o_timeout_entry_t *entry)
@@ -131,6 +199,30 @@ static long long s_setting(xws_config_t *cfg, const char *key, long long def, lo
     return v;
 }
 
+/* Raises the soft limit of open files to the hard one (connections are files); a failure is only reported. */
+static void s_raise_nofile(size_t max_connections)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        fprintf(stderr, "xws-gateway: getrlimit(RLIMIT_NOFILE): %s\n", strerror(errno));
+        return;
+    }
+    if (rl.rlim_cur < rl.rlim_max) {
+        rlim_t was = rl.rlim_cur;
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+            fprintf(stderr, "xws-gateway: cannot raise the open files limit from %llu to %llu: %s\n", (unsigned long long)was,
+                    (unsigned long long)rl.rlim_max, strerror(errno));
+            rl.rlim_cur = was;
+        }
+    }
+    if (rl.rlim_cur != RLIM_INFINITY && (unsigned long long)max_connections + 64 > (unsigned long long)rl.rlim_cur)
+        fprintf(stderr,
+                "xws-gateway: max_connections = %zu is close to or above the open files limit (%llu): connections beyond "
+                "the limit wait in the backlog\n",
+                max_connections, (unsigned long long)rl.rlim_cur);
+}
+
 static void s_usage(void)
 {
     fprintf(stderr, "usage: xws-gateway [-c FILE]\n"
@@ -183,7 +275,23 @@ int main(int argc, char **argv)
     long long heartbeat_ms = s_setting(cfg, "heartbeat_ms", 1000, 10);
     long long expiry_ms = s_setting(cfg, "expiry_ms", 3000, 10);
     long long refresh_ms = s_setting(cfg, "accounts_refresh_ms", 1000, 10);
-    if (deadline_ms < 0 || max_body < 0 || max_query < 0 || queue_max < 0 || heartbeat_ms < 0 || expiry_ms < 0 || refresh_ms < 0) {
+    long long max_connections = s_setting(cfg, "max_connections", 4096, 1);
+    const char *insecure = xws_config_get(cfg, "worker_endpoint_insecure", "no");
+    if (deadline_ms < 0 || max_body < 0 || max_query < 0 || queue_max < 0 || heartbeat_ms < 0 || expiry_ms < 0 || refresh_ms < 0 ||
+        max_connections < 0) {
+        xws_config_destroy(&cfg);
+        return 2;
+    }
+    if (expiry_ms <= heartbeat_ms) {
+        fprintf(stderr,
+                "xws-gateway: expiry_ms (%lld) must be greater than heartbeat_ms (%lld), or every worker expires between "
+                "two heartbeats\n",
+                expiry_ms, heartbeat_ms);
+        xws_config_destroy(&cfg);
+        return 2;
+    }
+    if (strcmp(insecure, "yes") != 0 && strcmp(insecure, "no") != 0) {
+        fprintf(stderr, "xws-gateway: worker_endpoint_insecure must be yes or no\n");
         xws_config_destroy(&cfg);
         return 2;
     }
@@ -206,6 +314,18 @@ int main(int argc, char **argv)
     }
     memcpy(worker_ep, endpoints, eplen);
     worker_ep[eplen] = '\0';
+    /* any peer that can connect to the worker endpoint can register as a worker and receive requests, password checks included */
+    if (!gw_endpoint_is_local(worker_ep) && strcmp(insecure, "yes") != 0) {
+        fprintf(stderr,
+                "xws-gateway: the worker endpoint %s is reachable beyond this host: any peer that can connect to it can register "
+                "as a worker and receive requests, password checks included. Use ipc:// or a loopback address, or set "
+                "worker_endpoint_insecure = yes if only trusted hosts can reach it (a private network)\n",
+                worker_ep);
+        xws_config_destroy(&cfg);
+        return 2;
+    }
+    g.max_connections = (size_t)max_connections;
+    s_raise_nofile(g.max_connections);
     if (s_mkdirs(run_dir) != 0) {
         xws_config_destroy(&cfg);
         return 1;
@@ -254,7 +374,9 @@ int main(int argc, char **argv)
     if (fd < 0)
         goto out;
     g.listener = h2o_evloop_socket_create(app->loop, fd, H2O_SOCKET_FLAG_DONT_READ);
-    h2o_socket_read_start(g.listener, s_on_accept);
+    h2o_timeout_init(app->loop, &g.accept_pause_timeout, ACCEPT_PAUSE_MS);
+    g.accept_pause.cb = s_on_accept_pause_end;
+    s_listener_update();
     fprintf(stderr, "xws-gateway: instance %s; workers on %s, internal consumers on %s\n", app->instance, worker_ep, internal_ep);
 
     uint64_t tick_ms = (uint64_t)heartbeat_ms / 4;
@@ -276,7 +398,7 @@ int main(int argc, char **argv)
     /* stop: no new connections, finish what is in flight (until the deadline), then say goodbye to the workers */
     fprintf(stderr, "xws-gateway: stopping; %zu request(s) in flight\n", app->nrequests + gw_internal_pending(app->internal));
     app->stopping = 1;
-    h2o_socket_read_stop(g.listener);
+    s_listener_update(); /* stops reading it */
     h2o_socket_close(g.listener);
     g.listener = NULL;
     h2o_context_request_shutdown(&app->ctx);
@@ -294,8 +416,11 @@ int main(int argc, char **argv)
 out:
     if (h2o_timeout_is_linked(&g.tick))
         h2o_timeout_unlink(&g.tick);
+    if (h2o_timeout_is_linked(&g.accept_pause))
+        h2o_timeout_unlink(&g.accept_pause);
     if (g.listener != NULL) {
-        h2o_socket_read_stop(g.listener);
+        if (g.listening)
+            h2o_socket_read_stop(g.listener);
         h2o_socket_close(g.listener);
     }
     gw_internal_destroy(&app->internal);

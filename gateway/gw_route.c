@@ -258,6 +258,10 @@ int gw_query_parse(const char *q, size_t len, char *buf, xws_kv_t *kv, size_t *n
     size_t o = 0, n = 0, i = 0;
     *nkv = 0;
     *bad = (xws_slice_t){"", 0};
+    size_t npairs = 0;
+    for (size_t k = 0; k < len; k++)
+        if (q[k] != '&' && (k == 0 || q[k - 1] == '&') && ++npairs > GW_QUERY_MAX_PARAMS)
+            return GW_QUERY_TOO_MANY;
     while (i <= len) {
         size_t start = i;
         while (i < len && q[i] != '&')
@@ -415,6 +419,28 @@ void gw_route_test(void)
     GW_CHECK(s_query_bad("search=%C3", "search"));
     GW_CHECK(s_query_bad("%zz=1", ""));
     GW_CHECK(s_query_bad("%ff=1", ""));
+
+    /* at most GW_QUERY_MAX_PARAMS non-empty pairs (empty pairs between '&' are free) */
+    {
+        char q[2048];
+        size_t o = 0;
+        for (int i = 0; i < GW_QUERY_MAX_PARAMS; i++)
+            o += (size_t)snprintf(q + o, sizeof(q) - o, "%sp%d=%d&&", i ? "&" : "", i, i);
+        char buf[sizeof(q)];
+        xws_kv_t kv[4 * GW_QUERY_MAX_PARAMS];
+        size_t n = 0;
+        xws_slice_t bad;
+        GW_CHECK(gw_query_max_params(q, o) <= 4 * GW_QUERY_MAX_PARAMS);
+        GW_CHECK(gw_query_parse(q, o, buf, kv, &n, &bad) == GW_QUERY_OK && n == GW_QUERY_MAX_PARAMS);
+        o += (size_t)snprintf(q + o, sizeof(q) - o, "x");
+        GW_CHECK(gw_query_parse(q, o, buf, kv, &n, &bad) == GW_QUERY_TOO_MANY && n == 0 && bad.len == 0);
+        memset(q, '&', 500);
+        GW_CHECK(gw_query_parse(q, 500, buf, kv, &n, &bad) == GW_QUERY_OK && n == 0);
+        for (int i = 0; i < 202; i += 2)
+            q[i] = 'a'; /* 101 times "a" (duplicates count) */
+        GW_CHECK(gw_query_parse(q, 500, buf, kv, &n, &bad) == GW_QUERY_TOO_MANY);
+        GW_CHECK(gw_query_parse(q, 200, buf, kv, &n, &bad) == GW_QUERY_OK && n == 1);
+    }
 
     /* utf-8 */
     GW_CHECK(gw_utf8_valid("", 0) && gw_utf8_valid("a\xc3\xa9", 3) && gw_utf8_valid("\xf0\x9f\x98\x80", 4));

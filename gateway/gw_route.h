@@ -51,6 +51,10 @@ const gw_route_t *gw_route_at(size_t i);
 /* Result codes of gw_query_parse. */
 #define GW_QUERY_OK 0
 #define GW_QUERY_BAD -1
+#define GW_QUERY_TOO_MANY -2 /* more than GW_QUERY_MAX_PARAMS pairs */
+
+/* The most query parameters a request may carry (non-empty pairs, duplicates and empty names included). */
+#define GW_QUERY_MAX_PARAMS 100
 
 /*
  * Parses a query string (the bytes after '?', not NUL-terminated) into parameters.
@@ -63,6 +67,8 @@ const gw_route_t *gw_route_at(size_t i);
  *   offending parameter name (decoded when that is possible and valid UTF-8, else empty).
  * buf must hold at least len bytes (decoded text is never longer); kv must hold at least
  * gw_query_max_params(q, len) entries. Slices in kv and *bad point into buf.
+ * - More than GW_QUERY_MAX_PARAMS non-empty pairs: GW_QUERY_TOO_MANY (*bad empty), checked first
+ *   (the de-duplication costs the square of the count).
  * Returns GW_QUERY_OK with *nkv set.
  */
 int gw_query_parse(const char *q, size_t len, char *buf, xws_kv_t *kv, size_t *nkv, xws_slice_t *bad);
