@@ -11,12 +11,18 @@
 #include "svc_worker.h"
 
 typedef struct {
-    char *endpoint;      /* a gateway's worker endpoint */
-    zsock_t *sock;       /* DEALER connected to it */
-    long long last_recv; /* monotonic ms of the last message from the gateway */
-    long long last_send; /* monotonic ms of the last message to it */
-    int heard;           /* 1 once the gateway answered since the socket was opened */
+    char *endpoint;       /* a gateway's worker endpoint */
+    zsock_t *sock;        /* DEALER connected to it */
+    long long last_recv;  /* monotonic ms of the last message from the gateway */
+    long long last_send;  /* monotonic ms of the last message to it */
+    int heard;            /* 1 once the gateway answered since the socket was opened */
+    long long last_ready; /* monotonic ms of the last READY to it */
+    int ready_due;        /* a DISCONNECT asked for READY again, held back by READY_MIN_MS */
 } svc_link_t;
+
+/* READY is repeated at most this often, so that a gateway refusing this worker (a DISCONNECT
+ * answer to every READY, e.g. an unknown service) does not turn into a busy loop */
+#define READY_MIN_MS 1000
 
 struct svc_worker {
     const svc_service_t *service; /* borrowed */
@@ -218,7 +224,8 @@ int svc_worker_handle(svc_worker_t *self, const void *envelope, size_t len, msgp
 
 static int s_send_ready(svc_worker_t *self, svc_link_t *l)
 {
-    l->last_send = svc_now_mono_ms();
+    l->last_send = l->last_ready = svc_now_mono_ms();
+    l->ready_due = 0;
     if (xws_send_ready(l->sock, self->service->service, self->credit, self->name) != 0) {
         svc_log(SVC_LOG_WARN, "READY to %s could not be queued", l->endpoint);
         return -1;
@@ -298,8 +305,12 @@ static void s_drain(svc_worker_t *self, svc_link_t *l)
         case XWS_CMD_HEARTBEAT:
             break;
         case XWS_CMD_DISCONNECT:
-            svc_log(SVC_LOG_INFO, "gateway at %s does not know this worker: announcing it again", l->endpoint);
-            s_send_ready(self, l);
+            if (svc_now_mono_ms() - l->last_ready >= READY_MIN_MS) {
+                svc_log(SVC_LOG_INFO, "gateway at %s does not know this worker: announcing it again", l->endpoint);
+                s_send_ready(self, l);
+            } else {
+                l->ready_due = 1; /* the loop's tick sends it when READY_MIN_MS has passed */
+            }
             break;
         default:
             svc_log(SVC_LOG_WARN, "unexpected command 0x%02x from %s ignored", (unsigned)f.cmd, l->endpoint);
@@ -355,6 +366,9 @@ int svc_worker_run(svc_worker_t *self)
                     return -1;
                 }
                 zpoller_add(poller, l->sock);
+            } else if (l->ready_due && now - l->last_ready >= READY_MIN_MS) {
+                svc_log(SVC_LOG_INFO, "gateway at %s does not know this worker: announcing it again", l->endpoint);
+                s_send_ready(self, l);
             } else if (now - l->last_send >= self->heartbeat_ms) {
                 l->last_send = now;
                 xws_send_heartbeat(l->sock, NULL);
