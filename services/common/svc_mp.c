@@ -9,7 +9,7 @@ const msgpack_object *svc_mp_get(const msgpack_object *map, const char *key)
     if (map == NULL || map->type != MSGPACK_OBJECT_MAP)
         return NULL;
     size_t klen = strlen(key);
-    for (uint32_t i = 0; i < map->via.map.size; i++) {
+    for (uint32_t i = map->via.map.size; i-- > 0;) { /* from the end: the last occurrence wins, as in JSON */
         const msgpack_object *k = &map->via.map.ptr[i].key;
         if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == klen && memcmp(k->via.str.ptr, key, klen) == 0)
             return &map->via.map.ptr[i].val;

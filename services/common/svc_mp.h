@@ -12,7 +12,8 @@
 extern "C" {
 #endif
 
-/* The value under key in map (a MAP object; anything else gives NULL); NULL when absent. Borrowed. */
+/* The value under key in map (a MAP object; anything else gives NULL); NULL when absent. A key given
+ * twice (an internal consumer's msgpack may hold duplicates): the last one wins, as in JSON. Borrowed. */
 const msgpack_object *svc_mp_get(const msgpack_object *map, const char *key);
 /* 1 when o is a str equal to s. */
 int svc_mp_str_eq(const msgpack_object *o, const char *s);

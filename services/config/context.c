@@ -112,19 +112,6 @@ static void s_patch_dispose(ctx_patch_t *p)
     memset(p, 0, sizeof(*p));
 }
 
-/* the value of the last occurrence of key in map (duplicates: the last wins, as in JSON), or NULL */
-static const msgpack_object *s_get(const msgpack_object *map, const char *key)
-{
-    const msgpack_object *v = NULL;
-    size_t n = strlen(key);
-    for (uint32_t i = 0; i < map->via.map.size; i++) {
-        const msgpack_object *k = &map->via.map.ptr[i].key;
-        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == n && memcmp(k->via.str.ptr, key, n) == 0)
-            v = &map->via.map.ptr[i].val;
-    }
-    return v;
-}
-
 static int s_absent(const msgpack_object *o)
 {
     return o == NULL || o->type == MSGPACK_OBJECT_NIL;
@@ -138,7 +125,7 @@ static int s_is_false(const msgpack_object *o)
 /* the `context` part. name: the context being edited, NULL for an add */
 static int s_part_or_reply(svc_ctx_t *ctx, ctx_patch_t *p, const msgpack_object *body, const char *name)
 {
-    const msgpack_object *part = s_get(body, "context");
+    const msgpack_object *part = svc_mp_get(body, "context");
     if (name != NULL)
         svc_record_set_str(p->rec, "name", name, strlen(name));
     if (s_absent(part)) {
@@ -157,7 +144,7 @@ static int s_part_or_reply(svc_ctx_t *ctx, ctx_patch_t *p, const msgpack_object 
 
 static int s_includes_or_reply(svc_ctx_t *ctx, ctx_patch_t *p, const msgpack_object *body, const char *self)
 {
-    const msgpack_object *v = s_get(body, "contextinclude");
+    const msgpack_object *v = svc_mp_get(body, "contextinclude");
     if (s_absent(v))
         return 0;
     p->incl_given = 1;
@@ -264,7 +251,7 @@ static int s_range_or_reply(svc_ctx_t *ctx, int t, uint32_t i, const msgpack_obj
         return svc_reply_error(ctx, 400, "invalid_value", path, "%s must be an object with numberbeg and numberend", path);
     const char *fbeg = svc_ctx_printf(ctx, "%s.numberbeg", path);
     const char *fend = svc_ctx_printf(ctx, "%s.numberend", path);
-    const msgpack_object *beg = s_get(o, "numberbeg"), *end = s_get(o, "numberend");
+    const msgpack_object *beg = svc_mp_get(o, "numberbeg"), *end = svc_mp_get(o, "numberend");
     if (s_absent(beg))
         return svc_reply_error(ctx, 400, "missing_field", fbeg, "%s is required", fbeg);
     int rc = s_bound(beg, r->beg);
@@ -285,7 +272,7 @@ static int s_range_or_reply(svc_ctx_t *ctx, int t, uint32_t i, const msgpack_obj
     r->did = 0;
     if (t == CTX_INCALL) {
         const char *fdid = svc_ctx_printf(ctx, "%s.didlength", path);
-        if (s_didlength_or_reply(ctx, s_get(o, "didlength"), fdid, &r->did) != 0)
+        if (s_didlength_or_reply(ctx, svc_mp_get(o, "didlength"), fdid, &r->did) != 0)
             return -1;
     }
     return 0;
@@ -293,7 +280,7 @@ static int s_range_or_reply(svc_ctx_t *ctx, int t, uint32_t i, const msgpack_obj
 
 static int s_numbers_or_reply(svc_ctx_t *ctx, ctx_patch_t *p, const msgpack_object *body)
 {
-    const msgpack_object *v = s_get(body, "contextnumbers");
+    const msgpack_object *v = svc_mp_get(body, "contextnumbers");
     if (s_absent(v))
         return 0;
     if (s_is_false(v)) {
@@ -317,7 +304,7 @@ static int s_numbers_or_reply(svc_ctx_t *ctx, ctx_patch_t *p, const msgpack_obje
         return svc_reply_error(ctx, 400, "invalid_value", field, "the types of numbers are user, group, queue, meetme and incall");
     }
     for (int t = 0; t < CTX_NTYPES; t++) {
-        const msgpack_object *a = s_get(v, ctx_types[t]);
+        const msgpack_object *a = svc_mp_get(v, ctx_types[t]);
         if (s_absent(a))
             continue;
         p->nums_given[t] = 1;

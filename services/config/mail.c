@@ -208,19 +208,6 @@ int mail_view(svc_ctx_t *ctx)
 
 /* ---- edit -------------------------------------------------------------------------------------- */
 
-/* the value of the last occurrence of key in map (duplicate keys: the last wins, as in JSON), or NULL */
-static const msgpack_object *s_get(const msgpack_object *map, const char *key)
-{
-    const msgpack_object *v = NULL;
-    size_t n = strlen(key);
-    for (uint32_t i = 0; i < map->via.map.size; i++) {
-        const msgpack_object *k = &map->via.map.ptr[i].key;
-        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == n && memcmp(k->via.str.ptr, key, n) == 0)
-            v = &map->via.map.ptr[i].val;
-    }
-    return v;
-}
-
 /* a string value of the body: present, a str, printable, at most MAIL_MAX_LEN characters */
 static int s_string_or_reply(svc_ctx_t *ctx, const msgpack_object *v, const char *field, xws_slice_t *out)
 {
@@ -250,7 +237,7 @@ static int s_has_space(xws_slice_t s)
 static int s_rule_part_or_reply(svc_ctx_t *ctx, const msgpack_object *rule, const char *key, uint32_t i, xws_slice_t *out)
 {
     const char *field = svc_ctx_printf(ctx, "canonical[%u].%s", i, key);
-    if (s_string_or_reply(ctx, s_get(rule, key), field, out) != 0)
+    if (s_string_or_reply(ctx, svc_mp_get(rule, key), field, out) != 0)
         return -1;
     if (out->len == 0)
         return svc_reply_error(ctx, 400, "invalid_value", field, "%s must not be empty", field);
@@ -267,12 +254,12 @@ int mail_edit(svc_ctx_t *ctx)
     xws_slice_t vals[MAIL_NFIELDS];
     for (size_t i = 0; i < MAIL_NFIELDS; i++) {
         const char *name = mail_fields[i].name;
-        if (s_string_or_reply(ctx, s_get(body, name), name, &vals[i]) != 0)
+        if (s_string_or_reply(ctx, svc_mp_get(body, name), name, &vals[i]) != 0)
             return -1;
         if (vals[i].len > 0 && !mail_fields[i].check(vals[i].ptr, vals[i].len))
             return svc_reply_error(ctx, 400, "invalid_value", name, "%s must be empty or %s", name, mail_fields[i].what);
     }
-    const msgpack_object *canon = s_get(body, "canonical");
+    const msgpack_object *canon = svc_mp_get(body, "canonical");
     uint32_t nrules = 0;
     /* absent, null and false (the empty collection of spec section 3) mean no rules */
     if (canon != NULL && canon->type != MSGPACK_OBJECT_NIL && !(canon->type == MSGPACK_OBJECT_BOOLEAN && !canon->via.boolean)) {
