@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "svc.h"
+#include "svc_testredis.h"
 
 extern const char svc_test_lua[];
 
@@ -18,57 +19,17 @@ static char s_dir[64];
 
 static int s_redis_start(void)
 {
-    char cmd[512];
-    snprintf(cmd, sizeof(cmd),
-             "redis-server --port 0 --unixsocket %s/redis.sock --unixsocketperm 700 --save '' --appendonly no "
-             "--daemonize yes --pidfile %s/redis.pid --dir %s --logfile %s/redis.log",
-             s_dir, s_dir, s_dir, s_dir);
-    if (system(cmd) != 0)
-        return -1;
-    char sock[128];
-    snprintf(sock, sizeof(sock), "%s/redis.sock", s_dir);
-    for (int i = 0; i < 200; i++) {
-        struct stat st;
-        if (stat(sock, &st) == 0)
-            return 0;
-        usleep(10000);
-    }
-    return -1;
+    return svc_testredis_start(s_dir);
 }
 
 static int s_redis_pid(void)
 {
-    char path[128];
-    snprintf(path, sizeof(path), "%s/redis.pid", s_dir);
-    FILE *f = fopen(path, "r");
-    int pid = 0;
-    if (f != NULL) {
-        if (fscanf(f, "%d", &pid) != 1)
-            pid = 0;
-        fclose(f);
-    }
-    return pid;
+    return svc_testredis_pid(s_dir);
 }
 
 static void s_redis_stop(void)
 {
-    char path[128];
-    snprintf(path, sizeof(path), "%s/redis.pid", s_dir);
-    FILE *f = fopen(path, "r");
-    int pid = 0;
-    if (f != NULL) {
-        if (fscanf(f, "%d", &pid) != 1)
-            pid = 0;
-        fclose(f);
-    }
-    if (pid > 0) {
-        kill(pid, SIGCONT); /* in case a failed test left it stopped */
-        kill(pid, SIGTERM);
-        for (int i = 0; i < 300 && kill(pid, 0) == 0; i++)
-            usleep(10000);
-    }
-    snprintf(path, sizeof(path), "%s/redis.sock", s_dir);
-    unlink(path);
+    svc_testredis_stop(s_dir);
 }
 
 static long long s_reply_int(msgpack_sbuffer *body)
