@@ -117,9 +117,10 @@ void cfg_account_encode(const cfg_account_t *a, msgpack_packer *pk)
     svc_mp_cstr(pk, a->description);
 }
 
-void cfg_account_render(const cfg_account_t *a, msgpack_packer *pk, int with_description)
+/* packs a map of the 6 public fields of a plus room for nextra more pairs, which the caller packs */
+static void s_render_public(const cfg_account_t *a, msgpack_packer *pk, uint32_t nextra)
 {
-    msgpack_pack_map(pk, with_description ? 7 : 6);
+    msgpack_pack_map(pk, 6 + nextra);
     svc_mp_key(pk, "name");
     svc_mp_cstr(pk, a->name);
     svc_mp_key(pk, "login");
@@ -132,6 +133,11 @@ void cfg_account_render(const cfg_account_t *a, msgpack_packer *pk, int with_des
     s_pack_list(pk, a->hosts, a->nhosts);
     svc_mp_key(pk, "acl");
     s_pack_list(pk, a->acl, a->nacl);
+}
+
+void cfg_account_render(const cfg_account_t *a, msgpack_packer *pk, int with_description)
+{
+    s_render_public(a, pk, with_description ? 1 : 0);
     if (with_description) {
         svc_mp_key(pk, "description");
         svc_mp_cstr(pk, a->description);
@@ -359,19 +365,7 @@ static void s_snapshot_account(const cfg_account_t *a, msgpack_packer *pk)
 {
     char cred[33];
     s_cred(a, cred);
-    msgpack_pack_map(pk, 7);
-    svc_mp_key(pk, "name");
-    svc_mp_cstr(pk, a->name);
-    svc_mp_key(pk, "login");
-    svc_mp_cstr(pk, a->login);
-    svc_mp_key(pk, "hostonly");
-    a->login[0] == '\0' ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
-    svc_mp_key(pk, "disabled");
-    a->disabled ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
-    svc_mp_key(pk, "hosts");
-    s_pack_list(pk, a->hosts, a->nhosts);
-    svc_mp_key(pk, "acl");
-    s_pack_list(pk, a->acl, a->nacl);
+    s_render_public(a, pk, 1);
     svc_mp_key(pk, "cred");
     svc_mp_cstr(pk, cred);
 }
