@@ -156,51 +156,18 @@ int svc_redis_connect(svc_redis_t *self)
     return 0;
 }
 
-/* one attempt on the current connection; NULL (connection dropped) on an I/O failure */
-static redisReply *s_send(svc_redis_t *self, int argc, const char **argv, const size_t *lens)
-{
-    errno = 0;
-    redisReply *r = redisCommandArgv(self->ctx, argc, argv, lens);
-    if (r == NULL) {
-        int timed_out = errno == EAGAIN || errno == EWOULDBLOCK || errno == ETIMEDOUT;
-        s_drop(self, timed_out ? "command timed out" : self->ctx->errstr[0] != '\0' ? self->ctx->errstr : "I/O error", timed_out);
-    }
-    return r;
-}
-
-redisReply *svc_redis_command(svc_redis_t *self, int argc, const char **argv, const size_t *lens)
-{
-    assert(self != NULL && argc > 0);
-    size_t *l = NULL;
-    if (lens == NULL) {
-        l = svc_calloc((size_t)argc, sizeof(*l));
-        for (int i = 0; i < argc; i++)
-            l[i] = strlen(argv[i]);
-        lens = l;
-    }
-    redisReply *r = NULL;
-    for (int attempt = 0; attempt < 2 && r == NULL; attempt++) {
-        if (self->ctx == NULL) {
-            if (attempt > 0 && self->timed_out)
-                break; /* Redis hangs: do not wait for a second timeout */
-            if (attempt > 0)
-                self->retry_at = 0; /* the connection just broke: one immediate reconnect */
-            if (svc_redis_connect(self) != 0)
-                break;
-        }
-        r = s_send(self, argc, argv, lens);
-    }
-    free(l);
-    return r;
-}
-
-/* one attempt of a pipeline on the current connection; -1 (connection dropped) on an I/O failure */
-static int s_send_pipeline(svc_redis_t *self, int n, const int *argcs, const char *const *const *argvs, redisReply **out)
+/*
+ * One attempt of n commands (a pipeline; lenss NULL, or lenss[i] NULL, for NUL-terminated
+ * arguments) on the current connection: 0 with every reply in out, or -1 (out all NULL, the
+ * connection dropped) on an I/O failure.
+ */
+static int s_send(svc_redis_t *self, int n, const int *argcs, const char *const *const *argvs, const size_t *const *lenss,
+                  redisReply **out)
 {
     errno = 0;
     int ok = 1;
     for (int i = 0; i < n && ok; i++)
-        ok = redisAppendCommandArgv(self->ctx, argcs[i], (const char **)argvs[i], NULL) == REDIS_OK;
+        ok = redisAppendCommandArgv(self->ctx, argcs[i], (const char **)argvs[i], lenss != NULL ? lenss[i] : NULL) == REDIS_OK;
     for (int i = 0; i < n && ok; i++)
         ok = redisGetReply(self->ctx, (void **)&out[i]) == REDIS_OK && out[i] != NULL;
     if (ok)
@@ -214,9 +181,10 @@ static int s_send_pipeline(svc_redis_t *self, int n, const int *argcs, const cha
     return -1;
 }
 
-int svc_redis_pipeline(svc_redis_t *self, int n, const int *argcs, const char *const *const *argvs, redisReply **out)
+/* s_send with one immediate reconnect when the connection broke (not when Redis hangs) */
+static int s_run(svc_redis_t *self, int n, const int *argcs, const char *const *const *argvs, const size_t *const *lenss,
+                 redisReply **out)
 {
-    assert(self != NULL && n > 0);
     for (int i = 0; i < n; i++)
         out[i] = NULL;
     for (int attempt = 0; attempt < 2; attempt++) {
@@ -228,10 +196,26 @@ int svc_redis_pipeline(svc_redis_t *self, int n, const int *argcs, const char *c
             if (svc_redis_connect(self) != 0)
                 break;
         }
-        if (s_send_pipeline(self, n, argcs, argvs, out) == 0)
+        if (s_send(self, n, argcs, argvs, lenss, out) == 0)
             return 0;
     }
     return -1;
+}
+
+redisReply *svc_redis_command(svc_redis_t *self, int argc, const char **argv, const size_t *lens)
+{
+    assert(self != NULL && argc > 0);
+    const char *const *argvs[1] = {argv};
+    const size_t *lenss[1] = {lens};
+    redisReply *r;
+    s_run(self, 1, &argc, argvs, lenss, &r);
+    return r;
+}
+
+int svc_redis_pipeline(svc_redis_t *self, int n, const int *argcs, const char *const *const *argvs, redisReply **out)
+{
+    assert(self != NULL && n > 0);
+    return s_run(self, n, argcs, argvs, NULL, out);
 }
 
 int svc_redis_load(svc_redis_t *self)
@@ -245,7 +229,12 @@ int svc_redis_load(svc_redis_t *self)
     xws_buf_adds(&text, self->lua);
     const char *argv[] = {"FUNCTION", "LOAD", "REPLACE", text.data};
     size_t lens[] = {8, 4, 7, text.len};
-    redisReply *r = s_send(self, 4, argv, lens);
+    /* on the current connection only (this runs inside a connect): no reconnect from here */
+    const int argc = 4;
+    const char *const *argvs[1] = {argv};
+    const size_t *lenss[1] = {lens};
+    redisReply *r;
+    s_send(self, 1, &argc, argvs, lenss, &r);
     xws_buf_dispose(&text);
     int rc = r != NULL && r->type != REDIS_REPLY_ERROR ? 0 : -1;
     if (r != NULL && r->type == REDIS_REPLY_ERROR)
