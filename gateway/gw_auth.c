@@ -279,15 +279,14 @@ static void s_cache_clear(gw_accounts_t *self)
     self->ncache = 0;
 }
 
-/* After a new snapshot: keeps the entries whose account is still there with the same non-empty cred. */
-static void s_cache_prune(gw_accounts_t *self)
+/* forgets every cache entry for which keep(self, e, arg) is 0 */
+static void s_cache_filter(gw_accounts_t *self, int (*keep)(gw_accounts_t *, const centry_t *, const void *), const void *arg)
 {
     for (size_t b = 0; b < CACHE_BUCKETS; b++) {
         centry_t **pp = &self->cache[b];
         while (*pp != NULL) {
             centry_t *e = *pp;
-            const gw_account_t *a = gw_accounts_find(self, e->name, strlen(e->name));
-            if (a != NULL && a->cred[0] != '\0' && strcmp(a->cred, e->cred) == 0) {
+            if (keep(self, e, arg)) {
                 pp = &e->next;
                 continue;
             }
@@ -298,6 +297,18 @@ static void s_cache_prune(gw_accounts_t *self)
             self->ncache--;
         }
     }
+}
+
+static int s_keep_unchanged(gw_accounts_t *self, const centry_t *e, const void *arg)
+{
+    const gw_account_t *a = gw_accounts_find(self, e->name, strlen(e->name));
+    return a != NULL && a->cred[0] != '\0' && strcmp(a->cred, e->cred) == 0;
+}
+
+/* After a new snapshot: keeps the entries whose account is still there with the same non-empty cred. */
+static void s_cache_prune(gw_accounts_t *self)
+{
+    s_cache_filter(self, s_keep_unchanged, NULL);
 }
 
 void gw_accounts_destroy(gw_accounts_t **self_p)
@@ -553,23 +564,14 @@ void gw_accounts_cache_drop(gw_accounts_t *self, const uint8_t key[32])
     }
 }
 
+static int s_keep_others(gw_accounts_t *self, const centry_t *e, const void *name)
+{
+    return strcmp(e->name, name) != 0;
+}
+
 void gw_accounts_cache_forget(gw_accounts_t *self, const char *name)
 {
-    for (size_t b = 0; b < CACHE_BUCKETS; b++) {
-        centry_t **pp = &self->cache[b];
-        while (*pp != NULL) {
-            centry_t *e = *pp;
-            if (strcmp(e->name, name) != 0) {
-                pp = &e->next;
-                continue;
-            }
-            *pp = e->next;
-            free(e->name);
-            free(e->cred);
-            free(e);
-            self->ncache--;
-        }
-    }
+    s_cache_filter(self, s_keep_others, name);
 }
 
 void gw_accounts_cache_put(gw_accounts_t *self, const uint8_t key[32], const gw_account_t *acct)

@@ -140,13 +140,21 @@ local function ctx_add(keys, args)
     return {200}
 end
 
-local function ctx_edit(keys, args)
-    local name = args[2]
+-- the stored record of context name, or nil and a 404 outcome
+local function ctx_load_or_404(keys, name)
     local old = redis.call('HGET', keys[2], name)
     if not old then
-        return {404, 'not_found', 'id', 'no context is named ' .. name}
+        return nil, {404, 'not_found', 'id', 'no context is named ' .. name}
     end
-    old = cmsgpack.unpack(old)
+    return cmsgpack.unpack(old), nil
+end
+
+local function ctx_edit(keys, args)
+    local name = args[2]
+    local old, err = ctx_load_or_404(keys, name)
+    if err then
+        return err
+    end
     local patch = cmsgpack.unpack(args[3])
     local eid = old[3]
     if patch[3] ~= nil then
@@ -198,11 +206,10 @@ end
 
 local function ctx_delete(keys, args)
     local name = args[2]
-    local old = redis.call('HGET', keys[2], name)
-    if not old then
-        return {404, 'not_found', 'id', 'no context is named ' .. name}
+    local old, err = ctx_load_or_404(keys, name)
+    if err then
+        return err
     end
-    old = cmsgpack.unpack(old)
     local old_eid = tonumber(old[3])
     if old_eid == nil then
         return {500, 'internal_error', '', 'context ' .. name .. ': corrupt stored record'}
