@@ -25,6 +25,7 @@ struct gw_ticket {
     worker_t *worker;     /* holder */
     uint64_t deadline_at; /* loop ms */
     h2o_linklist_t link;  /* in worker->tickets */
+    h2o_linklist_t olink; /* in worker->outbox until its REQUEST is handed to ZeroMQ */
     ticket_t *hnext;      /* hash chain */
 };
 
@@ -37,7 +38,10 @@ struct gw_worker {
     uint64_t last_seen;     /* loop ms of its last message */
     uint64_t last_sent;     /* loop ms of our last message to it */
     uint64_t last_dispatch; /* loop ms of its last request (idle-longest preference) */
+    int batch;              /* 1 when its READY said it reads several requests per message */
     h2o_linklist_t tickets; /* ticket_t.link */
+    h2o_linklist_t outbox;  /* ticket_t.olink: dispatched in this loop turn, not sent yet */
+    h2o_linklist_t dlink;   /* in broker->dirty while its outbox is not empty */
     h2o_linklist_t link;    /* in service->workers */
 };
 
@@ -58,6 +62,8 @@ struct gw_broker {
     h2o_timeout_t deadline; /* opts.deadline_ms */
     h2o_timeout_t zero;     /* "look at the socket again" */
     h2o_timeout_entry_t recheck;
+    h2o_timeout_entry_t flush; /* "send the outboxes": at the end of the loop turn */
+    h2o_linklist_t dirty;      /* worker_t.dlink: workers with an outbox to send */
     service_t *services;
     ticket_t *tickets[TICKET_BUCKETS];
     uint64_t last_id;
@@ -141,6 +147,8 @@ static void s_ticket_free(gw_broker_t *self, ticket_t *t)
     assert(*pp == t);
     *pp = t->hnext;
     h2o_linklist_unlink(&t->link);
+    if (h2o_linklist_is_linked(&t->olink))
+        h2o_linklist_unlink(&t->olink);
     t->worker->inflight--;
     if (t->job != NULL)
         t->job->_ticket = NULL;
@@ -220,6 +228,8 @@ static void s_worker_forget(gw_broker_t *self, worker_t *w, const char *why)
             requeued++;
         }
     }
+    if (h2o_linklist_is_linked(&w->dlink))
+        h2o_linklist_unlink(&w->dlink);
     h2o_linklist_unlink(&w->link);
     svc->nworkers--;
     fprintf(stderr, "xws-gateway: worker %s (%s) %s; %zu request(s) sent again, %zu worker(s) left\n", w->name, svc->name, why,
@@ -264,14 +274,6 @@ static void s_dispatch(gw_broker_t *self, service_t *svc)
             s_expire_soon(self, job);
             continue;
         }
-        uint64_t key = htobe64(job->_id);
-        xws_slice_t frames[2] = {{(const char *)&key, sizeof(key)}, {job->_env, job->_envlen}};
-        if (s_send(self, best, XWS_CMD_REQUEST, frames, 2) != 0) {
-            char why[96];
-            snprintf(why, sizeof(why), "cannot be reached (%s)", zmq_strerror(zmq_errno()));
-            s_worker_forget(self, best, why);
-            continue;
-        }
         h2o_linklist_unlink(&job->_link);
         svc->nqueued--;
         ticket_t *t = s_xcalloc(1, sizeof(*t));
@@ -280,6 +282,12 @@ static void s_dispatch(gw_broker_t *self, service_t *svc)
         t->worker = best;
         t->deadline_at = job->_deadline_at;
         h2o_linklist_insert(&best->tickets, &t->link);
+        /* the REQUEST leaves with the others of this loop turn (s_on_flush) */
+        h2o_linklist_insert(&best->outbox, &t->olink);
+        if (!h2o_linklist_is_linked(&best->dlink))
+            h2o_linklist_insert(&self->dirty, &best->dlink);
+        if (!h2o_timeout_is_linked(&self->flush))
+            h2o_timeout_link(self->loop, &self->zero, &self->flush);
         ticket_t **slot = s_ticket_slot(self, t->id);
         assert(*slot == NULL);
         *slot = t;
@@ -288,6 +296,55 @@ static void s_dispatch(gw_broker_t *self, service_t *svc)
         job->_ticket = t;
         job->_state = JOB_INFLIGHT;
     }
+}
+
+/*
+ * Hands w's outbox to ZeroMQ: several REQUESTs per message to a worker that reads batches. Tickets
+ * whose job was withdrawn meanwhile are dropped (their credit comes back). -1 when the worker
+ * cannot be reached (what it holds is then re-dispatched by the caller).
+ */
+static int s_flush_worker(gw_broker_t *self, worker_t *w)
+{
+    size_t max = w->batch ? XWS_MAX_BATCH : 1;
+    while (!h2o_linklist_is_empty(&w->outbox)) {
+        uint64_t keys[XWS_MAX_BATCH];
+        xws_slice_t pairs[2 * XWS_MAX_BATCH];
+        size_t n = 0;
+        while (n < max && !h2o_linklist_is_empty(&w->outbox)) {
+            ticket_t *t = H2O_STRUCT_FROM_MEMBER(ticket_t, olink, w->outbox.next);
+            h2o_linklist_unlink(&t->olink);
+            if (t->job == NULL) { /* timed out or cancelled before it left */
+                s_ticket_free(self, t);
+                continue;
+            }
+            keys[n] = htobe64(t->id);
+            pairs[2 * n] = (xws_slice_t){(const char *)&keys[n], sizeof(keys[n])};
+            pairs[2 * n + 1] = (xws_slice_t){t->job->_env, t->job->_envlen};
+            n++;
+        }
+        if (n > 0 && xws_send_batch(self->sock, w->identity, XWS_CMD_REQUEST, pairs, n) != 0)
+            return -1;
+        if (n > 0)
+            w->last_sent = h2o_now(self->loop);
+    }
+    return 0;
+}
+
+static void s_on_flush(h2o_timeout_entry_t *entry)
+{
+    gw_broker_t *self = H2O_STRUCT_FROM_MEMBER(gw_broker_t, flush, entry);
+    while (!h2o_linklist_is_empty(&self->dirty)) {
+        worker_t *w = H2O_STRUCT_FROM_MEMBER(worker_t, dlink, self->dirty.next);
+        h2o_linklist_unlink(&w->dlink);
+        if (s_flush_worker(self, w) != 0) {
+            char why[96];
+            snprintf(why, sizeof(why), "cannot be reached (%s)", zmq_strerror(zmq_errno()));
+            service_t *svc = w->service;
+            s_worker_forget(self, w, why);
+            s_dispatch(self, svc); /* to the other workers: they join the dirty list */
+        }
+    }
+    s_poke(self); /* a send may have eaten the fd's edge */
 }
 
 /* ---- receiving -------------------------------------------------------------------------------- */
@@ -336,6 +393,7 @@ static void s_on_ready(gw_broker_t *self, xws_frames_t *f, worker_t *w)
         w->identity = zframe_dup(f->identity);
         w->service = svc;
         h2o_linklist_init_anchor(&w->tickets);
+        h2o_linklist_init_anchor(&w->outbox);
         h2o_linklist_insert(&svc->workers, &w->link);
         svc->nworkers++;
         w->last_sent = now;
@@ -352,15 +410,16 @@ static void s_on_ready(gw_broker_t *self, xws_frames_t *f, worker_t *w)
                 svc->nworkers);
     }
     w->credit = f->credit;
+    w->batch = xws_features_has(f->features, "batch");
     w->last_seen = now;
     s_dispatch(self, w->service);
 }
 
-static void s_on_reply(gw_broker_t *self, xws_frames_t *f, worker_t *w, int malformed)
+static void s_on_reply(gw_broker_t *self, xws_slice_t key, xws_slice_t payload, worker_t *w, int malformed)
 {
     uint64_t id = 0;
-    if (f->key.len == sizeof(id)) {
-        memcpy(&id, f->key.ptr, sizeof(id));
+    if (key.len == sizeof(id)) {
+        memcpy(&id, key.ptr, sizeof(id));
         id = be64toh(id);
     }
     ticket_t *t = *s_ticket_slot(self, id);
@@ -379,7 +438,7 @@ static void s_on_reply(gw_broker_t *self, xws_frames_t *f, worker_t *w, int malf
     } else if (malformed) {
         s_finish(self, job, GW_JOB_BAD_REPLY, NULL, 0);
     } else {
-        s_finish(self, job, GW_JOB_REPLY, f->payload.ptr, f->payload.len);
+        s_finish(self, job, GW_JOB_REPLY, payload.ptr, payload.len);
     }
     s_dispatch(self, svc);
 }
@@ -397,7 +456,7 @@ static void s_handle(gw_broker_t *self, xws_frames_t *f, int rc, const char *err
             s_peer_text(f->identity, peer, sizeof(peer));
         fprintf(stderr, "xws-gateway: malformed message from worker %s dropped: %s\n", peer, err != NULL ? err : "?");
         if (w != NULL && f->key.len == 8) /* the key names one of our requests: fail it now */
-            s_on_reply(self, f, w, 1);
+            s_on_reply(self, f->key, XWS_SLICE_NULL, w, 1);
         return;
     }
     if (f->cmd == XWS_CMD_READY) {
@@ -413,7 +472,11 @@ static void s_handle(gw_broker_t *self, xws_frames_t *f, int rc, const char *err
     }
     switch (f->cmd) {
     case XWS_CMD_REPLY:
-        s_on_reply(self, f, w, 0);
+        for (size_t i = 0; i < f->count; i++) {
+            xws_slice_t key, payload;
+            xws_frames_pair(f, i, &key, &payload);
+            s_on_reply(self, key, payload, w, 0);
+        }
         break;
     case XWS_CMD_HEARTBEAT:
         break;
@@ -501,6 +564,8 @@ gw_broker_t *gw_broker_new(h2o_loop_t *loop, const gw_broker_opts_t *opts, const
     h2o_timeout_init(loop, &self->deadline, opts->deadline_ms);
     h2o_timeout_init(loop, &self->zero, 0);
     self->recheck.cb = s_on_recheck;
+    self->flush.cb = s_on_flush;
+    h2o_linklist_init_anchor(&self->dirty);
     for (const char *const *k = known; k != NULL && *k != NULL; k++)
         s_service_add(self, *k, strlen(*k));
     s_poke(self);
@@ -535,6 +600,8 @@ void gw_broker_destroy(gw_broker_t **self_p)
     }
     if (h2o_timeout_is_linked(&self->recheck))
         h2o_timeout_unlink(&self->recheck);
+    if (h2o_timeout_is_linked(&self->flush))
+        h2o_timeout_unlink(&self->flush);
     h2o_timeout_dispose(self->loop, &self->deadline);
     h2o_timeout_dispose(self->loop, &self->zero);
     h2o_socket_read_stop(self->watch);

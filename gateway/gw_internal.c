@@ -224,6 +224,13 @@ static void s_drain(gw_internal_t *self)
             fprintf(stderr, "xws-gateway: internal: malformed message dropped: %s\n", err != NULL ? err : "?");
             if (f.identity != NULL && f.key.len > 0 && f.key.len <= XWS_MAX_KEY)
                 s_reply_error(self, f.identity, f.key, 400, "bad_envelope", err != NULL ? err : "malformed message");
+        } else if (f.cmd == XWS_CMD_REQUEST && f.count > 1) { /* batches are for workers only */
+            fprintf(stderr, "xws-gateway: internal: a batch of %zu requests refused\n", f.count);
+            for (size_t i = 0; i < f.count; i++) {
+                xws_slice_t key, env;
+                xws_frames_pair(&f, i, &key, &env);
+                s_reply_error(self, f.identity, key, 400, "bad_envelope", "one request per message on the internal endpoint");
+            }
         } else if (f.cmd == XWS_CMD_REQUEST) {
             s_on_request(self, &f);
         } else if (f.cmd != XWS_CMD_HEARTBEAT && f.cmd != XWS_CMD_DISCONNECT) {

@@ -60,14 +60,93 @@ static int s_fail(const char **err, const char *why)
     return -1;
 }
 
+/* features: comma-separated tokens of [a-z0-9-], at most 64 bytes in all */
+static int s_features_ok(xws_slice_t s)
+{
+    if (s.len > MAX_WORKER_NAME)
+        return 0;
+    for (size_t i = 0; i < s.len; i++) {
+        char c = s.ptr[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == ','))
+            return 0;
+    }
+    return 1;
+}
+
+int xws_features_has(xws_slice_t features, const char *name)
+{
+    size_t nlen = strlen(name), i = 0;
+    while (i < features.len) {
+        size_t j = i;
+        while (j < features.len && features.ptr[j] != ',')
+            j++;
+        if (j - i == nlen && memcmp(features.ptr + i, name, nlen) == 0)
+            return 1;
+        i = j + 1;
+    }
+    return 0;
+}
+
+void xws_frames_pair(const xws_frames_t *f, size_t i, xws_slice_t *key, xws_slice_t *payload)
+{
+    assert(i < f->count);
+    if (i == 0) {
+        *key = f->key;
+        *payload = f->payload;
+    } else {
+        *key = f->_more[2 * (i - 1)];
+        *payload = f->_more[2 * (i - 1) + 1];
+    }
+}
+
+/* one (key, envelope) pair of a REQUEST/REPLY: 0, or -1 with *err */
+static int s_pair(xws_cmd_t cmd, zframe_t *k, zframe_t *e, xws_slice_t *key, xws_slice_t *payload, const char **err)
+{
+    if (zframe_size(k) < 1 || zframe_size(k) > XWS_MAX_KEY)
+        return s_fail(err, "bad key");
+    if (zframe_size(e) > (cmd == XWS_CMD_REPLY ? XWS_MAX_REPLY : XWS_MAX_ENVELOPE))
+        return s_fail(err, "oversized envelope");
+    *key = s_frame_slice(k);
+    *payload = s_frame_slice(e);
+    return 0;
+}
+
+/* the pairs of a REQUEST/REPLY with n frames in all (signature and command included) */
+static int s_parse_pairs(xws_frames_t *f, zframe_t *k, size_t n, const char **err)
+{
+    /* the first key is kept whenever it is readable, so that the caller can answer bad_envelope */
+    if (k != NULL && zframe_size(k) >= 1 && zframe_size(k) <= XWS_MAX_KEY)
+        f->key = s_frame_slice(k);
+    if (n < 4 || n % 2 != 0 || (n - 2) / 2 > XWS_MAX_BATCH)
+        return s_fail(err, "bad frame count");
+    f->count = (n - 2) / 2;
+    if (f->count > 1)
+        f->_more = calloc(2 * (f->count - 1), sizeof(xws_slice_t));
+    if (f->count > 1 && f->_more == NULL)
+        abort();
+    for (size_t i = 0; i < f->count; i++) {
+        zframe_t *e = zmsg_next(f->msg);
+        xws_slice_t *ks = i == 0 ? &f->key : &f->_more[2 * (i - 1)];
+        xws_slice_t *ps = i == 0 ? &f->payload : &f->_more[2 * (i - 1) + 1];
+        if (s_pair(f->cmd, k, e, ks, ps, err) != 0) {
+            f->count = 0;
+            return -1;
+        }
+        if (i + 1 < f->count)
+            k = zmsg_next(f->msg);
+    }
+    return 0;
+}
+
 /* parses f->msg (identity already removed) */
 static int s_parse(xws_frames_t *f, const char **err)
 {
-    zframe_t *fr[5] = {NULL};
+    zframe_t *fr[6] = {NULL};
     size_t n = zmsg_size(f->msg);
-    zframe_t *it = zmsg_first(f->msg);
-    for (size_t i = 0; i < 5 && it != NULL; i++, it = zmsg_next(f->msg))
-        fr[i] = it;
+    /* the first three frames; the message's cursor stays on the third */
+    fr[0] = zmsg_first(f->msg);
+    fr[1] = fr[0] != NULL ? zmsg_next(f->msg) : NULL;
+    fr[2] = fr[1] != NULL ? zmsg_next(f->msg) : NULL;
     if (n < 2)
         return s_fail(err, n == 1 && zframe_size(fr[0]) != XWS_SIGNATURE_LEN ? "bad signature" : "bad frame count");
     if (zframe_size(fr[0]) != XWS_SIGNATURE_LEN || memcmp(zframe_data(fr[0]), XWS_SIGNATURE, XWS_SIGNATURE_LEN) != 0)
@@ -77,32 +156,29 @@ static int s_parse(xws_frames_t *f, const char **err)
     f->cmd = (xws_cmd_t)zframe_data(fr[1])[0];
     switch (f->cmd) {
     case XWS_CMD_READY:
-        if (n != 4 && n != 5)
+        if (n < 4 || n > 6)
             return s_fail(err, "bad frame count");
+        for (size_t i = 3; i < n; i++)
+            fr[i] = zmsg_next(f->msg);
         f->service = s_frame_slice(fr[2]);
         if (!s_service_ok(f->service))
             return s_fail(err, "bad service");
         if ((f->credit = s_credit(s_frame_slice(fr[3]))) == 0)
             return s_fail(err, "bad credit");
-        if (n == 5) {
+        if (n >= 5) {
             f->name = s_frame_slice(fr[4]);
             if (!s_name_ok(f->name))
                 return s_fail(err, "bad name");
         }
+        if (n == 6) {
+            f->features = s_frame_slice(fr[5]);
+            if (!s_features_ok(f->features))
+                return s_fail(err, "bad features");
+        }
         return 0;
     case XWS_CMD_REQUEST:
     case XWS_CMD_REPLY:
-        /* the key is kept whenever it is readable, so that the caller can answer bad_envelope */
-        if (n >= 3 && zframe_size(fr[2]) >= 1 && zframe_size(fr[2]) <= XWS_MAX_KEY)
-            f->key = s_frame_slice(fr[2]);
-        if (n != 4)
-            return s_fail(err, "bad frame count");
-        if (f->key.len == 0)
-            return s_fail(err, "bad key");
-        if (zframe_size(fr[3]) > (f->cmd == XWS_CMD_REPLY ? XWS_MAX_REPLY : XWS_MAX_ENVELOPE))
-            return s_fail(err, "oversized envelope");
-        f->payload = s_frame_slice(fr[3]);
-        return 0;
+        return s_parse_pairs(f, fr[2], n, err);
     case XWS_CMD_HEARTBEAT:
     case XWS_CMD_DISCONNECT:
         return n == 2 ? 0 : s_fail(err, "bad frame count");
@@ -130,6 +206,7 @@ void xws_frames_dispose(xws_frames_t *f)
     assert(f != NULL);
     zmsg_destroy(&f->msg);
     zframe_destroy(&f->identity);
+    free(f->_more);
     memset(f, 0, sizeof(*f));
 }
 
@@ -142,7 +219,7 @@ static int s_send(void *handle, const void *p, size_t n, int more)
 
 int xws_frames_send(zsock_t *sock, zframe_t *identity, xws_cmd_t cmd, const xws_slice_t *frames, size_t nframes)
 {
-    assert(sock != NULL && nframes <= 3 && (frames != NULL || nframes == 0));
+    assert(sock != NULL && (frames != NULL || nframes == 0));
     void *h = zsock_resolve(sock);
     unsigned char c = (unsigned char)cmd;
     /* Once the first part of a message is queued, libzmq accepts the rest of it: only the first
@@ -157,15 +234,28 @@ int xws_frames_send(zsock_t *sock, zframe_t *identity, xws_cmd_t cmd, const xws_
     return 0;
 }
 
-int xws_send_ready(zsock_t *sock, const char *service, unsigned credit, const char *name)
+int xws_send_ready(zsock_t *sock, const char *service, unsigned credit, const char *name, const char *features)
 {
-    assert(service != NULL);
+    assert(service != NULL && (features == NULL || name != NULL));
     char text[16];
     snprintf(text, sizeof(text), "%u", credit);
-    xws_slice_t fr[3] = {xws_slice(service), xws_slice(text), xws_slice(name)};
-    if (!s_service_ok(fr[0]) || credit < 1 || credit > 1000 || (name != NULL && !s_name_ok(fr[2])))
+    xws_slice_t fr[4] = {xws_slice(service), xws_slice(text), xws_slice(name), xws_slice(features)};
+    if (!s_service_ok(fr[0]) || credit < 1 || credit > 1000 || (name != NULL && !s_name_ok(fr[2])) ||
+        (features != NULL && !s_features_ok(fr[3])))
         return -1;
-    return xws_frames_send(sock, NULL, XWS_CMD_READY, fr, name != NULL ? 3 : 2);
+    return xws_frames_send(sock, NULL, XWS_CMD_READY, fr, features != NULL ? 4 : name != NULL ? 3 : 2);
+}
+
+int xws_send_batch(zsock_t *sock, zframe_t *identity, xws_cmd_t cmd, const xws_slice_t *pairs, size_t n)
+{
+    assert(cmd == XWS_CMD_REQUEST || cmd == XWS_CMD_REPLY);
+    if (n < 1 || n > XWS_MAX_BATCH)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if (pairs[2 * i].len < 1 || pairs[2 * i].len > XWS_MAX_KEY ||
+            pairs[2 * i + 1].len > (cmd == XWS_CMD_REPLY ? XWS_MAX_REPLY : XWS_MAX_ENVELOPE))
+            return -1;
+    return xws_frames_send(sock, identity, cmd, pairs, 2 * n);
 }
 
 int xws_send_request(zsock_t *sock, zframe_t *identity, xws_slice_t key, xws_slice_t envelope)
@@ -503,18 +593,23 @@ void xws_frames_test(void)
     xws_frames_dispose(&f);
 
     /* the worker life cycle */
-    CHECK(xws_send_ready(dealer, "ipbx-users", 4, "host-1/42") == 0);
+    CHECK(xws_send_ready(dealer, "ipbx-users", 4, "host-1/42", NULL) == 0);
     CHECK(s_recv_wait(&f, router, 1, &err) == 0);
     CHECK(f.cmd == XWS_CMD_READY && xws_slice_eq(f.service, "ipbx-users") && f.credit == 4 && xws_slice_eq(f.name, "host-1/42"));
     CHECK(f.identity != NULL);
     zframe_t *worker = zframe_dup(f.identity);
     xws_frames_dispose(&f);
-    CHECK(xws_send_ready(dealer, "config", 1000, NULL) == 0);
-    CHECK(s_recv_wait(&f, router, 1, &err) == 0 && f.credit == 1000 && f.name.len == 0);
+    CHECK(xws_send_ready(dealer, "config", 1000, NULL, NULL) == 0);
+    CHECK(s_recv_wait(&f, router, 1, &err) == 0 && f.credit == 1000 && f.name.len == 0 && f.features.len == 0);
     xws_frames_dispose(&f);
-    CHECK(xws_send_ready(dealer, "Config", 1, NULL) == -1);
-    CHECK(xws_send_ready(dealer, "config", 0, NULL) == -1);
-    CHECK(xws_send_ready(dealer, "config", 1001, NULL) == -1);
+    CHECK(xws_send_ready(dealer, "config", 64, "w", "batch,x-y") == 0);
+    CHECK(s_recv_wait(&f, router, 1, &err) == 0 && f.credit == 64 && xws_features_has(f.features, "batch"));
+    CHECK(xws_features_has(f.features, "x-y") && !xws_features_has(f.features, "bat") && !xws_features_has(f.features, "x"));
+    xws_frames_dispose(&f);
+    CHECK(xws_send_ready(dealer, "Config", 1, NULL, NULL) == -1);
+    CHECK(xws_send_ready(dealer, "config", 0, NULL, NULL) == -1);
+    CHECK(xws_send_ready(dealer, "config", 1001, NULL, NULL) == -1);
+    CHECK(xws_send_ready(dealer, "config", 1, "w", "Batch") == -1);
 
     CHECK(xws_send_request(router, worker, xws_slice("k1"), xws_slice("\x80")) == 0);
     CHECK(s_recv_wait(&f, dealer, 0, &err) == 0);
@@ -522,8 +617,25 @@ void xws_frames_test(void)
     xws_frames_dispose(&f);
     CHECK(xws_send_reply(dealer, NULL, xws_slice("k1"), XWS_SLICE_NULL) == 0);
     CHECK(s_recv_wait(&f, router, 1, &err) == 0 && f.cmd == XWS_CMD_REPLY && f.payload.len == 0 && xws_slice_eq(f.key, "k1"));
-    CHECK(zframe_eq(f.identity, worker));
+    CHECK(zframe_eq(f.identity, worker) && f.count == 1);
     xws_frames_dispose(&f);
+    /* batches: several pairs in one message, each read back in order */
+    xws_slice_t pairs[6] = {xws_slice("a"), xws_slice(""), xws_slice("bb"), xws_slice(""), xws_slice("c"), XWS_SLICE_NULL};
+    CHECK(xws_send_batch(router, worker, XWS_CMD_REQUEST, pairs, 3) == 0);
+    CHECK(s_recv_wait(&f, dealer, 0, &err) == 0 && f.cmd == XWS_CMD_REQUEST && f.count == 3);
+    for (size_t i = 0; i < 3; i++) {
+        xws_slice_t k, p;
+        xws_frames_pair(&f, i, &k, &p);
+        CHECK(k.len == pairs[2 * i].len && memcmp(k.ptr, pairs[2 * i].ptr, k.len) == 0 && p.len == pairs[2 * i + 1].len);
+    }
+    xws_frames_dispose(&f);
+    CHECK(xws_send_batch(dealer, NULL, XWS_CMD_REPLY, pairs, 1) == 0);
+    CHECK(s_recv_wait(&f, router, 1, &err) == 0 && f.cmd == XWS_CMD_REPLY && f.count == 1 && xws_slice_eq(f.key, "a"));
+    xws_frames_dispose(&f);
+    CHECK(xws_send_batch(dealer, NULL, XWS_CMD_REPLY, pairs, 0) == -1);
+    CHECK(xws_send_batch(dealer, NULL, XWS_CMD_REPLY, pairs, XWS_MAX_BATCH + 1) == -1);
+    pairs[2] = XWS_SLICE_NULL;
+    CHECK(xws_send_batch(dealer, NULL, XWS_CMD_REPLY, pairs, 2) == -1); /* an empty key */
     CHECK(xws_send_heartbeat(router, worker) == 0);
     CHECK(s_recv_wait(&f, dealer, 0, &err) == 0 && f.cmd == XWS_CMD_HEARTBEAT);
     xws_frames_dispose(&f);
@@ -560,7 +672,8 @@ void xws_frames_test(void)
         {{"XWS1", ""}, {4, 0}, 2, "unknown command", 0},
         {{"XWS1", H, "x"}, {4, 1, 1}, 3, "bad frame count", 0},
         {{"XWS1", R, "config"}, {4, 1, 6}, 3, "bad frame count", 0},
-        {{"XWS1", R, "config", "1", "w", "x"}, {4, 1, 6, 1, 1, 1}, 6, "bad frame count", 0},
+        {{"XWS1", R, "config", "1", "w", "X"}, {4, 1, 6, 1, 1, 1}, 6, "bad features", 0},
+        {{"XWS1", R, "config", "1", "w", "batch"}, {4, 1, 6, 1, 1, 5}, 6, NULL, 0},
         {{"XWS1", R, "config", "0"}, {4, 1, 6, 1}, 4, "bad credit", 0},
         {{"XWS1", R, "config", "1001"}, {4, 1, 6, 4}, 4, "bad credit", 0},
         {{"XWS1", R, "config", "01"}, {4, 1, 6, 2}, 4, "bad credit", 0},
@@ -579,6 +692,9 @@ void xws_frames_test(void)
         {{"XWS1", Q}, {4, 1}, 2, "bad frame count", 0},
         {{"XWS1", Q, "key"}, {4, 1, 3}, 3, "bad frame count", 1},
         {{"XWS1", Q, "key", "\x80", "x"}, {4, 1, 3, 1, 1}, 5, "bad frame count", 1},
+        {{"XWS1", Q, "key", "\x80", "k2", "\x80"}, {4, 1, 3, 1, 2, 1}, 6, NULL, 1},
+        {{"XWS1", P, "key", "\x80", "", "\x80"}, {4, 1, 3, 1, 0, 1}, 6, "bad key", 1},
+        {{"XWS1", P, "key", "\x80", key33, "\x80"}, {4, 1, 3, 1, 33, 1}, 6, "bad key", 1},
         {{"XWS1", Q, "", "\x80"}, {4, 1, 0, 1}, 4, "bad key", 0},
         {{"XWS1", P, key33, "\x80"}, {4, 1, 33, 1}, 4, "bad key", 0},
         {{"XWS1", P, key33, "\x80"}, {4, 1, 32, 1}, 4, NULL, 1},

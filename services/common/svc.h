@@ -8,6 +8,7 @@
 #include "svc_log.h"
 #include "svc_util.h"
 #include "svc_mp.h"
+#include "svc_coro.h"
 #include "svc_redis.h"
 #include "svc_ctx.h"
 #include "svc_etag.h"

@@ -4,13 +4,33 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include "svc_coro.h"
 #include "svc_log.h"
 #include "svc_redis.h"
 #include "svc_util.h"
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 1000
+
+/* a coroutine waiting for the replies of the commands it queued (lives on the coroutine's stack) */
+typedef struct s_waiter {
+    struct s_waiter *next;
+    svc_coro_t *co;    /* to resume when complete */
+    int n, got;        /* replies expected, received */
+    redisReply **out;  /* where they go */
+    int failed;        /* 1: the connection failed first (out all NULL) */
+    long long sent_ms; /* monotonic ms when the commands were queued */
+    size_t bytes;      /* size of its replies on the wire */
+} s_waiter_t;
+
+/* a call whose replies are larger than this is resumed after the others of the same read */
+#define LARGE_REPLY_BYTES (64 * 1024)
+
+typedef struct {
+    s_waiter_t *head, *tail;
+} s_wlist_t;
 
 struct svc_redis {
     char *spec;          /* as given */
@@ -25,7 +45,38 @@ struct svc_redis {
     int backoff_ms;      /* current back-off */
     int failing;         /* 1 after a failure was logged, until the next success */
     int timed_out;       /* 1 when the last connection was dropped after a timeout */
+    int reconnect_free;  /* 1 after a broken (not hanging) connection, until the next connect attempt */
+    /* commands of coroutines: formatted into obuf, replies handed out in order */
+    xws_buf_t obuf;              /* output not yet written */
+    size_t obuf_off;             /* bytes of obuf already written */
+    s_wlist_t waiting;           /* waiters in the order of their commands */
+    s_wlist_t ready;             /* waiters whose replies are complete (or failed), to resume */
+    s_wlist_t late;              /* the same with large replies: resumed after the others */
+    size_t nwaiting;             /* length of waiting */
+    unsigned long long fed;      /* bytes given to the reader since the connection opened */
+    unsigned long long consumed; /* bytes of it that formed complete replies */
 };
+
+static void s_wpush(s_wlist_t *l, s_waiter_t *w)
+{
+    w->next = NULL;
+    if (l->tail != NULL)
+        l->tail->next = w;
+    else
+        l->head = w;
+    l->tail = w;
+}
+
+static s_waiter_t *s_wpop(s_wlist_t *l)
+{
+    s_waiter_t *w = l->head;
+    if (w != NULL) {
+        l->head = w->next;
+        if (l->head == NULL)
+            l->tail = NULL;
+    }
+    return w;
+}
 
 static int s_parse(svc_redis_t *self, const char *spec)
 {
@@ -80,6 +131,7 @@ svc_redis_t *svc_redis_new(const char *spec, int timeout_ms, const char *libname
     self->libname = libname;
     self->lua = lua;
     self->backoff_ms = BACKOFF_MIN_MS;
+    xws_buf_init(&self->obuf);
     return self;
 }
 
@@ -89,8 +141,20 @@ void svc_redis_destroy(svc_redis_t **self_p)
     svc_redis_t *self = *self_p;
     if (self == NULL)
         return;
+    /* coroutines still waiting (a worker stopping on a fatal error) are left suspended: their
+     * replies so far are freed, and they must not be resumed */
+    for (s_waiter_t *w; (w = s_wpop(&self->waiting)) != NULL;)
+        for (int i = 0; i < w->got; i++)
+            freeReplyObject(w->out[i]);
+    for (s_waiter_t *w; (w = s_wpop(&self->late)) != NULL;)
+        for (int i = 0; i < w->got; i++)
+            freeReplyObject(w->out[i]);
+    for (s_waiter_t *w; (w = s_wpop(&self->ready)) != NULL;)
+        for (int i = 0; i < w->got; i++)
+            freeReplyObject(w->out[i]);
     if (self->ctx != NULL)
         redisFree(self->ctx);
+    xws_buf_dispose(&self->obuf);
     free(self->spec);
     free(self->path);
     free(self->host);
@@ -114,8 +178,22 @@ static void s_drop(svc_redis_t *self, const char *why, int timed_out)
         svc_log(SVC_LOG_ERROR, "redis: connection to %s lost: %s; reconnecting with back-off", self->spec, why);
     self->failing = 1;
     self->timed_out = timed_out;
+    self->reconnect_free = !timed_out;
     redisFree(self->ctx);
     self->ctx = NULL;
+    /* what coroutines queued is lost with the connection: each of them hears "failed" */
+    xws_buf_reset(&self->obuf);
+    self->obuf_off = 0;
+    for (s_waiter_t *w; (w = s_wpop(&self->waiting)) != NULL;) {
+        for (int i = 0; i < w->got; i++) {
+            freeReplyObject(w->out[i]);
+            w->out[i] = NULL;
+        }
+        w->failed = 1;
+        s_wpush(&self->ready, w);
+    }
+    self->nwaiting = 0;
+    self->fed = self->consumed = 0;
     if (timed_out) {
         self->retry_at = svc_now_mono_ms() + self->backoff_ms;
         self->backoff_ms = self->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : self->backoff_ms * 2;
@@ -130,6 +208,7 @@ int svc_redis_connect(svc_redis_t *self)
     long long now = svc_now_mono_ms();
     if (now < self->retry_at)
         return -1;
+    self->reconnect_free = 0;
     redisContext *c = self->path != NULL ? redisConnectUnixWithTimeout(self->path, self->tmo)
                                          : redisConnectWithTimeout(self->host, self->port, self->tmo);
     if (c == NULL)
@@ -164,6 +243,23 @@ int svc_redis_connect(svc_redis_t *self)
 static int s_send(svc_redis_t *self, int n, const int *argcs, const char *const *const *argvs, const size_t *const *lenss,
                   redisReply **out)
 {
+    svc_coro_t *co = svc_coro_current();
+    if (co != NULL) {
+        /* in a coroutine: queue the commands, sleep until the owner's loop brings the replies */
+        for (int i = 0; i < n; i++) {
+            char *cmd;
+            int len = redisFormatCommandArgv(&cmd, argcs[i], (const char **)argvs[i], lenss != NULL ? lenss[i] : NULL);
+            if (len < 0)
+                abort(); /* out of memory */
+            xws_buf_add(&self->obuf, cmd, (size_t)len);
+            redisFreeCommand(cmd);
+        }
+        s_waiter_t w = {.co = co, .n = n, .out = out, .sent_ms = svc_now_mono_ms()};
+        s_wpush(&self->waiting, &w);
+        self->nwaiting++;
+        svc_coro_yield();
+        return w.failed ? -1 : 0;
+    }
     errno = 0;
     int ok = 1;
     for (int i = 0; i < n && ok; i++)
@@ -191,7 +287,7 @@ static int s_run(svc_redis_t *self, int n, const int *argcs, const char *const *
         if (self->ctx == NULL) {
             if (attempt > 0 && self->timed_out)
                 break; /* Redis hangs: do not wait for a second timeout */
-            if (attempt > 0)
+            if (attempt > 0 && self->reconnect_free)
                 self->retry_at = 0; /* the connection just broke: one immediate reconnect */
             if (svc_redis_connect(self) != 0)
                 break;
@@ -274,6 +370,128 @@ redisReply *svc_redis_fcall(svc_redis_t *self, int readonly, const char *fn, int
     free(argv);
     free(lens);
     return r;
+}
+
+/* ---- commands of coroutines ------------------------------------------------------------------ */
+
+int svc_redis_io_wanted(const svc_redis_t *self, int *want_read, int *want_write)
+{
+    *want_read = *want_write = 0;
+    if (self->ctx == NULL)
+        return -1;
+    *want_read = self->waiting.head != NULL;
+    *want_write = self->obuf_off < self->obuf.len;
+    return self->ctx->fd;
+}
+
+void svc_redis_flush(svc_redis_t *self)
+{
+    if (self->ctx == NULL)
+        return;
+    int fd = self->ctx->fd;
+    while (self->obuf_off < self->obuf.len) {
+        ssize_t n = send(fd, self->obuf.data + self->obuf_off, self->obuf.len - self->obuf_off, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n > 0) {
+            self->obuf_off += (size_t)n;
+        } else if (n < 0 && errno == EINTR) {
+            continue;
+        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            break;
+        } else {
+            s_drop(self, n == 0 ? "connection closed" : strerror(errno), 0);
+            return;
+        }
+    }
+    if (self->obuf_off == self->obuf.len) {
+        xws_buf_reset(&self->obuf);
+        self->obuf_off = 0;
+    }
+}
+
+void svc_redis_io(svc_redis_t *self)
+{
+    svc_redis_flush(self);
+    if (self->ctx == NULL)
+        return;
+    int fd = self->ctx->fd;
+    while (self->waiting.head != NULL) {
+        char buf[65536];
+        ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;
+        if (n <= 0) {
+            s_drop(self, n == 0 ? "connection closed by the server" : strerror(errno), 0);
+            return;
+        }
+        if (redisReaderFeed(self->ctx->reader, buf, (size_t)n) != REDIS_OK) {
+            s_drop(self, "protocol error", 0);
+            return;
+        }
+        self->fed += (unsigned long long)n;
+        for (;;) {
+            void *reply = NULL;
+            if (redisReaderGetReply(self->ctx->reader, &reply) != REDIS_OK) {
+                s_drop(self, "protocol error", 0);
+                return;
+            }
+            if (reply == NULL)
+                break;
+            s_waiter_t *w = self->waiting.head;
+            if (w == NULL) { /* a reply nobody asked for: the stream is out of step */
+                freeReplyObject(reply);
+                s_drop(self, "unexpected reply", 0);
+                return;
+            }
+            w->out[w->got++] = reply;
+            /* what the reader holds beyond this reply is the start of the next ones */
+            unsigned long long now_consumed = self->fed - (self->ctx->reader->len - self->ctx->reader->pos);
+            w->bytes += (size_t)(now_consumed - self->consumed);
+            self->consumed = now_consumed;
+            if (w->got == w->n) {
+                s_wpop(&self->waiting);
+                s_wpush(w->bytes > LARGE_REPLY_BYTES ? &self->late : &self->ready, w);
+                self->nwaiting--;
+            }
+        }
+        if ((size_t)n < sizeof(buf))
+            break;
+    }
+    svc_redis_expire(self, svc_now_mono_ms());
+}
+
+void svc_redis_expire(svc_redis_t *self, long long now_ms)
+{
+    if (self->ctx != NULL && self->waiting.head != NULL && now_ms - self->waiting.head->sent_ms >= svc_redis_timeout_ms(self))
+        s_drop(self, "command timed out", 1);
+}
+
+int svc_redis_wait_ms(const svc_redis_t *self, long long now_ms)
+{
+    if (self->ctx == NULL || self->waiting.head == NULL)
+        return -1;
+    long long left = self->waiting.head->sent_ms + svc_redis_timeout_ms(self) - now_ms;
+    return left < 0 ? 0 : left > 600000 ? 600000 : (int)left;
+}
+
+struct svc_coro *svc_redis_next_ready(svc_redis_t *self, int *large)
+{
+    s_waiter_t *w = s_wpop(&self->ready);
+    *large = w == NULL;
+    if (w == NULL)
+        w = s_wpop(&self->late);
+    return w != NULL ? w->co : NULL;
+}
+
+size_t svc_redis_waiting(const svc_redis_t *self)
+{
+    return self->nwaiting;
+}
+
+long long svc_redis_timeout_ms(const svc_redis_t *self)
+{
+    return (long long)self->tmo.tv_sec * 1000 + self->tmo.tv_usec / 1000;
 }
 
 void svc_redis_test(void)

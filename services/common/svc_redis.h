@@ -21,6 +21,7 @@ extern "C" {
 #endif
 
 typedef struct svc_redis svc_redis_t;
+struct svc_coro;
 
 /*
  * Creates a connection handle for spec ("unix:/path/redis.sock" or "tcp://host:port", host may
@@ -65,6 +66,55 @@ int svc_redis_load(svc_redis_t *self);
 
 /* The spec given to svc_redis_new (for messages). */
 const char *svc_redis_spec(const svc_redis_t *self);
+
+/* ---- commands of coroutines --------------------------------------------------------------------
+ *
+ * Called from inside a coroutine (svc_coro_current() != NULL), svc_redis_command, _pipeline and
+ * _fcall do not block the thread: they format their commands into the handle's output buffer,
+ * note that the coroutine waits for that many replies, and suspend it. The owner of the
+ * coroutines (svc_worker's loop) moves the bytes and resumes them:
+ *
+ *     fd = svc_redis_io_wanted(r, &rd, &wr);      // poll fd for rd / wr, at most svc_redis_wait_ms
+ *     svc_redis_io(r);                            // write what is queued, read what arrived
+ *     while ((co = svc_redis_next_ready(r, &large)))  // every coroutine whose replies are all in
+ *         svc_coro_resume(co);
+ *
+ * So every command queued in one loop turn, by any number of requests, leaves in one write, and
+ * Redis answers them in one pipeline. Replies come back in order and each coroutine receives
+ * exactly the replies of its own commands. When the connection fails or the oldest awaited reply
+ * is older than the timeout, the connection is dropped and every waiting coroutine is made ready
+ * with a failure (the call then behaves as in the blocking case: one immediate reconnect and
+ * resend after a broken connection, none after a timeout). The same functions called outside a
+ * coroutine block, as described above; a handle must not mix both while coroutines wait.
+ */
+
+/*
+ * The connection's fd and what to wait for: *want_read when replies are awaited, *want_write
+ * when queued output is left. Returns -1 (both 0) while disconnected.
+ */
+int svc_redis_io_wanted(const svc_redis_t *self, int *want_read, int *want_write);
+/*
+ * Writes queued output and reads available replies without blocking, handing complete replies
+ * to their coroutines (see svc_redis_next_ready); drops the connection on an I/O error or an
+ * expired timeout. Call it from outside any coroutine.
+ */
+void svc_redis_io(svc_redis_t *self);
+/* Writes queued output without blocking (what is left goes with the next svc_redis_io). */
+void svc_redis_flush(svc_redis_t *self);
+/* Drops the connection (failing every waiting coroutine) when the oldest awaited reply is overdue. */
+void svc_redis_expire(svc_redis_t *self, long long now_ms);
+/* Milliseconds until the oldest awaited reply is overdue (0: now), or -1 when nothing is awaited. */
+int svc_redis_wait_ms(const svc_redis_t *self, long long now_ms);
+/*
+ * The next coroutine whose call completed (or failed), to resume; NULL when there is none. Calls
+ * whose replies are large (over 64 KiB on the wire: long lists) come after all the others, with
+ * *large set to 1, so that the owner can send what the small ones finished before a long render.
+ */
+struct svc_coro *svc_redis_next_ready(svc_redis_t *self, int *large);
+/* Number of coroutines waiting for replies. */
+size_t svc_redis_waiting(const svc_redis_t *self);
+/* The command timeout in milliseconds. */
+long long svc_redis_timeout_ms(const svc_redis_t *self);
 
 /* Self-test: parsing of specs and the unavailable path (needs no server). */
 void svc_redis_test(void);

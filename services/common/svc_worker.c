@@ -5,20 +5,37 @@
 #include <string.h>
 #include <unistd.h>
 #include "xws/frames.h"
+#include "svc_coro.h"
 #include "svc_log.h"
 #include "svc_mp.h"
 #include "svc_util.h"
 #include "svc_worker.h"
 
 typedef struct {
-    char *endpoint;       /* a gateway's worker endpoint */
-    zsock_t *sock;        /* DEALER connected to it */
-    long long last_recv;  /* monotonic ms of the last message from the gateway */
-    long long last_send;  /* monotonic ms of the last message to it */
-    int heard;            /* 1 once the gateway answered since the socket was opened */
-    long long last_ready; /* monotonic ms of the last READY to it */
-    int ready_due;        /* a DISCONNECT asked for READY again, held back by READY_MIN_MS */
+    char *endpoint;                        /* a gateway's worker endpoint */
+    zsock_t *sock;                         /* DEALER connected to it */
+    long long last_recv;                   /* monotonic ms of the last message from the gateway */
+    long long last_send;                   /* monotonic ms of the last message to it */
+    int heard;                             /* 1 once the gateway answered since the socket was opened */
+    long long last_ready;                  /* monotonic ms of the last READY to it */
+    int ready_due;                         /* a DISCONNECT asked for READY again, held back by READY_MIN_MS */
+    unsigned gen;                          /* bumped each time the socket is re-created: replies to an older one are dropped */
+    int batch;                             /* 1 once the gateway sent a batch since the socket was opened: it reads batches */
+    struct svc_job *done_head, *done_tail; /* finished jobs whose replies leave at the end of the turn */
 } svc_link_t;
+
+/* one request in flight: its envelope, its coroutine, its reply */
+typedef struct svc_job {
+    struct svc_worker *worker;
+    svc_link_t *link;      /* where the request came from */
+    unsigned link_gen;     /* link->gen when it came */
+    char key[XWS_MAX_KEY]; /* the request's key, echoed in the reply */
+    size_t keylen;         /* its length */
+    xws_buf_t env;         /* the request envelope */
+    msgpack_sbuffer reply; /* the reply envelope */
+    svc_coro_t *co;        /* runs the handler */
+    struct svc_job *next;  /* in the free list, or in its link's done list */
+} svc_job_t;
 
 /* READY is repeated at most this often, so that a gateway refusing this worker (a DISCONNECT
  * answer to every READY, e.g. an unknown service) does not turn into a busy loop */
@@ -35,6 +52,8 @@ struct svc_worker {
     unsigned credit;
     svc_link_t *links;
     size_t nlinks;
+    size_t active;        /* jobs in flight */
+    svc_job_t *free_jobs; /* finished jobs, kept with their coroutine stack for the next request */
 };
 
 static volatile sig_atomic_t s_stop = 0;
@@ -65,7 +84,7 @@ svc_worker_t *svc_worker_new(const svc_service_t *service, xws_config_t *cfg)
     if (s_int_setting(cfg, "redis_timeout_ms", 2000, 1, 600000, &tmo) != 0 ||
         s_int_setting(cfg, "heartbeat_ms", 1000, 10, 600000, &hb) != 0 ||
         s_int_setting(cfg, "expiry_ms", 3000, 30, 3600000, &exp) != 0 ||
-        s_int_setting(cfg, "worker_credit", 1, 1, 1000, &credit) != 0 ||
+        s_int_setting(cfg, "worker_credit", SVC_DEFAULT_CREDIT, 1, 1000, &credit) != 0 ||
         s_int_setting(cfg, "write_id_ttl", 600, 1, 86400 * 30, &ttl) != 0)
         goto fail;
     if (exp <= hb) {
@@ -117,6 +136,13 @@ void svc_worker_destroy(svc_worker_t **self_p)
     svc_worker_t *self = *self_p;
     if (self == NULL)
         return;
+    for (svc_job_t *j = self->free_jobs, *next; j != NULL; j = next) {
+        next = j->next;
+        svc_coro_destroy(&j->co);
+        msgpack_sbuffer_destroy(&j->reply);
+        xws_buf_dispose(&j->env);
+        free(j);
+    }
     for (size_t i = 0; i < self->nlinks; i++) {
         zsock_destroy(&self->links[i].sock);
         free(self->links[i].endpoint);
@@ -226,7 +252,7 @@ static int s_send_ready(svc_worker_t *self, svc_link_t *l)
 {
     l->last_send = l->last_ready = svc_now_mono_ms();
     l->ready_due = 0;
-    if (xws_send_ready(l->sock, self->service->service, self->credit, self->name) != 0) {
+    if (xws_send_ready(l->sock, self->service->service, self->credit, self->name, "batch") != 0) {
         svc_log(SVC_LOG_WARN, "READY to %s could not be queued", l->endpoint);
         return -1;
     }
@@ -264,10 +290,120 @@ static void s_reply(svc_worker_t *self, svc_link_t *l, xws_slice_t key, msgpack_
         svc_log(SVC_LOG_ERROR, "reply to %s could not be sent (gateway gone or its queue full)", l->endpoint);
 }
 
-/* receives and handles what is waiting on l; returns when it is drained or a stop was asked */
+/* ---- jobs: one coroutine per request in flight ------------------------------------------------- */
+
+static void s_job_main(void *arg)
+{
+    svc_job_t *job = arg;
+    svc_worker_handle(job->worker, job->env.data, job->env.len, &job->reply);
+}
+
+/* after a start or a resume: a job whose handler returned queues its reply on its link */
+static void s_job_settle(svc_worker_t *self, svc_job_t *job)
+{
+    if (svc_coro_busy(job->co))
+        return; /* waits for Redis */
+    svc_link_t *l = job->link;
+    job->next = NULL;
+    if (l->done_tail != NULL)
+        l->done_tail->next = job;
+    else
+        l->done_head = job;
+    l->done_tail = job;
+}
+
+/* a job goes back to the pool, its coroutine stack kept for the next request */
+static void s_job_recycle(svc_worker_t *self, svc_job_t *job)
+{
+    xws_buf_reset(&job->env);
+    msgpack_sbuffer_clear(&job->reply);
+    job->next = self->free_jobs;
+    self->free_jobs = job;
+    self->active--;
+}
+
+/* sends the replies of every finished job, several per message to a gateway that reads batches */
+static void s_send_replies(svc_worker_t *self)
+{
+    for (size_t i = 0; i < self->nlinks; i++) {
+        svc_link_t *l = &self->links[i];
+        while (l->done_head != NULL) {
+            xws_slice_t pairs[2 * 32];
+            svc_job_t *batch[32];
+            size_t n = 0, max = l->batch ? 32 : 1;
+            while (l->done_head != NULL && n < max) {
+                svc_job_t *job = l->done_head;
+                l->done_head = job->next;
+                if (job->link_gen != l->gen) { /* the gateway that sent it is gone with the old socket */
+                    svc_log(SVC_LOG_DEBUG, "reply dropped: the link to %s was re-opened meanwhile", l->endpoint);
+                    s_job_recycle(self, job);
+                    continue;
+                }
+                pairs[2 * n] = (xws_slice_t){job->key, job->keylen};
+                pairs[2 * n + 1] = (xws_slice_t){job->reply.data, job->reply.size};
+                batch[n++] = job;
+            }
+            if (l->done_head == NULL)
+                l->done_tail = NULL;
+            if (n > 0) {
+                l->last_send = svc_now_mono_ms();
+                if (xws_send_batch(l->sock, NULL, XWS_CMD_REPLY, pairs, n) != 0)
+                    svc_log(SVC_LOG_ERROR, "%zu repl%s to %s could not be sent (gateway gone or its queue full)", n,
+                            n == 1 ? "y" : "ies", l->endpoint);
+            }
+            for (size_t j = 0; j < n; j++)
+                s_job_recycle(self, batch[j]);
+        }
+    }
+}
+
+/* starts the request key/env received on l: runs it until it waits for Redis or is done */
+static void s_job_start(svc_worker_t *self, svc_link_t *l, xws_slice_t key, xws_slice_t env)
+{
+    svc_job_t *job = self->free_jobs;
+    if (job != NULL) {
+        self->free_jobs = job->next;
+    } else {
+        job = svc_calloc(1, sizeof(*job));
+        job->worker = self;
+        job->co = svc_coro_new(0);
+        svc_coro_set_data(job->co, job);
+        xws_buf_init(&job->env);
+        msgpack_sbuffer_init(&job->reply);
+    }
+    job->link = l;
+    job->link_gen = l->gen;
+    memcpy(job->key, key.ptr, key.len);
+    job->keylen = key.len;
+    xws_buf_add(&job->env, env.ptr, env.len);
+    self->active++;
+    svc_coro_start(job->co, s_job_main, job);
+    s_job_settle(self, job);
+}
+
+/* resumes every job whose Redis replies are in (or whose connection failed) */
+static void s_resume_ready(svc_worker_t *self)
+{
+    svc_coro_t *co;
+    int large;
+    while ((co = svc_redis_next_ready(self->redis, &large)) != NULL) {
+        if (large) /* a long list to render: what is finished does not wait for it */
+            s_send_replies(self);
+        svc_coro_resume(co);
+        s_job_settle(self, svc_coro_data(co));
+    }
+}
+
+/* the most jobs in flight: each gateway link may hand this worker up to credit requests */
+static size_t s_max_active(const svc_worker_t *self)
+{
+    return (size_t)self->credit * self->nlinks;
+}
+
+/* receives and starts what is waiting on l; returns when it is drained, full, or a stop was asked */
 static void s_drain(svc_worker_t *self, svc_link_t *l)
 {
-    while (!s_stop) {
+    while (!s_stop && self->active < s_max_active(self)) {
         xws_frames_t f;
         memset(&f, 0, sizeof(f));
         const char *err = NULL;
@@ -294,14 +430,15 @@ static void s_drain(svc_worker_t *self, svc_link_t *l)
             svc_log(SVC_LOG_INFO, "gateway at %s is talking to this worker", l->endpoint);
         l->heard = 1;
         switch (f.cmd) {
-        case XWS_CMD_REQUEST: {
-            msgpack_sbuffer sb;
-            msgpack_sbuffer_init(&sb);
-            if (svc_worker_handle(self, f.payload.ptr, f.payload.len, &sb) == 1)
-                s_reply(self, l, f.key, &sb);
-            msgpack_sbuffer_destroy(&sb);
+        case XWS_CMD_REQUEST:
+            if (f.count > 1)
+                l->batch = 1;
+            for (size_t i = 0; i < f.count; i++) {
+                xws_slice_t key, env;
+                xws_frames_pair(&f, i, &key, &env);
+                s_job_start(self, l, key, env);
+            }
             break;
-        }
         case XWS_CMD_HEARTBEAT:
             break;
         case XWS_CMD_DISCONNECT:
@@ -320,6 +457,33 @@ static void s_drain(svc_worker_t *self, svc_link_t *l)
     }
 }
 
+/* heartbeats, expiry of silent gateways, READY held back; -1 when a socket cannot be re-created */
+static int s_timers(svc_worker_t *self)
+{
+    long long now = svc_now_mono_ms();
+    for (size_t i = 0; i < self->nlinks; i++) {
+        svc_link_t *l = &self->links[i];
+        if (now - l->last_recv > self->expiry_ms) {
+            /* a gateway that never answered (not started yet) is retried quietly */
+            svc_log(l->heard ? SVC_LOG_WARN : SVC_LOG_DEBUG, "gateway at %s silent for %lld ms: reconnecting", l->endpoint,
+                    now - l->last_recv);
+            zsock_destroy(&l->sock);
+            l->gen++;
+            l->batch = 0;
+            if (s_link_open(self, l) != 0)
+                return -1;
+        } else if (l->ready_due && now - l->last_ready >= READY_MIN_MS) {
+            svc_log(SVC_LOG_INFO, "gateway at %s does not know this worker: announcing it again", l->endpoint);
+            s_send_ready(self, l);
+        } else if (now - l->last_send >= self->heartbeat_ms) {
+            l->last_send = now;
+            xws_send_heartbeat(l->sock, NULL);
+        }
+    }
+    svc_redis_expire(self->redis, now);
+    return 0;
+}
+
 int svc_worker_run(svc_worker_t *self)
 {
     assert(self != NULL);
@@ -332,14 +496,9 @@ int svc_worker_run(svc_worker_t *self)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
 
-    zpoller_t *poller = zpoller_new(NULL);
-    for (size_t i = 0; i < self->nlinks; i++) {
-        if (s_link_open(self, &self->links[i]) != 0) {
-            zpoller_destroy(&poller);
+    for (size_t i = 0; i < self->nlinks; i++)
+        if (s_link_open(self, &self->links[i]) != 0)
             return -1;
-        }
-        zpoller_add(poller, self->links[i].sock);
-    }
     svc_redis_connect(self->redis); /* early, so that a wrong address shows in the log at once */
     svc_log(SVC_LOG_INFO, "worker %s serving %s, %zu gateway endpoint(s), credit %u, redis %s", self->name, self->service->service,
             self->nlinks, self->credit, svc_redis_spec(self->redis));
@@ -348,39 +507,50 @@ int svc_worker_run(svc_worker_t *self)
         tick = 10;
     if (tick > 250)
         tick = 250;
-    while (!s_stop) {
-        zpoller_wait(poller, tick);
-        for (size_t i = 0; i < self->nlinks && !s_stop; i++)
-            s_drain(self, &self->links[i]);
+    zmq_pollitem_t *items = svc_calloc(self->nlinks + 1, sizeof(*items));
+    int rc = 0;
+    /* after a stop is asked, no new request is taken, and the jobs in flight are finished (each
+     * is bounded by the Redis timeout) before the gateways hear DISCONNECT */
+    while (!s_stop || self->active > 0) {
+        /* one turn: wait for gateways and Redis; resume the jobs whose replies came; start the new
+         * requests; send every Redis command queued by all of them in one write */
+        int n = 0, rd, wr;
+        int take = !s_stop && self->active < s_max_active(self);
+        for (size_t i = 0; i < self->nlinks && take; i++)
+            items[n++] = (zmq_pollitem_t){.socket = zsock_resolve(self->links[i].sock), .events = ZMQ_POLLIN};
+        int fd = svc_redis_io_wanted(self->redis, &rd, &wr);
+        if (fd >= 0 && (rd || wr))
+            items[n++] = (zmq_pollitem_t){.fd = fd, .events = (short)((rd ? ZMQ_POLLIN : 0) | (wr ? ZMQ_POLLOUT : 0))};
         long long now = svc_now_mono_ms();
-        for (size_t i = 0; i < self->nlinks && !s_stop; i++) {
-            svc_link_t *l = &self->links[i];
-            if (now - l->last_recv > self->expiry_ms) {
-                /* a gateway that never answered (not started yet) is retried quietly */
-                svc_log(l->heard ? SVC_LOG_WARN : SVC_LOG_DEBUG, "gateway at %s silent for %lld ms: reconnecting", l->endpoint,
-                        now - l->last_recv);
-                zpoller_remove(poller, l->sock);
-                zsock_destroy(&l->sock);
-                if (s_link_open(self, l) != 0) {
-                    zpoller_destroy(&poller);
-                    return -1;
-                }
-                zpoller_add(poller, l->sock);
-            } else if (l->ready_due && now - l->last_ready >= READY_MIN_MS) {
-                svc_log(SVC_LOG_INFO, "gateway at %s does not know this worker: announcing it again", l->endpoint);
-                s_send_ready(self, l);
-            } else if (now - l->last_send >= self->heartbeat_ms) {
-                l->last_send = now;
-                xws_send_heartbeat(l->sock, NULL);
-            }
+        int wait = tick, rw = svc_redis_wait_ms(self->redis, now);
+        if (rw >= 0 && rw < wait)
+            wait = rw;
+        if (zmq_poll(items, n, wait) < 0 && zmq_errno() != EINTR) {
+            svc_log(SVC_LOG_ERROR, "zmq_poll: %s", zmq_strerror(zmq_errno()));
+            rc = -1;
+            break;
         }
+        svc_redis_io(self->redis);
+        s_resume_ready(self);
+        for (size_t i = 0; i < self->nlinks; i++)
+            s_drain(self, &self->links[i]);
+        svc_redis_flush(self->redis);
+        s_resume_ready(self); /* calls that failed at once (Redis down) */
+        if (s_timers(self) != 0) {
+            rc = -1;
+            break;
+        }
+        s_resume_ready(self); /* calls that timed out */
+        s_send_replies(self);
     }
+    free(items);
+    if (rc != 0)
+        return -1; /* (jobs still in flight are abandoned with the process) */
     svc_log(SVC_LOG_INFO, "worker %s stopping: disconnecting from the gateways", self->name);
     for (size_t i = 0; i < self->nlinks; i++) {
         zsock_set_linger(self->links[i].sock, 500);
         xws_send_disconnect(self->links[i].sock, NULL);
     }
-    zpoller_destroy(&poller);
     for (size_t i = 0; i < self->nlinks; i++)
         zsock_destroy(&self->links[i].sock);
     return 0;

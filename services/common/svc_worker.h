@@ -3,13 +3,26 @@
  * of acts with their handlers, plus a Redis function library; svc_worker runs the loop.
  *
  * The loop connects one DEALER per gateway worker endpoint (worker_endpoints), announces
- * READY <service> <worker_credit> <service-pid>, sends HEARTBEAT when it has sent nothing for
- * heartbeat_ms, treats a gateway silent for expiry_ms as gone (the socket is re-created and
- * READY sent again), answers DISCONNECT with READY, and serves REQUESTs one at a time: decode
- * (400 bad_envelope / unsupported_version), skip when the deadline has passed (logged, no
- * reply), dispatch by resource and act (unknown act: the resource's default act; unknown
- * resource: 404), reply on the socket the request came from. SIGTERM/SIGINT: the request in hand
- * is finished, DISCONNECT is sent to every gateway, and svc_worker_run returns 0.
+ * READY <service> <worker_credit> <service-pid> batch, sends HEARTBEAT when it has sent nothing
+ * for heartbeat_ms, treats a gateway silent for expiry_ms as gone (the socket is re-created and
+ * READY sent again; replies still owed to the old socket are dropped), and answers DISCONNECT
+ * with READY (at most once a second).
+ *
+ * Requests overlap in one thread: each REQUEST (or each pair of a REQUEST batch) runs its
+ * handler in a coroutine of its own (svc_coro), and a handler's Redis calls suspend it instead
+ * of blocking (svc_redis). One loop turn: wait for the gateways and Redis; resume every
+ * request whose Redis replies arrived; start every request that arrived; write every Redis
+ * command queued by all of them in one write (Redis sees one pipeline); send every finished
+ * reply, several per message to a gateway that sends batches. Handlers stay straight-line code.
+ * A worker holds at most worker_credit requests per gateway link (the gateway enforces it; the
+ * worker stops reading a link beyond it), so memory is bounded by the credit.
+ *
+ * Per request: decode (400 bad_envelope / unsupported_version); a request whose deadline has
+ * passed is not handled but answered 504 timeout at once (logged), so that the gateway gets the
+ * credit back; dispatch by resource and act (unknown act: the resource's default act; unknown
+ * resource: 404); reply on the socket the request came from. SIGTERM/SIGINT: no new request is
+ * taken, the requests in flight are finished (each bounded by the Redis timeout), DISCONNECT is
+ * sent to every gateway, and svc_worker_run returns 0.
  *
  * Settings read (deploy/xws.conf): redis, redis_prefix, redis_timeout_ms, worker_endpoints,
  * heartbeat_ms, expiry_ms, worker_credit, write_id_ttl.
@@ -49,6 +62,9 @@ typedef struct {
 
 typedef struct svc_worker svc_worker_t;
 
+/* Requests one worker holds at once per gateway, unless worker_credit says otherwise. */
+#define SVC_DEFAULT_CREDIT 64
+
 /*
  * Creates a worker for service (borrowed) with the settings of cfg (borrowed; both must outlive
  * the worker). Returns NULL (logged) when a setting is malformed. Does not connect yet.
@@ -64,7 +80,7 @@ int svc_worker_run(svc_worker_t *self);
  * Handles one request envelope (the REQUEST's payload) without any socket: decodes it,
  * dispatches it and appends the reply envelope to out. Returns 1 (a reply was produced: a request
  * whose deadline has passed is not handled and gets 504 timeout, which gives the gateway the
- * worker's credit back at once).
+ * worker's credit back at once). Called outside a coroutine, its Redis calls block (tools, tests).
  */
 int svc_worker_handle(svc_worker_t *self, const void *envelope, size_t len, msgpack_sbuffer *out);
 

@@ -114,7 +114,7 @@ int main(int argc, char **argv)
         abort();
     for (int i = 0; i < nsocks; i++) {
         zpoller_add(poller, socks[i]);
-        xws_send_ready(socks[i], service, (unsigned)credit, "blackhole");
+        xws_send_ready(socks[i], service, (unsigned)credit, "blackhole", NULL);
     }
     fprintf(stderr, "blackhole: READY %s %ld sent\n", service, credit);
 
@@ -137,7 +137,7 @@ int main(int argc, char **argv)
                         fprintf(stderr, "blackhole: swallowed request %lu\n", swallowed);
                     } else if (f.cmd == XWS_CMD_DISCONNECT) {
                         fprintf(stderr, "blackhole: DISCONNECT received, sending READY again\n");
-                        xws_send_ready(which, service, (unsigned)credit, "blackhole");
+                        xws_send_ready(which, service, (unsigned)credit, "blackhole", NULL);
                     }
                     xws_frames_dispose(&f);
                     continue;

@@ -20,12 +20,21 @@ typedef struct {
     zmsg_t *msg;        /* owned: the whole message */
     zframe_t *identity; /* owned or NULL */
     xws_cmd_t cmd;
-    xws_slice_t service; /* READY: service name */
-    unsigned credit;     /* READY: credit */
-    xws_slice_t name;    /* READY: optional worker name */
-    xws_slice_t key;     /* REQUEST, REPLY: key frame */
-    xws_slice_t payload; /* REQUEST, REPLY: envelope bytes */
+    xws_slice_t service;  /* READY: service name */
+    unsigned credit;      /* READY: credit */
+    xws_slice_t name;     /* READY: optional worker name */
+    xws_slice_t features; /* READY: optional features, comma-separated (e.g. "batch") */
+    xws_slice_t key;      /* REQUEST, REPLY: key frame of the first pair */
+    xws_slice_t payload;  /* REQUEST, REPLY: envelope bytes of the first pair */
+    size_t count;         /* REQUEST, REPLY: number of (key, envelope) pairs, 1 to XWS_MAX_BATCH */
+    xws_slice_t *_more;   /* pairs 2..count as key, envelope, key, ... (owned; NULL when count is 1) */
 } xws_frames_t;
+
+/* The i-th (key, envelope) pair of a REQUEST or REPLY (i < f->count). */
+void xws_frames_pair(const xws_frames_t *f, size_t i, xws_slice_t *key, xws_slice_t *payload);
+
+/* 1 when the comma-separated features list holds name. */
+int xws_features_has(xws_slice_t features, const char *name);
 
 /*
  * Receives one message from sock (non-blocking: returns -1 with *err = "no message" when there
@@ -40,13 +49,18 @@ void xws_frames_dispose(xws_frames_t *f);
 
 /*
  * Sends one protocol message without blocking. identity: the ROUTER peer to send to, or NULL on
- * a DEALER. Frames after the command are given as slices (0 to 3 of them). Returns 0, or -1 when
- * the message could not be queued at once (EAGAIN, EHOSTUNREACH, ...).
+ * a DEALER. Frames after the command are given as slices. Returns 0, or -1 when the message could
+ * not be queued at once (EAGAIN, EHOSTUNREACH, ...).
  */
 int xws_frames_send(zsock_t *sock, zframe_t *identity, xws_cmd_t cmd, const xws_slice_t *frames, size_t nframes);
 
-/* Convenience wrappers. */
-int xws_send_ready(zsock_t *sock, const char *service, unsigned credit, const char *name);
+/* Convenience wrappers. name and features may be NULL (features needs a name). */
+int xws_send_ready(zsock_t *sock, const char *service, unsigned credit, const char *name, const char *features);
+/*
+ * Sends n (1 to XWS_MAX_BATCH) REQUEST or REPLY pairs in one message: pairs holds key, envelope,
+ * key, envelope, ... (2n slices). Only to a peer that speaks "batch" (PROTOCOL.md §2) when n > 1.
+ */
+int xws_send_batch(zsock_t *sock, zframe_t *identity, xws_cmd_t cmd, const xws_slice_t *pairs, size_t n);
 int xws_send_request(zsock_t *sock, zframe_t *identity, xws_slice_t key, xws_slice_t envelope);
 int xws_send_reply(zsock_t *sock, zframe_t *identity, xws_slice_t key, xws_slice_t envelope);
 int xws_send_heartbeat(zsock_t *sock, zframe_t *identity);

@@ -26,6 +26,7 @@ extern "C" {
 #define XWS_MAX_ENVELOPE (2u << 20) /* bytes; larger request envelope frames are malformed */
 #define XWS_MAX_REPLY (64u << 20)   /* bytes; larger reply envelope frames are malformed (long lists) */
 #define XWS_MAX_KEY 32              /* bytes of the REQUEST/REPLY key frame */
+#define XWS_MAX_BATCH 256           /* (key, envelope) pairs in one REQUEST/REPLY message */
 #define XWS_MAX_RID 64              /* bytes of a request id */
 #define XWS_MAX_NAME 32             /* bytes of service, resource and act names */
 #define XWS_MAX_DEPTH 32            /* nesting of arrays/objects in converted bodies */

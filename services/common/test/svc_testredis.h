@@ -5,11 +5,13 @@
 #ifndef SVC_TESTREDIS_H
 #define SVC_TESTREDIS_H
 
-/* Starts redis-server in dir and waits (up to 2 s) for its socket. 0, or -1. */
+/* Starts redis-server in dir and waits until it answers PING on its socket and its pid file is
+ * written (30 s at most: a loaded machine is slow, not broken). 0, or -1. */
 int svc_testredis_start(const char *dir);
 /* The pid of the redis-server of dir, or 0 when unknown. */
 int svc_testredis_pid(const char *dir);
-/* Stops it (SIGCONT, in case a test left it stopped, then SIGTERM; waits up to 3 s) and removes its socket. */
+/* Stops it (SIGCONT, in case a test left it stopped, then SIGTERM; waits until it is gone, SIGKILL
+ * after 30 s) and removes its socket. */
 void svc_testredis_stop(const char *dir);
 
 #endif

@@ -387,6 +387,8 @@ static void s_with_worker(void (*fn)(void))
     snprintf(spec, sizeof(spec), "unix:%s", s_sock);
     setenv("XWS_REDIS", spec, 1);
     setenv("XWS_WORKER_ENDPOINTS", "ipc:///tmp/xws-config-test-none.ipc", 1);
+    /* a Redis that is only slow (a loaded machine, sanitizers) must not look like a hung one: no test here waits for the timeout */
+    setenv("XWS_REDIS_TIMEOUT_MS", "30000", 1);
     s_cfg = xws_config_load(NULL);
     const svc_resource_t resources[] = {
         cfg_entity_resource, cfg_mail_resource, cfg_context_resource, cfg_account_resource, {NULL, NULL, NULL}};
