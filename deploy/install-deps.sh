@@ -17,7 +17,7 @@ PACKAGES=(
     # test
     python3 python3-pytest
     # benchmark
-    wrk nghttp2-client h2o procps
+    wrk nghttp2-client h2o procps gnuplot-nox
 )
 
 missing=()
