@@ -338,6 +338,19 @@ long long svc_record_item_int(const svc_record_t *self, const char *name, size_t
     return v->items[i].i;
 }
 
+const svc_field_t *svc_record_field(const svc_record_t *self, const char *name)
+{
+    const svc_field_t *f = NULL;
+    return s_find(self, name, &f) != NULL ? f : NULL;
+}
+
+size_t svc_record_item_index(const svc_record_t *self, const char *name, size_t i)
+{
+    const svc_value_t *v = s_slot(self, name, NULL);
+    assert(i < v->nitems);
+    return v->items[i].idx;
+}
+
 const char *svc_record_variant(const svc_record_t *self)
 {
     return self->vcase != NULL ? self->vcase->value : NULL;

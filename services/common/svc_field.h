@@ -206,6 +206,10 @@ svc_record_t *svc_record_append(svc_record_t *self, const char *name);
 /* List of scalars: item i as text ("" when not text) or int. */
 const char *svc_record_item_str(const svc_record_t *self, const char *name, size_t i, size_t *len);
 long long svc_record_item_int(const svc_record_t *self, const char *name, size_t i);
+/* The declaration of field name (in the table or the variant part chosen now), or NULL. */
+const svc_field_t *svc_record_field(const svc_record_t *self, const char *name);
+/* List of scalars: the index in the request of item i (for error paths: "<path>[index]"). */
+size_t svc_record_item_index(const svc_record_t *self, const char *name, size_t i);
 /* The variant chosen by the record ("sip"), or NULL when none. */
 const char *svc_record_variant(const svc_record_t *self);
 
