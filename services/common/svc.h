@@ -14,6 +14,8 @@
 #include "svc_etag.h"
 #include "svc_field.h"
 #include "svc_crud.h"
+#include "svc_index.h"
+#include "svc_number.h"
 #include "svc_worker.h"
 
 #endif

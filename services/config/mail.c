@@ -2,6 +2,7 @@
 #include <arpa/inet.h>
 #include <string.h>
 #include "mail.h"
+#include "svc_field.h"
 #include "svc_log.h"
 #include "svc_mp.h"
 #include "svc_util.h"
@@ -9,23 +10,7 @@
 #define MAIL_MAX_LEN 255   /* characters of every string */
 #define MAIL_MAX_RULES 255 /* canonical rules */
 
-/* the four scalar settings, in output order, with their fresh-install values and syntax */
-typedef int (*mail_check_fn)(const char *s, size_t len);
-
 static int s_is_domain(const char *s, size_t len);
-
-static const struct {
-    const char *name;
-    const char *fresh;
-    mail_check_fn check;
-    const char *what; /* for messages */
-} mail_fields[] = {
-    {"mydomain", "", s_is_domain, "a host name or an IP address"},
-    {"origin", "xivo-clients.proformatique.com", mail_is_hostname, "a host name (mail domain)"},
-    {"relayhost", "", mail_is_relay, "a host name or address, optionally in brackets and with :port"},
-    {"fallback_relayhost", "", mail_is_relay, "a host name or address, optionally in brackets and with :port"},
-};
-#define MAIL_NFIELDS (sizeof(mail_fields) / sizeof(mail_fields[0]))
 
 /* ---- syntax ------------------------------------------------------------------------------------ */
 
@@ -136,93 +121,132 @@ int mail_is_relay(const char *s, size_t len)
     return rest[0] == ':' && s_is_port(rest + 1, rlen - 1);
 }
 
-/* ---- view -------------------------------------------------------------------------------------- */
+/* ---- the record ---------------------------------------------------------------------------------- */
 
-/* packs the settings map of the view (id first), from a stored map or the fresh-install values */
-static int s_pack_view(svc_ctx_t *ctx, const msgpack_object *stored)
+static int s_domain_or_empty(const char *s, size_t len)
 {
-    msgpack_packer *pk = svc_reply_begin(ctx, 200);
-    msgpack_pack_map(pk, 2 + MAIL_NFIELDS);
-    svc_mp_key(pk, "id");
-    msgpack_pack_int(pk, 1);
-    for (size_t i = 0; i < MAIL_NFIELDS; i++) {
-        svc_mp_key(pk, mail_fields[i].name);
-        const msgpack_object *v = stored != NULL ? svc_mp_get(stored, mail_fields[i].name) : NULL;
-        if (v != NULL && v->type == MSGPACK_OBJECT_STR)
-            svc_mp_strn(pk, v->via.str.ptr, v->via.str.size);
-        else
-            svc_mp_cstr(pk, stored != NULL ? "" : mail_fields[i].fresh);
-    }
-    svc_mp_key(pk, "canonical");
-    const msgpack_object *c = stored != NULL ? svc_mp_get(stored, "canonical") : NULL;
-    if (c == NULL || c->type != MSGPACK_OBJECT_ARRAY) {
-        msgpack_pack_array(pk, 0);
-        return 0;
-    }
-    uint32_t n = 0;
-    for (uint32_t i = 0; i < c->via.array.size; i++)
-        n += c->via.array.ptr[i].type == MSGPACK_OBJECT_MAP;
-    msgpack_pack_array(pk, n);
-    for (uint32_t i = 0; i < c->via.array.size; i++) {
-        const msgpack_object *r = &c->via.array.ptr[i];
-        if (r->type != MSGPACK_OBJECT_MAP)
-            continue;
-        msgpack_pack_map(pk, 2);
-        svc_mp_key(pk, "pattern");
-        xws_slice_t p = svc_mp_slice(svc_mp_get(r, "pattern"));
-        svc_mp_strn(pk, p.ptr, p.len);
-        svc_mp_key(pk, "result");
-        xws_slice_t q = svc_mp_slice(svc_mp_get(r, "result"));
-        svc_mp_strn(pk, q.ptr, q.len);
-    }
-    return 0;
+    return len == 0 || s_is_domain(s, len) ? 0 : -1;
 }
+
+static int s_host_or_empty(const char *s, size_t len)
+{
+    return len == 0 || mail_is_hostname(s, len) ? 0 : -1;
+}
+
+static int s_relay_or_empty(const char *s, size_t len)
+{
+    return len == 0 || mail_is_relay(s, len) ? 0 : -1;
+}
+
+static int s_has_space(xws_slice_t s);
+
+/* a canonical pattern or result: non-empty, no white space */
+static int s_rule_part(const char *s, size_t len)
+{
+    return len > 0 && !s_has_space((xws_slice_t){s, len}) ? 0 : -1;
+}
+
+#define MAIL_TEXT (SVC_F_DATA | SVC_F_REQUIRED | SVC_F_STRICT)
+static const svc_field_t rule_fields[] = {
+    {.name = "pattern",
+     .kind = SVC_TEXT,
+     .flags = MAIL_TEXT,
+     .max_len = MAIL_MAX_LEN,
+     .check = s_rule_part,
+     .check_what = "a non-empty value without white space"},
+    {.name = "result",
+     .kind = SVC_TEXT,
+     .flags = MAIL_TEXT,
+     .max_len = MAIL_MAX_LEN,
+     .check = s_rule_part,
+     .check_what = "a non-empty value without white space"},
+};
+static const svc_table_t rule_table = SVC_TABLE(rule_fields);
+
+/* the settings in output order; the defaults are the fresh-install values */
+static const svc_field_t mail_fields[] = {
+    {.name = "id", .kind = SVC_INT, .flags = SVC_F_ID},
+    {.name = "mydomain",
+     .kind = SVC_TEXT,
+     .flags = MAIL_TEXT,
+     .max_len = MAIL_MAX_LEN,
+     .check = s_domain_or_empty,
+     .check_what = "empty, a host name or an IP address",
+     .def = ""},
+    {.name = "origin",
+     .kind = SVC_TEXT,
+     .flags = MAIL_TEXT,
+     .max_len = MAIL_MAX_LEN,
+     .check = s_host_or_empty,
+     .check_what = "empty or a host name (mail domain)",
+     .def = "xivo-clients.proformatique.com"},
+    {.name = "relayhost",
+     .kind = SVC_TEXT,
+     .flags = MAIL_TEXT,
+     .max_len = MAIL_MAX_LEN,
+     .check = s_relay_or_empty,
+     .check_what = "empty, or a host name or address, optionally in brackets and with :port",
+     .def = ""},
+    {.name = "fallback_relayhost",
+     .kind = SVC_TEXT,
+     .flags = MAIL_TEXT,
+     .max_len = MAIL_MAX_LEN,
+     .check = s_relay_or_empty,
+     .check_what = "empty, or a host name or address, optionally in brackets and with :port",
+     .def = ""},
+    {.name = "canonical", .kind = SVC_LIST, .flags = SVC_F_DATA | SVC_F_FALSE_IN, .max_len = MAIL_MAX_RULES, .sub = &rule_table},
+};
+static const svc_table_t mail_table = SVC_TABLE(mail_fields);
+
+/* ---- view -------------------------------------------------------------------------------------- */
 
 int mail_view(svc_ctx_t *ctx)
 {
     static const char *const deps[] = {"mail", NULL};
-    int e = svc_etag_or_reply(ctx, deps);
+    const char *argv[] = {"GET", svc_key(ctx, "mail:data")};
+    redisReply *r = NULL;
+    int e = svc_etag_prefetch_or_reply(ctx, deps, 2, argv, &r);
     if (e != 0)
         return e < 0 ? -1 : 0;
-    const char *argv[] = {"GET", svc_key(ctx, "mail:data")};
-    redisReply *r = svc_redis_command(ctx->redis, 2, argv, NULL);
-    if (r == NULL || (r->type != REDIS_REPLY_NIL && r->type != REDIS_REPLY_STRING)) {
-        svc_reply_redis_failure(ctx, r, "reading the mail settings");
-        freeReplyObject(r);
-        return -1;
+    int rc = 0;
+    svc_record_t *rec = svc_record_new(&mail_table);
+    if (r == NULL || (r->type != REDIS_REPLY_NIL && r->type != REDIS_REPLY_STRING))
+        rc = svc_reply_redis_failure(ctx, r, "reading the mail settings");
+    else if (r->type == REDIS_REPLY_NIL)
+        svc_record_defaults(rec); /* never written: the fresh-install values */
+    else if (svc_record_load_stored(rec, r->str, r->len) != 0)
+        rc = svc_reply_internal(ctx, "the stored mail settings are malformed");
+    if (rc == 0) {
+        char etag[sizeof(ctx->etag)];
+        memcpy(etag, ctx->etag, sizeof(etag));
+        svc_record_set_id(rec, 1);
+        svc_record_render(rec, svc_reply_begin(ctx, 200));
+        memcpy(ctx->etag, etag, sizeof(etag));
     }
-    int rc;
-    if (r->type == REDIS_REPLY_NIL) {
-        rc = s_pack_view(ctx, NULL);
-    } else {
-        msgpack_unpacked u;
-        if (svc_mp_unpack(&u, r->str, r->len) != 0 || u.data.type != MSGPACK_OBJECT_MAP)
-            rc = svc_reply_internal(ctx, "the stored mail settings are not a msgpack map");
-        else
-            rc = s_pack_view(ctx, &u.data);
-        msgpack_unpacked_destroy(&u);
-    }
+    svc_record_destroy(&rec);
     freeReplyObject(r);
     return rc;
 }
 
 /* ---- edit -------------------------------------------------------------------------------------- */
 
-/* a string value of the body: present, a str, printable, at most MAIL_MAX_LEN characters */
-static int s_string_or_reply(svc_ctx_t *ctx, const msgpack_object *v, const char *field, xws_slice_t *out)
+int mail_edit(svc_ctx_t *ctx)
 {
-    if (v == NULL || v->type == MSGPACK_OBJECT_NIL)
-        return svc_reply_error(ctx, 400, "missing_field", field, "%s is required", field);
-    if (v->type != MSGPACK_OBJECT_STR)
-        return svc_reply_error(ctx, 400, "invalid_value", field, "%s must be a string", field);
-    long n = svc_utf8_len(v->via.str.ptr, v->via.str.size);
-    if (n < 0 || !svc_printable(v->via.str.ptr, v->via.str.size, 0))
-        return svc_reply_error(ctx, 400, "invalid_value", field, "%s must be printable text", field);
-    if (n > MAIL_MAX_LEN)
-        return svc_reply_error(ctx, 400, "too_long", field, "%s is longer than %d characters", field, MAIL_MAX_LEN);
-    out->ptr = v->via.str.ptr;
-    out->len = v->via.str.size;
-    return 0;
+    const msgpack_object *body;
+    if (svc_body_map_or_reply(ctx, &body) != 0)
+        return -1;
+    svc_record_t *rec = svc_record_new(&mail_table);
+    int rc = svc_record_load_body_or_reply(ctx, rec, body) == 0 && svc_record_check_or_reply(ctx, rec) == 0 ? 0 : -1;
+    if (rc == 0) {
+        svc_record_defaults(rec); /* canonical absent: no rules */
+        const char *keys[] = {svc_key(ctx, "mail:data"), svc_key(ctx, "ver:mail")};
+        size_t lens[1];
+        const char *args[] = {svc_record_blob(ctx, rec, &lens[0])};
+        int st = svc_write(ctx, "config_mail_edit", 2, keys, 1, args, lens);
+        rc = st == 200 ? 0 : st == 0 ? svc_reply_internal(ctx, "mail edit: unexpected conflict outcome") : -1;
+    }
+    svc_record_destroy(&rec);
+    return rc;
 }
 
 static int s_has_space(xws_slice_t s)
@@ -231,92 +255,6 @@ static int s_has_space(xws_slice_t s)
         if (s.ptr[i] == ' ' || (s.ptr[i] >= '\t' && s.ptr[i] <= '\r'))
             return 1;
     return 0;
-}
-
-/* one canonical rule's pattern or result: non-empty, no white space */
-static int s_rule_part_or_reply(svc_ctx_t *ctx, const msgpack_object *rule, const char *key, uint32_t i, xws_slice_t *out)
-{
-    const char *field = svc_ctx_printf(ctx, "canonical[%u].%s", i, key);
-    if (s_string_or_reply(ctx, svc_mp_get(rule, key), field, out) != 0)
-        return -1;
-    if (out->len == 0)
-        return svc_reply_error(ctx, 400, "invalid_value", field, "%s must not be empty", field);
-    if (s_has_space(*out))
-        return svc_reply_error(ctx, 400, "invalid_value", field, "%s must not contain white space", field);
-    return 0;
-}
-
-int mail_edit(svc_ctx_t *ctx)
-{
-    const msgpack_object *body;
-    if (svc_body_map_or_reply(ctx, &body) != 0)
-        return -1;
-    xws_slice_t vals[MAIL_NFIELDS];
-    for (size_t i = 0; i < MAIL_NFIELDS; i++) {
-        const char *name = mail_fields[i].name;
-        if (s_string_or_reply(ctx, svc_mp_get(body, name), name, &vals[i]) != 0)
-            return -1;
-        if (vals[i].len > 0 && !mail_fields[i].check(vals[i].ptr, vals[i].len))
-            return svc_reply_error(ctx, 400, "invalid_value", name, "%s must be empty or %s", name, mail_fields[i].what);
-    }
-    const msgpack_object *canon = svc_mp_get(body, "canonical");
-    uint32_t nrules = 0;
-    /* absent, null and false (the empty collection of spec section 3) mean no rules */
-    if (canon != NULL && canon->type != MSGPACK_OBJECT_NIL && !(canon->type == MSGPACK_OBJECT_BOOLEAN && !canon->via.boolean)) {
-        if (canon->type != MSGPACK_OBJECT_ARRAY)
-            return svc_reply_error(ctx, 400, "invalid_value", "canonical", "canonical must be an array of rules");
-        nrules = canon->via.array.size;
-        if (nrules > MAIL_MAX_RULES)
-            return svc_reply_error(ctx, 400, "too_long", "canonical", "canonical holds more than %d rules", MAIL_MAX_RULES);
-    }
-    xws_slice_t *pat = svc_calloc(nrules + 1, sizeof(*pat));
-    xws_slice_t *res = svc_calloc(nrules + 1, sizeof(*res));
-    int rc = 0;
-    for (uint32_t i = 0; i < nrules && rc == 0; i++) {
-        const msgpack_object *rule = &canon->via.array.ptr[i];
-        if (rule->type != MSGPACK_OBJECT_MAP) {
-            const char *field = svc_ctx_printf(ctx, "canonical[%u]", i);
-            rc = svc_reply_error(ctx, 400, "invalid_value", field, "%s must be an object with pattern and result", field);
-        } else if (s_rule_part_or_reply(ctx, rule, "pattern", i, &pat[i]) != 0 ||
-                   s_rule_part_or_reply(ctx, rule, "result", i, &res[i]) != 0) {
-            rc = -1;
-        }
-    }
-    if (rc == 0) {
-        /* the stored form: exactly the validated values, nothing else from the body */
-        msgpack_sbuffer sb;
-        msgpack_sbuffer_init(&sb);
-        msgpack_packer pk;
-        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-        msgpack_pack_map(&pk, MAIL_NFIELDS + 1);
-        for (size_t i = 0; i < MAIL_NFIELDS; i++) {
-            svc_mp_key(&pk, mail_fields[i].name);
-            svc_mp_strn(&pk, vals[i].ptr, vals[i].len);
-        }
-        svc_mp_key(&pk, "canonical");
-        msgpack_pack_array(&pk, nrules);
-        for (uint32_t i = 0; i < nrules; i++) {
-            msgpack_pack_map(&pk, 2);
-            svc_mp_key(&pk, "pattern");
-            svc_mp_strn(&pk, pat[i].ptr, pat[i].len);
-            svc_mp_key(&pk, "result");
-            svc_mp_strn(&pk, res[i].ptr, res[i].len);
-        }
-        const char *keys[] = {svc_key(ctx, "mail:data"), svc_key(ctx, "ver:mail")};
-        const char *args[] = {sb.data != NULL ? sb.data : ""};
-        size_t lens[] = {sb.size};
-        int st = svc_write(ctx, "config_mail_edit", 2, keys, 1, args, lens);
-        msgpack_sbuffer_destroy(&sb);
-        if (st < 0)
-            rc = -1;
-        else if (st == 0)
-            rc = svc_reply_internal(ctx, "mail edit: unexpected conflict outcome");
-        else
-            rc = st >= 400 ? -1 : 0;
-    }
-    free(pat);
-    free(res);
-    return rc;
 }
 
 static const svc_act_t mail_acts[] = {{"view", mail_view}, {"edit", mail_edit}, {NULL, NULL}};

@@ -460,6 +460,183 @@ static void s_async_test(void)
     svc_redis_destroy(&r);
 }
 
+void svc_examples_test(void);
+
+/* ---- records, indexes and numbers against Redis ---------------------------------------------------- */
+
+static const svc_field_t s_dev_fields[] = {
+    {.name = "id", .kind = SVC_INT, .flags = SVC_F_ID},
+    {.name = "mac", .kind = SVC_TEXT, .flags = SVC_F_DATA | SVC_F_REQUIRED, .norm = svc_norm_mac, .check = svc_check_mac},
+    {.name = "ip", .kind = SVC_TEXT, .flags = SVC_F_DATA, .check = svc_check_ip},
+};
+static const svc_table_t s_dev_table = SVC_TABLE(s_dev_fields);
+static const svc_index_t s_dev_ix[] = {
+    {SVC_IX_UNIQUE, "mac", "dev:mac", NULL, 1, "a device with mac %s already exists"},
+    {SVC_IX_LOOKUP, "ip", "dev:ip", NULL, 0, NULL},
+};
+static const svc_records_t s_devs = {.service = "svctest",
+                                     .crud = {"dev", &s_dev_table, "dev:data", NULL},
+                                     .seq = "dev:seq",
+                                     .inrefs = "dev:refs",
+                                     .indexes = s_dev_ix,
+                                     .nindexes = 2,
+                                     .add_answers_id = 1};
+
+/* one request's context on Redis r: body as JSON (or NULL) */
+static void s_req(svc_ctx_t *c, svc_redis_t *r, msgpack_sbuffer *sb, msgpack_unpacked *u, const char *json)
+{
+    svc_ctx_init(c, NULL, r, "t:", 60, NULL);
+    msgpack_sbuffer_init(sb);
+    if (json != NULL) {
+        SVC_CHECK(xws_json_to_msgpack(json, strlen(json), sb, NULL, 0) == 0);
+        SVC_CHECK(svc_mp_unpack(u, sb->data, sb->size) == 0);
+    } else {
+        msgpack_unpacked_init(u);
+    }
+}
+
+static void s_req_end(svc_ctx_t *c, msgpack_sbuffer *sb, msgpack_unpacked *u)
+{
+    svc_ctx_dispose(c);
+    msgpack_sbuffer_destroy(sb);
+    msgpack_unpacked_destroy(u);
+}
+
+/* adds a device from json; returns the status */
+static unsigned s_dev_add(svc_redis_t *r, const char *json)
+{
+    svc_ctx_t c;
+    msgpack_sbuffer sb;
+    msgpack_unpacked u;
+    s_req(&c, r, &sb, &u, json);
+    svc_record_t *rec = svc_record_new(&s_dev_table);
+    if (svc_record_load_body_or_reply(&c, rec, &u.data) == 0 && (svc_record_defaults(rec), svc_record_check_or_reply(&c, rec)) == 0)
+        svc_records_add_or_reply(&c, &s_devs, rec);
+    unsigned st = c.status;
+    svc_record_destroy(&rec);
+    s_req_end(&c, &sb, &u);
+    return st;
+}
+
+static size_t s_lookup(svc_redis_t *r, size_t ix, const char *value, long long *first)
+{
+    svc_ctx_t c;
+    msgpack_sbuffer sb;
+    msgpack_unpacked u;
+    s_req(&c, r, &sb, &u, NULL);
+    long long *ids;
+    size_t n;
+    SVC_CHECK(svc_index_lookup_or_reply(&c, &s_devs, ix, value, &ids, &n) == 0);
+    if (n > 0)
+        *first = ids[0];
+    free(ids);
+    s_req_end(&c, &sb, &u);
+    return n;
+}
+
+static unsigned s_number(svc_redis_t *r, const char *op, const char *num, const char *owner)
+{
+    svc_ctx_t c;
+    msgpack_sbuffer sb;
+    msgpack_unpacked u;
+    s_req(&c, r, &sb, &u, NULL);
+    const char *keys[] = {svc_number_key(&c, "default"), svc_number_idx_key(&c, "default"), svc_key(&c, "context:data")};
+    const char *args[] = {op, "default", num, "user", owner};
+    svc_write(&c, "svctest_number", 3, keys, 5, args, NULL);
+    unsigned st = c.status;
+    s_req_end(&c, &sb, &u);
+    return st;
+}
+
+static void s_records_test(void)
+{
+    char spec[128];
+    snprintf(spec, sizeof(spec), "unix:%s/redis.sock", s_dir);
+    svc_redis_t *r = svc_redis_new(spec, 2000, "xws_svctest", svc_test_lua);
+    /* unique (case-folded) and lookup indexes, maintained with the record */
+    SVC_CHECK(s_dev_add(r, "{\"mac\":\"00-11-22-AA-BB-CC\",\"ip\":\"10.0.0.5\"}") == 200);
+    SVC_CHECK(s_dev_add(r, "{\"mac\":\"001122aabbcd\",\"ip\":\"10.0.0.5\"}") == 200);
+    SVC_CHECK(s_dev_add(r, "{\"mac\":\"00:11:22:aa:bb:cc\"}") == 400);
+    long long id = 0;
+    SVC_CHECK(s_lookup(r, 0, "00:11:22:AA:BB:CD", &id) == 1 && id == 2);
+    SVC_CHECK(s_lookup(r, 1, "10.0.0.5", &id) == 2 && id == 1);
+    /* an edit moves the entries; a referenced record cannot be deleted; a delete removes them */
+    svc_ctx_t c;
+    msgpack_sbuffer sb;
+    msgpack_unpacked u;
+    s_req(&c, r, &sb, &u, "{\"ip\":\"10.0.0.6\",\"mac\":\"00:11:22:aa:bb:ce\"}");
+    SVC_CHECK(svc_records_edit_or_reply(&c, &s_devs, 1, &u.data, NULL) == 0 && c.status == 200);
+    s_req_end(&c, &sb, &u);
+    SVC_CHECK(s_lookup(r, 1, "10.0.0.5", &id) == 1 && id == 2 && s_lookup(r, 1, "10.0.0.6", &id) == 1 && id == 1);
+    SVC_CHECK(s_lookup(r, 0, "00:11:22:aa:bb:cc", &id) == 0 && s_lookup(r, 0, "00:11:22:aa:bb:ce", &id) == 1);
+    SVC_CHECK(s_dev_add(r, "{\"mac\":\"00:11:22:aa:bb:cc\"}") == 200); /* free again */
+    const char *hset[] = {"HSET", "t:dev:refs", "2", "1"};
+    freeReplyObject(svc_redis_command(r, 4, hset, NULL));
+    /* one context per request: a context's request id is its write id */
+    s_req(&c, r, &sb, &u, NULL);
+    SVC_CHECK(svc_records_delete_or_reply(&c, &s_devs, 2) == -1 && c.status == 405);
+    s_req_end(&c, &sb, &u);
+    s_req(&c, r, &sb, &u, NULL);
+    SVC_CHECK(svc_records_delete_or_reply(&c, &s_devs, 1) == 0 && c.status == 200);
+    s_req_end(&c, &sb, &u);
+    s_req(&c, r, &sb, &u, NULL);
+    SVC_CHECK(svc_records_delete_or_reply(&c, &s_devs, 1) == -1 && c.status == 404);
+    s_req_end(&c, &sb, &u);
+    s_req(&c, r, &sb, &u, NULL);
+    SVC_CHECK(svc_records_deleteall_or_reply(&c, &s_devs) == 0 && c.status == 200); /* keeps 2 */
+    s_req_end(&c, &sb, &u);
+    SVC_CHECK(s_lookup(r, 1, "10.0.0.6", &id) == 0 && s_lookup(r, 1, "10.0.0.5", &id) == 1 && id == 2);
+    SVC_CHECK(s_lookup(r, 0, "00:11:22:aa:bb:cc", &id) == 0);
+
+    /* numbers: a context record (positional: user ranges at 7) with user 100-299 and 100000-999999 */
+    static const char ctxrec[] = "\x9b\xa7"
+                                 "default"
+                                 "\xa7"
+                                 "Default"
+                                 "\x01\xa8"
+                                 "internal"
+                                 "\xa0\x90"
+                                 "\x92\x92\xa3"
+                                 "100"
+                                 "\xa3"
+                                 "299"
+                                 "\x92\xa6"
+                                 "100000"
+                                 "\xa6"
+                                 "999999"
+                                 "\x90\x90\x90\x90";
+    const char *hctx[] = {"HSET", "t:context:data", "default", ctxrec};
+    size_t lens[] = {4, 14, 7, sizeof(ctxrec) - 1};
+    freeReplyObject(svc_redis_command(r, 4, hctx, lens));
+    SVC_CHECK(s_number(r, "take", "100", "line/1") == 200);
+    SVC_CHECK(s_number(r, "take", "101", "line/2") == 200);
+    SVC_CHECK(s_number(r, "take", "150", "line/3") == 200);
+    SVC_CHECK(s_number(r, "take", "100", "line/4") == 400);  /* number_taken */
+    SVC_CHECK(s_number(r, "take", "100", "line/1") == 200);  /* its own */
+    SVC_CHECK(s_number(r, "take", "0150", "line/4") == 400); /* out_of_range */
+    SVC_CHECK(s_number(r, "take", "500000", "line/5") == 200);
+    s_req(&c, r, &sb, &u, NULL);
+    long long *nums;
+    size_t n;
+    SVC_CHECK(svc_numbers_free_or_reply(&c, "default", "user", NULL, 5, &nums, &n) == 0);
+    SVC_CHECK(n == 5 && nums[0] == 102 && nums[4] == 106);
+    free(nums);
+    SVC_CHECK(svc_numbers_free_or_reply(&c, "default", "user", "5", 3, &nums, &n) == 0);
+    SVC_CHECK(n == 3 && nums[0] == 105 && nums[1] == 115 && nums[2] == 125);
+    free(nums);
+    /* a walk of the big range skips the used number without enumerating the range */
+    SVC_CHECK(s_number(r, "release", "101", "line/2") == 200);
+    SVC_CHECK(svc_numbers_free_or_reply(&c, "default", "user", "4999", 0, &nums, &n) == 0);
+    SVC_CHECK(n > 0 && nums[0] == 104999);
+    free(nums);
+    SVC_CHECK(svc_numbers_free_or_reply(&c, "default", "user", NULL, 2, &nums, &n) == 0 && n == 2 && nums[0] == 101);
+    free(nums);
+    SVC_CHECK(svc_numbers_free_or_reply(&c, "nosuch", "user", NULL, 2, &nums, &n) == -1 && c.status == 404);
+    SVC_CHECK(svc_numbers_free_or_reply(&c, "default", "bogus", NULL, 2, &nums, &n) == -1 && c.status == 400);
+    s_req_end(&c, &sb, &u);
+    svc_redis_destroy(&r);
+}
+
 typedef struct {
     const char *name;
     void (*fn)(void);
@@ -469,11 +646,19 @@ typedef struct {
 int main(void)
 {
     static const test_t tests[] = {
-        {"svc_util", svc_util_test, 0},         {"svc_mp", svc_mp_test, 0},
-        {"svc_etag", svc_etag_test, 0},         {"svc_field", svc_field_test, 0},
-        {"svc_ctx", svc_ctx_test, 0},           {"svc_redis", svc_redis_test, 0},
-        {"svc_worker", s_worker_test, 0},       {"svc_coro", svc_coro_test, 0},
-        {"svc_store (redis)", s_store_test, 1}, {"svc_redis pipelined (redis)", s_async_test, 1},
+        {"svc_util", svc_util_test, 0},
+        {"svc_mp", svc_mp_test, 0},
+        {"svc_etag", svc_etag_test, 0},
+        {"svc_field", svc_field_test, 0},
+        {"svc_ctx", svc_ctx_test, 0},
+        {"svc_redis", svc_redis_test, 0},
+        {"svc_worker", s_worker_test, 0},
+        {"svc_coro", svc_coro_test, 0},
+        {"svc_store (redis)", s_store_test, 1},
+        {"svc_redis pipelined (redis)", s_async_test, 1},
+        {"svc_number", svc_number_test, 0},
+        {"record examples", svc_examples_test, 0},
+        {"svc_index, svc_number (redis)", s_records_test, 1},
     };
     signal(SIGPIPE, SIG_IGN);
     svc_log_set_level(SVC_LOG_ERROR);
