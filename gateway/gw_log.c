@@ -1,40 +1,164 @@
 /* gw_log.c - access log (see gw_log.h). */
+#define _GNU_SOURCE /* pipe2, F_SETPIPE_SZ (self-test) */
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 #include "gw_check.h"
 #include "gw_log.h"
 
+/* the longest line: 24 (time) + 1023 (path) + 39 (method) + 99 (act) + 199 (account) + numbers, with room for the client */
+#define LINE_MAX_BYTES 2048
+
 struct gw_log {
-    FILE *out; /* NULL: disabled */
-    int owned; /* 1: fclose at destroy */
+    int fd;           /* -1: disabled */
+    int owned;        /* 1: close at destroy */
+    h2o_loop_t *loop; /* NULL: no timer */
+    h2o_timeout_t flush_timeout;
+    h2o_timeout_entry_t flush_entry;
+    char *buf; /* buf[off, len) is not written yet */
+    size_t off, len, cap;
+    int blocked;     /* the last write would have blocked: the timer retries, not every line */
+    int failing;     /* errno of the trouble being reported (EAGAIN: lines dropped, buffer full), 0 while fine */
+    uint64_t lost;   /* lines lost since the last report */
+    time_t when_sec; /* the second formatted in when */
+    char when[24];   /* "YYYY-MM-DDTHH:MM:SS" */
 };
 
-gw_log_t *gw_log_new(const char *target)
+static long long s_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static uint64_t s_count_lines(const char *p, size_t n)
+{
+    uint64_t k = 0;
+    const char *end = p + n, *nl;
+    while (p < end && (nl = memchr(p, '\n', (size_t)(end - p))) != NULL)
+        k++, p = nl + 1;
+    return k + (p < end); /* an unterminated tail is (part of) a line too */
+}
+
+/* Reports trouble e on stderr when it is new, and counts n lines lost. */
+static void s_trouble(gw_log_t *self, int e, uint64_t n)
+{
+    self->lost += n;
+    if (self->failing == e)
+        return;
+    self->failing = e;
+    if (e == EAGAIN)
+        fprintf(stderr, "xws-gateway: access log: the output blocks and %d bytes wait: dropping lines until it drains\n",
+                GW_LOG_MAX_BYTES);
+    else
+        fprintf(stderr, "xws-gateway: access log: cannot write: %s; dropping lines until writing works again\n", strerror(e));
+}
+
+/* Writes buf[off, len): 0 when all of it is out or dropped (the buffer is then empty), -1 when some waits (EAGAIN). */
+static int s_write(gw_log_t *self)
+{
+    while (self->off < self->len) {
+        ssize_t n = write(self->fd, self->buf + self->off, self->len - self->off);
+        if (n > 0) {
+            self->off += (size_t)n;
+            self->blocked = 0;
+            if (self->failing != 0) {
+                fprintf(stderr, "xws-gateway: access log: writing again; %llu line(s) lost\n", (unsigned long long)self->lost);
+                self->failing = 0;
+                self->lost = 0;
+            }
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            self->blocked = 1;
+            return -1;
+        }
+        s_trouble(self, n < 0 ? errno : EIO, s_count_lines(self->buf + self->off, self->len - self->off));
+        break;
+    }
+    self->off = self->len = 0;
+    self->blocked = 0;
+    if (self->loop != NULL && h2o_timeout_is_linked(&self->flush_entry))
+        h2o_timeout_unlink(&self->flush_entry);
+    return 0;
+}
+
+static void s_on_flush_timer(h2o_timeout_entry_t *entry)
+{
+    gw_log_t *self = H2O_STRUCT_FROM_MEMBER(gw_log_t, flush_entry, entry);
+    if (s_write(self) != 0) /* the output blocks: try again later */
+        h2o_timeout_link(self->loop, &self->flush_timeout, &self->flush_entry);
+}
+
+/* Makes room for n more bytes: 0, or -1 when GW_LOG_MAX_BYTES would be exceeded. */
+static int s_reserve(gw_log_t *self, size_t n)
+{
+    if (self->len + n <= self->cap)
+        return 0;
+    if (self->off > 0) { /* what a partial write left: move it to the front */
+        memmove(self->buf, self->buf + self->off, self->len - self->off);
+        self->len -= self->off;
+        self->off = 0;
+        if (self->len + n <= self->cap)
+            return 0;
+    }
+    if (self->len + n > GW_LOG_MAX_BYTES)
+        return -1;
+    size_t cap = self->cap * 2 > GW_LOG_MAX_BYTES ? GW_LOG_MAX_BYTES : self->cap * 2;
+    if (cap < self->len + n)
+        cap = self->len + n;
+    char *buf = realloc(self->buf, cap);
+    if (buf == NULL)
+        abort();
+    self->buf = buf;
+    self->cap = cap;
+    return 0;
+}
+
+/* A log writing to fd (-1: disabled); owned: close it at destroy. */
+static gw_log_t *s_new(h2o_loop_t *loop, int fd, int owned)
 {
     gw_log_t *self = calloc(1, sizeof(*self));
     if (self == NULL)
         abort();
-    if (target == NULL || *target == '\0' || strcmp(target, "off") == 0)
+    self->fd = fd;
+    self->owned = owned;
+    self->when_sec = (time_t)-1;
+    if (fd < 0)
         return self;
-    if (strcmp(target, "-") == 0) {
-        self->out = stdout;
-        setvbuf(stdout, NULL, _IOLBF, 0);
-        return self;
+    self->cap = GW_LOG_FLUSH_BYTES + LINE_MAX_BYTES;
+    if ((self->buf = malloc(self->cap)) == NULL)
+        abort();
+    if (loop != NULL) {
+        self->loop = loop;
+        h2o_timeout_init(loop, &self->flush_timeout, GW_LOG_FLUSH_MS);
+        self->flush_entry.cb = s_on_flush_timer;
     }
-    if ((self->out = fopen(target, "a")) == NULL) {
+    return self;
+}
+
+gw_log_t *gw_log_new(h2o_loop_t *loop, const char *target)
+{
+    if (target == NULL || *target == '\0' || strcmp(target, "off") == 0)
+        return s_new(NULL, -1, 0);
+    if (strcmp(target, "-") == 0)
+        return s_new(loop, STDOUT_FILENO, 0);
+    int fd = open(target, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0666);
+    if (fd < 0) {
         fprintf(stderr, "xws-gateway: cannot open the access log %s: %s\n", target, strerror(errno));
-        free(self);
         return NULL;
     }
-    setvbuf(self->out, NULL, _IOLBF, 0);
-    self->owned = 1;
-    return self;
+    return s_new(loop, fd, 1);
 }
 
 void gw_log_destroy(gw_log_t **self_p)
@@ -43,12 +167,36 @@ void gw_log_destroy(gw_log_t **self_p)
     gw_log_t *self = *self_p;
     if (self == NULL)
         return;
-    if (self->owned)
-        fclose(self->out);
-    else if (self->out != NULL)
-        fflush(self->out);
+    if (self->fd >= 0) {
+        long long until = s_mono_ms() + GW_LOG_EXIT_WAIT_MS, left;
+        while (s_write(self) != 0 && (left = until - s_mono_ms()) > 0) {
+            struct pollfd pfd = {.fd = self->fd, .events = POLLOUT};
+            poll(&pfd, 1, (int)left); /* EINTR or not: try again */
+        }
+        if (self->off < self->len) {
+            self->lost += s_count_lines(self->buf + self->off, self->len - self->off);
+            fprintf(stderr, "xws-gateway: access log: the output still blocks after %d ms\n", GW_LOG_EXIT_WAIT_MS);
+        }
+        if (self->lost > 0)
+            fprintf(stderr, "xws-gateway: access log: %llu line(s) lost\n", (unsigned long long)self->lost);
+        if (self->owned)
+            close(self->fd);
+    }
+    if (self->loop != NULL) {
+        if (h2o_timeout_is_linked(&self->flush_entry))
+            h2o_timeout_unlink(&self->flush_entry);
+        h2o_timeout_dispose(self->loop, &self->flush_timeout);
+    }
+    free(self->buf);
     free(self);
     *self_p = NULL;
+}
+
+int gw_log_flush(gw_log_t *self)
+{
+    if (self == NULL || self->fd < 0)
+        return 0;
+    return s_write(self);
 }
 
 void gw_log_escape(const char *s, size_t len, char *out, size_t size)
@@ -73,22 +221,112 @@ void gw_log_escape(const char *s, size_t len, char *out, size_t size)
 
 void gw_log_access(gw_log_t *self, const gw_log_entry_t *e)
 {
-    if (self == NULL || self->out == NULL)
+    if (self == NULL || self->fd < 0)
         return;
     struct timeval tv;
     gettimeofday(&tv, NULL);
-    struct tm tm;
-    gmtime_r(&tv.tv_sec, &tm);
-    char when[40], method[40], path[1024], act[100], account[200];
-    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+    if (tv.tv_sec != self->when_sec) {
+        struct tm tm;
+        gmtime_r(&tv.tv_sec, &tm);
+        strftime(self->when, sizeof(self->when), "%Y-%m-%dT%H:%M:%S", &tm);
+        self->when_sec = tv.tv_sec;
+    }
+    char method[40], path[1024], act[100], account[200], line[LINE_MAX_BYTES];
     gw_log_escape(e->method, e->method_len, method, sizeof(method));
     gw_log_escape(e->path, e->path_len, path, sizeof(path));
     gw_log_escape(e->act, e->act_len, act, sizeof(act));
     const char *a = e->account != NULL && e->account[0] != '\0' ? e->account : "-";
     gw_log_escape(a, strlen(a), account, sizeof(account));
-    fprintf(self->out, "%s.%03dZ %s %s %s act=%s %d %zu %.1fms account=%s\n", when, (int)(tv.tv_usec / 1000),
-            e->client != NULL ? e->client : "-", method[0] ? method : "-", path[0] ? path : "-", act[0] ? act : "-", e->status,
-            e->bytes, (double)e->duration_us / 1000.0, account);
+    int n = snprintf(line, sizeof(line), "%s.%03dZ %s %s %s act=%s %d %zu %.1fms account=%s\n", self->when,
+                     (int)(tv.tv_usec / 1000), e->client != NULL ? e->client : "-", method[0] ? method : "-", path[0] ? path : "-",
+                     act[0] ? act : "-", e->status, e->bytes, (double)e->duration_us / 1000.0, account);
+    if (n < 0)
+        return;
+    if ((size_t)n >= sizeof(line)) { /* only an absurd client string gets here: cut, keep the line */
+        n = (int)sizeof(line) - 1;
+        line[n - 1] = '\n';
+    }
+    if (s_reserve(self, (size_t)n) != 0) {
+        s_trouble(self, EAGAIN, 1);
+        return;
+    }
+    memcpy(self->buf + self->len, line, (size_t)n);
+    self->len += (size_t)n;
+    /* while the output blocks, the timer retries rather than every line (without a loop, every line) */
+    if ((!self->blocked || self->loop == NULL) && self->len - self->off >= GW_LOG_FLUSH_BYTES && s_write(self) == 0)
+        return;
+    if (self->loop != NULL && !h2o_timeout_is_linked(&self->flush_entry))
+        h2o_timeout_link(self->loop, &self->flush_timeout, &self->flush_entry);
+}
+
+/* ---- self-test -------------------------------------------------------------------------------------- */
+
+static off_t s_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? st.st_size : -1;
+}
+
+/* The whole file (NUL-terminated, caller frees), or NULL. */
+static char *s_slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return NULL;
+    size_t cap = 4096, n = 0, k;
+    char *s = malloc(cap);
+    GW_CHECK(s != NULL);
+    while ((k = fread(s + n, 1, cap - n - 1, f)) > 0)
+        if ((n += k) + 1 == cap) {
+            GW_CHECK((s = realloc(s, cap *= 2)) != NULL);
+        }
+    fclose(f);
+    s[n] = '\0';
+    *len = n;
+    return s;
+}
+
+/* Entry of burst line i: path "/burst/<i>". */
+static gw_log_entry_t s_burst_entry(char *path, size_t size, unsigned i)
+{
+    int n = snprintf(path, size, "/burst/%u", i);
+    gw_log_entry_t e = {"10.0.0.1", "GET", 3, path, (size_t)n, "list", 4, 200, 123, 2500, "admin"};
+    return e;
+}
+
+/* Checks that text holds complete burst lines first, first+1, ...: returns how many (-1 on a malformed or out-of-order line). */
+static long s_check_burst(const char *text, size_t len, unsigned first)
+{
+    long k = 0;
+    const char *p = text, *end = text + len;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        if (nl == NULL)
+            return -1; /* an incomplete line */
+        char want[128];
+        snprintf(want, sizeof(want), " 10.0.0.1 GET /burst/%lu act=list 200 123 2.5ms account=admin\n", (unsigned long)first + k);
+        size_t wl = strlen(want);
+        if ((size_t)(nl + 1 - p) < wl || memcmp(nl + 1 - wl, want, wl) != 0 || nl + 1 - p != 24 + (long)wl)
+            return -1;
+        k++;
+        p = nl + 1;
+    }
+    return k;
+}
+
+/* Reads what the pipe holds into *text (grown), without blocking. */
+static void s_drain_pipe(int fd, char **text, size_t *len, size_t *cap)
+{
+    for (;;) {
+        if (*cap - *len < 65536) {
+            *cap = *cap * 2 + 65536;
+            GW_CHECK((*text = realloc(*text, *cap)) != NULL);
+        }
+        ssize_t n = read(fd, *text + *len, *cap - *len);
+        if (n <= 0)
+            return;
+        *len += (size_t)n;
+    }
 }
 
 void gw_log_test(void)
@@ -98,25 +336,141 @@ void gw_log_test(void)
     GW_CHECK(strcmp(out, "/a\\x20b\\x5cc\\x0a\\xc3\\xa9") == 0);
     gw_log_escape("abcdefgh", 8, out, 5);
     GW_CHECK(strcmp(out, "abcd") == 0);
-    gw_log_t *log = gw_log_new("off");
+    gw_log_t *log = gw_log_new(NULL, "off");
     GW_CHECK(log != NULL);
     gw_log_entry_t e = {"127.0.0.1", "GET", 3, "/x", 2, "", 0, 200, 0, 1500, NULL};
     gw_log_access(log, &e); /* disabled: writes nothing */
+    GW_CHECK(gw_log_flush(log) == 0 && gw_log_flush(NULL) == 0);
     gw_log_destroy(&log);
     GW_CHECK(log == NULL);
+    gw_log_destroy(&log);
+    GW_CHECK(gw_log_new(NULL, "/nonexistent/dir/log") == NULL);
+
+    /* buffered: nothing reaches the file before a flush; the flush writes the line whole */
     char path[] = "/tmp/gw-log-test-XXXXXX";
     int fd = mkstemp(path);
     GW_CHECK(fd >= 0);
-    log = gw_log_new(path);
+    close(fd);
+    log = gw_log_new(NULL, path);
+    GW_CHECK(log != NULL);
+    gw_log_access(log, &e);
+    GW_CHECK(s_size(path) == 0);
+    GW_CHECK(gw_log_flush(log) == 0);
+    size_t len;
+    char *text = s_slurp(path, &len);
+    GW_CHECK(text != NULL && len > 24 && strchr(text, '\n') == text + len - 1);
+    GW_CHECK(strcmp(text + 24, " 127.0.0.1 GET /x act=- 200 0 1.5ms account=-\n") == 0 && text[23] == 'Z' && text[10] == 'T');
+    free(text);
+    gw_log_access(log, &e);
+    gw_log_destroy(&log); /* destroy writes what is left */
+    text = s_slurp(path, &len);
+    GW_CHECK(text != NULL && len > 0 && s_count_lines(text, len) == 2);
+    free(text);
+
+    /* a burst: written by the size threshold along the way, never a partial line, all of it in order at destroy */
+    GW_CHECK(truncate(path, 0) == 0);
+    log = gw_log_new(NULL, path);
+    GW_CHECK(log != NULL);
+    char bpath[64];
+    unsigned nburst = 20000, nwrites = 0;
+    off_t size = 0;
+    for (unsigned i = 0; i < nburst; i++) {
+        gw_log_entry_t be = s_burst_entry(bpath, sizeof(bpath), i);
+        gw_log_access(log, &be);
+        GW_CHECK(log->len - log->off < GW_LOG_FLUSH_BYTES); /* the threshold wrote it */
+        off_t now = s_size(path);
+        if (now != size) { /* a write: of at least GW_LOG_FLUSH_BYTES, whole lines */
+            GW_CHECK(now - size >= GW_LOG_FLUSH_BYTES && log->len == 0);
+            size = now;
+            nwrites++;
+        }
+    }
+    GW_CHECK(nwrites > 0); /* written along the way, a few times */
+    gw_log_destroy(&log);
+    text = s_slurp(path, &len);
+    GW_CHECK(text != NULL && s_check_burst(text, len, 0) == (long)nburst && nwrites <= len / GW_LOG_FLUSH_BYTES);
+    free(text);
+
+    /* the loop timer writes a line shortly after it was logged (waiting on the condition, not on the clock) */
+    GW_CHECK(truncate(path, 0) == 0);
+    h2o_loop_t *loop = h2o_evloop_create();
+    log = gw_log_new(loop, path);
+    GW_CHECK(log != NULL);
+    gw_log_access(log, &e);
+    GW_CHECK(s_size(path) == 0 && h2o_timeout_is_linked(&log->flush_entry));
+    long long until = s_mono_ms() + 30000;
+    while (s_size(path) == 0 && s_mono_ms() < until)
+        h2o_evloop_run(loop, 100);
+    GW_CHECK(s_size(path) > 0 && !h2o_timeout_is_linked(&log->flush_entry));
+    gw_log_access(log, &e); /* still buffered at destroy: written, and the timer is stopped before the loop goes */
+    gw_log_destroy(&log);
+    h2o_evloop_destroy(loop);
+    text = s_slurp(path, &len);
+    GW_CHECK(text != NULL && s_count_lines(text, len) == 2);
+    free(text);
+
+    /* "-": standard output */
+    GW_CHECK(truncate(path, 0) == 0);
+    fflush(stdout);
+    int saved = dup(STDOUT_FILENO);
+    GW_CHECK(saved >= 0 && (fd = open(path, O_WRONLY | O_APPEND)) >= 0 && dup2(fd, STDOUT_FILENO) == STDOUT_FILENO);
+    close(fd);
+    log = gw_log_new(NULL, "-");
     GW_CHECK(log != NULL);
     gw_log_access(log, &e);
     gw_log_destroy(&log);
-    FILE *f = fopen(path, "r");
-    char line[256];
-    GW_CHECK(f != NULL && fgets(line, sizeof(line), f) != NULL);
-    GW_CHECK(strstr(line, " 127.0.0.1 GET /x act=- 200 0 1.5ms account=-\n") != NULL);
-    fclose(f);
+    GW_CHECK(dup2(saved, STDOUT_FILENO) == STDOUT_FILENO);
+    close(saved);
+    text = s_slurp(path, &len);
+    GW_CHECK(text != NULL && len > 24 && strcmp(text + 24, " 127.0.0.1 GET /x act=- 200 0 1.5ms account=-\n") == 0);
+    free(text);
     unlink(path);
-    close(fd);
-    GW_CHECK(gw_log_new("/nonexistent/dir/log") == NULL);
+
+    /* a non-blocking pipe that nobody reads: partial writes and EAGAIN keep every line; the timer or a flush retries */
+    int p[2];
+    GW_CHECK(pipe2(p, O_NONBLOCK | O_CLOEXEC) == 0);
+    fcntl(p[1], F_SETPIPE_SZ, 4096); /* small, to get there soon (may be refused: the default works too) */
+    log = s_new(NULL, p[1], 1);
+    for (unsigned i = 0; i < nburst; i++) {
+        gw_log_entry_t be = s_burst_entry(bpath, sizeof(bpath), i);
+        gw_log_access(log, &be);
+    }
+    GW_CHECK(log->blocked && log->lost == 0 && log->len - log->off > GW_LOG_FLUSH_BYTES);
+    char *got = NULL;
+    size_t glen = 0, gcap = 0;
+    until = s_mono_ms() + 30000;
+    int rc;
+    while ((rc = gw_log_flush(log)) != 0 && s_mono_ms() < until)
+        s_drain_pipe(p[0], &got, &glen, &gcap);
+    GW_CHECK(rc == 0 && !log->blocked && log->lost == 0);
+    s_drain_pipe(p[0], &got, &glen, &gcap);
+    GW_CHECK(s_check_burst(got, glen, 0) == (long)nburst);
+    /* past GW_LOG_MAX_BYTES of unwritten lines, new lines are dropped and counted; what is written stays whole and in order */
+    glen = 0;
+    unsigned nover = 0;
+    while (log->lost < 100) {
+        gw_log_entry_t be = s_burst_entry(bpath, sizeof(bpath), nover++);
+        gw_log_access(log, &be);
+        GW_CHECK(log->len - log->off <= GW_LOG_MAX_BYTES && nover < 10 * GW_LOG_MAX_BYTES / 64);
+    }
+    GW_CHECK(log->failing == EAGAIN);
+    until = s_mono_ms() + 30000;
+    while ((rc = gw_log_flush(log)) != 0 && s_mono_ms() < until)
+        s_drain_pipe(p[0], &got, &glen, &gcap);
+    GW_CHECK(rc == 0);
+    s_drain_pipe(p[0], &got, &glen, &gcap);
+    GW_CHECK(s_check_burst(got, glen, 0) == (long)(nover - 100)); /* the first ones arrived, the last 100 were dropped */
+    gw_log_access(log, &e);
+    GW_CHECK(gw_log_flush(log) == 0 && log->failing == 0 && log->lost == 0); /* written again: the loss was reported */
+    gw_log_destroy(&log);                                                    /* closes p[1] */
+    close(p[0]);
+    free(got);
+
+    /* a write error drops the buffered lines (reported on stderr) rather than keeping them forever */
+    log = gw_log_new(NULL, "/dev/full");
+    GW_CHECK(log != NULL);
+    gw_log_access(log, &e);
+    gw_log_access(log, &e);
+    GW_CHECK(gw_log_flush(log) == 0 && log->failing == ENOSPC && log->lost == 2 && log->len == 0);
+    gw_log_destroy(&log);
 }

@@ -398,9 +398,11 @@ static void s_async_test(void)
     enum { N = 50 };
     char spec[128];
     snprintf(spec, sizeof(spec), "unix:%s/redis.sock", s_dir);
-    svc_redis_t *r = svc_redis_new(spec, 500, "xws_svctest", svc_test_lua);
-    svc_redis_t *admin = svc_redis_new(spec, 5000, "xws_svctest", NULL);
-    SVC_CHECK(r != NULL && admin != NULL && svc_redis_connect(r) == 0);
+    /* r and admin never time out by surprise (a slow Redis on a loaded machine); h meets a stopped one on purpose */
+    svc_redis_t *r = svc_redis_new(spec, WAIT_MS, "xws_svctest", svc_test_lua);
+    svc_redis_t *admin = svc_redis_new(spec, WAIT_MS, "xws_svctest", NULL);
+    svc_redis_t *h = svc_redis_new(spec, HANG_TIMEOUT_MS, "xws_svctest", svc_test_lua);
+    SVC_CHECK(r != NULL && admin != NULL && h != NULL && svc_redis_connect(r) == 0);
     svc_coro_t *cos[N];
     s_async_job_t jobs[N];
     for (int i = 0; i < N; i++)
@@ -433,21 +435,21 @@ static void s_async_test(void)
 
     /* Redis hangs (SIGSTOP): every waiting coroutine hears "unavailable" once the timeout passed */
     int rpid = s_redis_pid();
-    SVC_CHECK(rpid > 0 && kill(rpid, SIGSTOP) == 0);
+    SVC_CHECK(svc_redis_connect(h) == 0 && rpid > 0 && kill(rpid, SIGSTOP) == 0);
     for (int i = 0; i < N; i++) {
-        jobs[i] = (s_async_job_t){.r = r, .i = i};
+        jobs[i] = (s_async_job_t){.r = h, .i = i};
         svc_coro_start(cos[i], s_async_body, &jobs[i]);
     }
-    s_async_run(r, cos, N);
+    s_async_run(h, cos, N);
     kill(rpid, SIGCONT);
     for (int i = 0; i < N; i++)
         SVC_CHECK(jobs[i].failed && !jobs[i].ok);
     /* and once it is back (after the back-off), requests are served again */
     int served = 0;
-    for (int attempt = 0; attempt < 200 && !served; attempt++) {
-        jobs[0] = (s_async_job_t){.r = r, .i = 0};
+    for (long long until = svc_now_mono_ms() + WAIT_MS; !served && svc_now_mono_ms() < until;) {
+        jobs[0] = (s_async_job_t){.r = h, .i = 0};
         svc_coro_start(cos[0], s_async_body, &jobs[0]);
-        s_async_run(r, cos, 1);
+        s_async_run(h, cos, 1);
         served = jobs[0].ok;
         if (!served)
             usleep(50 * 1000);
@@ -456,6 +458,7 @@ static void s_async_test(void)
 
     for (int i = 0; i < N; i++)
         svc_coro_destroy(&cos[i]);
+    svc_redis_destroy(&h);
     svc_redis_destroy(&admin);
     svc_redis_destroy(&r);
 }
