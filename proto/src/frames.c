@@ -426,7 +426,7 @@ static void s_send_raw(zsock_t *sock, const char *const *frames, const size_t *l
 static int s_recv_wait(xws_frames_t *f, zsock_t *sock, int with_identity, const char **err)
 {
     zpoller_t *p = zpoller_new(sock, NULL);
-    CHECK(zpoller_wait(p, 5000) == sock);
+    CHECK(zpoller_wait(p, 30000) == sock);
     zpoller_destroy(&p);
     return xws_frames_recv(f, sock, with_identity, err);
 }
@@ -523,7 +523,7 @@ static void s_client_test(void)
     xws_buf_t json;
     xws_buf_init(&json);
     for (int round = 0; round < 3; round++) {
-        CHECK(xws_client_call(c, &spec, 5000, &rep, &err) == 0);
+        CHECK(xws_client_call(c, &spec, 30000, &rep, &err) == 0);
         CHECK(rep.status == 200 && xws_slice_eq(rep.etag, "\"e\"") && rep.body != NULL);
         CHECK(rep.body->type == MSGPACK_OBJECT_ARRAY && rep.body->via.array.size == 3);
         CHECK(rep.body->via.array.ptr[0].via.str.size == 32); /* a generated rid */
@@ -541,17 +541,17 @@ static void s_client_test(void)
             CHECK(zclock_mono() - t0 >= 140);
             xws_reply_dispose(&rep);
             slow.act = xws_slice("garbage");
-            CHECK(xws_client_call(c, &slow, 5000, &rep, &err) == -1 && strcmp(err, "malformed reply") == 0);
+            CHECK(xws_client_call(c, &slow, 30000, &rep, &err) == -1 && strcmp(err, "malformed reply") == 0);
             xws_reply_dispose(&rep);
         }
     }
     spec.rid = xws_slice("fixed-rid");
     CHECK(
-        xws_client_call(c, &spec, 5000, &rep, &err) == 0 &&
+        xws_client_call(c, &spec, 30000, &rep, &err) == 0 &&
         xws_slice_eq((xws_slice_t){rep.body->via.array.ptr[0].via.str.ptr, rep.body->via.array.ptr[0].via.str.size}, "fixed-rid"));
     xws_reply_dispose(&rep);
     spec.service = XWS_SLICE_NULL;
-    CHECK(xws_client_call(c, &spec, 5000, &rep, &err) == -1 && strcmp(err, "bad request") == 0);
+    CHECK(xws_client_call(c, &spec, 30000, &rep, &err) == -1 && strcmp(err, "bad request") == 0);
     xws_reply_dispose(&rep);
     xws_buf_dispose(&json);
     xws_client_destroy(&c);

@@ -11,6 +11,8 @@ gw=$!
 trap 'kill $gw 2>/dev/null; wait $gw 2>/dev/null; rm -rf "$dir"' EXIT INT TERM
 passed=0
 failed=0
+# calls without -t wait for the deadline_ms setting: long, so that a loaded machine cannot make them time out
+export XWS_DEADLINE_MS=30000
 
 # expect NAME RC STDOUT STDERR-SUBSTRING -- ARGS...  (runs xws-call with ARGS, stdin from $dir/in)
 expect() {
@@ -33,7 +35,7 @@ expect() {
 : >"$dir/in"
 # the gateway may take a moment to bind: the first call waits long enough
 expect view 0 '{"service":"config","resource":"entity","act":"view","params":{"id":"3"},"body":null}' 'status 200' -- \
-    -e "$ep" -t 5000 -p id=3 config entity view
+    -e "$ep" -t 30000 -p id=3 config entity view
 expect etag 0 '{"service":"config","resource":"entity","act":"view","params":{},"body":null}' 'etag "echo"' -- \
     -e "$ep" config entity view
 expect body-arg 0 '{"service":"config","resource":"entity","act":"add","params":{},"body":{"name":"Zoë","n":[1,2.5,-3,true,null]}}' \
