@@ -10,8 +10,10 @@
  * coroutine can be started again with another function, so a worker keeps a pool of them and
  * pays for the stack once.
  *
- * The switch is ucontext's (makecontext/swapcontext); under AddressSanitizer every switch is
- * announced with the fiber annotations, so ASan follows the stacks.
+ * The switch saves the callee-saved registers on the stack being left and loads the other one
+ * (a few instructions of assembly on x86-64; ucontext elsewhere, or when built with
+ * -DSVC_CORO_UCONTEXT); under AddressSanitizer every switch is announced with the fiber
+ * annotations, so ASan follows the stacks.
  */
 #ifndef SVC_CORO_H
 #define SVC_CORO_H
