@@ -46,9 +46,12 @@ typedef struct gw_app {
     size_t nverify_running, nverify_waiting;
 
     /* account refresh */
-    gw_job_t refresh_job;  /* the snapshot request in flight */
-    uint64_t last_refresh; /* loop ms of the last snapshot request */
-    int refresh_state;     /* last outcome reported on stderr (to log changes only) */
+    gw_job_t refresh_job;           /* the snapshot request in flight */
+    uint64_t last_refresh;          /* loop ms of the last snapshot request */
+    int refresh_state;              /* last outcome reported on stderr (to log changes only) */
+    uint64_t refresh_seq;           /* snapshot requests sent so far (the one in flight is number refresh_seq) */
+    h2o_linklist_t refresh_waiting; /* requests whose password was verified for an account the snapshot does
+                                       not hold yet (or holds with an older credential), until a newer one */
 
     /* life */
     size_t nrequests; /* HTTP requests alive */

@@ -104,9 +104,18 @@ int gw_addr_from_sockaddr(const struct sockaddr *sa, socklen_t len, uint8_t addr
         memset(addr, 0, 16);
         return -1;
     }
-    if (memcmp(addr, s_v4mapped, 12) == 0)
-        inet_ntop(AF_INET, addr + 12, text, (socklen_t)textlen);
-    else
+    if (memcmp(addr, s_v4mapped, 12) == 0) { /* by hand: inet_ntop formats with sprintf, once per request */
+        char *o = text;
+        for (int i = 12; i < 16; i++) {
+            unsigned v = addr[i];
+            if (v >= 100)
+                *o++ = (char)('0' + v / 100);
+            if (v >= 10)
+                *o++ = (char)('0' + v / 10 % 10);
+            *o++ = (char)('0' + v % 10);
+            *o++ = i < 15 ? '.' : '\0';
+        }
+    } else
         inet_ntop(AF_INET6, addr, text, (socklen_t)textlen);
     return 0;
 }

@@ -19,11 +19,12 @@
 #define GW_VERIFY_WAITING_MAX 4096 /* password checks waiting for a free slot; more: 503 */
 
 typedef enum {
-    PH_START = 0,  /* checks, authentication */
-    PH_DELAY = 1,  /* back-off delay before a password check */
-    PH_VERIFY = 2, /* password check at the config service */
-    PH_WORKER = 3, /* the request at its service */
-    PH_DONE = 4,   /* answered */
+    PH_START = 0,   /* checks, authentication */
+    PH_DELAY = 1,   /* back-off delay before a password check */
+    PH_VERIFY = 2,  /* password check at the config service */
+    PH_WORKER = 3,  /* the request at its service */
+    PH_DONE = 4,    /* answered */
+    PH_REFRESH = 5, /* password verified; waiting for a snapshot that holds the account as verified */
 } phase_t;
 
 typedef struct gw_verify gw_verify_t;
@@ -52,6 +53,9 @@ typedef struct {
     h2o_timeout_entry_t delay;    /* back-off delay */
     h2o_timeout_entry_t deadline; /* arrival + deadline_ms, whatever phase the request is in */
     uint64_t deadline_unix_ms;    /* the same instant as Unix time, for the envelope */
+    h2o_linklist_t rlink;         /* in app->refresh_waiting (PH_REFRESH) */
+    uint64_t refresh_need;        /* the snapshot request (app->refresh_seq) whose answer it waits for */
+    xws_slice_t vname, vcred;     /* PH_REFRESH: the account and credential fingerprint the check answered (pool) */
 } gw_req_t;
 
 /*
@@ -75,6 +79,7 @@ struct gw_verify {
 
 static void s_dispatch(gw_req_t *r);
 static void s_verify_detach(gw_req_t *r);
+static void s_refresh_wait(gw_req_t *r, const msgpack_object *name, const msgpack_object *cred);
 
 const char *const gw_app_services[] = {"config", "ipbx-lines", "ipbx-users", "devices", "extensions", NULL};
 
@@ -94,7 +99,23 @@ static uint64_t s_mono_us(void)
 
 void gw_app_rid(gw_app_t *app, char *buf, size_t size)
 {
-    snprintf(buf, size, "%s-%" PRIu64, app->instance, ++app->rid_counter);
+    /* "<instance>-<counter>", formatted by hand: it runs once per request */
+    char digits[24];
+    size_t nd = 0;
+    uint64_t v = ++app->rid_counter;
+    do
+        digits[nd++] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    size_t il = strlen(app->instance);
+    if (il + 1 + nd + 1 > size) { /* cannot happen with XWS_MAX_RID-sized buffers; stay correct anyway */
+        snprintf(buf, size, "%s-%" PRIu64, app->instance, app->rid_counter);
+        return;
+    }
+    memcpy(buf, app->instance, il);
+    buf[il] = '-';
+    for (size_t i = 0; i < nd; i++)
+        buf[il + 1 + i] = digits[nd - 1 - i];
+    buf[il + 1 + nd] = '\0';
 }
 
 const char *gw_http_reason(int status)
@@ -293,6 +314,8 @@ static void s_on_freed(void *arg)
     if (gw_job_busy(&r->job))
         gw_broker_cancel(app->broker, &r->job);
     s_verify_detach(r);
+    if (h2o_linklist_is_linked(&r->rlink))
+        h2o_linklist_unlink(&r->rlink);
     if (h2o_timeout_is_linked(&r->delay))
         h2o_timeout_unlink(&r->delay);
     if (h2o_timeout_is_linked(&r->deadline))
@@ -678,12 +701,19 @@ static void s_on_verify_done(gw_job_t *job, gw_job_outcome_t outcome, const void
              * account's cred is no newer than the state the password was checked against, and the
              * entry goes as soon as a later snapshot shows another cred.
              */
-            if (acct != NULL && !stale && gw_accounts_version(app->accounts) == v->version)
-                gw_accounts_cache_put(app->accounts, v->key, acct);
-            else if (acct == NULL)
-                gw_http_refresh_accounts(app); /* a new account the snapshot does not hold yet */
-            while ((r = s_verify_next_waiter(v)) != NULL)
-                s_authorized_creds(r, acct);
+            if (acct != NULL && !stale) {
+                if (gw_accounts_version(app->accounts) == v->version)
+                    gw_accounts_cache_put(app->accounts, v->key, acct);
+                while ((r = s_verify_next_waiter(v)) != NULL)
+                    s_authorized_creds(r, acct);
+            } else {
+                /* a new account, or a new password, that the snapshot does not hold yet: the
+                 * requests wait for a snapshot taken after this answer (no 401 for an account
+                 * created a moment ago) */
+                while ((r = s_verify_next_waiter(v)) != NULL)
+                    s_refresh_wait(r, name, cred);
+                gw_http_refresh_accounts(app);
+            }
         } else if (status == 401 || status == 403 || status == 404) {
             while ((r = s_verify_next_waiter(v)) != NULL)
                 s_fail(r, 1);
@@ -807,6 +837,8 @@ static void s_on_deadline(h2o_timeout_entry_t *entry)
     if (gw_job_busy(&r->job))
         gw_broker_cancel(r->app->broker, &r->job);
     s_verify_detach(r);
+    if (h2o_linklist_is_linked(&r->rlink))
+        h2o_linklist_unlink(&r->rlink);
     if (h2o_timeout_is_linked(&r->delay))
         h2o_timeout_unlink(&r->delay);
     snprintf(msg, sizeof(msg), "%s did not answer within %" PRIu64 " ms",
@@ -972,6 +1004,7 @@ void gw_http_register(gw_app_t *app, h2o_hostconf_t *host)
 {
     h2o_linklist_init_anchor(&app->verify_running);
     h2o_linklist_init_anchor(&app->verify_waiting);
+    h2o_linklist_init_anchor(&app->refresh_waiting);
     h2o_create_filter(&host->fallback_path, sizeof(h2o_filter_t))->on_setup_ostream = s_on_setup_ostream;
     h2o_pathconf_t *pathconf = h2o_config_register_path(host, "/", 0);
     h2o_handler_t *handler = h2o_create_handler(pathconf, sizeof(h2o_handler_t) + sizeof(gw_app_t *));
@@ -990,7 +1023,60 @@ static void s_refresh_state(gw_app_t *app, int state, const char *msg)
     app->refresh_state = state;
 }
 
+/* Parks r (its password was verified for the account name/cred) until a later snapshot. */
+static void s_refresh_wait(gw_req_t *r, const msgpack_object *name, const msgpack_object *cred)
+{
+    gw_app_t *app = r->app;
+    r->phase = PH_REFRESH;
+    r->vname = (xws_slice_t){h2o_strdup(&r->req->pool, name->via.str.ptr, name->via.str.size).base, name->via.str.size};
+    r->vcred = cred != NULL
+                   ? (xws_slice_t){h2o_strdup(&r->req->pool, cred->via.str.ptr, cred->via.str.size).base, cred->via.str.size}
+                   : XWS_SLICE_NULL;
+    /* a snapshot request already in flight may have been answered before the change: the next one */
+    r->refresh_need = app->refresh_seq + 1;
+    h2o_linklist_insert(&app->refresh_waiting, &r->rlink);
+}
+
+/*
+ * After snapshot request number app->refresh_seq ended (ok: a snapshot is loaded), answers the
+ * parked requests that waited for it: authorized when the snapshot holds their account with the
+ * credential that was verified, 401 when it does not (deleted, or changed again meanwhile), 503
+ * when no snapshot could be had. Those that wait for a later one get it asked for.
+ */
+static void s_refresh_resolve(gw_app_t *app, int ok)
+{
+    h2o_linklist_t *l = app->refresh_waiting.next;
+    while (l != &app->refresh_waiting) {
+        gw_req_t *r = H2O_STRUCT_FROM_MEMBER(gw_req_t, rlink, l);
+        l = l->next;
+        if (r->refresh_need > app->refresh_seq)
+            continue;
+        h2o_linklist_unlink(&r->rlink);
+        if (!ok) {
+            s_send_error(r, 503, "no_worker", "", "the accounts could not be refreshed");
+            continue;
+        }
+        const gw_account_t *acct = gw_accounts_find(app->accounts, r->vname.ptr, r->vname.len);
+        if (acct != NULL && (r->vcred.ptr == NULL || xws_slice_eq(r->vcred, acct->cred)))
+            s_authorized_creds(r, acct);
+        else
+            s_fail(r, 0);
+    }
+    if (!h2o_linklist_is_empty(&app->refresh_waiting))
+        gw_http_refresh_accounts(app);
+}
+
+static void s_on_refresh_loaded(gw_job_t *job, gw_job_outcome_t outcome, const void *reply, size_t len);
+
 static void s_on_refresh_done(gw_job_t *job, gw_job_outcome_t outcome, const void *reply, size_t len)
+{
+    gw_app_t *app = job->data;
+    s_on_refresh_loaded(job, outcome, reply, len);
+    s_refresh_resolve(app, app->refresh_state == REFRESH_OK);
+}
+
+/* Loads the snapshot of a refresh answer; app->refresh_state says how it went. */
+static void s_on_refresh_loaded(gw_job_t *job, gw_job_outcome_t outcome, const void *reply, size_t len)
 {
     gw_app_t *app = job->data;
     if (outcome == GW_JOB_TIMEOUT) {
@@ -1054,17 +1140,21 @@ void gw_http_refresh_accounts(gw_app_t *app)
     };
     msgpack_sbuffer env;
     msgpack_sbuffer_init(&env);
+    app->refresh_seq++;
     if (xws_request_encode(&spec, &env) != 0) {
         s_refresh_state(app, REFRESH_FAILED, "cannot encode the snapshot request");
+        s_refresh_resolve(app, 0);
     } else {
         app->refresh_job.on_done = s_on_refresh_done;
         app->refresh_job.data = app;
         int rc = gw_broker_submit(app->broker, &app->refresh_job, "config", env.data, env.size);
-        if (rc != GW_SUBMIT_OK)
+        if (rc != GW_SUBMIT_OK) {
             s_refresh_state(app, REFRESH_NO_WORKER,
                             gw_accounts_ready(app->accounts)
                                 ? "no config worker; keeping the last snapshot"
                                 : "no config worker yet; restricted requests answer 503 until the accounts arrive");
+            s_refresh_resolve(app, 0);
+        }
     }
     msgpack_sbuffer_destroy(&env);
 }

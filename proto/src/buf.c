@@ -28,6 +28,24 @@ void xws_buf_init(xws_buf_t *b)
     b->len = b->cap = 0;
 }
 
+int xws_sbuffer_write(void *data, const char *buf, size_t len)
+{
+    msgpack_sbuffer *sb = data;
+    if (sb->alloc - sb->size < len) {
+        size_t n = sb->alloc != 0 ? sb->alloc * 2 : 256;
+        while (n < sb->size + len)
+            n *= 2;
+        char *p = realloc(sb->data, n);
+        if (p == NULL)
+            abort();
+        sb->data = p;
+        sb->alloc = n;
+    }
+    memcpy(sb->data + sb->size, buf, len);
+    sb->size += len;
+    return 0;
+}
+
 void xws_buf_dispose(xws_buf_t *b)
 {
     assert(b != NULL);

@@ -120,7 +120,7 @@ int xws_request_encode(const xws_request_spec_t *spec, msgpack_sbuffer *out)
     int has_caller = spec->caller_mode.ptr != NULL || spec->caller_account.ptr != NULL || spec->caller_addr.ptr != NULL;
     size_t start = out->size;
     msgpack_packer pk;
-    msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
+    msgpack_packer_init(&pk, out, xws_sbuffer_write);
     uint32_t n =
         5 + (spec->nparams != 0) + (spec->body_msgpack.len != 0) + has_caller + (spec->deadline_ms != 0) + (spec->inm.len != 0);
     PACK(msgpack_pack_map(&pk, n));
@@ -349,7 +349,7 @@ int xws_reply_encode_flags(unsigned status, xws_slice_t etag, xws_slice_t body_m
         return -1;
     size_t start = out->size;
     msgpack_packer pk;
-    msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
+    msgpack_packer_init(&pk, out, xws_sbuffer_write);
     int replayed = (flags & XWS_REPLY_REPLAYED) != 0;
     PACK(msgpack_pack_map(&pk, 2 + (body_msgpack.len != 0) + (etag.len != 0) + replayed));
     s_pack_key(&pk, "v");

@@ -89,7 +89,7 @@ int xws_json_to_msgpack(const char *json, size_t len, msgpack_sbuffer *out, char
     }
     size_t start = out->size;
     msgpack_packer pk;
-    msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
+    msgpack_packer_init(&pk, out, xws_sbuffer_write);
     int rc = s_pack(&pk, root, 0);
     json_decref(root);
     if (rc != 0) {

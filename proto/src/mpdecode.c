@@ -282,7 +282,11 @@ int xws_msgpack_decode(msgpack_unpacked *u, const void *data, size_t len, int ma
 {
     assert(u != NULL && (data != NULL || len == 0) && max_depth >= 1 && max_depth <= 1000);
     msgpack_unpacked_init(u);
-    u->zone = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE);
+    /* the decoded objects take about 3 times the bytes of the input, strings excepted (they point
+     * into it): a first chunk of that size serves most messages in one small allocation, which
+     * the allocator recycles cheaply; the zone grows by itself when it is not enough */
+    size_t chunk = len < (MSGPACK_ZONE_CHUNK_SIZE - 256) / 3 ? len * 3 + 256 : MSGPACK_ZONE_CHUNK_SIZE;
+    u->zone = msgpack_zone_new(chunk);
     if (u->zone == NULL)
         abort();
     dec_t d = {(const unsigned char *)data, (const unsigned char *)data + len, u->zone, max_depth, NULL};

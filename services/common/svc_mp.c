@@ -19,9 +19,7 @@ const msgpack_object *svc_mp_get(const msgpack_object *map, const char *key)
 
 int svc_mp_write(void *sbuffer, const char *buf, size_t len)
 {
-    if (msgpack_sbuffer_write(sbuffer, buf, len) != 0)
-        abort();
-    return 0;
+    return xws_sbuffer_write(sbuffer, buf, len); /* starts small, aborts when out of memory */
 }
 
 int svc_mp_str_eq(const msgpack_object *o, const char *s)

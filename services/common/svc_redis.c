@@ -235,6 +235,32 @@ int svc_redis_connect(svc_redis_t *self)
     return 0;
 }
 
+/* appends c (one of '*', '$'), the decimal n and CRLF to out */
+static void s_format_len(xws_buf_t *out, char c, size_t n)
+{
+    char tmp[24];
+    size_t i = sizeof(tmp);
+    tmp[--i] = '\n';
+    tmp[--i] = '\r';
+    do
+        tmp[--i] = (char)('0' + n % 10);
+    while ((n /= 10) != 0);
+    tmp[--i] = c;
+    xws_buf_add(out, tmp + i, sizeof(tmp) - i);
+}
+
+/* appends one command in the Redis protocol (RESP: an array of bulk strings) to out */
+static void s_format(xws_buf_t *out, int argc, const char *const *argv, const size_t *lens)
+{
+    s_format_len(out, '*', (size_t)argc);
+    for (int i = 0; i < argc; i++) {
+        size_t len = lens != NULL ? lens[i] : strlen(argv[i]);
+        s_format_len(out, '$', len);
+        xws_buf_add(out, argv[i], len);
+        xws_buf_add(out, "\r\n", 2);
+    }
+}
+
 /*
  * One attempt of n commands (a pipeline; lenss NULL, or lenss[i] NULL, for NUL-terminated
  * arguments) on the current connection: 0 with every reply in out, or -1 (out all NULL, the
@@ -246,14 +272,8 @@ static int s_send(svc_redis_t *self, int n, const int *argcs, const char *const 
     svc_coro_t *co = svc_coro_current();
     if (co != NULL) {
         /* in a coroutine: queue the commands, sleep until the owner's loop brings the replies */
-        for (int i = 0; i < n; i++) {
-            char *cmd;
-            int len = redisFormatCommandArgv(&cmd, argcs[i], (const char **)argvs[i], lenss != NULL ? lenss[i] : NULL);
-            if (len < 0)
-                abort(); /* out of memory */
-            xws_buf_add(&self->obuf, cmd, (size_t)len);
-            redisFreeCommand(cmd);
-        }
+        for (int i = 0; i < n; i++)
+            s_format(&self->obuf, argcs[i], argvs[i], lenss != NULL ? lenss[i] : NULL);
         s_waiter_t w = {.co = co, .n = n, .out = out, .sent_ms = svc_now_mono_ms()};
         s_wpush(&self->waiting, &w);
         self->nwaiting++;

@@ -274,3 +274,19 @@ def test_ensure_initial():
             s2.stop()
     finally:
         s.stop()
+
+
+def test_new_account_and_new_password_work_at_once(system):
+    # The gateway's snapshot of the accounts is refreshed every few hundred ms; a password that the
+    # config service verified for an account (or a credential) the snapshot does not hold yet
+    # waits for a fresh snapshot instead of being refused.
+    for i in range(3):
+        name = "fresh%d" % i
+        system.cli_ok("account", "add", name, "--login", name, "--password", name + "-pass-1", "--acl", "*")
+        r = system.get(CHECK, auth=(name, name + "-pass-1"))
+        assert r.status == 200, (name, r)
+        system.cli_ok("account", "passwd", name, "--password", name + "-pass-2")
+        r = system.get(CHECK, auth=(name, name + "-pass-2"))
+        assert r.status == 200, (name, r)
+        r = system.get(CHECK, auth=(name, name + "-pass-1"), source="127.0.0.%d" % (30 + i))
+        assert r.status == 401, (name, r)

@@ -60,6 +60,13 @@ typedef struct {
 } xws_buf_t;
 
 void xws_buf_init(xws_buf_t *b);
+/*
+ * A msgpack_sbuffer write callback (for msgpack_packer_init) that starts small: the first
+ * allocation is the size of the first write rounded up to 256 bytes (msgpack's own starts at
+ * 8 KiB), then the buffer doubles. Small messages thus stay in the allocator's cheap size
+ * classes. Aborts when out of memory.
+ */
+int xws_sbuffer_write(void *sbuffer, const char *buf, size_t len);
 void xws_buf_dispose(xws_buf_t *b);
 void xws_buf_reset(xws_buf_t *b); /* len = 0, keeps the memory */
 void xws_buf_add(xws_buf_t *b, const void *p, size_t n);
