@@ -224,8 +224,8 @@ static const char *s_entries(svc_ctx_t *ctx, const svc_record_t *rec, size_t *le
     return s;
 }
 
-/* config_context_put of rec (old/oldrec: the record read for an edit, NULL for an add): svc_write's status */
-static int s_put(svc_ctx_t *ctx, const svc_record_t *rec, const char *old, size_t oldlen, const svc_record_t *oldrec)
+/* config_context_put of rec (old/oldrec: the record read for an edit, NULL for an add), svc_write_cas */
+static int s_put(svc_ctx_t *ctx, const svc_record_t *rec, const char *old, size_t oldlen, const svc_record_t *oldrec, int *conflict)
 {
     const svc_record_t *part = svc_record_obj((svc_record_t *)rec, "context");
     const char *name = svc_record_str(part, "name", NULL);
@@ -240,7 +240,7 @@ static int s_put(svc_ctx_t *ctx, const svc_record_t *rec, const char *old, size_
     args[5] = "r", lens[5] = 1;
     args[6] = CTX_INCLUDE_MSGS, lens[6] = sizeof(CTX_INCLUDE_MSGS) - 1;
     args[7] = svc_record_str(part, "entity", &lens[7]); /* "": unchanged (add: the lowest id) */
-    return svc_write(ctx, "config_context_put", 9, keys, 8, args, lens);
+    return svc_write_cas(ctx, conflict, "config_context_put", 9, keys, 8, args, lens);
 }
 
 /* the id parameter as a context name; NULL (with a 404 answer) when it cannot name a context */
@@ -265,10 +265,8 @@ int context_add(svc_ctx_t *ctx)
         return -1;
     svc_record_t *rec = svc_record_new(&context_table);
     int rc = s_validate_or_reply(ctx, rec, body, NULL);
-    if (rc == 0) {
-        int st = s_put(ctx, rec, NULL, 0, NULL);
-        rc = st == 0 ? svc_reply_internal(ctx, "context add: unexpected conflict outcome") : st == 200 ? 0 : -1;
-    }
+    if (rc == 0)
+        rc = s_put(ctx, rec, NULL, 0, NULL, NULL); /* an add never conflicts */
     svc_record_destroy(&rec);
     return rc;
 }
@@ -316,11 +314,13 @@ int context_edit(svc_ctx_t *ctx)
                 svc_record_set_str(part, "contexttype", t, strlen(t));
             }
         }
-        int st = rc == 0 ? s_put(ctx, rec, blob, len, old) : -1;
+        int conflict = 0;
+        if (rc == 0)
+            rc = s_put(ctx, rec, blob, len, old, &conflict);
         svc_record_destroy(&old);
         svc_record_destroy(&rec);
-        if (st != 0)
-            return st == 200 ? 0 : -1;
+        if (rc != 0 || !conflict)
+            return rc;
         /* another writer changed the context between the read and the write: read it again */
     }
     return svc_reply_internal(ctx, "context %s: edit kept conflicting with other writers", id);
@@ -333,8 +333,7 @@ int context_delete(svc_ctx_t *ctx)
         return -1;
     const char *keys[9], *args[1] = {id};
     s_keys(ctx, id, keys);
-    int st = svc_write(ctx, "config_context_delete", 9, keys, 1, args, NULL);
-    return st == 200 ? 0 : st == 0 ? svc_reply_internal(ctx, "context delete: unexpected conflict outcome") : -1;
+    return svc_write(ctx, "config_context_delete", 9, keys, 1, args, NULL);
 }
 
 /* ---- reads ------------------------------------------------------------------------------------- */

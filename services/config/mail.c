@@ -205,9 +205,8 @@ int mail_view(svc_ctx_t *ctx)
     static const char *const deps[] = {"mail", NULL};
     const char *argv[] = {"GET", svc_key(ctx, "mail:data")};
     redisReply *r = NULL;
-    int e = svc_etag_prefetch_or_reply(ctx, deps, 2, argv, &r);
-    if (e != 0)
-        return e < 0 ? -1 : 0;
+    if (svc_etag_prefetch_or_reply(ctx, deps, 2, argv, &r) != 0)
+        return -1;
     int rc = 0;
     svc_record_t *rec = svc_record_new(&mail_table);
     if (r == NULL || (r->type != REDIS_REPLY_NIL && r->type != REDIS_REPLY_STRING))
@@ -242,8 +241,7 @@ int mail_edit(svc_ctx_t *ctx)
         const char *keys[] = {svc_key(ctx, "mail:data"), svc_key(ctx, "ver:mail")};
         size_t lens[1];
         const char *args[] = {svc_record_blob(ctx, rec, &lens[0])};
-        int st = svc_write(ctx, "config_mail_edit", 2, keys, 1, args, lens);
-        rc = st == 200 ? 0 : st == 0 ? svc_reply_internal(ctx, "mail edit: unexpected conflict outcome") : -1;
+        rc = svc_write(ctx, "config_mail_edit", 2, keys, 1, args, lens);
     }
     svc_record_destroy(&rec);
     return rc;

@@ -78,19 +78,30 @@ static void s_store_test(void)
     svc_redis_t *r = svc_redis_new(spec, WAIT_MS, "xws_svctest", svc_test_lua);
     SVC_CHECK(r != NULL);
     const char *keys[] = {"t:counter", "t:ver:thing"};
-    const char *ok[] = {"0"}, *fail[] = {"1"};
+    const char *ok[] = {"0"}, *fail[] = {"1"}, *conflicting[] = {"2"};
 
     svc_ctx_t a, b;
     svc_ctx_init(&a, NULL, r, "t:", 60, NULL);
-    SVC_CHECK(svc_write(&a, "svctest_bump", 2, keys, 1, ok, NULL) == 200 && s_reply_int(&a.body) == 1);
-    SVC_CHECK(svc_write(&a, "svctest_bump", 2, keys, 1, ok, NULL) == 200 && s_reply_int(&a.body) == 1); /* same rid */
+    SVC_CHECK(svc_write(&a, "svctest_bump", 2, keys, 1, ok, NULL) == 0 && a.status == 200 && s_reply_int(&a.body) == 1);
+    SVC_CHECK(svc_write(&a, "svctest_bump", 2, keys, 1, ok, NULL) == 0 && a.status == 200 &&
+              s_reply_int(&a.body) == 1); /* same rid */
     svc_ctx_init(&b, NULL, r, "t:", 60, NULL);
-    SVC_CHECK(svc_write(&b, "svctest_bump", 2, keys, 1, ok, NULL) == 200 && s_reply_int(&b.body) == 2);
+    SVC_CHECK(svc_write(&b, "svctest_bump", 2, keys, 1, ok, NULL) == 0 && b.status == 200 && s_reply_int(&b.body) == 2);
     svc_ctx_dispose(&b);
     /* an error outcome is recorded too */
     svc_ctx_init(&b, NULL, r, "t:", 60, NULL);
-    SVC_CHECK(svc_write(&b, "svctest_bump", 2, keys, 1, fail, NULL) == 400 && b.status == 400);
-    SVC_CHECK(svc_write(&b, "svctest_bump", 2, keys, 1, ok, NULL) == 400);
+    SVC_CHECK(svc_write(&b, "svctest_bump", 2, keys, 1, fail, NULL) == -1 && b.status == 400);
+    SVC_CHECK(svc_write(&b, "svctest_bump", 2, keys, 1, ok, NULL) == -1 && b.status == 400);
+    svc_ctx_dispose(&b);
+    /* a conflict is not recorded and sets no reply: svc_write_cas reports it apart; svc_write calls it a 500 */
+    svc_ctx_init(&b, NULL, r, "t:", 60, NULL);
+    int conflict = 0;
+    SVC_CHECK(svc_write_cas(&b, &conflict, "svctest_bump", 2, keys, 1, conflicting, NULL) == 0 && conflict == 1 && b.status == 0);
+    SVC_CHECK(svc_write(&b, "svctest_bump", 2, keys, 1, conflicting, NULL) == -1 && b.status == 500);
+    svc_ctx_dispose(&b);
+    svc_ctx_init(&b, NULL, r, "t:", 60, NULL);
+    SVC_CHECK(svc_write_cas(&b, &conflict, "svctest_bump", 2, keys, 1, ok, NULL) == 0 && conflict == 0 && b.status == 200 &&
+              s_reply_int(&b.body) == 3);
     svc_ctx_dispose(&b);
     const char *ttl[] = {"TTL", svc_ctx_printf(&a, "t:wid:%s", a.rid)};
     redisReply *x = svc_redis_command(r, 2, ttl, NULL);
@@ -101,7 +112,7 @@ static void s_store_test(void)
     const char *flush[] = {"FUNCTION", "FLUSH"};
     freeReplyObject(svc_redis_command(r, 2, flush, NULL));
     svc_ctx_init(&b, NULL, r, "t:", 60, NULL);
-    SVC_CHECK(svc_write(&b, "svctest_bump", 2, keys, 1, ok, NULL) == 200 && s_reply_int(&b.body) == 3);
+    SVC_CHECK(svc_write(&b, "svctest_bump", 2, keys, 1, ok, NULL) == 0 && b.status == 200 && s_reply_int(&b.body) == 4);
     svc_ctx_dispose(&b);
 
     /* ETags: stable while nothing changes, new after a write, 304 on If-None-Match */
@@ -137,10 +148,10 @@ static void s_store_test(void)
     SVC_CHECK(xws_request_decode(&req, env.data, env.size, &err) == 0);
     svc_ctx_init(&b, &req, r, "t:", 60, NULL);
     SVC_CHECK(rc == 0 || rc == 1);
-    SVC_CHECK(svc_etag_or_reply(&b, res) == 1 && b.status == 304 && b.body.size == 0);
+    SVC_CHECK(svc_etag_or_reply(&b, res) == -1 && b.status == 304 && b.body.size == 0);
     svc_ctx_dispose(&b);
     svc_ctx_init(&b, NULL, r, "t:", 60, NULL);
-    SVC_CHECK(svc_write(&b, "svctest_bump", 2, keys, 1, ok, NULL) == 200);
+    SVC_CHECK(svc_write(&b, "svctest_bump", 2, keys, 1, ok, NULL) == 0 && b.status == 200);
     svc_ctx_dispose(&b);
     svc_ctx_init(&b, &req, r, "t:", 60, NULL);
     SVC_CHECK(svc_etag_or_reply(&b, res) == 0 && strcmp(b.etag, viareq) != 0);
@@ -174,7 +185,7 @@ static void s_store_test(void)
     SVC_CHECK(kill(rpid, SIGCONT) == 0);
     int back = 0;
     for (long long until = svc_now_mono_ms() + WAIT_MS; !back && svc_now_mono_ms() < until;) {
-        back = svc_write(&b, "svctest_bump", 2, keys, 1, ok, NULL) == 200;
+        back = svc_write(&b, "svctest_bump", 2, keys, 1, ok, NULL) == 0;
         if (!back)
             usleep(20000);
     }
@@ -192,7 +203,7 @@ static void s_store_test(void)
     SVC_CHECK(s_redis_start() == 0);
     int served = 0;
     for (long long until = svc_now_mono_ms() + WAIT_MS; !served && svc_now_mono_ms() < until;) {
-        served = svc_write(&b, "svctest_bump", 2, keys, 1, ok, NULL) == 200;
+        served = svc_write(&b, "svctest_bump", 2, keys, 1, ok, NULL) == 0;
         if (!served)
             usleep(20000);
     }
