@@ -1,5 +1,4 @@
 /* mail.c - see mail.h */
-#include <arpa/inet.h>
 #include <string.h>
 #include "mail.h"
 #include "svc_field.h"
@@ -10,70 +9,16 @@
 #define MAIL_MAX_LEN 255   /* characters of every string */
 #define MAIL_MAX_RULES 255 /* canonical rules */
 
-static int s_is_domain(const char *s, size_t len);
-
-/* ---- syntax ------------------------------------------------------------------------------------ */
-
-static int s_all_digits(const char *s, size_t len)
-{
-    if (len == 0)
-        return 0;
-    for (size_t i = 0; i < len; i++)
-        if (s[i] < '0' || s[i] > '9')
-            return 0;
-    return 1;
-}
-
-static int s_is_ipv4(const char *s, size_t len)
-{
-    char buf[16];
-    struct in_addr a;
-    if (len == 0 || len >= sizeof(buf) || memchr(s, '\0', len) != NULL)
-        return 0;
-    memcpy(buf, s, len);
-    buf[len] = '\0';
-    return inet_pton(AF_INET, buf, &a) == 1;
-}
-
-static int s_is_ipv6(const char *s, size_t len)
-{
-    char buf[INET6_ADDRSTRLEN + 1];
-    struct in6_addr a;
-    if (len == 0 || len >= sizeof(buf) || memchr(s, '\0', len) != NULL)
-        return 0;
-    memcpy(buf, s, len);
-    buf[len] = '\0';
-    return inet_pton(AF_INET6, buf, &a) == 1;
-}
+/* ---- syntax: the common validators of the record layer (svc_field.h) ------------------------------ */
 
 int mail_is_ip(const char *s, size_t len)
 {
-    return s_is_ipv4(s, len) || s_is_ipv6(s, len);
+    return svc_check_ip(s, len) == 0;
 }
 
 int mail_is_hostname(const char *s, size_t len)
 {
-    if (len == 0 || len > 253)
-        return 0;
-    size_t start = 0;
-    size_t last_start = 0;
-    for (size_t i = 0; i <= len; i++) {
-        if (i < len && s[i] != '.') {
-            char c = s[i];
-            if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-'))
-                return 0;
-            continue;
-        }
-        size_t n = i - start; /* the label s[start..i) */
-        if (n == 0 || n > 63 || s[start] == '-' || s[i - 1] == '-')
-            return 0;
-        last_start = start;
-        start = i + 1;
-    }
-    /* "10.0.0.300" looks like an address, not a name: it must then be a valid one */
-    if (s_all_digits(s + last_start, len - last_start))
-        return s_is_ipv4(s, len);
-    return 1;
+    return svc_check_host(s, len) == 0; /* "10.0.0.300" looks like an address: it must then be a valid one */
 }
 
 static int s_is_domain(const char *s, size_t len)
@@ -81,44 +26,9 @@ static int s_is_domain(const char *s, size_t len)
     return mail_is_hostname(s, len) || mail_is_ip(s, len);
 }
 
-static int s_is_port(const char *s, size_t len)
-{
-    if (len == 0 || len > 5 || !s_all_digits(s, len))
-        return 0;
-    long v = 0;
-    for (size_t i = 0; i < len; i++)
-        v = v * 10 + (s[i] - '0');
-    return v >= 1 && v <= 65535;
-}
-
 int mail_is_relay(const char *s, size_t len)
 {
-    if (len == 0)
-        return 0;
-    const char *host;
-    size_t hlen;
-    const char *rest;
-    if (s[0] == '[') {
-        const char *close = memchr(s, ']', len);
-        if (close == NULL)
-            return 0;
-        host = s + 1;
-        hlen = (size_t)(close - host);
-        if (!(s_is_ipv6(host, hlen) || s_is_ipv4(host, hlen) || mail_is_hostname(host, hlen)))
-            return 0;
-        rest = close + 1;
-    } else {
-        const char *colon = memchr(s, ':', len);
-        host = s;
-        hlen = colon != NULL ? (size_t)(colon - s) : len;
-        if (!mail_is_hostname(host, hlen)) /* also accepts a valid IPv4 address */
-            return 0;
-        rest = s + hlen;
-    }
-    size_t rlen = len - (size_t)(rest - s);
-    if (rlen == 0)
-        return 1;
-    return rest[0] == ':' && s_is_port(rest + 1, rlen - 1);
+    return svc_check_relay(s, len) == 0;
 }
 
 /* ---- the record ---------------------------------------------------------------------------------- */
