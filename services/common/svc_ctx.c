@@ -435,21 +435,21 @@ void svc_ctx_test(void)
 {
     svc_ctx_t ctx;
     svc_ctx_init(&ctx, NULL, NULL, "p:", 0, NULL);
-    SVC_CHECK(strncmp(ctx.rid, "local-", 6) == 0 && strlen(ctx.rid) == 38);
-    SVC_CHECK(ctx.write_id_ttl == 600);
-    SVC_CHECK(strcmp(svc_key(&ctx, "entity:data"), "p:entity:data") == 0);
-    SVC_CHECK(strcmp(svc_ctx_printf(&ctx, "%d-%s", 4, "x"), "4-x") == 0);
-    SVC_CHECK(svc_param(&ctx, "id") == NULL);
+    XWS_CHECK(strncmp(ctx.rid, "local-", 6) == 0 && strlen(ctx.rid) == 38);
+    XWS_CHECK(ctx.write_id_ttl == 600);
+    XWS_CHECK(strcmp(svc_key(&ctx, "entity:data"), "p:entity:data") == 0);
+    XWS_CHECK(strcmp(svc_ctx_printf(&ctx, "%d-%s", 4, "x"), "4-x") == 0);
+    XWS_CHECK(svc_param(&ctx, "id") == NULL);
     long long id = 0;
-    SVC_CHECK(svc_param_id_or_reply(&ctx, "id", &id) == -1 && ctx.status == 404);
+    XWS_CHECK(svc_param_id_or_reply(&ctx, "id", &id) == -1 && ctx.status == 404);
     const msgpack_object *m;
-    SVC_CHECK(svc_body_map_or_reply(&ctx, &m) == -1 && ctx.status == 400);
+    XWS_CHECK(svc_body_map_or_reply(&ctx, &m) == -1 && ctx.status == 400);
     msgpack_unpacked u;
-    SVC_CHECK(svc_mp_unpack(&u, ctx.body.data, ctx.body.size) == 0);
-    SVC_CHECK(svc_mp_str_eq(svc_mp_get(&u.data, "error"), "empty_body"));
-    SVC_CHECK(svc_mp_str_eq(svc_mp_get(&u.data, "field"), ""));
+    XWS_CHECK(svc_mp_unpack(&u, ctx.body.data, ctx.body.size) == 0);
+    XWS_CHECK(svc_mp_str_eq(svc_mp_get(&u.data, "error"), "empty_body"));
+    XWS_CHECK(svc_mp_str_eq(svc_mp_get(&u.data, "field"), ""));
     msgpack_unpacked_destroy(&u);
-    SVC_CHECK(svc_reply_empty(&ctx, 204) == 0 && ctx.status == 204 && ctx.body.size == 0);
+    XWS_CHECK(svc_reply_empty(&ctx, 204) == 0 && ctx.status == 204 && ctx.body.size == 0);
 
     /* outcome arrays */
     redisReply st = {.type = REDIS_REPLY_INTEGER, .integer = 400};
@@ -458,38 +458,38 @@ void svc_ctx_test(void)
     redisReply msg = {.type = REDIS_REPLY_STRING, .str = "taken", .len = 5};
     redisReply *els[] = {&st, &code, &field, &msg};
     redisReply arr = {.type = REDIS_REPLY_ARRAY, .elements = 4, .element = els};
-    SVC_CHECK(svc_outcome_reply(&ctx, &arr, NULL) == -1 && ctx.status == 400);
-    SVC_CHECK(svc_mp_unpack(&u, ctx.body.data, ctx.body.size) == 0);
-    SVC_CHECK(svc_mp_str_eq(svc_mp_get(&u.data, "error"), "already_exists"));
-    SVC_CHECK(svc_mp_str_eq(svc_mp_get(&u.data, "field"), "name"));
-    SVC_CHECK(svc_mp_str_eq(svc_mp_get(&u.data, "message"), "taken"));
+    XWS_CHECK(svc_outcome_reply(&ctx, &arr, NULL) == -1 && ctx.status == 400);
+    XWS_CHECK(svc_mp_unpack(&u, ctx.body.data, ctx.body.size) == 0);
+    XWS_CHECK(svc_mp_str_eq(svc_mp_get(&u.data, "error"), "already_exists"));
+    XWS_CHECK(svc_mp_str_eq(svc_mp_get(&u.data, "field"), "name"));
+    XWS_CHECK(svc_mp_str_eq(svc_mp_get(&u.data, "message"), "taken"));
     msgpack_unpacked_destroy(&u);
     st.integer = 200;
     code.str = "\x92\x01\x02", code.len = 3; /* [1, 2] */
     arr.elements = 2;
-    SVC_CHECK(svc_outcome_reply(&ctx, &arr, NULL) == 0 && ctx.status == 200 && ctx.body.size == 3);
+    XWS_CHECK(svc_outcome_reply(&ctx, &arr, NULL) == 0 && ctx.status == 200 && ctx.body.size == 3);
     code.str = "\x92\x01", code.len = 2; /* truncated */
-    SVC_CHECK(svc_outcome_reply(&ctx, &arr, NULL) == -1 && ctx.status == 500);
+    XWS_CHECK(svc_outcome_reply(&ctx, &arr, NULL) == -1 && ctx.status == 500);
     arr.elements = 1;
-    SVC_CHECK(svc_outcome_reply(&ctx, &arr, NULL) == 0 && ctx.body.size == 0);
+    XWS_CHECK(svc_outcome_reply(&ctx, &arr, NULL) == 0 && ctx.body.size == 0);
     /* a conflict: reported through the out-parameter, no reply; without one it is a 500 */
     int conflict = 0;
     st.integer = 0;
     ctx.status = 0;
-    SVC_CHECK(svc_outcome_reply(&ctx, &arr, &conflict) == 0 && conflict == 1 && ctx.status == 0);
-    SVC_CHECK(svc_outcome_reply(&ctx, &arr, NULL) == -1 && ctx.status == 500);
-    SVC_CHECK(ctx.replayed == 0);
+    XWS_CHECK(svc_outcome_reply(&ctx, &arr, &conflict) == 0 && conflict == 1 && ctx.status == 0);
+    XWS_CHECK(svc_outcome_reply(&ctx, &arr, NULL) == -1 && ctx.status == 500);
+    XWS_CHECK(ctx.replayed == 0);
     st.integer = 400;
     arr.elements = 4;
-    SVC_CHECK(svc_outcome_reply(&ctx, &arr, &conflict) == -1 && conflict == 0 && ctx.status == 400);
+    XWS_CHECK(svc_outcome_reply(&ctx, &arr, &conflict) == -1 && conflict == 0 && ctx.status == 400);
     arr.elements = 1;
     st.integer = 1200; /* a recorded outcome */
-    SVC_CHECK(svc_outcome_reply(&ctx, &arr, NULL) == 0 && ctx.status == 200 && ctx.replayed == 1);
+    XWS_CHECK(svc_outcome_reply(&ctx, &arr, NULL) == 0 && ctx.status == 200 && ctx.replayed == 1);
     ctx.replayed = 0;
     st.integer = 7;
-    SVC_CHECK(svc_outcome_reply(&ctx, &arr, NULL) == -1 && ctx.status == 500);
+    XWS_CHECK(svc_outcome_reply(&ctx, &arr, NULL) == -1 && ctx.status == 500);
     st.type = REDIS_REPLY_STRING;
-    SVC_CHECK(svc_outcome_reply(&ctx, &arr, NULL) == -1 && ctx.status == 500);
-    SVC_CHECK(svc_outcome_reply(&ctx, NULL, NULL) == -1 && ctx.status == 500);
+    XWS_CHECK(svc_outcome_reply(&ctx, &arr, NULL) == -1 && ctx.status == 500);
+    XWS_CHECK(svc_outcome_reply(&ctx, NULL, NULL) == -1 && ctx.status == 500);
     svc_ctx_dispose(&ctx);
 }

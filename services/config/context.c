@@ -459,9 +459,9 @@ static void s_case(const char *json, const char *name, const char *want_code, co
 {
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
-    SVC_CHECK(xws_json_to_msgpack(json, strlen(json), &sb, NULL, 0) == 0);
+    XWS_CHECK(xws_json_to_msgpack(json, strlen(json), &sb, NULL, 0) == 0);
     msgpack_unpacked u;
-    SVC_CHECK(svc_mp_unpack(&u, sb.data, sb.size) == 0 && u.data.type == MSGPACK_OBJECT_MAP);
+    XWS_CHECK(svc_mp_unpack(&u, sb.data, sb.size) == 0 && u.data.type == MSGPACK_OBJECT_MAP);
     svc_ctx_t ctx;
     svc_ctx_init(&ctx, NULL, NULL, "t:", 0, NULL);
     svc_record_t *rec = svc_record_new(&context_table);
@@ -473,25 +473,25 @@ static void s_case(const char *json, const char *name, const char *want_code, co
     if (want_code == NULL) {
         if (rc != 0)
             fprintf(stderr, "context_test: unexpected rejection of %s: %.*s\n", json, (int)ctx.body.size, ctx.body.data);
-        SVC_CHECK(rc == 0);
+        XWS_CHECK(rc == 0);
         size_t len;
         const char *blob = svc_record_blob(&ctx, rec, &len);
         msgpack_unpacked pu;
-        SVC_CHECK(svc_mp_unpack(&pu, blob, len) == 0);
-        SVC_CHECK(pu.data.type == MSGPACK_OBJECT_ARRAY && pu.data.via.array.size == 11);
-        SVC_CHECK(pu.data.via.array.ptr[2].type == MSGPACK_OBJECT_POSITIVE_INTEGER); /* the entity id */
+        XWS_CHECK(svc_mp_unpack(&pu, blob, len) == 0);
+        XWS_CHECK(pu.data.type == MSGPACK_OBJECT_ARRAY && pu.data.via.array.size == 11);
+        XWS_CHECK(pu.data.via.array.ptr[2].type == MSGPACK_OBJECT_POSITIVE_INTEGER); /* the entity id */
         for (int i = 5; i < 11; i++)
-            SVC_CHECK(pu.data.via.array.ptr[i].type == MSGPACK_OBJECT_ARRAY);
+            XWS_CHECK(pu.data.via.array.ptr[i].type == MSGPACK_OBJECT_ARRAY);
         msgpack_unpacked_destroy(&pu);
     } else {
-        SVC_CHECK(rc == -1 && ctx.status == 400);
+        XWS_CHECK(rc == -1 && ctx.status == 400);
         msgpack_unpacked e;
-        SVC_CHECK(svc_mp_unpack(&e, ctx.body.data, ctx.body.size) == 0);
+        XWS_CHECK(svc_mp_unpack(&e, ctx.body.data, ctx.body.size) == 0);
         int ok = svc_mp_str_eq(svc_mp_get(&e.data, "error"), want_code) && svc_mp_str_eq(svc_mp_get(&e.data, "field"), want_field);
         if (!ok)
             fprintf(stderr, "context_test: %s: expected %s/%s, got %.*s\n", json, want_code, want_field, (int)ctx.body.size,
                     ctx.body.data);
-        SVC_CHECK(ok);
+        XWS_CHECK(ok);
         msgpack_unpacked_destroy(&e);
     }
     svc_record_destroy(&rec);
@@ -512,16 +512,16 @@ static void s_render_case(void)
                                "false,\"incall\":[{\"numberbeg\":\"\",\"numberend\":\"\",\"didlength\":4}]}}";
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
-    SVC_CHECK(xws_json_to_msgpack(json, strlen(json), &sb, NULL, 0) == 0);
+    XWS_CHECK(xws_json_to_msgpack(json, strlen(json), &sb, NULL, 0) == 0);
     msgpack_unpacked u;
-    SVC_CHECK(svc_mp_unpack(&u, sb.data, sb.size) == 0);
+    XWS_CHECK(svc_mp_unpack(&u, sb.data, sb.size) == 0);
     svc_ctx_t ctx;
     svc_ctx_init(&ctx, NULL, NULL, "t:", 0, NULL);
     svc_record_t *rec = svc_record_new(&context_table), *back = svc_record_new(&context_table);
-    SVC_CHECK(s_validate_or_reply(&ctx, rec, &u.data, NULL) == 0);
+    XWS_CHECK(s_validate_or_reply(&ctx, rec, &u.data, NULL) == 0);
     size_t len;
     const char *blob = svc_record_blob(&ctx, rec, &len);
-    SVC_CHECK(svc_record_load_stored(back, blob, len) == 0);
+    XWS_CHECK(svc_record_load_stored(back, blob, len) == 0);
     svc_record_set_str(svc_record_obj(back, "context"), "entity", "e", 1); /* a read sets the entity's name */
     msgpack_sbuffer out;
     msgpack_sbuffer_init(&out);
@@ -529,13 +529,13 @@ static void s_render_case(void)
     msgpack_packer_init(&pk, &out, msgpack_sbuffer_write);
     svc_record_render(back, &pk);
     msgpack_unpacked o;
-    SVC_CHECK(svc_mp_unpack(&o, out.data, out.size) == 0);
+    XWS_CHECK(svc_mp_unpack(&o, out.data, out.size) == 0);
     xws_buf_t j;
     xws_buf_init(&j);
-    SVC_CHECK(xws_msgpack_to_json(&o.data, &j) == 0);
+    XWS_CHECK(xws_msgpack_to_json(&o.data, &j) == 0);
     if (j.len != strlen(want) || memcmp(j.data, want, j.len) != 0)
         fprintf(stderr, "context_test: rendered %.*s\n", (int)j.len, j.data);
-    SVC_CHECK(j.len == strlen(want) && memcmp(j.data, want, j.len) == 0);
+    XWS_CHECK(j.len == strlen(want) && memcmp(j.data, want, j.len) == 0);
     xws_buf_dispose(&j);
     msgpack_unpacked_destroy(&o);
     msgpack_sbuffer_destroy(&out);
@@ -549,21 +549,21 @@ static void s_render_case(void)
 void context_test(void)
 {
 #define N(s) s, strlen(s)
-    SVC_CHECK(context_name_ok(N("default")));
-    SVC_CHECK(context_name_ok(N("from-extern")));
-    SVC_CHECK(context_name_ok(N("A_b-9")));
-    SVC_CHECK(context_name_ok(N("macro")));
-    SVC_CHECK(context_name_ok(N("globalx")));
-    SVC_CHECK(!context_name_ok(N("")));
-    SVC_CHECK(!context_name_ok(N("a b")));
-    SVC_CHECK(!context_name_ok(N("a.b")));
-    SVC_CHECK(!context_name_ok(N("Macro-x")));
-    SVC_CHECK(!context_name_ok(N("VOICEMENU-1")));
-    SVC_CHECK(!context_name_ok(N("xivo-")));
-    SVC_CHECK(!context_name_ok(N("Globals")));
-    SVC_CHECK(!context_name_ok(N("ZoneMessages")));
-    SVC_CHECK(context_name_ok(N("123456789012345678901234567890123456789")));
-    SVC_CHECK(!context_name_ok(N("1234567890123456789012345678901234567890")));
+    XWS_CHECK(context_name_ok(N("default")));
+    XWS_CHECK(context_name_ok(N("from-extern")));
+    XWS_CHECK(context_name_ok(N("A_b-9")));
+    XWS_CHECK(context_name_ok(N("macro")));
+    XWS_CHECK(context_name_ok(N("globalx")));
+    XWS_CHECK(!context_name_ok(N("")));
+    XWS_CHECK(!context_name_ok(N("a b")));
+    XWS_CHECK(!context_name_ok(N("a.b")));
+    XWS_CHECK(!context_name_ok(N("Macro-x")));
+    XWS_CHECK(!context_name_ok(N("VOICEMENU-1")));
+    XWS_CHECK(!context_name_ok(N("xivo-")));
+    XWS_CHECK(!context_name_ok(N("Globals")));
+    XWS_CHECK(!context_name_ok(N("ZoneMessages")));
+    XWS_CHECK(context_name_ok(N("123456789012345678901234567890123456789")));
+    XWS_CHECK(!context_name_ok(N("1234567890123456789012345678901234567890")));
 #undef N
     s_render_case();
 
