@@ -47,9 +47,9 @@ static int s_list(svc_ctx_t *ctx, const svc_crud_t *c, const char *needle)
 {
     const char *argv[] = {"HGETALL", svc_key(ctx, c->data_key)};
     redisReply *r = NULL;
-    int rc = s_etag(ctx, c, 2, argv, &r);
-    if (rc != 0)
-        return rc < 0 ? -1 : 0;
+    if (s_etag(ctx, c, 2, argv, &r) != 0)
+        return -1;
+    int rc;
     if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements % 2 != 0) {
         svc_reply_redis_failure(ctx, r, "reading records");
         freeReplyObject(r);
@@ -146,9 +146,8 @@ int svc_crud_view(svc_ctx_t *ctx, const svc_crud_t *c)
     snprintf(ids, sizeof(ids), "%lld", id);
     const char *argv[] = {"HGET", svc_key(ctx, c->data_key), ids};
     redisReply *r = NULL;
-    int rc = s_etag(ctx, c, 3, argv, &r);
-    if (rc != 0)
-        return rc < 0 ? -1 : 0;
+    if (s_etag(ctx, c, 3, argv, &r) != 0)
+        return -1;
     char etag[sizeof(ctx->etag)];
     memcpy(etag, ctx->etag, sizeof(etag));
     svc_record_t *rec = svc_record_new(c->table);

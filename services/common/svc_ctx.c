@@ -206,13 +206,19 @@ static int s_rstr(const redisReply *r, const char **p, size_t *len)
     return -1;
 }
 
-int svc_outcome_reply(svc_ctx_t *ctx, const redisReply *r)
+int svc_outcome_reply(svc_ctx_t *ctx, const redisReply *r, int *conflict)
 {
+    if (conflict != NULL)
+        *conflict = 0;
     if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements < 1 || r->element[0]->type != REDIS_REPLY_INTEGER)
         return svc_reply_redis_failure(ctx, r, "write outcome");
     long long status = r->element[0]->integer;
+    if (status == 0 && conflict != NULL) {
+        *conflict = 1; /* the caller re-reads and retries */
+        return 0;
+    }
     if (status == 0)
-        return 0; /* conflict: the caller retries */
+        return svc_reply_internal(ctx, "write outcome: a conflict where none is expected");
     if (status >= 1100 && status <= 1599) {
         status -= 1000; /* a recorded outcome (see the prelude) */
         ctx->replayed = 1;
@@ -233,7 +239,7 @@ int svc_outcome_reply(svc_ctx_t *ctx, const redisReply *r)
         } else {
             svc_reply_empty(ctx, (unsigned)status);
         }
-        return (int)status;
+        return 0;
     }
     const char *code = "internal_error", *field = "", *message = "";
     char *s[3] = {NULL, NULL, NULL};
@@ -249,8 +255,7 @@ int svc_outcome_reply(svc_ctx_t *ctx, const redisReply *r)
         field = s[1];
     if (s[2] != NULL)
         message = s[2];
-    svc_reply_error(ctx, (unsigned)status, code, field, "%s", message);
-    return (int)status;
+    return svc_reply_error(ctx, (unsigned)status, code, field, "%s", message);
 }
 
 /*
@@ -289,6 +294,14 @@ static void s_request_fingerprint(const svc_ctx_t *ctx, char out[65])
 int svc_write(svc_ctx_t *ctx, const char *fn, int nkeys, const char *const *keys, int nargs, const char *const *args,
               const size_t *arglens)
 {
+    return svc_write_cas(ctx, NULL, fn, nkeys, keys, nargs, args, arglens);
+}
+
+int svc_write_cas(svc_ctx_t *ctx, int *conflict, const char *fn, int nkeys, const char *const *keys, int nargs,
+                  const char *const *args, const size_t *arglens)
+{
+    if (conflict != NULL)
+        *conflict = 0;
     const char **k = svc_calloc((size_t)nkeys + 1, sizeof(*k));
     const char **a = svc_calloc((size_t)nargs + 1, sizeof(*a));
     size_t *l = svc_calloc((size_t)nargs + 1, sizeof(*l));
@@ -308,9 +321,9 @@ int svc_write(svc_ctx_t *ctx, const char *fn, int nkeys, const char *const *keys
     free(k);
     free(a);
     free(l);
-    int status = r == NULL ? (svc_reply_unavailable(ctx), -1) : svc_outcome_reply(ctx, r);
+    int rc = r == NULL ? svc_reply_unavailable(ctx) : svc_outcome_reply(ctx, r, conflict);
     freeReplyObject(r);
-    return status;
+    return rc;
 }
 
 /* ---- conditional reads ---------------------------------------------------------------------- */
@@ -409,7 +422,7 @@ int svc_etag_prefetch_or_reply(svc_ctx_t *ctx, const char *const *resources, int
     if (q != NULL && q->inm.len > 0 && xws_slice_eq(q->inm, ctx->etag)) {
         freeReplyObject(d);
         svc_reply_empty(ctx, 304);
-        return 1;
+        return -1; /* the reply is set: 304, and nothing to read */
     }
     if (data != NULL)
         *data = d;
@@ -422,21 +435,21 @@ void svc_ctx_test(void)
 {
     svc_ctx_t ctx;
     svc_ctx_init(&ctx, NULL, NULL, "p:", 0, NULL);
-    SVC_CHECK(strncmp(ctx.rid, "local-", 6) == 0 && strlen(ctx.rid) == 38);
-    SVC_CHECK(ctx.write_id_ttl == 600);
-    SVC_CHECK(strcmp(svc_key(&ctx, "entity:data"), "p:entity:data") == 0);
-    SVC_CHECK(strcmp(svc_ctx_printf(&ctx, "%d-%s", 4, "x"), "4-x") == 0);
-    SVC_CHECK(svc_param(&ctx, "id") == NULL);
+    XWS_CHECK(strncmp(ctx.rid, "local-", 6) == 0 && strlen(ctx.rid) == 38);
+    XWS_CHECK(ctx.write_id_ttl == 600);
+    XWS_CHECK(strcmp(svc_key(&ctx, "entity:data"), "p:entity:data") == 0);
+    XWS_CHECK(strcmp(svc_ctx_printf(&ctx, "%d-%s", 4, "x"), "4-x") == 0);
+    XWS_CHECK(svc_param(&ctx, "id") == NULL);
     long long id = 0;
-    SVC_CHECK(svc_param_id_or_reply(&ctx, "id", &id) == -1 && ctx.status == 404);
+    XWS_CHECK(svc_param_id_or_reply(&ctx, "id", &id) == -1 && ctx.status == 404);
     const msgpack_object *m;
-    SVC_CHECK(svc_body_map_or_reply(&ctx, &m) == -1 && ctx.status == 400);
+    XWS_CHECK(svc_body_map_or_reply(&ctx, &m) == -1 && ctx.status == 400);
     msgpack_unpacked u;
-    SVC_CHECK(svc_mp_unpack(&u, ctx.body.data, ctx.body.size) == 0);
-    SVC_CHECK(svc_mp_str_eq(svc_mp_get(&u.data, "error"), "empty_body"));
-    SVC_CHECK(svc_mp_str_eq(svc_mp_get(&u.data, "field"), ""));
+    XWS_CHECK(svc_mp_unpack(&u, ctx.body.data, ctx.body.size) == 0);
+    XWS_CHECK(svc_mp_str_eq(svc_mp_get(&u.data, "error"), "empty_body"));
+    XWS_CHECK(svc_mp_str_eq(svc_mp_get(&u.data, "field"), ""));
     msgpack_unpacked_destroy(&u);
-    SVC_CHECK(svc_reply_empty(&ctx, 204) == 0 && ctx.status == 204 && ctx.body.size == 0);
+    XWS_CHECK(svc_reply_empty(&ctx, 204) == 0 && ctx.status == 204 && ctx.body.size == 0);
 
     /* outcome arrays */
     redisReply st = {.type = REDIS_REPLY_INTEGER, .integer = 400};
@@ -445,30 +458,38 @@ void svc_ctx_test(void)
     redisReply msg = {.type = REDIS_REPLY_STRING, .str = "taken", .len = 5};
     redisReply *els[] = {&st, &code, &field, &msg};
     redisReply arr = {.type = REDIS_REPLY_ARRAY, .elements = 4, .element = els};
-    SVC_CHECK(svc_outcome_reply(&ctx, &arr) == 400 && ctx.status == 400);
-    SVC_CHECK(svc_mp_unpack(&u, ctx.body.data, ctx.body.size) == 0);
-    SVC_CHECK(svc_mp_str_eq(svc_mp_get(&u.data, "error"), "already_exists"));
-    SVC_CHECK(svc_mp_str_eq(svc_mp_get(&u.data, "field"), "name"));
-    SVC_CHECK(svc_mp_str_eq(svc_mp_get(&u.data, "message"), "taken"));
+    XWS_CHECK(svc_outcome_reply(&ctx, &arr, NULL) == -1 && ctx.status == 400);
+    XWS_CHECK(svc_mp_unpack(&u, ctx.body.data, ctx.body.size) == 0);
+    XWS_CHECK(svc_mp_str_eq(svc_mp_get(&u.data, "error"), "already_exists"));
+    XWS_CHECK(svc_mp_str_eq(svc_mp_get(&u.data, "field"), "name"));
+    XWS_CHECK(svc_mp_str_eq(svc_mp_get(&u.data, "message"), "taken"));
     msgpack_unpacked_destroy(&u);
     st.integer = 200;
     code.str = "\x92\x01\x02", code.len = 3; /* [1, 2] */
     arr.elements = 2;
-    SVC_CHECK(svc_outcome_reply(&ctx, &arr) == 200 && ctx.status == 200 && ctx.body.size == 3);
+    XWS_CHECK(svc_outcome_reply(&ctx, &arr, NULL) == 0 && ctx.status == 200 && ctx.body.size == 3);
     code.str = "\x92\x01", code.len = 2; /* truncated */
-    SVC_CHECK(svc_outcome_reply(&ctx, &arr) == -1 && ctx.status == 500);
+    XWS_CHECK(svc_outcome_reply(&ctx, &arr, NULL) == -1 && ctx.status == 500);
     arr.elements = 1;
-    SVC_CHECK(svc_outcome_reply(&ctx, &arr) == 200 && ctx.body.size == 0);
+    XWS_CHECK(svc_outcome_reply(&ctx, &arr, NULL) == 0 && ctx.body.size == 0);
+    /* a conflict: reported through the out-parameter, no reply; without one it is a 500 */
+    int conflict = 0;
     st.integer = 0;
-    SVC_CHECK(svc_outcome_reply(&ctx, &arr) == 0);
-    SVC_CHECK(ctx.replayed == 0);
+    ctx.status = 0;
+    XWS_CHECK(svc_outcome_reply(&ctx, &arr, &conflict) == 0 && conflict == 1 && ctx.status == 0);
+    XWS_CHECK(svc_outcome_reply(&ctx, &arr, NULL) == -1 && ctx.status == 500);
+    XWS_CHECK(ctx.replayed == 0);
+    st.integer = 400;
+    arr.elements = 4;
+    XWS_CHECK(svc_outcome_reply(&ctx, &arr, &conflict) == -1 && conflict == 0 && ctx.status == 400);
+    arr.elements = 1;
     st.integer = 1200; /* a recorded outcome */
-    SVC_CHECK(svc_outcome_reply(&ctx, &arr) == 200 && ctx.status == 200 && ctx.replayed == 1);
+    XWS_CHECK(svc_outcome_reply(&ctx, &arr, NULL) == 0 && ctx.status == 200 && ctx.replayed == 1);
     ctx.replayed = 0;
     st.integer = 7;
-    SVC_CHECK(svc_outcome_reply(&ctx, &arr) == -1 && ctx.status == 500);
+    XWS_CHECK(svc_outcome_reply(&ctx, &arr, NULL) == -1 && ctx.status == 500);
     st.type = REDIS_REPLY_STRING;
-    SVC_CHECK(svc_outcome_reply(&ctx, &arr) == -1 && ctx.status == 500);
-    SVC_CHECK(svc_outcome_reply(&ctx, NULL) == -1 && ctx.status == 500);
+    XWS_CHECK(svc_outcome_reply(&ctx, &arr, NULL) == -1 && ctx.status == 500);
+    XWS_CHECK(svc_outcome_reply(&ctx, NULL, NULL) == -1 && ctx.status == 500);
     svc_ctx_dispose(&ctx);
 }

@@ -102,28 +102,39 @@ int svc_caller_is(svc_ctx_t *ctx, const char *mode);
  *
  * The outcome is an array {status, ...}: {200|204} or {200, <msgpack body>} for success,
  * {status, code, field, message} for an error, {0, reason} for "conflict, try again" (not
- * stored). Returns the status, with the reply set for every status but 0; -1 with a 500
- * reply when the call itself failed.
+ * stored). Returns 0 when the outcome is a success, -1 otherwise; the reply is set in both cases
+ * (ctx->status tells 200 from 204). A conflict outcome here is unexpected: 500, -1.
  */
 int svc_write(svc_ctx_t *ctx, const char *fn, int nkeys, const char *const *keys, int nargs, const char *const *args,
               const size_t *arglens);
-/* Converts an outcome array (see svc_write) into the reply. Returns its status, or -1 (500). */
-int svc_outcome_reply(svc_ctx_t *ctx, const redisReply *r);
+/*
+ * svc_write for a compare-and-set write: a conflict outcome sets *conflict to 1 and returns 0
+ * with no reply (re-read and try again); otherwise *conflict is 0 and the result is svc_write's.
+ */
+int svc_write_cas(svc_ctx_t *ctx, int *conflict, const char *fn, int nkeys, const char *const *keys, int nargs,
+                  const char *const *args, const size_t *arglens);
+/*
+ * Converts an outcome array (see svc_write) into the reply: 0 for a success, -1 for an error
+ * outcome or a malformed one (500). conflict: as in svc_write_cas, or NULL (a conflict is a 500).
+ */
+int svc_outcome_reply(svc_ctx_t *ctx, const redisReply *r, int *conflict);
 
 /* ---- conditional reads ---------------------------------------------------------------------------- */
 
 /*
  * Computes the ETag of this read from the version counters (<prefix>ver:<resource>) of the
- * NULL-terminated resources list, read now (before the data), and stores it in ctx->etag. When
- * the request's If-None-Match equals it, sets a 304 reply and returns 1; returns 0 to go on
- * (read the data, reply 200: the etag is sent along), -1 with a reply set when Redis failed.
+ * NULL-terminated resources list, read now (before the data), and stores it in ctx->etag.
+ * Returns 0 to go on (read the data, reply 200: the etag is sent along), or -1 with the reply
+ * set: 304 when the request's If-None-Match equals the tag (ctx->status == 304; the handler just
+ * returns), 500 when Redis failed.
  */
 int svc_etag_or_reply(svc_ctx_t *ctx, const char *const *resources);
 
 /*
  * svc_etag_or_reply(), plus one read command (argc/argv) sent in the same round trip right after
- * the versions (so the data are never older than the ETag). On 0, *data holds the command's reply
- * (the caller frees it; it may be an error reply); on 1 (304) or -1, *data is NULL.
+ * the versions (so the data are never older than the ETag; a 304 has read them too, and drops
+ * them). On 0, *data holds the command's reply (the caller frees it; it may be an error reply);
+ * on -1 (304 or failure), *data is NULL.
  */
 int svc_etag_prefetch_or_reply(svc_ctx_t *ctx, const char *const *resources, int argc, const char **argv, redisReply **data);
 

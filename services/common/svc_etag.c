@@ -91,15 +91,15 @@ void svc_etag_test(void)
     char a[SVC_ETAG_SIZE], b[SVC_ETAG_SIZE];
     long long v1[] = {1, 2}, v2[] = {1, 3};
     svc_etag_compute("xws:", "config", "entity", "list", NULL, "e", v1, 2, a);
-    SVC_CHECK(strlen(a) == 34 && a[0] == '"' && a[33] == '"');
+    XWS_CHECK(strlen(a) == 34 && a[0] == '"' && a[33] == '"');
     svc_etag_compute("xws:", "config", "entity", "list", NULL, "e", v1, 2, b);
-    SVC_CHECK(strcmp(a, b) == 0); /* deterministic */
+    XWS_CHECK(strcmp(a, b) == 0); /* deterministic */
     svc_etag_compute("xws:", "config", "entity", "list", NULL, "e", v2, 2, b);
-    SVC_CHECK(strcmp(a, b) != 0); /* a version changed */
+    XWS_CHECK(strcmp(a, b) != 0); /* a version changed */
     svc_etag_compute("xws:", "config", "entity", "list", NULL, "f", v1, 2, b);
-    SVC_CHECK(strcmp(a, b) != 0); /* another epoch */
+    XWS_CHECK(strcmp(a, b) != 0); /* another epoch */
     svc_etag_compute("xws:", "config", "entity", "search", NULL, "e", v1, 2, b);
-    SVC_CHECK(strcmp(a, b) != 0); /* another act */
+    XWS_CHECK(strcmp(a, b) != 0); /* another act */
 
     /* parameters: order does not matter, values do, "sum" is ignored */
     msgpack_sbuffer s1, s2, s3;
@@ -108,14 +108,14 @@ void svc_etag_test(void)
                *p3[] = {"id", "2", "search", "x"};
     s_params(&s1, 2, p1), s_params(&s2, 3, p2), s_params(&s3, 2, p3);
     msgpack_unpacked u1, u2, u3;
-    SVC_CHECK(svc_mp_unpack(&u1, s1.data, s1.size) == 0 && svc_mp_unpack(&u2, s2.data, s2.size) == 0 &&
+    XWS_CHECK(svc_mp_unpack(&u1, s1.data, s1.size) == 0 && svc_mp_unpack(&u2, s2.data, s2.size) == 0 &&
               svc_mp_unpack(&u3, s3.data, s3.size) == 0);
     char c1[SVC_ETAG_SIZE], c2[SVC_ETAG_SIZE], c3[SVC_ETAG_SIZE];
     svc_etag_compute("xws:", "config", "entity", "view", &u1.data.via.map, "e", v1, 1, c1);
     svc_etag_compute("xws:", "config", "entity", "view", &u2.data.via.map, "e", v1, 1, c2);
     svc_etag_compute("xws:", "config", "entity", "view", &u3.data.via.map, "e", v1, 1, c3);
-    SVC_CHECK(strcmp(c1, c2) == 0);
-    SVC_CHECK(strcmp(c1, c3) != 0);
+    XWS_CHECK(strcmp(c1, c2) == 0);
+    XWS_CHECK(strcmp(c1, c3) != 0);
     msgpack_unpacked_destroy(&u1), msgpack_unpacked_destroy(&u2), msgpack_unpacked_destroy(&u3);
     msgpack_sbuffer_destroy(&s1), msgpack_sbuffer_destroy(&s2), msgpack_sbuffer_destroy(&s3);
 }

@@ -1463,9 +1463,9 @@ static int s_try(const char *json, const char *want_code, const char *want_field
 {
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
-    SVC_CHECK(xws_json_to_msgpack(json, strlen(json), &sb, NULL, 0) == 0);
+    XWS_CHECK(xws_json_to_msgpack(json, strlen(json), &sb, NULL, 0) == 0);
     msgpack_unpacked u;
-    SVC_CHECK(svc_mp_unpack(&u, sb.data, sb.size) == 0);
+    XWS_CHECK(svc_mp_unpack(&u, sb.data, sb.size) == 0);
     svc_ctx_t ctx;
     svc_ctx_init(&ctx, NULL, NULL, "t:", 0, NULL);
     svc_record_t *rec = svc_record_new(&s_test_table);
@@ -1477,15 +1477,15 @@ static int s_try(const char *json, const char *want_code, const char *want_field
     if (want_code == NULL) {
         if (rc != 0)
             fprintf(stderr, "unexpected rejection of %s\n", json);
-        SVC_CHECK(rc == 0);
+        XWS_CHECK(rc == 0);
     } else {
-        SVC_CHECK(rc == -1 && ctx.status == 400);
+        XWS_CHECK(rc == -1 && ctx.status == 400);
         msgpack_unpacked e;
-        SVC_CHECK(svc_mp_unpack(&e, ctx.body.data, ctx.body.size) == 0);
+        XWS_CHECK(svc_mp_unpack(&e, ctx.body.data, ctx.body.size) == 0);
         if (!svc_mp_str_eq(svc_mp_get(&e.data, "error"), want_code) || !svc_mp_str_eq(svc_mp_get(&e.data, "field"), want_field))
             fprintf(stderr, "%s: expected %s/%s\n", json, want_code, want_field);
-        SVC_CHECK(svc_mp_str_eq(svc_mp_get(&e.data, "error"), want_code));
-        SVC_CHECK(svc_mp_str_eq(svc_mp_get(&e.data, "field"), want_field));
+        XWS_CHECK(svc_mp_str_eq(svc_mp_get(&e.data, "error"), want_code));
+        XWS_CHECK(svc_mp_str_eq(svc_mp_get(&e.data, "field"), want_field));
         msgpack_unpacked_destroy(&e);
     }
     svc_ctx_dispose(&ctx);
@@ -1502,13 +1502,13 @@ void svc_field_test(void)
 {
     svc_record_t *r = NULL;
     s_try("{\"name\":\" Ab.C \",\"cc\":\"fr\",\"on\":\"yes\",\"ring\":\"15\",\"x\":[1]}", NULL, NULL, &r);
-    SVC_CHECK(strcmp(svc_record_str(r, "name", NULL), "ab.c") == 0);
-    SVC_CHECK(strcmp(svc_record_str(r, "cc", NULL), "FR") == 0);
-    SVC_CHECK(svc_record_int(r, "ring") == 15 && svc_record_int(r, "on") == 1 && svc_record_int(r, "off") == 1);
-    SVC_CHECK(svc_record_has(r, "made") && svc_record_int(r, "made") == 0); /* defaults: 0 */
+    XWS_CHECK(strcmp(svc_record_str(r, "name", NULL), "ab.c") == 0);
+    XWS_CHECK(strcmp(svc_record_str(r, "cc", NULL), "FR") == 0);
+    XWS_CHECK(svc_record_int(r, "ring") == 15 && svc_record_int(r, "on") == 1 && svc_record_int(r, "off") == 1);
+    XWS_CHECK(svc_record_has(r, "made") && svc_record_int(r, "made") == 0); /* defaults: 0 */
     svc_record_set_int(r, "made", 1234);
     svc_record_set_id(r, 7);
-    SVC_CHECK(svc_record_match(r, "B.c", 3) && !svc_record_match(r, "zz", 2));
+    XWS_CHECK(svc_record_match(r, "B.c", 3) && !svc_record_match(r, "zz", 2));
 
     /* stored form round trip, then rendering in table order */
     msgpack_sbuffer sb;
@@ -1517,31 +1517,31 @@ void svc_field_test(void)
     msgpack_packer_init(&pk, &sb, svc_mp_write);
     svc_record_pack_stored(r, &pk);
     svc_record_t *r2 = svc_record_new(&s_test_table);
-    SVC_CHECK(svc_record_load_stored(r2, sb.data, sb.size) == 0);
-    SVC_CHECK(svc_record_int(r2, "made") == 1234 && strcmp(svc_record_str(r2, "name", NULL), "ab.c") == 0);
+    XWS_CHECK(svc_record_load_stored(r2, sb.data, sb.size) == 0);
+    XWS_CHECK(svc_record_int(r2, "made") == 1234 && strcmp(svc_record_str(r2, "name", NULL), "ab.c") == 0);
     svc_record_set_id(r2, 7);
     msgpack_sbuffer_clear(&sb);
     svc_record_render(r2, &pk);
     msgpack_unpacked u;
-    SVC_CHECK(svc_mp_unpack(&u, sb.data, sb.size) == 0);
+    XWS_CHECK(svc_mp_unpack(&u, sb.data, sb.size) == 0);
     xws_buf_t json;
     xws_buf_init(&json);
-    SVC_CHECK(xws_msgpack_to_json(&u.data, &json) == 0);
+    XWS_CHECK(xws_msgpack_to_json(&u.data, &json) == 0);
     xws_buf_add(&json, "", 1);
     const char *want =
         "{\"id\":7,\"name\":\"ab.c\",\"label\":\"\",\"mail\":\"\",\"cc\":\"FR\",\"notes\":\"\",\"ring\":15,\"on\":\"1\","
         "\"off\":true,\"made\":1234,\"identity\":\"<ab.c>\"}";
     if (strcmp(json.data, want) != 0)
         fprintf(stderr, "rendered %s\n", json.data);
-    SVC_CHECK(strcmp(json.data, want) == 0);
+    XWS_CHECK(strcmp(json.data, want) == 0);
     xws_buf_dispose(&json);
     msgpack_unpacked_destroy(&u);
-    SVC_CHECK(svc_record_load_stored(r2, sb.data, sb.size - 1) == -1);  /* truncated */
-    SVC_CHECK(svc_record_load_stored(r2, "\x81\xa4name\x05", 7) == -1); /* wrong type */
+    XWS_CHECK(svc_record_load_stored(r2, sb.data, sb.size - 1) == -1);  /* truncated */
+    XWS_CHECK(svc_record_load_stored(r2, "\x81\xa4name\x05", 7) == -1); /* wrong type */
     msgpack_sbuffer_destroy(&sb);
     svc_record_destroy(&r2);
     svc_record_destroy(&r);
-    SVC_CHECK(r == NULL);
+    XWS_CHECK(r == NULL);
     svc_record_destroy(&r);
 
     /* the error codes, each naming its field */
@@ -1576,14 +1576,14 @@ void svc_field_test(void)
     s_try("{\"name\":12}", NULL, NULL, NULL);                      /* an integer is taken as text */
     s_try("{\"name\":\"a\",\"made\":\"junk\"}", NULL, NULL, NULL); /* server-managed: ignored */
 
-    SVC_CHECK(svc_check_hostname("a-b.example.com", 15) == 0);
-    SVC_CHECK(svc_check_hostname("-a.com", 6) == -1);
-    SVC_CHECK(svc_check_hostname("a..com", 6) == -1);
-    SVC_CHECK(svc_check_hostname("a.com.", 6) == -1);
-    SVC_CHECK(svc_check_email("contact@proformatique.com", 25) == 0);
-    SVC_CHECK(svc_check_email("a.b+c@x.fr", 10) == 0);
-    SVC_CHECK(svc_check_email("a@localhost", 11) == -1);
-    SVC_CHECK(svc_check_email("a..b@x.fr", 9) == -1);
-    SVC_CHECK(svc_check_email("@x.fr", 5) == -1);
-    SVC_CHECK(svc_check_email("a b@x.fr", 8) == -1);
+    XWS_CHECK(svc_check_hostname("a-b.example.com", 15) == 0);
+    XWS_CHECK(svc_check_hostname("-a.com", 6) == -1);
+    XWS_CHECK(svc_check_hostname("a..com", 6) == -1);
+    XWS_CHECK(svc_check_hostname("a.com.", 6) == -1);
+    XWS_CHECK(svc_check_email("contact@proformatique.com", 25) == 0);
+    XWS_CHECK(svc_check_email("a.b+c@x.fr", 10) == 0);
+    XWS_CHECK(svc_check_email("a@localhost", 11) == -1);
+    XWS_CHECK(svc_check_email("a..b@x.fr", 9) == -1);
+    XWS_CHECK(svc_check_email("@x.fr", 5) == -1);
+    XWS_CHECK(svc_check_email("a b@x.fr", 8) == -1);
 }

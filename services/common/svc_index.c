@@ -130,20 +130,21 @@ static void s_kinds(svc_ctx_t *ctx, const svc_records_t *d, const char **kinds, 
     msgpack_sbuffer_destroy(&sb);
 }
 
-/* runs a records function; returns the status (0: conflict), -1 with the reply set */
-static int s_call(svc_ctx_t *ctx, const svc_records_t *d, const char *what, int nargs, const char **args, const size_t *lens)
+/* runs a records function (svc_write_cas): 0, or -1 with the reply set; *conflict when the record changed */
+static int s_call(svc_ctx_t *ctx, const svc_records_t *d, const char *what, int nargs, const char **args, const size_t *lens,
+                  int *conflict)
 {
     int nkeys;
     const char **keys = s_keys(ctx, d, &nkeys);
     const char *fn = svc_ctx_printf(ctx, "%s_records_%s", d->service, what);
-    int st = svc_write(ctx, fn, nkeys, keys, nargs, args, lens);
+    int rc = svc_write_cas(ctx, conflict, fn, nkeys, keys, nargs, args, lens);
     free(keys);
-    return st;
+    return rc;
 }
 
 /* put: id NULL to add, old/oldrec the record read for an edit */
 static int s_put(svc_ctx_t *ctx, const svc_records_t *d, const char *id, const char *old, size_t oldlen, const svc_record_t *oldrec,
-                 const svc_record_t *rec)
+                 const svc_record_t *rec, int *conflict)
 {
     const char *args[9];
     size_t lens[9];
@@ -159,15 +160,12 @@ static int s_put(svc_ctx_t *ctx, const svc_records_t *d, const char *id, const c
     lens[5] = strlen(args[5]);
     args[7] = d->crud.resource, lens[7] = strlen(args[7]);
     args[8] = d->add_answers_id ? "id" : "", lens[8] = strlen(args[8]);
-    return s_call(ctx, d, "put", 9, args, lens);
+    return s_call(ctx, d, "put", 9, args, lens, conflict);
 }
 
 int svc_records_add_or_reply(svc_ctx_t *ctx, const svc_records_t *d, const svc_record_t *rec)
 {
-    int st = s_put(ctx, d, NULL, NULL, 0, NULL, rec);
-    if (st == 0)
-        return svc_reply_internal(ctx, "%s add: unexpected conflict outcome", d->crud.resource);
-    return st == 200 ? 0 : -1;
+    return s_put(ctx, d, NULL, NULL, 0, NULL, rec, NULL); /* an add never conflicts */
 }
 
 int svc_records_edit_or_reply(svc_ctx_t *ctx, const svc_records_t *d, long long id, const msgpack_object *body,
@@ -191,11 +189,13 @@ int svc_records_edit_or_reply(svc_ctx_t *ctx, const svc_records_t *d, long long 
         }
         if (rc == 0)
             rc = svc_record_check_or_reply(ctx, rec);
-        int st = rc == 0 ? s_put(ctx, d, ids, blob, bloblen, old, rec) : -1;
+        int conflict = 0;
+        if (rc == 0)
+            rc = s_put(ctx, d, ids, blob, bloblen, old, rec, &conflict);
         svc_record_destroy(&old);
         svc_record_destroy(&rec);
-        if (st != 0)
-            return st == 200 ? 0 : -1;
+        if (rc != 0 || !conflict)
+            return rc;
         /* another writer changed the record between the read and the write: read it again */
     }
     return svc_reply_internal(ctx, "%s %lld: edit kept conflicting with other writers", d->crud.resource, id);
@@ -208,8 +208,9 @@ int svc_records_delete_or_reply(svc_ctx_t *ctx, const svc_records_t *d, long lon
         svc_record_t *old = svc_record_new(d->crud.table);
         const char *args[5];
         size_t lens[5];
-        int st = -1;
-        if (svc_crud_load_or_reply(ctx, &d->crud, id, old, &args[1], &lens[1]) == 0) {
+        int conflict = 0;
+        int rc = svc_crud_load_or_reply(ctx, &d->crud, id, old, &args[1], &lens[1]);
+        if (rc == 0) {
             args[0] = ids, lens[0] = strlen(ids);
             args[2] = s_packed(ctx, &lens[2], d, old);
             const char *msgs;
@@ -217,11 +218,11 @@ int svc_records_delete_or_reply(svc_ctx_t *ctx, const svc_records_t *d, long lon
             s_kinds(ctx, d, &args[3], &msgs, &msgslen);
             lens[3] = strlen(args[3]);
             args[4] = d->crud.resource, lens[4] = strlen(args[4]);
-            st = s_call(ctx, d, "del", 5, args, lens);
+            rc = s_call(ctx, d, "del", 5, args, lens, &conflict);
         }
         svc_record_destroy(&old);
-        if (st != 0)
-            return st == 200 ? 0 : -1;
+        if (rc != 0 || !conflict)
+            return rc;
     }
     return svc_reply_internal(ctx, "%s %lld: delete kept conflicting with other writers", d->crud.resource, id);
 }
@@ -257,7 +258,7 @@ int svc_records_deleteall_or_reply(svc_ctx_t *ctx, const svc_records_t *d)
             svc_record_destroy(&rec);
         }
         freeReplyObject(r);
-        int st = -1;
+        int conflict = 0;
         if (rc == 0) {
             const char *args[2];
             size_t lens[2];
@@ -266,11 +267,11 @@ int svc_records_deleteall_or_reply(svc_ctx_t *ctx, const svc_records_t *d)
             size_t msgslen;
             s_kinds(ctx, d, &args[1], &msgs, &msgslen);
             lens[1] = strlen(args[1]);
-            st = s_call(ctx, d, "delall", 2, args, lens);
+            rc = s_call(ctx, d, "delall", 2, args, lens, &conflict);
         }
         msgpack_sbuffer_destroy(&sb);
-        if (st != 0)
-            return st == 200 || st == 204 ? 0 : -1;
+        if (rc != 0 || !conflict)
+            return rc;
     }
     return svc_reply_internal(ctx, "%s: deleteall kept conflicting with other writers", d->crud.resource);
 }

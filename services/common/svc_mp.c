@@ -71,18 +71,18 @@ void svc_mp_test(void)
     svc_mp_key(&pk, "bb");
     msgpack_pack_int(&pk, 7);
     msgpack_unpacked u;
-    SVC_CHECK(svc_mp_unpack(&u, sb.data, sb.size) == 0);
-    SVC_CHECK(svc_mp_str_eq(svc_mp_get(&u.data, "a"), "x"));
-    SVC_CHECK(svc_mp_get(&u.data, "bb")->via.u64 == 7);
-    SVC_CHECK(svc_mp_get(&u.data, "b") == NULL);
-    SVC_CHECK(svc_mp_slice(svc_mp_get(&u.data, "bb")).len == 0);
+    XWS_CHECK(svc_mp_unpack(&u, sb.data, sb.size) == 0);
+    XWS_CHECK(svc_mp_str_eq(svc_mp_get(&u.data, "a"), "x"));
+    XWS_CHECK(svc_mp_get(&u.data, "bb")->via.u64 == 7);
+    XWS_CHECK(svc_mp_get(&u.data, "b") == NULL);
+    XWS_CHECK(svc_mp_slice(svc_mp_get(&u.data, "bb")).len == 0);
     msgpack_unpacked_destroy(&u);
-    SVC_CHECK(svc_mp_unpack(&u, sb.data, sb.size - 1) == -1); /* truncated */
+    XWS_CHECK(svc_mp_unpack(&u, sb.data, sb.size - 1) == -1); /* truncated */
     msgpack_unpacked_destroy(&u);
     msgpack_sbuffer_write(&sb, "\xc0", 1);
-    SVC_CHECK(svc_mp_unpack(&u, sb.data, sb.size) == -1); /* trailing bytes */
+    XWS_CHECK(svc_mp_unpack(&u, sb.data, sb.size) == -1); /* trailing bytes */
     msgpack_unpacked_destroy(&u);
-    SVC_CHECK(svc_mp_unpack(&u, "", 0) == -1);
+    XWS_CHECK(svc_mp_unpack(&u, "", 0) == -1);
     msgpack_unpacked_destroy(&u);
     msgpack_sbuffer_destroy(&sb);
 }

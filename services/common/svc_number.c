@@ -175,9 +175,9 @@ int svc_numbers_free_or_reply(svc_ctx_t *ctx, const char *context, const char *t
 void svc_number_test(void)
 {
     svc_range_t r = {"100", "299"};
-    SVC_CHECK(svc_number_in_range("100", &r) && svc_number_in_range("299", &r) && svc_number_in_range("150", &r));
-    SVC_CHECK(!svc_number_in_range("0150", &r) && !svc_number_in_range("99", &r) && !svc_number_in_range("300", &r));
+    XWS_CHECK(svc_number_in_range("100", &r) && svc_number_in_range("299", &r) && svc_number_in_range("150", &r));
+    XWS_CHECK(!svc_number_in_range("0150", &r) && !svc_number_in_range("99", &r) && !svc_number_in_range("300", &r));
     svc_range_t one = {"4000", ""}, any = {"", ""};
-    SVC_CHECK(svc_number_in_range("4000", &one) && !svc_number_in_range("4001", &one));
-    SVC_CHECK(svc_number_in_range("123456", &any));
+    XWS_CHECK(svc_number_in_range("4000", &one) && !svc_number_in_range("4001", &one));
+    XWS_CHECK(svc_number_in_range("123456", &any));
 }

@@ -517,28 +517,28 @@ long long svc_redis_timeout_ms(const svc_redis_t *self)
 void svc_redis_test(void)
 {
     svc_redis_t *r = svc_redis_new("tcp://[::1]:6379", 100, "t", NULL);
-    SVC_CHECK(r != NULL && r->host != NULL && strcmp(r->host, "::1") == 0 && r->port == 6379);
+    XWS_CHECK(r != NULL && r->host != NULL && strcmp(r->host, "::1") == 0 && r->port == 6379);
     svc_redis_destroy(&r);
-    SVC_CHECK(r == NULL);
+    XWS_CHECK(r == NULL);
     svc_redis_destroy(&r);
     r = svc_redis_new("tcp://localhost:7", 100, "t", NULL);
-    SVC_CHECK(r != NULL && strcmp(r->host, "localhost") == 0 && r->port == 7);
+    XWS_CHECK(r != NULL && strcmp(r->host, "localhost") == 0 && r->port == 7);
     svc_redis_destroy(&r);
     r = svc_redis_new("unix:/nonexistent/dir/redis.sock", 100, "t", NULL);
-    SVC_CHECK(r != NULL && strcmp(r->path, "/nonexistent/dir/redis.sock") == 0);
+    XWS_CHECK(r != NULL && strcmp(r->path, "/nonexistent/dir/redis.sock") == 0);
     /* unavailable: NULL at once, and the back-off makes the next call skip the connect (a
      * connect attempt would move retry_at) */
     const char *argv[] = {"PING"};
-    SVC_CHECK(svc_redis_command(r, 1, argv, NULL) == NULL);
-    SVC_CHECK(r->retry_at > 0);
+    XWS_CHECK(svc_redis_command(r, 1, argv, NULL) == NULL);
+    XWS_CHECK(r->retry_at > 0);
     long long later = svc_now_mono_ms() + 3600 * 1000;
     r->retry_at = later;
-    SVC_CHECK(svc_redis_command(r, 1, argv, NULL) == NULL);
-    SVC_CHECK(r->retry_at == later && r->ctx == NULL);
+    XWS_CHECK(svc_redis_command(r, 1, argv, NULL) == NULL);
+    XWS_CHECK(r->retry_at == later && r->ctx == NULL);
     svc_redis_destroy(&r);
-    SVC_CHECK(svc_redis_new("redis://x", 100, "t", NULL) == NULL);
-    SVC_CHECK(svc_redis_new("tcp://host", 100, "t", NULL) == NULL);
-    SVC_CHECK(svc_redis_new("tcp://host:0", 100, "t", NULL) == NULL);
-    SVC_CHECK(svc_redis_new("tcp://:80", 100, "t", NULL) == NULL);
-    SVC_CHECK(svc_redis_new("unix:", 100, "t", NULL) == NULL);
+    XWS_CHECK(svc_redis_new("redis://x", 100, "t", NULL) == NULL);
+    XWS_CHECK(svc_redis_new("tcp://host", 100, "t", NULL) == NULL);
+    XWS_CHECK(svc_redis_new("tcp://host:0", 100, "t", NULL) == NULL);
+    XWS_CHECK(svc_redis_new("tcp://:80", 100, "t", NULL) == NULL);
+    XWS_CHECK(svc_redis_new("unix:", 100, "t", NULL) == NULL);
 }

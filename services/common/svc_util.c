@@ -218,45 +218,45 @@ void svc_hex(const unsigned char *p, size_t n, char *out)
 
 void svc_util_test(void)
 {
-    SVC_CHECK(svc_utf8_len("abc", 3) == 3);
-    SVC_CHECK(svc_utf8_len("Zo\xc3\xab", 4) == 3);
-    SVC_CHECK(svc_utf8_len("\xe2\x82\xac", 3) == 1);
-    SVC_CHECK(svc_utf8_len("\xf0\x9f\x98\x80", 4) == 1);
-    SVC_CHECK(svc_utf8_len("\xc3", 1) == -1);             /* truncated */
-    SVC_CHECK(svc_utf8_len("\xe2\x82", 2) == -1);         /* truncated */
-    SVC_CHECK(svc_utf8_len("\xc0\xaf", 2) == -1);         /* overlong */
-    SVC_CHECK(svc_utf8_len("\xe0\x80\xaf", 3) == -1);     /* overlong */
-    SVC_CHECK(svc_utf8_len("\xed\xa0\x80", 3) == -1);     /* surrogate */
-    SVC_CHECK(svc_utf8_len("\xf4\x90\x80\x80", 4) == -1); /* beyond U+10FFFF */
-    SVC_CHECK(svc_utf8_len("\xff", 1) == -1);
-    SVC_CHECK(svc_utf8_len("", 0) == 0);
-    SVC_CHECK(svc_printable("Hello, world", 12, 0));
-    SVC_CHECK(!svc_printable("a\tb", 3, 0));
-    SVC_CHECK(svc_printable("a\tb\nc", 5, 1));
-    SVC_CHECK(!svc_printable("a\x01", 2, 1));
-    SVC_CHECK(!svc_printable("a\x7f", 2, 0));
-    SVC_CHECK(!svc_printable("\xc2\x85", 2, 1)); /* C1 control */
-    SVC_CHECK(svc_printable("\xc2\xa0", 2, 0));
-    SVC_CHECK(!svc_printable("a\0b", 3, 1));
-    SVC_CHECK(!svc_printable("a\rb", 3, 1)); /* carriage return: never */
-    SVC_CHECK(svc_icontains("Hello World", 11, "o w", 3));
-    SVC_CHECK(svc_icontains("abc", 3, "", 0));
-    SVC_CHECK(!svc_icontains("abc", 3, "abcd", 4));
-    SVC_CHECK(svc_icontains("ABC", 3, "bc", 2));
-    SVC_CHECK(svc_icontains("\xc3\x89lodie Caf\xc3\xa9", 13, "\xc3\xa9lodie", 7)); /* "Élodie Café" / "élodie" */
-    SVC_CHECK(svc_icontains("Z\xc3\xbcrich", 7, "Z\xc3\x9cRICH", 7));              /* "Zürich" / "ZÜRICH" */
-    SVC_CHECK(!svc_icontains("\xc3\xa9", 2, "e", 1));
-    SVC_CHECK(svc_icontains("a\xff"
+    XWS_CHECK(svc_utf8_len("abc", 3) == 3);
+    XWS_CHECK(svc_utf8_len("Zo\xc3\xab", 4) == 3);
+    XWS_CHECK(svc_utf8_len("\xe2\x82\xac", 3) == 1);
+    XWS_CHECK(svc_utf8_len("\xf0\x9f\x98\x80", 4) == 1);
+    XWS_CHECK(svc_utf8_len("\xc3", 1) == -1);             /* truncated */
+    XWS_CHECK(svc_utf8_len("\xe2\x82", 2) == -1);         /* truncated */
+    XWS_CHECK(svc_utf8_len("\xc0\xaf", 2) == -1);         /* overlong */
+    XWS_CHECK(svc_utf8_len("\xe0\x80\xaf", 3) == -1);     /* overlong */
+    XWS_CHECK(svc_utf8_len("\xed\xa0\x80", 3) == -1);     /* surrogate */
+    XWS_CHECK(svc_utf8_len("\xf4\x90\x80\x80", 4) == -1); /* beyond U+10FFFF */
+    XWS_CHECK(svc_utf8_len("\xff", 1) == -1);
+    XWS_CHECK(svc_utf8_len("", 0) == 0);
+    XWS_CHECK(svc_printable("Hello, world", 12, 0));
+    XWS_CHECK(!svc_printable("a\tb", 3, 0));
+    XWS_CHECK(svc_printable("a\tb\nc", 5, 1));
+    XWS_CHECK(!svc_printable("a\x01", 2, 1));
+    XWS_CHECK(!svc_printable("a\x7f", 2, 0));
+    XWS_CHECK(!svc_printable("\xc2\x85", 2, 1)); /* C1 control */
+    XWS_CHECK(svc_printable("\xc2\xa0", 2, 0));
+    XWS_CHECK(!svc_printable("a\0b", 3, 1));
+    XWS_CHECK(!svc_printable("a\rb", 3, 1)); /* carriage return: never */
+    XWS_CHECK(svc_icontains("Hello World", 11, "o w", 3));
+    XWS_CHECK(svc_icontains("abc", 3, "", 0));
+    XWS_CHECK(!svc_icontains("abc", 3, "abcd", 4));
+    XWS_CHECK(svc_icontains("ABC", 3, "bc", 2));
+    XWS_CHECK(svc_icontains("\xc3\x89lodie Caf\xc3\xa9", 13, "\xc3\xa9lodie", 7)); /* "Élodie Café" / "élodie" */
+    XWS_CHECK(svc_icontains("Z\xc3\xbcrich", 7, "Z\xc3\x9cRICH", 7));              /* "Zürich" / "ZÜRICH" */
+    XWS_CHECK(!svc_icontains("\xc3\xa9", 2, "e", 1));
+    XWS_CHECK(svc_icontains("a\xff"
                             "b",
                             3, "\xff", 1)); /* stray bytes match exactly */
-    SVC_CHECK(!svc_icontains("a\xc3"
+    XWS_CHECK(!svc_icontains("a\xc3"
                              "b",
                              3, "\xc3\xa9", 2));
     char buf[17];
     svc_random_chars(buf, 16, "ab");
-    SVC_CHECK(strlen(buf) == 16 && strspn(buf, "ab") == 16);
+    XWS_CHECK(strlen(buf) == 16 && strspn(buf, "ab") == 16);
     unsigned char raw[2] = {0x0f, 0xa0};
     char hex[5];
     svc_hex(raw, 2, hex);
-    SVC_CHECK(strcmp(hex, "0fa0") == 0);
+    XWS_CHECK(strcmp(hex, "0fa0") == 0);
 }

@@ -15,10 +15,14 @@
 extern "C" {
 #endif
 
-/* Self-test check: prints the failed expression and aborts, also when NDEBUG is defined. */
+/*
+ * The project's one check macro is XWS_CHECK (xws/check.h, included here): it prints the failed
+ * expression and aborts, also when NDEBUG is defined. SVC_CHECK is the same macro under its old
+ * name, kept only for code not yet moved to XWS_CHECK; new code uses XWS_CHECK.
+ */
 #define SVC_CHECK(x) XWS_CHECK(x)
 
-/* Allocation that never returns NULL (aborts on out-of-memory). */
+/* The services' one allocation helper: never returns NULL (aborts on out-of-memory). */
 void *svc_malloc(size_t n);
 void *svc_calloc(size_t n, size_t size);
 void *svc_realloc(void *p, size_t n);

@@ -222,7 +222,7 @@ static void s_account_blob(svc_ctx_t *ctx, const cfg_account_t *a, const char **
 }
 
 /* config_account_put of a; old: the record read before ("" to create). Returns the status. */
-static int s_put(svc_ctx_t *ctx, const cfg_account_t *a, const char *old, size_t oldlen)
+static int s_put(svc_ctx_t *ctx, const cfg_account_t *a, const char *old, size_t oldlen, int *conflict)
 {
     const char *keys[] = {svc_key(ctx, "account:data"), svc_key(ctx, "account:login"), svc_key(ctx, "ver:account")};
     const char *args[4];
@@ -231,7 +231,7 @@ static int s_put(svc_ctx_t *ctx, const cfg_account_t *a, const char *old, size_t
     s_account_blob(ctx, a, &args[1], &lens[1]);
     args[2] = a->login, lens[2] = strlen(a->login);
     args[3] = old, lens[3] = oldlen;
-    return svc_write(ctx, "config_account_put", 3, keys, 4, args, lens);
+    return svc_write_cas(ctx, conflict, "config_account_put", 3, keys, 4, args, lens);
 }
 
 typedef int (*s_change_fn)(cfg_account_t *a, opts_t *o);
@@ -265,12 +265,13 @@ static int s_modify(svc_ctx_t *ctx, const char *name, opts_t *o, s_change_fn cha
             cfg_account_dispose(&a);
             return 1;
         }
-        int status = s_put(ctx, &a, old, oldlen);
+        int conflict;
+        int rc = s_put(ctx, &a, old, oldlen, &conflict);
         cfg_account_dispose(&a);
-        if (status == 200)
-            return 0;
-        if (status != 0)
+        if (rc != 0)
             return s_report(ctx);
+        if (!conflict)
+            return 0;
     }
     fprintf(stderr, "xws-config: account %s keeps changing under this command; try again\n", name);
     return 1;
@@ -351,9 +352,9 @@ static int s_cmd_add(svc_ctx_t *ctx, const char *name, opts_t *o)
     a.disabled = o->disabled;
     s_merge(&a.hosts, &a.nhosts, o->hosts, o->nhosts);
     s_merge(&a.acl, &a.nacl, o->acl, o->nacl);
-    int status = s_put(ctx, &a, "", 0);
+    int rc = s_put(ctx, &a, "", 0, NULL); /* a create never conflicts */
     cfg_account_dispose(&a);
-    return status == 200 ? 0 : s_report(ctx);
+    return rc == 0 ? 0 : s_report(ctx);
 }
 
 static int s_cmd_list(svc_ctx_t *ctx, opts_t *o)
@@ -406,7 +407,7 @@ static int s_cmd_remove(svc_ctx_t *ctx, const char *name)
 {
     const char *keys[] = {svc_key(ctx, "account:data"), svc_key(ctx, "account:login"), svc_key(ctx, "ver:account")};
     const char *args[] = {name};
-    return svc_write(ctx, "config_account_remove", 3, keys, 1, args, NULL) == 200 ? 0 : s_report(ctx);
+    return svc_write(ctx, "config_account_remove", 3, keys, 1, args, NULL) == 0 ? 0 : s_report(ctx);
 }
 
 static int s_cmd_ensure(svc_ctx_t *ctx, opts_t *o)
@@ -433,13 +434,12 @@ static int s_cmd_ensure(svc_ctx_t *ctx, opts_t *o)
     args[0] = a.name, lens[0] = strlen(a.name);
     s_account_blob(ctx, &a, &args[1], &lens[1]);
     args[2] = a.login, lens[2] = strlen(a.login);
-    int status = svc_write(ctx, "config_account_ensure", 3, keys, 3, args, lens);
+    int rc = svc_write(ctx, "config_account_ensure", 3, keys, 3, args, lens);
     cfg_account_dispose(&a);
-    int rc = 0;
-    if (status == 200)
-        printf("login: %s\npassword: %s\n", o->login, password);
-    else if (status != 204)
+    if (rc != 0)
         rc = s_report(ctx);
+    else if (ctx->status == 200) /* 204: there were accounts already */
+        printf("login: %s\npassword: %s\n", o->login, password);
     OPENSSL_cleanse(generated, sizeof(generated));
     return rc;
 }

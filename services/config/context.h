@@ -3,15 +3,19 @@
  * system_management/context): dialplan contexts with their entity, included contexts and number
  * ranges per object type (user, group, queue, meetme, incall).
  *
- * Redis keys (under the prefix; the layout is documented in services/config/README.md):
- *   context:data            hash name -> record (msgpack array, see lua/context.lua)
+ * A table instance of the record layer (context_table in context.c: the body, the stored record
+ * and the view are one declaration); the included contexts are a reference index, the numbers
+ * in use are checked with the shared number helpers (services/common/README.md).
+ *
+ * Redis keys (under the prefix; the shared ones are documented in services/common/README.md):
+ *   context:data            hash name -> record (positional msgpack array, see lua/context.lua)
  *   context:inclrefs        hash name -> number of contexts that include it
  *   context:refs            hash name -> number of objects of other services using it
  *   context:numbers:<name>  hash number -> "<type>:<owner>" (numbers in use, written by the
  *                           services that own the numbered objects)
  *   entity:refs             hash entity id -> references (each context counts one)
  *   ver:context             version counter
- * Writes go through the Lua functions of lua/context.lua; reads through config_context_read.
+ * Writes go through config_context_put / _delete (lua/context.lua); reads through config_context_read.
  */
 #ifndef CONTEXT_H
 #define CONTEXT_H
@@ -48,7 +52,7 @@ int context_delete(svc_ctx_t *ctx);
  */
 int context_name_ok(const char *s, size_t len);
 
-/* Self-test of the pure parts (names, body validation into a patch); needs no Redis. */
+/* Self-test of the pure parts (names, body validation, stored form and rendering); needs no Redis. */
 void context_test(void);
 
 #ifdef __cplusplus

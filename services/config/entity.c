@@ -1,11 +1,14 @@
 /*
  * entity.c - the entity resource (spec §4.1, manage/entity).
  *
+ * A table instance of the record layer (svc_index.h): the field table, the unique name index and
+ * the reference count are declarations; the writes are the common record functions
+ * (config_records_put / _del / _delall, registered by lua/config.lua).
+ *
  * Redis: <p>entity:seq (INCR: ids, never reused), <p>entity:data (hash id → msgpack record),
  * <p>entity:name (hash name → id, the unique index), <p>entity:refs (hash id → number of
  * contexts and users that belong to the entity; maintained by their write functions, checked by
- * delete), <p>ver:entity (version counter for ETags). Writes are the config_entity_* functions
- * of lua/config.lua.
+ * delete), <p>ver:entity (version counter for ETags).
  */
 #include <string.h>
 #include "config_int.h"
@@ -65,45 +68,30 @@ static const svc_field_t s_fields[] = {
     {.name = "identity", .kind = SVC_TEXT, .flags = SVC_F_COMPUTED, .compute = s_identity},
 };
 static const svc_table_t s_table = SVC_TABLE(s_fields);
-static const svc_crud_t s_crud = {"entity", &s_table, "entity:data", NULL};
-
-/* KEYS after the write id, in the order of lua/config.lua */
-static void s_keys(svc_ctx_t *ctx, const char *keys[5])
-{
-    keys[0] = svc_key(ctx, "entity:seq");
-    keys[1] = svc_key(ctx, "entity:data");
-    keys[2] = svc_key(ctx, "entity:name");
-    keys[3] = svc_key(ctx, "entity:refs");
-    keys[4] = svc_key(ctx, "ver:entity");
-}
+static const svc_index_t s_indexes[] = {
+    {SVC_IX_UNIQUE, "name", "entity:name", NULL, 0, "an entity named %s already exists"},
+};
+/* entity:refs counts the contexts and users of each entity (written by their functions): a delete waits for 0 */
+static const svc_records_t s_records = {.service = "config",
+                                        .crud = {"entity", &s_table, "entity:data", NULL},
+                                        .seq = "entity:seq",
+                                        .inrefs = "entity:refs",
+                                        .indexes = s_indexes,
+                                        .nindexes = 1};
 
 static int s_list(svc_ctx_t *ctx)
 {
-    return svc_crud_list(ctx, &s_crud);
+    return svc_crud_list(ctx, &s_records.crud);
 }
 
 static int s_search(svc_ctx_t *ctx)
 {
-    return svc_crud_search(ctx, &s_crud);
+    return svc_crud_search(ctx, &s_records.crud);
 }
 
 static int s_view(svc_ctx_t *ctx)
 {
-    return svc_crud_view(ctx, &s_crud);
-}
-
-/* packs the stored form of rec into a pooled string */
-static const char *s_blob(svc_ctx_t *ctx, const svc_record_t *rec, size_t *len)
-{
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &sb, svc_mp_write);
-    svc_record_pack_stored(rec, &pk);
-    const char *b = svc_ctx_strndup(ctx, sb.data, sb.size);
-    *len = sb.size;
-    msgpack_sbuffer_destroy(&sb);
-    return b;
+    return svc_crud_view(ctx, &s_records.crud);
 }
 
 static int s_add(svc_ctx_t *ctx)
@@ -119,14 +107,8 @@ static int s_add(svc_ctx_t *ctx)
         svc_record_set_int(rec, "dcreate", svc_now_ms() / 1000);
         rc = svc_record_check_or_reply(ctx, rec);
     }
-    if (rc == 0) {
-        const char *keys[5], *args[2];
-        size_t lens[2];
-        s_keys(ctx, keys);
-        args[0] = svc_record_str(rec, "name", &lens[0]);
-        args[1] = s_blob(ctx, rec, &lens[1]);
-        rc = svc_write(ctx, "config_entity_add", 5, keys, 2, args, lens) == 200 ? 0 : -1;
-    }
+    if (rc == 0)
+        rc = svc_records_add_or_reply(ctx, &s_records, rec);
     svc_record_destroy(&rec);
     return rc;
 }
@@ -137,40 +119,7 @@ static int s_edit(svc_ctx_t *ctx)
     const msgpack_object *body;
     if (svc_param_id_or_reply(ctx, "id", &id) != 0 || svc_body_map_or_reply(ctx, &body) != 0)
         return -1;
-    for (int attempt = 0; attempt < 10; attempt++) {
-        svc_record_t *rec = svc_record_new(&s_table);
-        const char *old;
-        size_t oldlen;
-        if (svc_crud_load_or_reply(ctx, &s_crud, id, rec, &old, &oldlen) != 0) {
-            svc_record_destroy(&rec);
-            return -1;
-        }
-        const char *oldname = svc_ctx_strndup(ctx, svc_record_str(rec, "name", NULL), strlen(svc_record_str(rec, "name", NULL)));
-        int rc = svc_record_load_body_or_reply(ctx, rec, body);
-        if (rc == 0) {
-            svc_record_defaults(rec);
-            rc = svc_record_check_or_reply(ctx, rec);
-        }
-        if (rc != 0) {
-            svc_record_destroy(&rec);
-            return -1;
-        }
-        const char *keys[5], *args[5];
-        size_t lens[5];
-        s_keys(ctx, keys);
-        args[0] = svc_ctx_printf(ctx, "%lld", id);
-        lens[0] = strlen(args[0]);
-        args[1] = old, lens[1] = oldlen;
-        args[2] = s_blob(ctx, rec, &lens[2]);
-        args[3] = oldname, lens[3] = strlen(oldname);
-        args[4] = svc_record_str(rec, "name", &lens[4]);
-        int status = svc_write(ctx, "config_entity_edit", 5, keys, 5, args, lens);
-        svc_record_destroy(&rec);
-        if (status != 0)
-            return status == 200 ? 0 : -1;
-        /* another writer changed the entity between the read and the write: read it again */
-    }
-    return svc_reply_internal(ctx, "entity %lld: edit kept conflicting with other writers", id);
+    return svc_records_edit_or_reply(ctx, &s_records, id, body, NULL);
 }
 
 static int s_delete(svc_ctx_t *ctx)
@@ -178,18 +127,12 @@ static int s_delete(svc_ctx_t *ctx)
     long long id;
     if (svc_param_id_or_reply(ctx, "id", &id) != 0)
         return -1;
-    const char *keys[5], *args[1];
-    s_keys(ctx, keys);
-    args[0] = svc_ctx_printf(ctx, "%lld", id);
-    return svc_write(ctx, "config_entity_delete", 5, keys, 1, args, NULL) == 200 ? 0 : -1;
+    return svc_records_delete_or_reply(ctx, &s_records, id);
 }
 
 static int s_deleteall(svc_ctx_t *ctx)
 {
-    const char *keys[5];
-    s_keys(ctx, keys);
-    int status = svc_write(ctx, "config_entity_deleteall", 5, keys, 0, NULL, NULL);
-    return status == 200 || status == 204 ? 0 : -1;
+    return svc_records_deleteall_or_reply(ctx, &s_records);
 }
 
 static const svc_act_t s_acts[] = {

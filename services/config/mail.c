@@ -1,5 +1,4 @@
 /* mail.c - see mail.h */
-#include <arpa/inet.h>
 #include <string.h>
 #include "mail.h"
 #include "svc_field.h"
@@ -10,70 +9,16 @@
 #define MAIL_MAX_LEN 255   /* characters of every string */
 #define MAIL_MAX_RULES 255 /* canonical rules */
 
-static int s_is_domain(const char *s, size_t len);
-
-/* ---- syntax ------------------------------------------------------------------------------------ */
-
-static int s_all_digits(const char *s, size_t len)
-{
-    if (len == 0)
-        return 0;
-    for (size_t i = 0; i < len; i++)
-        if (s[i] < '0' || s[i] > '9')
-            return 0;
-    return 1;
-}
-
-static int s_is_ipv4(const char *s, size_t len)
-{
-    char buf[16];
-    struct in_addr a;
-    if (len == 0 || len >= sizeof(buf) || memchr(s, '\0', len) != NULL)
-        return 0;
-    memcpy(buf, s, len);
-    buf[len] = '\0';
-    return inet_pton(AF_INET, buf, &a) == 1;
-}
-
-static int s_is_ipv6(const char *s, size_t len)
-{
-    char buf[INET6_ADDRSTRLEN + 1];
-    struct in6_addr a;
-    if (len == 0 || len >= sizeof(buf) || memchr(s, '\0', len) != NULL)
-        return 0;
-    memcpy(buf, s, len);
-    buf[len] = '\0';
-    return inet_pton(AF_INET6, buf, &a) == 1;
-}
+/* ---- syntax: the common validators of the record layer (svc_field.h) ------------------------------ */
 
 int mail_is_ip(const char *s, size_t len)
 {
-    return s_is_ipv4(s, len) || s_is_ipv6(s, len);
+    return svc_check_ip(s, len) == 0;
 }
 
 int mail_is_hostname(const char *s, size_t len)
 {
-    if (len == 0 || len > 253)
-        return 0;
-    size_t start = 0;
-    size_t last_start = 0;
-    for (size_t i = 0; i <= len; i++) {
-        if (i < len && s[i] != '.') {
-            char c = s[i];
-            if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-'))
-                return 0;
-            continue;
-        }
-        size_t n = i - start; /* the label s[start..i) */
-        if (n == 0 || n > 63 || s[start] == '-' || s[i - 1] == '-')
-            return 0;
-        last_start = start;
-        start = i + 1;
-    }
-    /* "10.0.0.300" looks like an address, not a name: it must then be a valid one */
-    if (s_all_digits(s + last_start, len - last_start))
-        return s_is_ipv4(s, len);
-    return 1;
+    return svc_check_host(s, len) == 0; /* "10.0.0.300" looks like an address: it must then be a valid one */
 }
 
 static int s_is_domain(const char *s, size_t len)
@@ -81,44 +26,9 @@ static int s_is_domain(const char *s, size_t len)
     return mail_is_hostname(s, len) || mail_is_ip(s, len);
 }
 
-static int s_is_port(const char *s, size_t len)
-{
-    if (len == 0 || len > 5 || !s_all_digits(s, len))
-        return 0;
-    long v = 0;
-    for (size_t i = 0; i < len; i++)
-        v = v * 10 + (s[i] - '0');
-    return v >= 1 && v <= 65535;
-}
-
 int mail_is_relay(const char *s, size_t len)
 {
-    if (len == 0)
-        return 0;
-    const char *host;
-    size_t hlen;
-    const char *rest;
-    if (s[0] == '[') {
-        const char *close = memchr(s, ']', len);
-        if (close == NULL)
-            return 0;
-        host = s + 1;
-        hlen = (size_t)(close - host);
-        if (!(s_is_ipv6(host, hlen) || s_is_ipv4(host, hlen) || mail_is_hostname(host, hlen)))
-            return 0;
-        rest = close + 1;
-    } else {
-        const char *colon = memchr(s, ':', len);
-        host = s;
-        hlen = colon != NULL ? (size_t)(colon - s) : len;
-        if (!mail_is_hostname(host, hlen)) /* also accepts a valid IPv4 address */
-            return 0;
-        rest = s + hlen;
-    }
-    size_t rlen = len - (size_t)(rest - s);
-    if (rlen == 0)
-        return 1;
-    return rest[0] == ':' && s_is_port(rest + 1, rlen - 1);
+    return svc_check_relay(s, len) == 0;
 }
 
 /* ---- the record ---------------------------------------------------------------------------------- */
@@ -205,9 +115,8 @@ int mail_view(svc_ctx_t *ctx)
     static const char *const deps[] = {"mail", NULL};
     const char *argv[] = {"GET", svc_key(ctx, "mail:data")};
     redisReply *r = NULL;
-    int e = svc_etag_prefetch_or_reply(ctx, deps, 2, argv, &r);
-    if (e != 0)
-        return e < 0 ? -1 : 0;
+    if (svc_etag_prefetch_or_reply(ctx, deps, 2, argv, &r) != 0)
+        return -1;
     int rc = 0;
     svc_record_t *rec = svc_record_new(&mail_table);
     if (r == NULL || (r->type != REDIS_REPLY_NIL && r->type != REDIS_REPLY_STRING))
@@ -242,8 +151,7 @@ int mail_edit(svc_ctx_t *ctx)
         const char *keys[] = {svc_key(ctx, "mail:data"), svc_key(ctx, "ver:mail")};
         size_t lens[1];
         const char *args[] = {svc_record_blob(ctx, rec, &lens[0])};
-        int st = svc_write(ctx, "config_mail_edit", 2, keys, 1, args, lens);
-        rc = st == 200 ? 0 : st == 0 ? svc_reply_internal(ctx, "mail edit: unexpected conflict outcome") : -1;
+        rc = svc_write(ctx, "config_mail_edit", 2, keys, 1, args, lens);
     }
     svc_record_destroy(&rec);
     return rc;
@@ -266,65 +174,65 @@ const svc_resource_t cfg_mail_resource = {"mail", "view", mail_acts};
 
 void mail_test(void)
 {
-    SVC_CHECK(mail_is_hostname(S("localhost")));
-    SVC_CHECK(mail_is_hostname(S("smtp.free.fr")));
-    SVC_CHECK(mail_is_hostname(S("xivo-clients.proformatique.com")));
-    SVC_CHECK(mail_is_hostname(S("a1.b-2.C3")));
-    SVC_CHECK(mail_is_hostname(S("10.0.0.1")));
-    SVC_CHECK(!mail_is_hostname(S("10.0.0.300")));
-    SVC_CHECK(!mail_is_hostname(S("1.2.3")));
-    SVC_CHECK(mail_is_hostname(S("1.2.3a")));
-    SVC_CHECK(!mail_is_hostname(S("")));
-    SVC_CHECK(!mail_is_hostname(S("-a.com")));
-    SVC_CHECK(!mail_is_hostname(S("a-.com")));
-    SVC_CHECK(!mail_is_hostname(S("a..com")));
-    SVC_CHECK(!mail_is_hostname(S("a.com.")));
-    SVC_CHECK(!mail_is_hostname(S(".a.com")));
-    SVC_CHECK(!mail_is_hostname(S("a_b.com")));
-    SVC_CHECK(!mail_is_hostname(S("a b")));
-    SVC_CHECK(!mail_is_hostname(S("user@example.com")));
-    SVC_CHECK(!mail_is_hostname("a\0b", 3));
+    XWS_CHECK(mail_is_hostname(S("localhost")));
+    XWS_CHECK(mail_is_hostname(S("smtp.free.fr")));
+    XWS_CHECK(mail_is_hostname(S("xivo-clients.proformatique.com")));
+    XWS_CHECK(mail_is_hostname(S("a1.b-2.C3")));
+    XWS_CHECK(mail_is_hostname(S("10.0.0.1")));
+    XWS_CHECK(!mail_is_hostname(S("10.0.0.300")));
+    XWS_CHECK(!mail_is_hostname(S("1.2.3")));
+    XWS_CHECK(mail_is_hostname(S("1.2.3a")));
+    XWS_CHECK(!mail_is_hostname(S("")));
+    XWS_CHECK(!mail_is_hostname(S("-a.com")));
+    XWS_CHECK(!mail_is_hostname(S("a-.com")));
+    XWS_CHECK(!mail_is_hostname(S("a..com")));
+    XWS_CHECK(!mail_is_hostname(S("a.com.")));
+    XWS_CHECK(!mail_is_hostname(S(".a.com")));
+    XWS_CHECK(!mail_is_hostname(S("a_b.com")));
+    XWS_CHECK(!mail_is_hostname(S("a b")));
+    XWS_CHECK(!mail_is_hostname(S("user@example.com")));
+    XWS_CHECK(!mail_is_hostname("a\0b", 3));
     char big[300];
     memset(big, 'a', sizeof(big));
-    SVC_CHECK(mail_is_hostname(big, 63));
-    SVC_CHECK(!mail_is_hostname(big, 64));
+    XWS_CHECK(mail_is_hostname(big, 63));
+    XWS_CHECK(!mail_is_hostname(big, 64));
     for (int i = 63; i < 253; i += 64)
         big[i] = '.';
-    SVC_CHECK(mail_is_hostname(big, 253));
-    SVC_CHECK(!mail_is_hostname(big, 254));
+    XWS_CHECK(mail_is_hostname(big, 253));
+    XWS_CHECK(!mail_is_hostname(big, 254));
 
-    SVC_CHECK(mail_is_ip(S("192.168.1.1")));
-    SVC_CHECK(mail_is_ip(S("::1")));
-    SVC_CHECK(mail_is_ip(S("2001:db8::25")));
-    SVC_CHECK(!mail_is_ip(S("192.168.1")));
-    SVC_CHECK(!mail_is_ip(S("[::1]")));
-    SVC_CHECK(!mail_is_ip(S("example.com")));
-    SVC_CHECK(s_is_domain(S("::1")) && s_is_domain(S("example.com")) && !s_is_domain(S("[::1]")));
+    XWS_CHECK(mail_is_ip(S("192.168.1.1")));
+    XWS_CHECK(mail_is_ip(S("::1")));
+    XWS_CHECK(mail_is_ip(S("2001:db8::25")));
+    XWS_CHECK(!mail_is_ip(S("192.168.1")));
+    XWS_CHECK(!mail_is_ip(S("[::1]")));
+    XWS_CHECK(!mail_is_ip(S("example.com")));
+    XWS_CHECK(s_is_domain(S("::1")) && s_is_domain(S("example.com")) && !s_is_domain(S("[::1]")));
 
-    SVC_CHECK(mail_is_relay(S("smtp.free.fr")));
-    SVC_CHECK(mail_is_relay(S("smtp.free.fr:25")));
-    SVC_CHECK(mail_is_relay(S("smtp.free.fr:65535")));
-    SVC_CHECK(mail_is_relay(S("[smtp.free.fr]")));
-    SVC_CHECK(mail_is_relay(S("[smtp.free.fr]:587")));
-    SVC_CHECK(mail_is_relay(S("10.1.2.3")));
-    SVC_CHECK(mail_is_relay(S("10.1.2.3:25")));
-    SVC_CHECK(mail_is_relay(S("[10.1.2.3]:25")));
-    SVC_CHECK(mail_is_relay(S("[2001:db8::1]")));
-    SVC_CHECK(mail_is_relay(S("[2001:db8::1]:2525")));
-    SVC_CHECK(!mail_is_relay(S("2001:db8::1")));
-    SVC_CHECK(!mail_is_relay(S("smtp.free.fr:0")));
-    SVC_CHECK(!mail_is_relay(S("smtp.free.fr:65536")));
-    SVC_CHECK(!mail_is_relay(S("smtp.free.fr:")));
-    SVC_CHECK(!mail_is_relay(S("smtp.free.fr:25:25")));
-    SVC_CHECK(!mail_is_relay(S("smtp.free.fr:2x")));
-    SVC_CHECK(!mail_is_relay(S("[smtp.free.fr")));
-    SVC_CHECK(!mail_is_relay(S("[]")));
-    SVC_CHECK(!mail_is_relay(S("[smtp.free.fr]x")));
-    SVC_CHECK(!mail_is_relay(S("[smtp.free.fr]:")));
-    SVC_CHECK(!mail_is_relay(S("smtp free.fr")));
-    SVC_CHECK(!mail_is_relay(S("")));
-    SVC_CHECK(!mail_is_relay(S(":25")));
+    XWS_CHECK(mail_is_relay(S("smtp.free.fr")));
+    XWS_CHECK(mail_is_relay(S("smtp.free.fr:25")));
+    XWS_CHECK(mail_is_relay(S("smtp.free.fr:65535")));
+    XWS_CHECK(mail_is_relay(S("[smtp.free.fr]")));
+    XWS_CHECK(mail_is_relay(S("[smtp.free.fr]:587")));
+    XWS_CHECK(mail_is_relay(S("10.1.2.3")));
+    XWS_CHECK(mail_is_relay(S("10.1.2.3:25")));
+    XWS_CHECK(mail_is_relay(S("[10.1.2.3]:25")));
+    XWS_CHECK(mail_is_relay(S("[2001:db8::1]")));
+    XWS_CHECK(mail_is_relay(S("[2001:db8::1]:2525")));
+    XWS_CHECK(!mail_is_relay(S("2001:db8::1")));
+    XWS_CHECK(!mail_is_relay(S("smtp.free.fr:0")));
+    XWS_CHECK(!mail_is_relay(S("smtp.free.fr:65536")));
+    XWS_CHECK(!mail_is_relay(S("smtp.free.fr:")));
+    XWS_CHECK(!mail_is_relay(S("smtp.free.fr:25:25")));
+    XWS_CHECK(!mail_is_relay(S("smtp.free.fr:2x")));
+    XWS_CHECK(!mail_is_relay(S("[smtp.free.fr")));
+    XWS_CHECK(!mail_is_relay(S("[]")));
+    XWS_CHECK(!mail_is_relay(S("[smtp.free.fr]x")));
+    XWS_CHECK(!mail_is_relay(S("[smtp.free.fr]:")));
+    XWS_CHECK(!mail_is_relay(S("smtp free.fr")));
+    XWS_CHECK(!mail_is_relay(S("")));
+    XWS_CHECK(!mail_is_relay(S(":25")));
 
     xws_slice_t a = {"a b", 3}, b = {"a\tb", 3}, c = {"ab", 2};
-    SVC_CHECK(s_has_space(a) && s_has_space(b) && !s_has_space(c));
+    XWS_CHECK(s_has_space(a) && s_has_space(b) && !s_has_space(c));
 }

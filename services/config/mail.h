@@ -37,7 +37,8 @@ int mail_view(svc_ctx_t *ctx);
 int mail_edit(svc_ctx_t *ctx);
 
 /*
- * Syntax checks (exported for the self-test and for other modules that validate host names):
+ * Syntax checks, the common validators of svc_field.h (svc_check_host, svc_check_ip,
+ * svc_check_relay) as the mail settings use them; kept for the self-test:
  * 1 when s/len is valid, else 0.
  *   mail_is_hostname: RFC 1123 host name (labels of [A-Za-z0-9-], 1-63 bytes, no leading or
  *     trailing '-', at most 253 bytes, no trailing dot; a name whose last label is all digits

@@ -118,9 +118,9 @@ static void s_example(const svc_table_t *t, const char *json, const char *want_c
 {
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
-    SVC_CHECK(xws_json_to_msgpack(json, strlen(json), &sb, NULL, 0) == 0);
+    XWS_CHECK(xws_json_to_msgpack(json, strlen(json), &sb, NULL, 0) == 0);
     msgpack_unpacked u;
-    SVC_CHECK(svc_mp_unpack(&u, sb.data, sb.size) == 0);
+    XWS_CHECK(svc_mp_unpack(&u, sb.data, sb.size) == 0);
     svc_ctx_t ctx;
     svc_ctx_init(&ctx, NULL, NULL, "t:", 0, NULL);
     svc_record_t *rec = svc_record_new(t);
@@ -133,21 +133,21 @@ static void s_example(const svc_table_t *t, const char *json, const char *want_c
     xws_buf_init(&out);
     if (want_code != NULL) {
         msgpack_unpacked e;
-        SVC_CHECK(rc == -1 && ctx.status == 400 && svc_mp_unpack(&e, ctx.body.data, ctx.body.size) == 0);
+        XWS_CHECK(rc == -1 && ctx.status == 400 && svc_mp_unpack(&e, ctx.body.data, ctx.body.size) == 0);
         int ok = svc_mp_str_eq(svc_mp_get(&e.data, "error"), want_code) && svc_mp_str_eq(svc_mp_get(&e.data, "field"), want_field);
         if (!ok)
             fprintf(stderr, "%s: expected %s %s, got %.*s\n", json, want_code, want_field, (int)ctx.body.size, ctx.body.data);
-        SVC_CHECK(ok);
+        XWS_CHECK(ok);
         msgpack_unpacked_destroy(&e);
     } else {
         if (rc != 0)
             fprintf(stderr, "%s: refused: %.*s\n", json, (int)ctx.body.size, ctx.body.data);
-        SVC_CHECK(rc == 0);
+        XWS_CHECK(rc == 0);
         /* stored and loaded back, then rendered (or its index entries) */
         size_t len;
         const char *blob = svc_record_blob(&ctx, rec, &len);
         svc_record_t *back = svc_record_new(t);
-        SVC_CHECK(svc_record_load_stored(back, blob, len) == 0);
+        XWS_CHECK(svc_record_load_stored(back, blob, len) == 0);
         svc_record_set_id(back, 7);
         msgpack_sbuffer_clear(&sb);
         msgpack_packer pk;
@@ -157,11 +157,11 @@ static void s_example(const svc_table_t *t, const char *json, const char *want_c
         else
             svc_record_render(back, &pk);
         msgpack_unpacked r;
-        SVC_CHECK(svc_mp_unpack(&r, sb.data, sb.size) == 0 && xws_msgpack_to_json(&r.data, &out) == 0);
+        XWS_CHECK(svc_mp_unpack(&r, sb.data, sb.size) == 0 && xws_msgpack_to_json(&r.data, &out) == 0);
         xws_buf_add(&out, "", 1);
         if (strcmp(out.data, want) != 0)
             fprintf(stderr, "%s:\n rendered %s\n expected %s\n", json, out.data, want);
-        SVC_CHECK(strcmp(out.data, want) == 0);
+        XWS_CHECK(strcmp(out.data, want) == 0);
         msgpack_unpacked_destroy(&r);
         svc_record_destroy(&back);
     }

@@ -88,7 +88,7 @@ static void s_parse(fake_redis_t *r)
         char *nl = memchr(p, '\n', (size_t)(end - p));
         if (nl == NULL)
             return;
-        SVC_CHECK(p[0] == '*' && atoi(p + 1) == 2);
+        XWS_CHECK(p[0] == '*' && atoi(p + 1) == 2);
         char *args[2];
         size_t lens[2];
         p = nl + 1;
@@ -96,14 +96,14 @@ static void s_parse(fake_redis_t *r)
             nl = p < end ? memchr(p, '\n', (size_t)(end - p)) : NULL;
             if (nl == NULL)
                 return;
-            SVC_CHECK(p[0] == '$');
+            XWS_CHECK(p[0] == '$');
             lens[i] = (size_t)atoi(p + 1);
             args[i] = nl + 1;
             if (args[i] + lens[i] + 2 > end)
                 return;
             p = args[i] + lens[i] + 2;
         }
-        SVC_CHECK(lens[0] == 3 && memcmp(args[0], "GET", 3) == 0 && lens[1] < 64 && r->ncmds < 256);
+        XWS_CHECK(lens[0] == 3 && memcmp(args[0], "GET", 3) == 0 && lens[1] < 64 && r->ncmds < 256);
         memcpy(r->keys[r->ncmds], args[1], lens[1]);
         r->keys[r->ncmds++][lens[1]] = '\0';
         memmove(r->buf, p, (size_t)(end - p));
@@ -129,7 +129,7 @@ static int s_redis_wait(fake_redis_t *r, int n, int ms)
         if (poll(&pf, 1, (int)left) != 1)
             continue;
         ssize_t got = read(r->fd, r->buf + r->len, sizeof(r->buf) - r->len);
-        SVC_CHECK(got > 0);
+        XWS_CHECK(got > 0);
         r->len += (size_t)got;
         s_parse(r);
     }
@@ -139,11 +139,11 @@ static int s_redis_wait(fake_redis_t *r, int n, int ms)
 /* answers the next GET with "v:<key>" */
 static void s_redis_answer(fake_redis_t *r)
 {
-    SVC_CHECK(r->answered < r->ncmds);
+    XWS_CHECK(r->answered < r->ncmds);
     char out[128];
     const char *k = r->keys[r->answered++];
     int n = snprintf(out, sizeof(out), "$%zu\r\nv:%s\r\n", strlen(k) + 2, k);
-    SVC_CHECK(write(r->fd, out, (size_t)n) == n);
+    XWS_CHECK(write(r->fd, out, (size_t)n) == n);
 }
 
 /* ---- the gateway side ------------------------------------------------------------------------ */
@@ -161,7 +161,7 @@ static void s_request_env(msgpack_sbuffer *env, const char *act, const char *k, 
                                .act = xws_slice(act),
                                .params = params,
                                .nparams = k2 != NULL ? 2 : 1};
-    SVC_CHECK(xws_request_encode(&spec, env) == 0);
+    XWS_CHECK(xws_request_encode(&spec, env) == 0);
 }
 
 /* sends one request (the key is k) */
@@ -170,7 +170,7 @@ static void s_send(const char *act, const char *k, const char *k2)
     msgpack_sbuffer env;
     msgpack_sbuffer_init(&env);
     s_request_env(&env, act, k, k2);
-    SVC_CHECK(xws_send_request(s_router, s_peer, xws_slice(k), (xws_slice_t){env.data, env.size}) == 0);
+    XWS_CHECK(xws_send_request(s_router, s_peer, xws_slice(k), (xws_slice_t){env.data, env.size}) == 0);
     msgpack_sbuffer_destroy(&env);
 }
 
@@ -187,7 +187,7 @@ static int s_replies(reply_t *out, int n)
     int got = 0, messages = 0;
     while (got < n) {
         long long left = until - svc_now_mono_ms();
-        SVC_CHECK(left > 0);
+        XWS_CHECK(left > 0);
         xws_frames_t f;
         const char *err;
         if (xws_frames_recv(&f, s_router, 1, &err) != 0) {
@@ -201,10 +201,10 @@ static int s_replies(reply_t *out, int n)
                 xws_slice_t key, payload;
                 xws_frames_pair(&f, i, &key, &payload);
                 xws_reply_t rep;
-                SVC_CHECK(xws_reply_decode(&rep, payload.ptr, payload.len, &err) == 0 && rep.status == 200);
-                SVC_CHECK(rep.body != NULL && rep.body->type == MSGPACK_OBJECT_STR &&
+                XWS_CHECK(xws_reply_decode(&rep, payload.ptr, payload.len, &err) == 0 && rep.status == 200);
+                XWS_CHECK(rep.body != NULL && rep.body->type == MSGPACK_OBJECT_STR &&
                           rep.body->via.str.size < sizeof(out[got].value));
-                SVC_CHECK(got < n && key.len < sizeof(out[got].key));
+                XWS_CHECK(got < n && key.len < sizeof(out[got].key));
                 snprintf(out[got].key, sizeof(out[got].key), "%.*s", (int)key.len, key.ptr);
                 snprintf(out[got].value, sizeof(out[got].value), "%.*s", (int)rep.body->via.str.size, rep.body->via.str.ptr);
                 xws_reply_dispose(&rep);
@@ -225,7 +225,7 @@ static int s_answers_own_key(const reply_t *r)
 static pid_t s_spawn(const char *ep, const char *redis)
 {
     pid_t pid = fork();
-    SVC_CHECK(pid >= 0);
+    XWS_CHECK(pid >= 0);
     if (pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         setenv("XWS_WORKER_ENDPOINTS", ep, 1);
@@ -252,25 +252,25 @@ static void s_test(const char *dir)
     r->fd = -1;
     r->lfd = socket(AF_UNIX, SOCK_STREAM, 0);
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    SVC_CHECK(strlen(sock) < sizeof(sa.sun_path));
+    XWS_CHECK(strlen(sock) < sizeof(sa.sun_path));
     memcpy(sa.sun_path, sock, strlen(sock) + 1);
-    SVC_CHECK(r->lfd >= 0 && bind(r->lfd, (struct sockaddr *)&sa, sizeof(sa)) == 0 && listen(r->lfd, 8) == 0);
+    XWS_CHECK(r->lfd >= 0 && bind(r->lfd, (struct sockaddr *)&sa, sizeof(sa)) == 0 && listen(r->lfd, 8) == 0);
 
     pid_t pid = s_spawn(ep, redis); /* before any czmq state in this process */
     s_router = zsock_new(ZMQ_ROUTER);
     zsock_set_router_mandatory(s_router, 1);
-    SVC_CHECK(zsock_bind(s_router, "%s", ep) == 0);
+    XWS_CHECK(zsock_bind(s_router, "%s", ep) == 0);
     s_poller = zpoller_new(s_router, NULL);
     xws_frames_t f;
     const char *err;
     for (long long until = svc_now_mono_ms() + WAIT_MS;;) {
-        SVC_CHECK(svc_now_mono_ms() < until);
+        XWS_CHECK(svc_now_mono_ms() < until);
         if (xws_frames_recv(&f, s_router, 1, &err) == 0 && f.cmd == XWS_CMD_READY)
             break;
         xws_frames_dispose(&f);
         zpoller_wait(s_poller, 100);
     }
-    SVC_CHECK(f.credit == CREDIT && xws_features_has(f.features, "batch"));
+    XWS_CHECK(f.credit == CREDIT && xws_features_has(f.features, "batch"));
     s_peer = zframe_dup(f.identity);
     xws_frames_dispose(&f);
 
@@ -280,33 +280,33 @@ static void s_test(const char *dir)
         snprintf(keys[i], sizeof(keys[i]), "key%d", i);
         s_send("get", keys[i], NULL);
     }
-    SVC_CHECK(s_redis_wait(r, CREDIT, WAIT_MS) == 0);
-    SVC_CHECK(s_redis_wait(r, CREDIT + 1, 300) == -1); /* an absence: a slow machine only makes it easier */
-    SVC_CHECK(r->ncmds == CREDIT);
+    XWS_CHECK(s_redis_wait(r, CREDIT, WAIT_MS) == 0);
+    XWS_CHECK(s_redis_wait(r, CREDIT + 1, 300) == -1); /* an absence: a slow machine only makes it easier */
+    XWS_CHECK(r->ncmds == CREDIT);
     /* each answer lets one more request in, and its reply names its own key */
     reply_t rep[16];
     for (int i = 0; i < 10; i++) {
         s_redis_answer(r);
         s_replies(&rep[i], 1);
-        SVC_CHECK(s_answers_own_key(&rep[i]));
+        XWS_CHECK(s_answers_own_key(&rep[i]));
         if (i + CREDIT < 10)
-            SVC_CHECK(s_redis_wait(r, i + 1 + CREDIT, WAIT_MS) == 0);
+            XWS_CHECK(s_redis_wait(r, i + 1 + CREDIT, WAIT_MS) == 0);
     }
-    SVC_CHECK(r->ncmds == 10 && r->answered == 10);
+    XWS_CHECK(r->ncmds == 10 && r->answered == 10);
 
     /* 2. a request waiting for Redis does not hold back one that Redis answered */
     s_send("two", "a1", "a2"); /* GET a1, then GET a2 */
     s_send("get", "b1", NULL);
-    SVC_CHECK(s_redis_wait(r, 12, WAIT_MS) == 0);
-    SVC_CHECK(strcmp(r->keys[10], "a1") == 0 && strcmp(r->keys[11], "b1") == 0);
+    XWS_CHECK(s_redis_wait(r, 12, WAIT_MS) == 0);
+    XWS_CHECK(strcmp(r->keys[10], "a1") == 0 && strcmp(r->keys[11], "b1") == 0);
     s_redis_answer(r); /* a1: the first request now sends GET a2 */
-    SVC_CHECK(s_redis_wait(r, 13, WAIT_MS) == 0 && strcmp(r->keys[12], "a2") == 0);
+    XWS_CHECK(s_redis_wait(r, 13, WAIT_MS) == 0 && strcmp(r->keys[12], "a2") == 0);
     s_redis_answer(r); /* b1 */
     s_replies(&rep[0], 1);
-    SVC_CHECK(strcmp(rep[0].key, "b1") == 0 && strcmp(rep[0].value, "v:b1") == 0); /* b is done, a still waits */
+    XWS_CHECK(strcmp(rep[0].key, "b1") == 0 && strcmp(rep[0].value, "v:b1") == 0); /* b is done, a still waits */
     s_redis_answer(r);                                                             /* a2 */
     s_replies(&rep[0], 1);
-    SVC_CHECK(strcmp(rep[0].key, "a1") == 0 && strcmp(rep[0].value, "v:a1+v:a2") == 0);
+    XWS_CHECK(strcmp(rep[0].key, "a1") == 0 && strcmp(rep[0].value, "v:a1+v:a2") == 0);
 
     /* 3. a REQUEST batch: every pair handled; the replies of one Redis answer come in one message */
     msgpack_sbuffer envs[3];
@@ -318,31 +318,31 @@ static void s_test(const char *dir)
         pairs[2 * i] = xws_slice(bkeys[i]);
         pairs[2 * i + 1] = (xws_slice_t){envs[i].data, envs[i].size};
     }
-    SVC_CHECK(xws_send_batch(s_router, s_peer, XWS_CMD_REQUEST, pairs, 3) == 0);
-    SVC_CHECK(s_redis_wait(r, 16, WAIT_MS) == 0);
+    XWS_CHECK(xws_send_batch(s_router, s_peer, XWS_CMD_REQUEST, pairs, 3) == 0);
+    XWS_CHECK(s_redis_wait(r, 16, WAIT_MS) == 0);
     /* the three answers in one write: the worker reads them in one go and replies in one message */
     char out[256];
     int n = 0;
     for (int i = 13; i < 16; i++)
         n += snprintf(out + n, sizeof(out) - (size_t)n, "$%zu\r\nv:%s\r\n", strlen(r->keys[i]) + 2, r->keys[i]);
-    SVC_CHECK(write(r->fd, out, (size_t)n) == n);
+    XWS_CHECK(write(r->fd, out, (size_t)n) == n);
     r->answered = 16;
     int messages = s_replies(rep, 3);
-    SVC_CHECK(messages >= 1 && messages <= 3);
+    XWS_CHECK(messages >= 1 && messages <= 3);
     for (int i = 0; i < 3; i++) {
-        SVC_CHECK(s_answers_own_key(&rep[i]));
+        XWS_CHECK(s_answers_own_key(&rep[i]));
         msgpack_sbuffer_destroy(&envs[i]);
     }
 
     /* 4. SIGTERM with requests in flight: they are finished, then DISCONNECT, exit status 0 */
     s_send("get", "d1", NULL);
     s_send("get", "d2", NULL);
-    SVC_CHECK(s_redis_wait(r, 18, WAIT_MS) == 0);
-    SVC_CHECK(kill(pid, SIGTERM) == 0);
+    XWS_CHECK(s_redis_wait(r, 18, WAIT_MS) == 0);
+    XWS_CHECK(kill(pid, SIGTERM) == 0);
     s_redis_answer(r);
     s_redis_answer(r);
     s_replies(rep, 2);
-    SVC_CHECK(strcmp(rep[0].value, "v:d1") == 0 || strcmp(rep[1].value, "v:d1") == 0);
+    XWS_CHECK(strcmp(rep[0].value, "v:d1") == 0 || strcmp(rep[1].value, "v:d1") == 0);
     int disconnected = 0;
     for (long long until = svc_now_mono_ms() + WAIT_MS; !disconnected && svc_now_mono_ms() < until;) {
         if (xws_frames_recv(&f, s_router, 1, &err) == 0)
@@ -351,9 +351,9 @@ static void s_test(const char *dir)
             zpoller_wait(s_poller, 100);
         xws_frames_dispose(&f);
     }
-    SVC_CHECK(disconnected);
+    XWS_CHECK(disconnected);
     int st = 0;
-    SVC_CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    XWS_CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0);
 
     zframe_destroy(&s_peer);
     zpoller_destroy(&s_poller);
@@ -370,7 +370,7 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);
     svc_log_set_level(SVC_LOG_ERROR);
     char dir[] = "/tmp/xws-pipetest-XXXXXX";
-    SVC_CHECK(mkdtemp(dir) != NULL);
+    XWS_CHECK(mkdtemp(dir) != NULL);
     fflush(NULL);
     pid_t pid = fork(); /* the test itself in a child: a failed check is counted, not a crash */
     if (pid == 0) {

@@ -36,8 +36,8 @@ static void s_redis_stop(void)
 static long long s_reply_int(msgpack_sbuffer *body)
 {
     msgpack_unpacked u;
-    SVC_CHECK(svc_mp_unpack(&u, body->data, body->size) == 0);
-    SVC_CHECK(u.data.type == MSGPACK_OBJECT_POSITIVE_INTEGER);
+    XWS_CHECK(svc_mp_unpack(&u, body->data, body->size) == 0);
+    XWS_CHECK(u.data.type == MSGPACK_OBJECT_POSITIVE_INTEGER);
     long long v = (long long)u.data.via.u64;
     msgpack_unpacked_destroy(&u);
     return v;
@@ -58,12 +58,12 @@ static long long s_reply_int(msgpack_sbuffer *body)
 static long long s_connections(const char *spec)
 {
     svc_redis_t *q = svc_redis_new(spec, WAIT_MS, "xws_svctest", NULL);
-    SVC_CHECK(q != NULL);
+    XWS_CHECK(q != NULL);
     const char *info[] = {"INFO", "stats"};
     redisReply *x = svc_redis_command(q, 2, info, NULL);
-    SVC_CHECK(x != NULL && x->type == REDIS_REPLY_STRING);
+    XWS_CHECK(x != NULL && x->type == REDIS_REPLY_STRING);
     const char *p = strstr(x->str, "total_connections_received:");
-    SVC_CHECK(p != NULL);
+    XWS_CHECK(p != NULL);
     long long n = atoll(p + strlen("total_connections_received:"));
     freeReplyObject(x);
     svc_redis_destroy(&q);
@@ -76,41 +76,52 @@ static void s_store_test(void)
     char spec[128];
     snprintf(spec, sizeof(spec), "unix:%s/redis.sock", s_dir);
     svc_redis_t *r = svc_redis_new(spec, WAIT_MS, "xws_svctest", svc_test_lua);
-    SVC_CHECK(r != NULL);
+    XWS_CHECK(r != NULL);
     const char *keys[] = {"t:counter", "t:ver:thing"};
-    const char *ok[] = {"0"}, *fail[] = {"1"};
+    const char *ok[] = {"0"}, *fail[] = {"1"}, *conflicting[] = {"2"};
 
     svc_ctx_t a, b;
     svc_ctx_init(&a, NULL, r, "t:", 60, NULL);
-    SVC_CHECK(svc_write(&a, "svctest_bump", 2, keys, 1, ok, NULL) == 200 && s_reply_int(&a.body) == 1);
-    SVC_CHECK(svc_write(&a, "svctest_bump", 2, keys, 1, ok, NULL) == 200 && s_reply_int(&a.body) == 1); /* same rid */
+    XWS_CHECK(svc_write(&a, "svctest_bump", 2, keys, 1, ok, NULL) == 0 && a.status == 200 && s_reply_int(&a.body) == 1);
+    XWS_CHECK(svc_write(&a, "svctest_bump", 2, keys, 1, ok, NULL) == 0 && a.status == 200 &&
+              s_reply_int(&a.body) == 1); /* same rid */
     svc_ctx_init(&b, NULL, r, "t:", 60, NULL);
-    SVC_CHECK(svc_write(&b, "svctest_bump", 2, keys, 1, ok, NULL) == 200 && s_reply_int(&b.body) == 2);
+    XWS_CHECK(svc_write(&b, "svctest_bump", 2, keys, 1, ok, NULL) == 0 && b.status == 200 && s_reply_int(&b.body) == 2);
     svc_ctx_dispose(&b);
     /* an error outcome is recorded too */
     svc_ctx_init(&b, NULL, r, "t:", 60, NULL);
-    SVC_CHECK(svc_write(&b, "svctest_bump", 2, keys, 1, fail, NULL) == 400 && b.status == 400);
-    SVC_CHECK(svc_write(&b, "svctest_bump", 2, keys, 1, ok, NULL) == 400);
+    XWS_CHECK(svc_write(&b, "svctest_bump", 2, keys, 1, fail, NULL) == -1 && b.status == 400);
+    XWS_CHECK(svc_write(&b, "svctest_bump", 2, keys, 1, ok, NULL) == -1 && b.status == 400);
+    svc_ctx_dispose(&b);
+    /* a conflict is not recorded and sets no reply: svc_write_cas reports it apart; svc_write calls it a 500 */
+    svc_ctx_init(&b, NULL, r, "t:", 60, NULL);
+    int conflict = 0;
+    XWS_CHECK(svc_write_cas(&b, &conflict, "svctest_bump", 2, keys, 1, conflicting, NULL) == 0 && conflict == 1 && b.status == 0);
+    XWS_CHECK(svc_write(&b, "svctest_bump", 2, keys, 1, conflicting, NULL) == -1 && b.status == 500);
+    svc_ctx_dispose(&b);
+    svc_ctx_init(&b, NULL, r, "t:", 60, NULL);
+    XWS_CHECK(svc_write_cas(&b, &conflict, "svctest_bump", 2, keys, 1, ok, NULL) == 0 && conflict == 0 && b.status == 200 &&
+              s_reply_int(&b.body) == 3);
     svc_ctx_dispose(&b);
     const char *ttl[] = {"TTL", svc_ctx_printf(&a, "t:wid:%s", a.rid)};
     redisReply *x = svc_redis_command(r, 2, ttl, NULL);
-    SVC_CHECK(x != NULL && x->type == REDIS_REPLY_INTEGER && x->integer > 0 && x->integer <= 60);
+    XWS_CHECK(x != NULL && x->type == REDIS_REPLY_INTEGER && x->integer > 0 && x->integer <= 60);
     freeReplyObject(x);
 
     /* the library disappears: FCALL reloads it */
     const char *flush[] = {"FUNCTION", "FLUSH"};
     freeReplyObject(svc_redis_command(r, 2, flush, NULL));
     svc_ctx_init(&b, NULL, r, "t:", 60, NULL);
-    SVC_CHECK(svc_write(&b, "svctest_bump", 2, keys, 1, ok, NULL) == 200 && s_reply_int(&b.body) == 3);
+    XWS_CHECK(svc_write(&b, "svctest_bump", 2, keys, 1, ok, NULL) == 0 && b.status == 200 && s_reply_int(&b.body) == 4);
     svc_ctx_dispose(&b);
 
     /* ETags: stable while nothing changes, new after a write, 304 on If-None-Match */
     const char *res[] = {"thing", NULL};
     char first[SVC_ETAG_SIZE];
     svc_ctx_init(&b, NULL, r, "t:", 60, NULL);
-    SVC_CHECK(svc_etag_or_reply(&b, res) == 0 && b.etag[0] == '"');
+    XWS_CHECK(svc_etag_or_reply(&b, res) == 0 && b.etag[0] == '"');
     strcpy(first, b.etag);
-    SVC_CHECK(svc_etag_or_reply(&b, res) == 0 && strcmp(first, b.etag) == 0);
+    XWS_CHECK(svc_etag_or_reply(&b, res) == 0 && strcmp(first, b.etag) == 0);
     svc_ctx_dispose(&b);
     msgpack_sbuffer env;
     msgpack_sbuffer_init(&env);
@@ -119,12 +130,12 @@ static void s_store_test(void)
                                    .resource = xws_slice("thing"),
                                    .act = xws_slice("list"),
                                    .inm = xws_slice(first)};
-    SVC_CHECK(xws_request_encode(&spec_req, &env) == 0);
+    XWS_CHECK(xws_request_encode(&spec_req, &env) == 0);
     xws_request_t req;
     const char *err;
-    SVC_CHECK(xws_request_decode(&req, env.data, env.size, &err) == 0);
+    XWS_CHECK(xws_request_decode(&req, env.data, env.size, &err) == 0);
     svc_ctx_init(&b, &req, r, "t:", 60, NULL);
-    SVC_CHECK(strcmp(b.rid, "r-1") == 0);
+    XWS_CHECK(strcmp(b.rid, "r-1") == 0);
     char viareq[SVC_ETAG_SIZE];
     int rc = svc_etag_or_reply(&b, res);
     strcpy(viareq, b.etag);
@@ -133,52 +144,52 @@ static void s_store_test(void)
     xws_request_dispose(&req);
     msgpack_sbuffer_clear(&env);
     spec_req.inm = xws_slice(viareq);
-    SVC_CHECK(xws_request_encode(&spec_req, &env) == 0);
-    SVC_CHECK(xws_request_decode(&req, env.data, env.size, &err) == 0);
+    XWS_CHECK(xws_request_encode(&spec_req, &env) == 0);
+    XWS_CHECK(xws_request_decode(&req, env.data, env.size, &err) == 0);
     svc_ctx_init(&b, &req, r, "t:", 60, NULL);
-    SVC_CHECK(rc == 0 || rc == 1);
-    SVC_CHECK(svc_etag_or_reply(&b, res) == 1 && b.status == 304 && b.body.size == 0);
+    XWS_CHECK(rc == 0 || rc == 1);
+    XWS_CHECK(svc_etag_or_reply(&b, res) == -1 && b.status == 304 && b.body.size == 0);
     svc_ctx_dispose(&b);
     svc_ctx_init(&b, NULL, r, "t:", 60, NULL);
-    SVC_CHECK(svc_write(&b, "svctest_bump", 2, keys, 1, ok, NULL) == 200);
+    XWS_CHECK(svc_write(&b, "svctest_bump", 2, keys, 1, ok, NULL) == 0 && b.status == 200);
     svc_ctx_dispose(&b);
     svc_ctx_init(&b, &req, r, "t:", 60, NULL);
-    SVC_CHECK(svc_etag_or_reply(&b, res) == 0 && strcmp(b.etag, viareq) != 0);
+    XWS_CHECK(svc_etag_or_reply(&b, res) == 0 && strcmp(b.etag, viareq) != 0);
     svc_ctx_dispose(&b);
     xws_request_dispose(&req);
     msgpack_sbuffer_destroy(&env);
 
     /* Redis hangs (SIGSTOP): one request waits for the timeout, once: no reconnect to wait again */
     svc_redis_t *h = svc_redis_new(spec, HANG_TIMEOUT_MS, "xws_svctest", svc_test_lua);
-    SVC_CHECK(h != NULL && svc_redis_connect(h) == 0);
+    XWS_CHECK(h != NULL && svc_redis_connect(h) == 0);
     long long conns = s_connections(spec);
     int rpid = s_redis_pid();
-    SVC_CHECK(rpid > 0 && kill(rpid, SIGSTOP) == 0);
+    XWS_CHECK(rpid > 0 && kill(rpid, SIGSTOP) == 0);
     svc_ctx_init(&b, NULL, h, "t:", 60, NULL);
     long long h0 = svc_now_mono_ms();
-    SVC_CHECK(svc_write(&b, "svctest_bump", 2, keys, 1, ok, NULL) == -1 && b.status == 500);
-    SVC_CHECK(svc_now_mono_ms() - h0 >= HANG_TIMEOUT_MS - 50); /* it waited for the timeout */
-    SVC_CHECK(kill(rpid, SIGCONT) == 0);
-    SVC_CHECK(s_connections(spec) == conns + 1); /* the asking one only: h did not connect again */
+    XWS_CHECK(svc_write(&b, "svctest_bump", 2, keys, 1, ok, NULL) == -1 && b.status == 500);
+    XWS_CHECK(svc_now_mono_ms() - h0 >= HANG_TIMEOUT_MS - 50); /* it waited for the timeout */
+    XWS_CHECK(kill(rpid, SIGCONT) == 0);
+    XWS_CHECK(s_connections(spec) == conns + 1); /* the asking one only: h did not connect again */
     /* the next ones fail at once (the back-off applies after a timeout) instead of each waiting for
      * it: of a few calls in a row, one at least is quick (a stalled machine may let one back-off
      * pass, whereas a handle without it waits every time) */
-    SVC_CHECK(kill(rpid, SIGSTOP) == 0);
+    XWS_CHECK(kill(rpid, SIGSTOP) == 0);
     int quick = 0;
     for (int i = 0; i < 10 && !quick; i++) {
         long long t = svc_now_mono_ms();
-        SVC_CHECK(svc_write(&b, "svctest_bump", 2, keys, 1, ok, NULL) == -1 && b.status == 500);
+        XWS_CHECK(svc_write(&b, "svctest_bump", 2, keys, 1, ok, NULL) == -1 && b.status == 500);
         quick = svc_now_mono_ms() - t < HANG_TIMEOUT_MS - 50;
     }
-    SVC_CHECK(quick);
-    SVC_CHECK(kill(rpid, SIGCONT) == 0);
+    XWS_CHECK(quick);
+    XWS_CHECK(kill(rpid, SIGCONT) == 0);
     int back = 0;
     for (long long until = svc_now_mono_ms() + WAIT_MS; !back && svc_now_mono_ms() < until;) {
-        back = svc_write(&b, "svctest_bump", 2, keys, 1, ok, NULL) == 200;
+        back = svc_write(&b, "svctest_bump", 2, keys, 1, ok, NULL) == 0;
         if (!back)
             usleep(20000);
     }
-    SVC_CHECK(back); /* the write that timed out may have been applied: the rid made the retry safe */
+    XWS_CHECK(back); /* the write that timed out may have been applied: the rid made the retry safe */
     svc_ctx_dispose(&b);
     svc_redis_destroy(&h);
 
@@ -186,17 +197,17 @@ static void s_store_test(void)
     s_redis_stop();
     svc_ctx_init(&b, NULL, r, "t:", 60, NULL);
     long long t0 = svc_now_mono_ms();
-    SVC_CHECK(svc_write(&b, "svctest_bump", 2, keys, 1, ok, NULL) == -1 && b.status == 500);
-    SVC_CHECK(svc_write(&b, "svctest_bump", 2, keys, 1, ok, NULL) == -1 && b.status == 500);
-    SVC_CHECK(svc_now_mono_ms() - t0 < WAIT_MS / 2); /* far from r's timeout */
-    SVC_CHECK(s_redis_start() == 0);
+    XWS_CHECK(svc_write(&b, "svctest_bump", 2, keys, 1, ok, NULL) == -1 && b.status == 500);
+    XWS_CHECK(svc_write(&b, "svctest_bump", 2, keys, 1, ok, NULL) == -1 && b.status == 500);
+    XWS_CHECK(svc_now_mono_ms() - t0 < WAIT_MS / 2); /* far from r's timeout */
+    XWS_CHECK(s_redis_start() == 0);
     int served = 0;
     for (long long until = svc_now_mono_ms() + WAIT_MS; !served && svc_now_mono_ms() < until;) {
-        served = svc_write(&b, "svctest_bump", 2, keys, 1, ok, NULL) == 200;
+        served = svc_write(&b, "svctest_bump", 2, keys, 1, ok, NULL) == 0;
         if (!served)
             usleep(20000);
     }
-    SVC_CHECK(served && s_reply_int(&b.body) == 1); /* a fresh Redis: the library was loaded again */
+    XWS_CHECK(served && s_reply_int(&b.body) == 1); /* a fresh Redis: the library was loaded again */
     svc_ctx_dispose(&b);
     svc_ctx_dispose(&a);
     svc_redis_destroy(&r);
@@ -242,12 +253,12 @@ static unsigned s_call(svc_worker_t *w, const char *resource, const char *act, c
                                .params = &p,
                                .nparams = id ? 1 : 0,
                                .deadline_ms = deadline};
-    SVC_CHECK(xws_request_encode(&spec, &env) == 0);
+    XWS_CHECK(xws_request_encode(&spec, &env) == 0);
     unsigned status = 0;
     if (svc_worker_handle(w, env.data, env.size, &out) == 1) {
         xws_reply_t rep;
         const char *err;
-        SVC_CHECK(xws_reply_decode(&rep, out.data, out.size, &err) == 0);
+        XWS_CHECK(xws_reply_decode(&rep, out.data, out.size, &err) == 0);
         status = rep.status;
         if (code != NULL)
             *code = rep.body && svc_mp_get(rep.body, "error")
@@ -269,25 +280,25 @@ static void s_worker_test(void)
     setenv("XWS_REDIS", "unix:/nonexistent/redis.sock", 1);
     setenv("XWS_WORKER_ENDPOINTS", "ipc:///tmp/none-a.ipc, ipc:///tmp/none-b.ipc", 1);
     xws_config_t *cfg = xws_config_load(NULL);
-    SVC_CHECK(cfg != NULL);
+    XWS_CHECK(cfg != NULL);
     svc_worker_t *w = svc_worker_new(&s_service, cfg);
-    SVC_CHECK(w != NULL && strcmp(svc_worker_prefix(w), "xws:") == 0 && svc_worker_write_id_ttl(w) == 600);
+    XWS_CHECK(w != NULL && strcmp(svc_worker_prefix(w), "xws:") == 0 && svc_worker_write_id_ttl(w) == 600);
     msgpack_sbuffer body;
     msgpack_sbuffer_init(&body);
     const char *code = NULL;
-    SVC_CHECK(s_call(w, "thing", "list", NULL, 0, &body, NULL) == 200);
-    SVC_CHECK(body.size == 5 && memcmp(body.data, "\xa4list", 5) == 0);
+    XWS_CHECK(s_call(w, "thing", "list", NULL, 0, &body, NULL) == 200);
+    XWS_CHECK(body.size == 5 && memcmp(body.data, "\xa4list", 5) == 0);
     msgpack_sbuffer_clear(&body);
-    SVC_CHECK(s_call(w, "thing", "", NULL, 0, &body, NULL) == 200 && body.size == 5); /* default act */
+    XWS_CHECK(s_call(w, "thing", "", NULL, 0, &body, NULL) == 200 && body.size == 5); /* default act */
     msgpack_sbuffer_clear(&body);
-    SVC_CHECK(s_call(w, "thing", "nosuch", NULL, 0, &body, NULL) == 200 && body.size == 5); /* unknown act */
-    SVC_CHECK(s_call(w, "thing", "view", "42", 0, NULL, NULL) == 200);
-    SVC_CHECK(s_call(w, "thing", "view", "x", 0, NULL, &code) == 404 && strcmp(code, "not_found") == 0);
-    SVC_CHECK(s_call(w, "nothing", "list", NULL, 0, NULL, &code) == 404);
-    SVC_CHECK(s_call(w, "thing", "silent", NULL, 0, NULL, NULL) == 500);
+    XWS_CHECK(s_call(w, "thing", "nosuch", NULL, 0, &body, NULL) == 200 && body.size == 5); /* unknown act */
+    XWS_CHECK(s_call(w, "thing", "view", "42", 0, NULL, NULL) == 200);
+    XWS_CHECK(s_call(w, "thing", "view", "x", 0, NULL, &code) == 404 && strcmp(code, "not_found") == 0);
+    XWS_CHECK(s_call(w, "nothing", "list", NULL, 0, NULL, &code) == 404);
+    XWS_CHECK(s_call(w, "thing", "silent", NULL, 0, NULL, NULL) == 500);
     /* a deadline that no stall of a loaded machine reaches, then one in the past */
-    SVC_CHECK(s_call(w, "thing", "list", NULL, (uint64_t)svc_now_ms() + WAIT_MS, NULL, NULL) == 200);
-    SVC_CHECK(s_call(w, "thing", "list", NULL, (uint64_t)svc_now_ms() - 1, NULL, NULL) == 504); /* not handled */
+    XWS_CHECK(s_call(w, "thing", "list", NULL, (uint64_t)svc_now_ms() + WAIT_MS, NULL, NULL) == 200);
+    XWS_CHECK(s_call(w, "thing", "list", NULL, (uint64_t)svc_now_ms() - 1, NULL, NULL) == 504); /* not handled */
 
     /* malformed envelopes: bad_envelope / unsupported_version, never a crash */
     const char *junk[] = {"", "\xc1", "\x80", "\x81\xa1v\x01", "\x91\x01", "\x81\xa1v\x02"};
@@ -295,11 +306,11 @@ static void s_worker_test(void)
     for (size_t i = 0; i < sizeof(junk) / sizeof(junk[0]); i++) {
         msgpack_sbuffer out;
         msgpack_sbuffer_init(&out);
-        SVC_CHECK(svc_worker_handle(w, junk[i], junklen[i], &out) == 1);
+        XWS_CHECK(svc_worker_handle(w, junk[i], junklen[i], &out) == 1);
         xws_reply_t rep;
         const char *err;
-        SVC_CHECK(xws_reply_decode(&rep, out.data, out.size, &err) == 0 && rep.status == 400);
-        SVC_CHECK(svc_mp_str_eq(svc_mp_get(rep.body, "error"), "bad_envelope") ||
+        XWS_CHECK(xws_reply_decode(&rep, out.data, out.size, &err) == 0 && rep.status == 400);
+        XWS_CHECK(svc_mp_str_eq(svc_mp_get(rep.body, "error"), "bad_envelope") ||
                   svc_mp_str_eq(svc_mp_get(rep.body, "error"), "unsupported_version"));
         xws_reply_dispose(&rep);
         msgpack_sbuffer_destroy(&out);
@@ -309,23 +320,23 @@ static void s_worker_test(void)
     msgpack_sbuffer_init(&env);
     xws_request_spec_t spec = {
         .rid = xws_slice("r"), .service = xws_slice("svctest"), .resource = xws_slice("thing"), .act = xws_slice("list")};
-    SVC_CHECK(xws_request_encode(&spec, &env) == 0);
+    XWS_CHECK(xws_request_encode(&spec, &env) == 0);
     for (size_t n = 0; n < env.size; n++) {
         msgpack_sbuffer out;
         msgpack_sbuffer_init(&out);
-        SVC_CHECK(svc_worker_handle(w, env.data, n, &out) == 1);
+        XWS_CHECK(svc_worker_handle(w, env.data, n, &out) == 1);
         msgpack_sbuffer_destroy(&out);
     }
     msgpack_sbuffer_destroy(&env);
     msgpack_sbuffer_destroy(&body);
     svc_worker_destroy(&w);
-    SVC_CHECK(w == NULL);
+    XWS_CHECK(w == NULL);
     svc_worker_destroy(&w);
     setenv("XWS_WORKER_CREDIT", "0", 1);
-    SVC_CHECK(svc_worker_new(&s_service, cfg) == NULL);
+    XWS_CHECK(svc_worker_new(&s_service, cfg) == NULL);
     unsetenv("XWS_WORKER_CREDIT");
     setenv("XWS_WORKER_ENDPOINTS", " , ", 1);
-    SVC_CHECK(svc_worker_new(&s_service, cfg) == NULL);
+    XWS_CHECK(svc_worker_new(&s_service, cfg) == NULL);
     xws_config_destroy(&cfg);
 }
 
@@ -402,7 +413,7 @@ static void s_async_test(void)
     svc_redis_t *r = svc_redis_new(spec, WAIT_MS, "xws_svctest", svc_test_lua);
     svc_redis_t *admin = svc_redis_new(spec, WAIT_MS, "xws_svctest", NULL);
     svc_redis_t *h = svc_redis_new(spec, HANG_TIMEOUT_MS, "xws_svctest", svc_test_lua);
-    SVC_CHECK(r != NULL && admin != NULL && h != NULL && svc_redis_connect(r) == 0);
+    XWS_CHECK(r != NULL && admin != NULL && h != NULL && svc_redis_connect(r) == 0);
     svc_coro_t *cos[N];
     s_async_job_t jobs[N];
     for (int i = 0; i < N; i++)
@@ -414,10 +425,10 @@ static void s_async_test(void)
             jobs[i] = (s_async_job_t){.r = r, .i = i + round * N};
             svc_coro_start(cos[i], s_async_body, &jobs[i]);
         }
-        SVC_CHECK(svc_redis_waiting(r) == N);
+        XWS_CHECK(svc_redis_waiting(r) == N);
         s_async_run(r, cos, N);
         for (int i = 0; i < N; i++)
-            SVC_CHECK(jobs[i].ok && !jobs[i].failed);
+            XWS_CHECK(jobs[i].ok && !jobs[i].failed);
     }
 
     /* the connection is killed with commands queued: each coroutine reconnects and sends again */
@@ -427,15 +438,15 @@ static void s_async_test(void)
     }
     const char *kill_argv[] = {"CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"};
     redisReply *k = svc_redis_command(admin, 6, kill_argv, NULL);
-    SVC_CHECK(k != NULL && k->type == REDIS_REPLY_INTEGER && k->integer >= 1);
+    XWS_CHECK(k != NULL && k->type == REDIS_REPLY_INTEGER && k->integer >= 1);
     freeReplyObject(k);
     s_async_run(r, cos, N);
     for (int i = 0; i < N; i++)
-        SVC_CHECK(jobs[i].ok && !jobs[i].failed);
+        XWS_CHECK(jobs[i].ok && !jobs[i].failed);
 
     /* Redis hangs (SIGSTOP): every waiting coroutine hears "unavailable" once the timeout passed */
     int rpid = s_redis_pid();
-    SVC_CHECK(svc_redis_connect(h) == 0 && rpid > 0 && kill(rpid, SIGSTOP) == 0);
+    XWS_CHECK(svc_redis_connect(h) == 0 && rpid > 0 && kill(rpid, SIGSTOP) == 0);
     for (int i = 0; i < N; i++) {
         jobs[i] = (s_async_job_t){.r = h, .i = i};
         svc_coro_start(cos[i], s_async_body, &jobs[i]);
@@ -443,7 +454,7 @@ static void s_async_test(void)
     s_async_run(h, cos, N);
     kill(rpid, SIGCONT);
     for (int i = 0; i < N; i++)
-        SVC_CHECK(jobs[i].failed && !jobs[i].ok);
+        XWS_CHECK(jobs[i].failed && !jobs[i].ok);
     /* and once it is back (after the back-off), requests are served again */
     int served = 0;
     for (long long until = svc_now_mono_ms() + WAIT_MS; !served && svc_now_mono_ms() < until;) {
@@ -454,7 +465,7 @@ static void s_async_test(void)
         if (!served)
             usleep(50 * 1000);
     }
-    SVC_CHECK(served);
+    XWS_CHECK(served);
 
     for (int i = 0; i < N; i++)
         svc_coro_destroy(&cos[i]);
@@ -491,8 +502,8 @@ static void s_req(svc_ctx_t *c, svc_redis_t *r, msgpack_sbuffer *sb, msgpack_unp
     svc_ctx_init(c, NULL, r, "t:", 60, NULL);
     msgpack_sbuffer_init(sb);
     if (json != NULL) {
-        SVC_CHECK(xws_json_to_msgpack(json, strlen(json), sb, NULL, 0) == 0);
-        SVC_CHECK(svc_mp_unpack(u, sb->data, sb->size) == 0);
+        XWS_CHECK(xws_json_to_msgpack(json, strlen(json), sb, NULL, 0) == 0);
+        XWS_CHECK(svc_mp_unpack(u, sb->data, sb->size) == 0);
     } else {
         msgpack_unpacked_init(u);
     }
@@ -529,7 +540,7 @@ static size_t s_lookup(svc_redis_t *r, size_t ix, const char *value, long long *
     s_req(&c, r, &sb, &u, NULL);
     long long *ids;
     size_t n;
-    SVC_CHECK(svc_index_lookup_or_reply(&c, &s_devs, ix, value, &ids, &n) == 0);
+    XWS_CHECK(svc_index_lookup_or_reply(&c, &s_devs, ix, value, &ids, &n) == 0);
     if (n > 0)
         *first = ids[0];
     free(ids);
@@ -557,39 +568,39 @@ static void s_records_test(void)
     snprintf(spec, sizeof(spec), "unix:%s/redis.sock", s_dir);
     svc_redis_t *r = svc_redis_new(spec, 2000, "xws_svctest", svc_test_lua);
     /* unique (case-folded) and lookup indexes, maintained with the record */
-    SVC_CHECK(s_dev_add(r, "{\"mac\":\"00-11-22-AA-BB-CC\",\"ip\":\"10.0.0.5\"}") == 200);
-    SVC_CHECK(s_dev_add(r, "{\"mac\":\"001122aabbcd\",\"ip\":\"10.0.0.5\"}") == 200);
-    SVC_CHECK(s_dev_add(r, "{\"mac\":\"00:11:22:aa:bb:cc\"}") == 400);
+    XWS_CHECK(s_dev_add(r, "{\"mac\":\"00-11-22-AA-BB-CC\",\"ip\":\"10.0.0.5\"}") == 200);
+    XWS_CHECK(s_dev_add(r, "{\"mac\":\"001122aabbcd\",\"ip\":\"10.0.0.5\"}") == 200);
+    XWS_CHECK(s_dev_add(r, "{\"mac\":\"00:11:22:aa:bb:cc\"}") == 400);
     long long id = 0;
-    SVC_CHECK(s_lookup(r, 0, "00:11:22:AA:BB:CD", &id) == 1 && id == 2);
-    SVC_CHECK(s_lookup(r, 1, "10.0.0.5", &id) == 2 && id == 1);
+    XWS_CHECK(s_lookup(r, 0, "00:11:22:AA:BB:CD", &id) == 1 && id == 2);
+    XWS_CHECK(s_lookup(r, 1, "10.0.0.5", &id) == 2 && id == 1);
     /* an edit moves the entries; a referenced record cannot be deleted; a delete removes them */
     svc_ctx_t c;
     msgpack_sbuffer sb;
     msgpack_unpacked u;
     s_req(&c, r, &sb, &u, "{\"ip\":\"10.0.0.6\",\"mac\":\"00:11:22:aa:bb:ce\"}");
-    SVC_CHECK(svc_records_edit_or_reply(&c, &s_devs, 1, &u.data, NULL) == 0 && c.status == 200);
+    XWS_CHECK(svc_records_edit_or_reply(&c, &s_devs, 1, &u.data, NULL) == 0 && c.status == 200);
     s_req_end(&c, &sb, &u);
-    SVC_CHECK(s_lookup(r, 1, "10.0.0.5", &id) == 1 && id == 2 && s_lookup(r, 1, "10.0.0.6", &id) == 1 && id == 1);
-    SVC_CHECK(s_lookup(r, 0, "00:11:22:aa:bb:cc", &id) == 0 && s_lookup(r, 0, "00:11:22:aa:bb:ce", &id) == 1);
-    SVC_CHECK(s_dev_add(r, "{\"mac\":\"00:11:22:aa:bb:cc\"}") == 200); /* free again */
+    XWS_CHECK(s_lookup(r, 1, "10.0.0.5", &id) == 1 && id == 2 && s_lookup(r, 1, "10.0.0.6", &id) == 1 && id == 1);
+    XWS_CHECK(s_lookup(r, 0, "00:11:22:aa:bb:cc", &id) == 0 && s_lookup(r, 0, "00:11:22:aa:bb:ce", &id) == 1);
+    XWS_CHECK(s_dev_add(r, "{\"mac\":\"00:11:22:aa:bb:cc\"}") == 200); /* free again */
     const char *hset[] = {"HSET", "t:dev:refs", "2", "1"};
     freeReplyObject(svc_redis_command(r, 4, hset, NULL));
     /* one context per request: a context's request id is its write id */
     s_req(&c, r, &sb, &u, NULL);
-    SVC_CHECK(svc_records_delete_or_reply(&c, &s_devs, 2) == -1 && c.status == 405);
+    XWS_CHECK(svc_records_delete_or_reply(&c, &s_devs, 2) == -1 && c.status == 405);
     s_req_end(&c, &sb, &u);
     s_req(&c, r, &sb, &u, NULL);
-    SVC_CHECK(svc_records_delete_or_reply(&c, &s_devs, 1) == 0 && c.status == 200);
+    XWS_CHECK(svc_records_delete_or_reply(&c, &s_devs, 1) == 0 && c.status == 200);
     s_req_end(&c, &sb, &u);
     s_req(&c, r, &sb, &u, NULL);
-    SVC_CHECK(svc_records_delete_or_reply(&c, &s_devs, 1) == -1 && c.status == 404);
+    XWS_CHECK(svc_records_delete_or_reply(&c, &s_devs, 1) == -1 && c.status == 404);
     s_req_end(&c, &sb, &u);
     s_req(&c, r, &sb, &u, NULL);
-    SVC_CHECK(svc_records_deleteall_or_reply(&c, &s_devs) == 0 && c.status == 200); /* keeps 2 */
+    XWS_CHECK(svc_records_deleteall_or_reply(&c, &s_devs) == 0 && c.status == 200); /* keeps 2 */
     s_req_end(&c, &sb, &u);
-    SVC_CHECK(s_lookup(r, 1, "10.0.0.6", &id) == 0 && s_lookup(r, 1, "10.0.0.5", &id) == 1 && id == 2);
-    SVC_CHECK(s_lookup(r, 0, "00:11:22:aa:bb:cc", &id) == 0);
+    XWS_CHECK(s_lookup(r, 1, "10.0.0.6", &id) == 0 && s_lookup(r, 1, "10.0.0.5", &id) == 1 && id == 2);
+    XWS_CHECK(s_lookup(r, 0, "00:11:22:aa:bb:cc", &id) == 0);
 
     /* numbers: a context record (positional: user ranges at 7) with user 100-299 and 100000-999999 */
     static const char ctxrec[] = "\x9b\xa7"
@@ -611,31 +622,31 @@ static void s_records_test(void)
     const char *hctx[] = {"HSET", "t:context:data", "default", ctxrec};
     size_t lens[] = {4, 14, 7, sizeof(ctxrec) - 1};
     freeReplyObject(svc_redis_command(r, 4, hctx, lens));
-    SVC_CHECK(s_number(r, "take", "100", "line/1") == 200);
-    SVC_CHECK(s_number(r, "take", "101", "line/2") == 200);
-    SVC_CHECK(s_number(r, "take", "150", "line/3") == 200);
-    SVC_CHECK(s_number(r, "take", "100", "line/4") == 400);  /* number_taken */
-    SVC_CHECK(s_number(r, "take", "100", "line/1") == 200);  /* its own */
-    SVC_CHECK(s_number(r, "take", "0150", "line/4") == 400); /* out_of_range */
-    SVC_CHECK(s_number(r, "take", "500000", "line/5") == 200);
+    XWS_CHECK(s_number(r, "take", "100", "line/1") == 200);
+    XWS_CHECK(s_number(r, "take", "101", "line/2") == 200);
+    XWS_CHECK(s_number(r, "take", "150", "line/3") == 200);
+    XWS_CHECK(s_number(r, "take", "100", "line/4") == 400);  /* number_taken */
+    XWS_CHECK(s_number(r, "take", "100", "line/1") == 200);  /* its own */
+    XWS_CHECK(s_number(r, "take", "0150", "line/4") == 400); /* out_of_range */
+    XWS_CHECK(s_number(r, "take", "500000", "line/5") == 200);
     s_req(&c, r, &sb, &u, NULL);
     long long *nums;
     size_t n;
-    SVC_CHECK(svc_numbers_free_or_reply(&c, "default", "user", NULL, 5, &nums, &n) == 0);
-    SVC_CHECK(n == 5 && nums[0] == 102 && nums[4] == 106);
+    XWS_CHECK(svc_numbers_free_or_reply(&c, "default", "user", NULL, 5, &nums, &n) == 0);
+    XWS_CHECK(n == 5 && nums[0] == 102 && nums[4] == 106);
     free(nums);
-    SVC_CHECK(svc_numbers_free_or_reply(&c, "default", "user", "5", 3, &nums, &n) == 0);
-    SVC_CHECK(n == 3 && nums[0] == 105 && nums[1] == 115 && nums[2] == 125);
+    XWS_CHECK(svc_numbers_free_or_reply(&c, "default", "user", "5", 3, &nums, &n) == 0);
+    XWS_CHECK(n == 3 && nums[0] == 105 && nums[1] == 115 && nums[2] == 125);
     free(nums);
     /* a walk of the big range skips the used number without enumerating the range */
-    SVC_CHECK(s_number(r, "release", "101", "line/2") == 200);
-    SVC_CHECK(svc_numbers_free_or_reply(&c, "default", "user", "4999", 0, &nums, &n) == 0);
-    SVC_CHECK(n > 0 && nums[0] == 104999);
+    XWS_CHECK(s_number(r, "release", "101", "line/2") == 200);
+    XWS_CHECK(svc_numbers_free_or_reply(&c, "default", "user", "4999", 0, &nums, &n) == 0);
+    XWS_CHECK(n > 0 && nums[0] == 104999);
     free(nums);
-    SVC_CHECK(svc_numbers_free_or_reply(&c, "default", "user", NULL, 2, &nums, &n) == 0 && n == 2 && nums[0] == 101);
+    XWS_CHECK(svc_numbers_free_or_reply(&c, "default", "user", NULL, 2, &nums, &n) == 0 && n == 2 && nums[0] == 101);
     free(nums);
-    SVC_CHECK(svc_numbers_free_or_reply(&c, "nosuch", "user", NULL, 2, &nums, &n) == -1 && c.status == 404);
-    SVC_CHECK(svc_numbers_free_or_reply(&c, "default", "bogus", NULL, 2, &nums, &n) == -1 && c.status == 400);
+    XWS_CHECK(svc_numbers_free_or_reply(&c, "nosuch", "user", NULL, 2, &nums, &n) == -1 && c.status == 404);
+    XWS_CHECK(svc_numbers_free_or_reply(&c, "default", "bogus", NULL, 2, &nums, &n) == -1 && c.status == 400);
     s_req_end(&c, &sb, &u);
     svc_redis_destroy(&r);
 }

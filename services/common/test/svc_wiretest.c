@@ -88,7 +88,7 @@ static int s_send_request(zsock_t *router, zframe_t *peer, const char *act, cons
     msgpack_sbuffer_init(&env);
     xws_request_spec_t spec = {
         .rid = xws_slice(key), .service = xws_slice("wiretest"), .resource = xws_slice("thing"), .act = xws_slice(act)};
-    SVC_CHECK(xws_request_encode(&spec, &env) == 0);
+    XWS_CHECK(xws_request_encode(&spec, &env) == 0);
     int rc = xws_send_request(router, peer, xws_slice(key), (xws_slice_t){env.data, env.size});
     msgpack_sbuffer_destroy(&env);
     return rc;
@@ -98,7 +98,7 @@ static unsigned s_status(const xws_frames_t *f)
 {
     xws_reply_t rep;
     const char *err;
-    SVC_CHECK(xws_reply_decode(&rep, f->payload.ptr, f->payload.len, &err) == 0);
+    XWS_CHECK(xws_reply_decode(&rep, f->payload.ptr, f->payload.len, &err) == 0);
     unsigned st = rep.status;
     xws_reply_dispose(&rep);
     return st;
@@ -107,10 +107,10 @@ static unsigned s_status(const xws_frames_t *f)
 /* one request to a worker that cannot expire the test: the status of its reply */
 static unsigned s_request(zsock_t *router, zpoller_t *poller, zframe_t *peer, const char *act, const char *key)
 {
-    SVC_CHECK(s_send_request(router, peer, act, key) == 0);
+    XWS_CHECK(s_send_request(router, peer, act, key) == 0);
     xws_frames_t f;
     for (;;) {
-        SVC_CHECK(s_expect(router, poller, XWS_CMD_REPLY, &f) == 0);
+        XWS_CHECK(s_expect(router, poller, XWS_CMD_REPLY, &f) == 0);
         if (xws_slice_eq(f.key, key))
             break;
         xws_frames_dispose(&f); /* a late reply to an earlier message */
@@ -144,7 +144,7 @@ static int s_reap(pid_t pid)
 static pid_t s_spawn(const char *ep, const char *expiry_ms)
 {
     pid_t pid = fork();
-    SVC_CHECK(pid >= 0);
+    XWS_CHECK(pid >= 0);
     if (pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive a failed test */
         setenv("XWS_WORKER_ENDPOINTS", ep, 1);
@@ -162,11 +162,11 @@ static pid_t s_spawn(const char *ep, const char *expiry_ms)
 static zframe_t *s_ready(zsock_t *router, zpoller_t *poller, pid_t pid)
 {
     xws_frames_t f;
-    SVC_CHECK(s_expect(router, poller, XWS_CMD_READY, &f) == 0);
-    SVC_CHECK(xws_slice_eq(f.service, "wiretest") && f.credit == 3);
+    XWS_CHECK(s_expect(router, poller, XWS_CMD_READY, &f) == 0);
+    XWS_CHECK(xws_slice_eq(f.service, "wiretest") && f.credit == 3);
     char name[64];
     snprintf(name, sizeof(name), "wiretest-%d", (int)pid);
-    SVC_CHECK(xws_slice_eq(f.name, name));
+    XWS_CHECK(xws_slice_eq(f.name, name));
     zframe_t *peer = zframe_dup(f.identity);
     xws_frames_dispose(&f);
     return peer;
@@ -176,15 +176,15 @@ static zframe_t *s_ready(zsock_t *router, zpoller_t *poller, pid_t pid)
 static void s_session_test(zsock_t *router, zpoller_t *poller, pid_t pid)
 {
     zframe_t *peer = s_ready(router, poller, pid);
-    SVC_CHECK(s_request(router, poller, peer, "ping", "k1") == 200);
-    SVC_CHECK(s_request(router, poller, peer, "store", "k2") == 500);
-    SVC_CHECK(s_request(router, poller, peer, "", "k3") == 200);
+    XWS_CHECK(s_request(router, poller, peer, "ping", "k1") == 200);
+    XWS_CHECK(s_request(router, poller, peer, "store", "k2") == 500);
+    XWS_CHECK(s_request(router, poller, peer, "", "k3") == 200);
 
     /* heartbeats while idle: two of them come, however long that takes */
     xws_frames_t f;
     for (int beats = 0; beats < 2; beats++) {
-        SVC_CHECK(s_expect(router, poller, XWS_CMD_HEARTBEAT, &f) == 0);
-        SVC_CHECK(zframe_eq(f.identity, peer));
+        XWS_CHECK(s_expect(router, poller, XWS_CMD_HEARTBEAT, &f) == 0);
+        XWS_CHECK(zframe_eq(f.identity, peer));
         xws_frames_dispose(&f);
     }
 
@@ -216,9 +216,9 @@ static void s_session_test(zsock_t *router, zpoller_t *poller, pid_t pid)
         }
     }
     /* a REQUEST with a readable key and a garbage envelope is answered 400 bad_envelope */
-    SVC_CHECK(xws_send_request(router, peer, xws_slice("bad"), xws_slice("\xc1\xc1")) == 0);
+    XWS_CHECK(xws_send_request(router, peer, xws_slice("bad"), xws_slice("\xc1\xc1")) == 0);
     for (;;) { /* the replies to the garbage above come first (one worker, one pipe: in order) */
-        SVC_CHECK(s_expect(router, poller, XWS_CMD_REPLY, &f) == 0);
+        XWS_CHECK(s_expect(router, poller, XWS_CMD_REPLY, &f) == 0);
         if (xws_slice_eq(f.key, "bad"))
             break;
         replies++;
@@ -226,25 +226,25 @@ static void s_session_test(zsock_t *router, zpoller_t *poller, pid_t pid)
     }
     xws_reply_t rep;
     const char *err;
-    SVC_CHECK(xws_reply_decode(&rep, f.payload.ptr, f.payload.len, &err) == 0 && rep.status == 400);
-    SVC_CHECK(svc_mp_str_eq(svc_mp_get(rep.body, "error"), "bad_envelope"));
+    XWS_CHECK(xws_reply_decode(&rep, f.payload.ptr, f.payload.len, &err) == 0 && rep.status == 400);
+    XWS_CHECK(svc_mp_str_eq(svc_mp_get(rep.body, "error"), "bad_envelope"));
     xws_reply_dispose(&rep);
     xws_frames_dispose(&f);
-    SVC_CHECK(replies > 0);                                          /* some garbage had a readable key */
-    SVC_CHECK(s_request(router, poller, peer, "ping", "k4") == 200); /* still alive */
+    XWS_CHECK(replies > 0);                                          /* some garbage had a readable key */
+    XWS_CHECK(s_request(router, poller, peer, "ping", "k4") == 200); /* still alive */
 
     /* DISCONNECT from the gateway: the worker announces itself again, and serves */
-    SVC_CHECK(xws_send_disconnect(router, peer) == 0);
+    XWS_CHECK(xws_send_disconnect(router, peer) == 0);
     zframe_destroy(&peer);
     peer = s_ready(router, poller, pid);
-    SVC_CHECK(s_request(router, poller, peer, "ping", "k5") == 200);
+    XWS_CHECK(s_request(router, poller, peer, "ping", "k5") == 200);
 
     /* SIGTERM: DISCONNECT, exit status 0 */
     kill(pid, SIGTERM);
-    SVC_CHECK(s_expect(router, poller, XWS_CMD_DISCONNECT, &f) == 0);
+    XWS_CHECK(s_expect(router, poller, XWS_CMD_DISCONNECT, &f) == 0);
     xws_frames_dispose(&f);
     int st = s_reap(pid);
-    SVC_CHECK(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    XWS_CHECK(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
     zframe_destroy(&peer);
 }
 
@@ -259,7 +259,7 @@ static void s_expiry_test(zsock_t *router, zpoller_t *poller, pid_t pid)
     xws_frames_t f;
     long long until = svc_now_mono_ms() + WAIT_MS;
     for (;;) { /* say nothing: READY comes back from a new socket */
-        SVC_CHECK(s_recv(router, poller, &f, (int)(until - svc_now_mono_ms())) == 0);
+        XWS_CHECK(s_recv(router, poller, &f, (int)(until - svc_now_mono_ms())) == 0);
         if (f.cmd == XWS_CMD_READY && !zframe_eq(f.identity, peer))
             break;
         xws_frames_dispose(&f);
@@ -272,7 +272,7 @@ static void s_expiry_test(zsock_t *router, zpoller_t *poller, pid_t pid)
     until = svc_now_mono_ms() + WAIT_MS;
     while (!answered && s_recv(router, poller, &f, (int)(until - svc_now_mono_ms())) == 0) {
         if (f.cmd == XWS_CMD_REPLY && xws_slice_eq(f.key, "k6")) {
-            SVC_CHECK(s_status(&f) == 200);
+            XWS_CHECK(s_status(&f) == 200);
             answered = 1;
         } else if (f.cmd == XWS_CMD_READY && (!sent || !zframe_eq(f.identity, peer))) { /* expired again: once more */
             zframe_destroy(&peer);
@@ -281,12 +281,12 @@ static void s_expiry_test(zsock_t *router, zpoller_t *poller, pid_t pid)
         }
         xws_frames_dispose(&f);
     }
-    SVC_CHECK(answered);
+    XWS_CHECK(answered);
     zframe_destroy(&peer);
 
     kill(pid, SIGTERM);
     int st = s_reap(pid);
-    SVC_CHECK(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    XWS_CHECK(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
 }
 
 static void s_wire_test(void)
@@ -295,9 +295,9 @@ static void s_wire_test(void)
     pid_t expiring = s_spawn(s_ep2, SHORT_EXPIRY_MS), steady = s_spawn(s_ep, LONG_EXPIRY_MS);
     zsys_handler_set(NULL);
     zsock_t *router = zsock_new(ZMQ_ROUTER);
-    SVC_CHECK(router != NULL);
+    XWS_CHECK(router != NULL);
     zsock_set_router_mandatory(router, 1);
-    SVC_CHECK(zsock_bind(router, "%s", s_ep2) == 0);
+    XWS_CHECK(zsock_bind(router, "%s", s_ep2) == 0);
     zpoller_t *poller = zpoller_new(router, NULL);
     s_expiry_test(router, poller, expiring);
     zpoller_destroy(&poller);
@@ -305,9 +305,9 @@ static void s_wire_test(void)
 
     /* the steady worker waited meanwhile (connecting until the endpoint is bound) */
     router = zsock_new(ZMQ_ROUTER);
-    SVC_CHECK(router != NULL);
+    XWS_CHECK(router != NULL);
     zsock_set_router_mandatory(router, 1);
-    SVC_CHECK(zsock_bind(router, "%s", s_ep) == 0);
+    XWS_CHECK(zsock_bind(router, "%s", s_ep) == 0);
     poller = zpoller_new(router, NULL);
     s_session_test(router, poller, steady);
     zpoller_destroy(&poller);

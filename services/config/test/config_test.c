@@ -77,7 +77,7 @@ static answer_t s_call(const char *resource, const char *act, const char *params
     snprintf(pbuf, sizeof(pbuf), "%s", params ? params : "");
     for (char *save = NULL, *tok = strtok_r(pbuf, "&", &save); tok != NULL && nkv < 8; tok = strtok_r(NULL, "&", &save)) {
         char *eq = strchr(tok, '=');
-        SVC_CHECK(eq != NULL);
+        XWS_CHECK(eq != NULL);
         *eq = '\0';
         kv[nkv].key = xws_slice(tok);
         kv[nkv++].val = xws_slice(eq + 1);
@@ -85,7 +85,7 @@ static answer_t s_call(const char *resource, const char *act, const char *params
     msgpack_sbuffer b, env, out;
     msgpack_sbuffer_init(&b), msgpack_sbuffer_init(&env), msgpack_sbuffer_init(&out);
     if (body != NULL)
-        SVC_CHECK(xws_json_to_msgpack(body, strlen(body), &b, NULL, 0) == 0);
+        XWS_CHECK(xws_json_to_msgpack(body, strlen(body), &b, NULL, 0) == 0);
     char ridbuf[40];
     if (rid == NULL) {
         svc_random_chars(ridbuf, 32, "abcdef0123456789");
@@ -101,18 +101,18 @@ static answer_t s_call(const char *resource, const char *act, const char *params
                                .caller_mode = xws_slice(mode ? mode : "restricted"),
                                .caller_account = xws_slice("test"),
                                .inm = xws_slice(inm)};
-    SVC_CHECK(xws_request_encode(&spec, &env) == 0);
-    SVC_CHECK(svc_worker_handle(s_worker, env.data, env.size, &out) == 1);
+    XWS_CHECK(xws_request_encode(&spec, &env) == 0);
+    XWS_CHECK(svc_worker_handle(s_worker, env.data, env.size, &out) == 1);
     xws_reply_t rep;
     const char *err;
-    SVC_CHECK(xws_reply_decode(&rep, out.data, out.size, &err) == 0);
+    XWS_CHECK(xws_reply_decode(&rep, out.data, out.size, &err) == 0);
     a.status = rep.status;
     a.replayed = rep.replayed;
     snprintf(a.etag, sizeof(a.etag), "%.*s", (int)rep.etag.len, rep.etag.ptr);
     if (rep.body != NULL) {
         xws_buf_t j;
         xws_buf_init(&j);
-        SVC_CHECK(xws_msgpack_to_json(rep.body, &j) == 0);
+        XWS_CHECK(xws_msgpack_to_json(rep.body, &j) == 0);
         snprintf(a.body, sizeof(a.body), "%.*s", (int)j.len, j.data);
         xws_buf_dispose(&j);
     }
@@ -126,7 +126,7 @@ static answer_t s_call(const char *resource, const char *act, const char *params
         if ((ans).status != (st))                                                                                                  \
             fprintf(stderr, "%s:%d: status %u, expected %u; body %s\n", __FILE__, __LINE__, (ans).status, (unsigned)(st),          \
                     (ans).body);                                                                                                   \
-        SVC_CHECK((ans).status == (st));                                                                                           \
+        XWS_CHECK((ans).status == (st));                                                                                           \
     } while (0)
 
 static const char s_example[] = "{\"name\": \"proformatique\", \"displayname\": \"Proformatique\", \"phonenumber\": "
@@ -143,17 +143,17 @@ static void s_entity_test(void)
     EXPECT(a, 204);
     a = s_call("entity", "add", NULL, s_example, NULL, NULL, "add-1");
     EXPECT(a, 200);
-    SVC_CHECK(a.body[0] == '\0');
+    XWS_CHECK(a.body[0] == '\0');
     a = s_call("entity", "add", NULL, s_example, NULL, NULL, "add-1"); /* the same request again: same outcome */
     EXPECT(a, 200);
     a = s_call("entity", "add", NULL, s_example, NULL, NULL, NULL); /* a new request: the name is taken */
     EXPECT(a, 400);
-    SVC_CHECK(strstr(a.body, "\"error\":\"already_exists\",\"field\":\"name\"") != NULL);
+    XWS_CHECK(strstr(a.body, "\"error\":\"already_exists\",\"field\":\"name\"") != NULL);
     a = s_call("entity", "list", NULL, NULL, NULL, NULL, NULL);
     EXPECT(a, 200);
-    SVC_CHECK(a.etag[0] == '"');
+    XWS_CHECK(a.etag[0] == '"');
     char *dc = strstr(a.body, "\"dcreate\":");
-    SVC_CHECK(dc != NULL);
+    XWS_CHECK(dc != NULL);
     char want[2048];
     snprintf(want, sizeof(want),
              "[{\"id\":1,\"name\":\"proformatique\",\"displayname\":\"Proformatique\",\"phonenumber\":\"0033141389960\","
@@ -164,20 +164,20 @@ static void s_entity_test(void)
              atoll(dc + 10));
     if (strcmp(a.body, want) != 0)
         fprintf(stderr, "got  %s\nwant %s\n", a.body, want);
-    SVC_CHECK(strcmp(a.body, want) == 0);
-    SVC_CHECK(atoll(dc + 10) > 1700000000);
+    XWS_CHECK(strcmp(a.body, want) == 0);
+    XWS_CHECK(atoll(dc + 10) > 1700000000);
     char etag[64];
     strcpy(etag, a.etag);
     a = s_call("entity", "list", NULL, NULL, NULL, etag, NULL);
     EXPECT(a, 304);
-    SVC_CHECK(a.body[0] == '\0');
+    XWS_CHECK(a.body[0] == '\0');
     a = s_call("entity", "nosuchact", NULL, NULL, NULL, NULL, NULL); /* default act: list */
     EXPECT(a, 200);
 
     /* view, search */
     a = s_call("entity", "view", "id=1", NULL, NULL, NULL, NULL);
     EXPECT(a, 200);
-    SVC_CHECK(strncmp(a.body, "{\"id\":1,\"name\":\"proformatique\"", 30) == 0);
+    XWS_CHECK(strncmp(a.body, "{\"id\":1,\"name\":\"proformatique\"", 30) == 0);
     a = s_call("entity", "view", "id=2", NULL, NULL, NULL, NULL);
     EXPECT(a, 404);
     a = s_call("entity", "view", "id=abc", NULL, NULL, NULL, NULL);
@@ -198,21 +198,21 @@ static void s_entity_test(void)
     /* validation */
     a = s_call("entity", "add", NULL, NULL, NULL, NULL, NULL);
     EXPECT(a, 400);
-    SVC_CHECK(strstr(a.body, "empty_body") != NULL);
+    XWS_CHECK(strstr(a.body, "empty_body") != NULL);
     a = s_call("entity", "add", NULL, "[1]", NULL, NULL, NULL);
     EXPECT(a, 400);
-    SVC_CHECK(strstr(a.body, "not_an_object") != NULL);
+    XWS_CHECK(strstr(a.body, "not_an_object") != NULL);
     a = s_call("entity", "add", NULL, "{\"name\":\"x\"}", NULL, NULL, NULL);
     EXPECT(a, 400);
-    SVC_CHECK(strstr(a.body, "\"missing_field\",\"field\":\"displayname\"") != NULL);
+    XWS_CHECK(strstr(a.body, "\"missing_field\",\"field\":\"displayname\"") != NULL);
     a = s_call("entity", "add", NULL, "{\"name\":\"x y\",\"displayname\":\"Xyz\"}", NULL, NULL, NULL);
     EXPECT(a, 400);
     a = s_call("entity", "add", NULL, "{\"name\":\"xy\",\"displayname\":\"Xy\"}", NULL, NULL, NULL);
     EXPECT(a, 400);
-    SVC_CHECK(strstr(a.body, "too_short") != NULL);
+    XWS_CHECK(strstr(a.body, "too_short") != NULL);
     a = s_call("entity", "add", NULL, "{\"name\":\"xy\",\"displayname\":\"Xyz\",\"country\":\"fra\"}", NULL, NULL, NULL);
     EXPECT(a, 400);
-    SVC_CHECK(strstr(a.body, "\"field\":\"country\"") != NULL);
+    XWS_CHECK(strstr(a.body, "\"field\":\"country\"") != NULL);
     a = s_call("entity", "add", NULL, "{\"name\":\"xy\",\"displayname\":\"Xyz\",\"email\":\"nope\"}", NULL, NULL, NULL);
     EXPECT(a, 400);
     a = s_call("entity", "add", NULL, "{\"name\":\"xy\",\"displayname\":\"Xyz\",\"phonenumber\":\"12a\"}", NULL, NULL, NULL);
@@ -220,7 +220,7 @@ static void s_entity_test(void)
     a = s_call("entity", "add", NULL, "{\"name\":\"xy\",\"displayname\":\"Xyz\",\"address1\":\"0123456789012345678901234567890\"}",
                NULL, NULL, NULL);
     EXPECT(a, 400);
-    SVC_CHECK(strstr(a.body, "too_long") != NULL);
+    XWS_CHECK(strstr(a.body, "too_long") != NULL);
     a = s_call("entity", "add", NULL, "{\"name\":\"xy\",\"displayname\":\"Xy\\u0007z\"}", NULL, NULL, NULL);
     EXPECT(a, 400);
     a = s_call("entity", "add", NULL,
@@ -230,21 +230,21 @@ static void s_entity_test(void)
     EXPECT(a, 200);
     a = s_call("entity", "view", "id=2", NULL, NULL, NULL, NULL);
     EXPECT(a, 200);
-    SVC_CHECK(strstr(a.body, "\"id\":2,\"name\":\"acme\"") != NULL && strstr(a.body, "\"country\":\"DE\"") != NULL);
-    SVC_CHECK(strstr(a.body, "\"disable\":false") != NULL && strstr(a.body, "\"city\":\"\"") != NULL);
-    SVC_CHECK(strstr(a.body, "\"identity\":\"Acme Corp (acme)\"") != NULL);
+    XWS_CHECK(strstr(a.body, "\"id\":2,\"name\":\"acme\"") != NULL && strstr(a.body, "\"country\":\"DE\"") != NULL);
+    XWS_CHECK(strstr(a.body, "\"disable\":false") != NULL && strstr(a.body, "\"city\":\"\"") != NULL);
+    XWS_CHECK(strstr(a.body, "\"identity\":\"Acme Corp (acme)\"") != NULL);
 
     /* edit: partial, rename keeps the index right, conflicts */
     a = s_call("entity", "edit", "id=2", "{\"name\":\"Acme2\",\"city\":\"Lyon\"}", NULL, NULL, NULL);
     EXPECT(a, 200);
     a = s_call("entity", "view", "id=2", NULL, NULL, NULL, NULL);
-    SVC_CHECK(strstr(a.body, "\"name\":\"acme2\"") != NULL && strstr(a.body, "\"city\":\"Lyon\"") != NULL &&
+    XWS_CHECK(strstr(a.body, "\"name\":\"acme2\"") != NULL && strstr(a.body, "\"city\":\"Lyon\"") != NULL &&
               strstr(a.body, "\"displayname\":\"Acme Corp\"") != NULL);
     a = s_call("entity", "add", NULL, "{\"name\":\"acme\",\"displayname\":\"Old name free again\"}", NULL, NULL, NULL);
     EXPECT(a, 200); /* id 3 */
     a = s_call("entity", "edit", "id=2", "{\"name\":\"proformatique\"}", NULL, NULL, NULL);
     EXPECT(a, 400);
-    SVC_CHECK(strstr(a.body, "already_exists") != NULL);
+    XWS_CHECK(strstr(a.body, "already_exists") != NULL);
     a = s_call("entity", "edit", "id=2", "{\"displayname\":\"A\"}", NULL, NULL, NULL);
     EXPECT(a, 400);
     a = s_call("entity", "edit", "id=9", "{\"displayname\":\"Abcd\"}", NULL, NULL, NULL);
@@ -259,11 +259,11 @@ static void s_entity_test(void)
     svc_ctx_init(&ctx, NULL, svc_worker_redis(s_worker), "xws:", 600, NULL);
     const char *hset[] = {"HSET", "xws:entity:refs", "1", "2"};
     redisReply *r = svc_redis_command(svc_worker_redis(s_worker), 4, hset, NULL);
-    SVC_CHECK(r != NULL && r->type == REDIS_REPLY_INTEGER);
+    XWS_CHECK(r != NULL && r->type == REDIS_REPLY_INTEGER);
     freeReplyObject(r);
     a = s_call("entity", "delete", "id=1", NULL, NULL, NULL, NULL);
     EXPECT(a, 405);
-    SVC_CHECK(strstr(a.body, "in_use") != NULL);
+    XWS_CHECK(strstr(a.body, "in_use") != NULL);
     a = s_call("entity", "delete", "id=42", NULL, NULL, NULL, NULL);
     EXPECT(a, 404);
     a = s_call("entity", "delete", "id=3", NULL, NULL, NULL, NULL);
@@ -274,7 +274,7 @@ static void s_entity_test(void)
     EXPECT(a, 200);
     a = s_call("entity", "list", NULL, NULL, NULL, NULL, NULL);
     EXPECT(a, 200);
-    SVC_CHECK(strncmp(a.body, "[{\"id\":1,", 9) == 0 && strstr(a.body, "\"id\":2") == NULL);
+    XWS_CHECK(strncmp(a.body, "[{\"id\":1,", 9) == 0 && strstr(a.body, "\"id\":2") == NULL);
     const char *hdel[] = {"HDEL", "xws:entity:refs", "1"};
     freeReplyObject(svc_redis_command(svc_worker_redis(s_worker), 3, hdel, NULL));
     a = s_call("entity", "deleteall", NULL, NULL, NULL, NULL, NULL);
@@ -289,7 +289,7 @@ static void s_entity_test(void)
     /* the index followed every change: only proformatique is left */
     const char *hgetall[] = {"HGETALL", "xws:entity:name"};
     r = svc_redis_command(svc_worker_redis(s_worker), 2, hgetall, NULL);
-    SVC_CHECK(r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 2 && strcmp(r->element[0]->str, "proformatique") == 0 &&
+    XWS_CHECK(r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 2 && strcmp(r->element[0]->str, "proformatique") == 0 &&
               strcmp(r->element[1]->str, "4") == 0);
     freeReplyObject(r);
     svc_ctx_dispose(&ctx);
@@ -300,16 +300,16 @@ static void s_account_test_redis(void)
     /* accounts made with the tool, read through the resource */
     char *add[] = {"account", "add",    "gw",         "--login", "jo",           "--password",
                    "pw1",     "--host", "10.0.0.0/8", "--acl",   "service/ipbx", NULL};
-    SVC_CHECK(cfg_account_cli(NULL, 11, add) == 0);
-    SVC_CHECK(cfg_account_cli(NULL, 11, add) == 1); /* the name exists */
+    XWS_CHECK(cfg_account_cli(NULL, 11, add) == 0);
+    XWS_CHECK(cfg_account_cli(NULL, 11, add) == 1); /* the name exists */
     char *add2[] = {"account", "add", "other", "--login", "jo", "--password", "x", NULL};
-    SVC_CHECK(cfg_account_cli(NULL, 7, add2) == 1); /* the login exists */
+    XWS_CHECK(cfg_account_cli(NULL, 7, add2) == 1); /* the login exists */
     char *hostonly[] = {"account", "add", "mon", "--host", "127.0.0.1", "--acl", "*", NULL};
-    SVC_CHECK(cfg_account_cli(NULL, 7, hostonly) == 0);
+    XWS_CHECK(cfg_account_cli(NULL, 7, hostonly) == 0);
     char *bad[] = {"account", "add", "x", "--password", "p", NULL};
-    SVC_CHECK(cfg_account_cli(NULL, 5, bad) == 2);
+    XWS_CHECK(cfg_account_cli(NULL, 5, bad) == 2);
     char *ensure[] = {"account", "ensure-initial", "--login", "admin", NULL};
-    SVC_CHECK(cfg_account_cli(NULL, 4, ensure) == 0); /* accounts exist: nothing */
+    XWS_CHECK(cfg_account_cli(NULL, 4, ensure) == 0); /* accounts exist: nothing */
 
     answer_t a = s_call("account", "snapshot", NULL, NULL, "internal", NULL, NULL);
     EXPECT(a, 403);
@@ -318,17 +318,17 @@ static void s_account_test_redis(void)
     const char *want = "{\"version\":2,\"accounts\":[{\"name\":\"gw\",\"login\":\"jo\",\"hostonly\":false,\"disabled\":false,"
                        "\"hosts\":[\"10.0.0.0/8\"],\"acl\":[\"service/ipbx\"]},{\"name\":\"mon\",\"login\":\"\",\"hostonly\":true,"
                        "\"disabled\":false,\"hosts\":[\"127.0.0.1\"],\"acl\":[\"*\"]}]}";
-    SVC_CHECK(s_strip_cred(a.body) == 2); /* one fingerprint per account */
+    XWS_CHECK(s_strip_cred(a.body) == 2); /* one fingerprint per account */
     if (strcmp(a.body, want) != 0)
         fprintf(stderr, "got  %s\nwant %s\n", a.body, want);
-    SVC_CHECK(strcmp(a.body, want) == 0);
+    XWS_CHECK(strcmp(a.body, want) == 0);
     a = s_call("account", "snapshot", "since=2", NULL, "gateway", NULL, NULL);
     EXPECT(a, 304);
     a = s_call("account", "snapshot", "since=1", NULL, "gateway", NULL, NULL);
     EXPECT(a, 200);
     a = s_call("account", "verify", NULL, "{\"login\":\"jo\",\"password\":\"pw1\"}", "gateway", NULL, NULL);
     EXPECT(a, 200);
-    SVC_CHECK(s_strip_cred(a.body) == 1 && strcmp(a.body, "{\"name\":\"gw\"}") == 0);
+    XWS_CHECK(s_strip_cred(a.body) == 1 && strcmp(a.body, "{\"name\":\"gw\"}") == 0);
     a = s_call("account", "verify", NULL, "{\"login\":\"jo\",\"password\":\"pw2\"}", "gateway", NULL, NULL);
     EXPECT(a, 401);
     a = s_call("account", "verify", NULL, "{\"login\":\"nobody\",\"password\":\"pw1\"}", "gateway", NULL, NULL);
@@ -341,37 +341,37 @@ static void s_account_test_redis(void)
     EXPECT(a, 403);
 
     char *dis[] = {"account", "disable", "gw", NULL};
-    SVC_CHECK(cfg_account_cli(NULL, 3, dis) == 0);
+    XWS_CHECK(cfg_account_cli(NULL, 3, dis) == 0);
     a = s_call("account", "verify", NULL, "{\"login\":\"jo\",\"password\":\"pw1\"}", "gateway", NULL, NULL);
     EXPECT(a, 401);
     char *en[] = {"account", "enable", "gw", NULL};
-    SVC_CHECK(cfg_account_cli(NULL, 3, en) == 0);
+    XWS_CHECK(cfg_account_cli(NULL, 3, en) == 0);
     char *pw[] = {"account", "passwd", "gw", "--password", "new", NULL};
-    SVC_CHECK(cfg_account_cli(NULL, 5, pw) == 0);
+    XWS_CHECK(cfg_account_cli(NULL, 5, pw) == 0);
     a = s_call("account", "verify", NULL, "{\"login\":\"jo\",\"password\":\"new\"}", "gateway", NULL, NULL);
     EXPECT(a, 200);
     char *set[] = {"account", "set", "gw", "--login", "jo2", "--clear-hosts", "--acl", "callcenter", NULL};
-    SVC_CHECK(cfg_account_cli(NULL, 8, set) == 0);
+    XWS_CHECK(cfg_account_cli(NULL, 8, set) == 0);
     a = s_call("account", "verify", NULL, "{\"login\":\"jo\",\"password\":\"new\"}", "gateway", NULL, NULL);
     EXPECT(a, 401);
     a = s_call("account", "verify", NULL, "{\"login\":\"jo2\",\"password\":\"new\"}", "gateway", NULL, NULL);
     EXPECT(a, 200);
     a = s_call("account", "snapshot", NULL, NULL, "gateway", NULL, NULL);
-    SVC_CHECK(s_strip_cred(a.body) == 2);
-    SVC_CHECK(strstr(a.body, "{\"name\":\"gw\",\"login\":\"jo2\",\"hostonly\":false,\"disabled\":false,\"hosts\":[],"
+    XWS_CHECK(s_strip_cred(a.body) == 2);
+    XWS_CHECK(strstr(a.body, "{\"name\":\"gw\",\"login\":\"jo2\",\"hostonly\":false,\"disabled\":false,\"hosts\":[],"
                              "\"acl\":[\"service/ipbx\",\"callcenter\"]}") != NULL);
     char *pwho[] = {"account", "passwd", "mon", "--password", "x", NULL};
-    SVC_CHECK(cfg_account_cli(NULL, 5, pwho) == 1); /* host-only */
+    XWS_CHECK(cfg_account_cli(NULL, 5, pwho) == 1); /* host-only */
     char *rm[] = {"account", "remove", "gw", NULL};
-    SVC_CHECK(cfg_account_cli(NULL, 3, rm) == 0);
-    SVC_CHECK(cfg_account_cli(NULL, 3, rm) == 1);
+    XWS_CHECK(cfg_account_cli(NULL, 3, rm) == 0);
+    XWS_CHECK(cfg_account_cli(NULL, 3, rm) == 1);
     char *rm2[] = {"account", "remove", "mon", NULL};
-    SVC_CHECK(cfg_account_cli(NULL, 3, rm2) == 0);
+    XWS_CHECK(cfg_account_cli(NULL, 3, rm2) == 0);
     a = s_call("account", "snapshot", NULL, NULL, "gateway", NULL, NULL);
-    SVC_CHECK(strstr(a.body, "\"accounts\":[]") != NULL);
+    XWS_CHECK(strstr(a.body, "\"accounts\":[]") != NULL);
     const char *hlen[] = {"HLEN", "xws:account:login"};
     redisReply *r = svc_redis_command(svc_worker_redis(s_worker), 2, hlen, NULL);
-    SVC_CHECK(r != NULL && r->type == REDIS_REPLY_INTEGER && r->integer == 0);
+    XWS_CHECK(r != NULL && r->type == REDIS_REPLY_INTEGER && r->integer == 0);
     freeReplyObject(r);
 }
 
@@ -395,7 +395,7 @@ static void s_with_worker(void (*fn)(void))
     s_res = resources;
     s_service = (svc_service_t){"config", cfg_lua, s_res, NULL};
     s_worker = svc_worker_new(&s_service, s_cfg);
-    SVC_CHECK(s_worker != NULL);
+    XWS_CHECK(s_worker != NULL);
     fn();
     svc_worker_destroy(&s_worker);
     xws_config_destroy(&s_cfg);
@@ -509,32 +509,32 @@ static void s_entity_fuzz(void)
                                    .nparams = 1,
                                    .body_msgpack = {b.data, b.size},
                                    .caller_mode = xws_slice("internal")};
-        SVC_CHECK(xws_request_encode(&spec, &env) == 0);
-        SVC_CHECK(svc_worker_handle(s_worker, env.data, env.size, &out) == 1);
+        XWS_CHECK(xws_request_encode(&spec, &env) == 0);
+        XWS_CHECK(svc_worker_handle(s_worker, env.data, env.size, &out) == 1);
         xws_reply_t rep;
         const char *err;
-        SVC_CHECK(xws_reply_decode(&rep, out.data, out.size, &err) == 0);
+        XWS_CHECK(xws_reply_decode(&rep, out.data, out.size, &err) == 0);
         if (rep.status != 200 && rep.status != 400 && rep.status != 404)
             fprintf(stderr, "status %u\n", rep.status);
-        SVC_CHECK(rep.status == 200 || rep.status == 400 || rep.status == 404);
+        XWS_CHECK(rep.status == 200 || rep.status == 400 || rep.status == 404);
         ok += rep.status == 200;
         if (rep.body != NULL) { /* every answer renders as JSON */
             xws_buf_t j;
             xws_buf_init(&j);
-            SVC_CHECK(xws_msgpack_to_json(rep.body, &j) == 0);
+            XWS_CHECK(xws_msgpack_to_json(rep.body, &j) == 0);
             xws_buf_dispose(&j);
         }
         xws_reply_dispose(&rep);
         msgpack_sbuffer_destroy(&b), msgpack_sbuffer_destroy(&env), msgpack_sbuffer_destroy(&out);
     }
-    SVC_CHECK(ok > 10);
+    XWS_CHECK(ok > 10);
     /* whatever happened, the name index and the records agree */
     answer_t a = s_call("entity", "list", NULL, NULL, NULL, NULL, NULL);
-    SVC_CHECK(a.status == 200 || a.status == 204);
+    XWS_CHECK(a.status == 200 || a.status == 204);
     const char *hlen1[] = {"HLEN", "xws:entity:name"}, *hlen2[] = {"HLEN", "xws:entity:data"};
     redisReply *r1 = svc_redis_command(svc_worker_redis(s_worker), 2, hlen1, NULL);
     redisReply *r2 = svc_redis_command(svc_worker_redis(s_worker), 2, hlen2, NULL);
-    SVC_CHECK(r1 && r2 && r1->type == REDIS_REPLY_INTEGER && r1->integer == r2->integer);
+    XWS_CHECK(r1 && r2 && r1->type == REDIS_REPLY_INTEGER && r1->integer == r2->integer);
     freeReplyObject(r1), freeReplyObject(r2);
 }
 
@@ -556,7 +556,7 @@ static long long s_redis_int(const char *cmd, const char *key)
 {
     const char *argv[] = {cmd, key};
     redisReply *r = svc_redis_command(svc_worker_redis(s_worker), 2, argv, NULL);
-    SVC_CHECK(r != NULL && r->type == REDIS_REPLY_INTEGER);
+    XWS_CHECK(r != NULL && r->type == REDIS_REPLY_INTEGER);
     long long v = r->integer;
     freeReplyObject(r);
     return v;
@@ -577,38 +577,38 @@ static void s_mail_context_test(void)
                               "\"@proformatique.com\",\"result\":\"support@proformatique.com\"}]}";
     answer_t a = s_call("mail", "", NULL, NULL, NULL, NULL, NULL);
     EXPECT(a, 200);
-    SVC_CHECK(strcmp(a.body, fresh) == 0);
+    XWS_CHECK(strcmp(a.body, fresh) == 0);
     answer_t b = s_call("mail", "", NULL, NULL, NULL, a.etag, NULL);
     EXPECT(b, 304);
     a = s_call("mail", "edit", NULL, doc, NULL, NULL, "mail-1");
     EXPECT(a, 200);
-    SVC_CHECK(a.body[0] == '\0' && !a.replayed);
+    XWS_CHECK(a.body[0] == '\0' && !a.replayed);
     a = s_call("mail", "edit", NULL, doc, NULL, NULL, "mail-1"); /* a retry: the recorded outcome */
     EXPECT(a, 200);
-    SVC_CHECK(a.replayed);
-    SVC_CHECK(s_redis_int("TTL", "xws:wid:mail-1") > 0);
+    XWS_CHECK(a.replayed);
+    XWS_CHECK(s_redis_int("TTL", "xws:wid:mail-1") > 0);
     /* the same write id with another request: refused, not answered with the recorded outcome */
     a = s_call("mail", "edit", NULL, "{\"mydomain\":\"\",\"origin\":\"\",\"relayhost\":\"\",\"fallback_relayhost\":\"\"}", NULL,
                NULL, "mail-1");
     EXPECT(a, 400);
-    SVC_CHECK(strstr(a.body, "\"error\":\"bad_envelope\"") != NULL && !a.replayed);
+    XWS_CHECK(strstr(a.body, "\"error\":\"bad_envelope\"") != NULL && !a.replayed);
     a = s_call("mail", "view", NULL, NULL, NULL, NULL, NULL);
     EXPECT(a, 200);
-    SVC_CHECK(strncmp(a.body, "{\"id\":1,", 8) == 0 && strcmp(a.body + 8, doc + 1) == 0);
+    XWS_CHECK(strncmp(a.body, "{\"id\":1,", 8) == 0 && strcmp(a.body + 8, doc + 1) == 0);
     a = s_call("mail", "edit", NULL, "{\"mydomain\":\"\",\"origin\":\"\",\"relayhost\":\"a b\",\"fallback_relayhost\":\"\"}", NULL,
                NULL, NULL);
     EXPECT(a, 400);
-    SVC_CHECK(strstr(a.body, "\"error\":\"invalid_value\",\"field\":\"relayhost\"") != NULL);
+    XWS_CHECK(strstr(a.body, "\"error\":\"invalid_value\",\"field\":\"relayhost\"") != NULL);
 
     /* contexts: the entity with the lowest id by default; references counted */
     a = s_call("context", "add", NULL, "{\"context\":{\"name\":\"c1\"}}", NULL, NULL, NULL);
     EXPECT(a, 400);
-    SVC_CHECK(strstr(a.body, "\"error\":\"missing_field\",\"field\":\"context.entity\"") != NULL);
+    XWS_CHECK(strstr(a.body, "\"error\":\"missing_field\",\"field\":\"context.entity\"") != NULL);
     EXPECT_CALL(200, "entity", "add", NULL, "{\"name\":\"e1\",\"displayname\":\"Entity 1\"}", NULL, NULL, NULL);
     EXPECT_CALL(200, "entity", "add", NULL, "{\"name\":\"e2\",\"displayname\":\"Entity 2\"}", NULL, NULL, NULL);
     a = s_call("context", "add", NULL, "{\"context\":{\"name\":\"c1\"}}", NULL, NULL, "bootstrap:test/c1");
     EXPECT(a, 200);
-    SVC_CHECK(s_redis_int("TTL", "xws:wid:bootstrap:test/c1") == -1); /* kept for good */
+    XWS_CHECK(s_redis_int("TTL", "xws:wid:bootstrap:test/c1") == -1); /* kept for good */
     a = s_call("context", "add", NULL,
                "{\"context\":{\"name\":\"c2\",\"entity\":\"e2\"},\"contextinclude\":[\"c1\"],"
                "\"contextnumbers\":{\"user\":[{\"numberbeg\":\"100\",\"numberend\":\"199\"}],\"incall\":[{\"numberbeg\":\"\"}]}}",
@@ -616,13 +616,13 @@ static void s_mail_context_test(void)
     EXPECT(a, 200);
     a = s_call("context", "view", "id=c2", NULL, NULL, NULL, NULL);
     EXPECT(a, 200);
-    SVC_CHECK(strcmp(a.body, "{\"context\":{\"name\":\"c2\",\"displayname\":\"c2\",\"entity\":\"e2\",\"contexttype\":"
+    XWS_CHECK(strcmp(a.body, "{\"context\":{\"name\":\"c2\",\"displayname\":\"c2\",\"entity\":\"e2\",\"contexttype\":"
                              "\"internal\",\"description\":\"\"},\"contextinclude\":[\"c1\"],\"contextnumbers\":{\"user\":[{"
                              "\"numberbeg\":\"100\",\"numberend\":\"199\"}],\"group\":false,\"queue\":false,\"meetme\":false,"
                              "\"incall\":[{\"numberbeg\":\"\",\"numberend\":\"\",\"didlength\":4}]}}") == 0);
     a = s_call("context", "list", NULL, NULL, NULL, NULL, NULL);
     EXPECT(a, 200);
-    SVC_CHECK(strcmp(a.body, "[{\"name\":\"c1\",\"displayname\":\"c1\",\"entity\":\"e1\",\"contexttype\":\"internal\","
+    XWS_CHECK(strcmp(a.body, "[{\"name\":\"c1\",\"displayname\":\"c1\",\"entity\":\"e1\",\"contexttype\":\"internal\","
                              "\"description\":\"\"},{\"name\":\"c2\",\"displayname\":\"c2\",\"entity\":\"e2\",\"contexttype\":"
                              "\"internal\",\"description\":\"\"}]") == 0);
     EXPECT_CALL(405, "entity", "delete", "id=1", NULL, NULL, NULL, NULL);
@@ -637,7 +637,7 @@ static void s_mail_context_test(void)
     EXPECT_CALL(404, "context", "view", "id=c1", NULL, NULL, NULL, NULL);
     EXPECT_CALL(200, "context", "delete", "id=c2", NULL, NULL, NULL, NULL);
     EXPECT_CALL(204, "context", "list", NULL, NULL, NULL, NULL, NULL);
-    SVC_CHECK(s_redis_int("HLEN", "xws:entity:refs") == 0 && s_redis_int("HLEN", "xws:context:inclrefs") == 0);
+    XWS_CHECK(s_redis_int("HLEN", "xws:entity:refs") == 0 && s_redis_int("HLEN", "xws:context:inclrefs") == 0);
 }
 
 /* random msgpack for a part of a context body: usually well-formed, sometimes anything */
@@ -703,7 +703,7 @@ static void s_context_fuzz(void)
     EXPECT_CALL(200, "entity", "add", NULL, "{\"name\":\"e1\",\"displayname\":\"Entity 1\"}", NULL, NULL, NULL);
     const char *hset[] = {"HSET", "xws:context:numbers:ca", "150", "user:line/1", "1000", "incall:1"};
     redisReply *hr = svc_redis_command(svc_worker_redis(s_worker), 6, hset, NULL);
-    SVC_CHECK(hr != NULL && hr->type == REDIS_REPLY_INTEGER);
+    XWS_CHECK(hr != NULL && hr->type == REDIS_REPLY_INTEGER);
     freeReplyObject(hr);
     unsigned seed = 777;
     int ok = 0;
@@ -742,28 +742,28 @@ static void s_context_fuzz(void)
                                    .nparams = 1,
                                    .body_msgpack = {b.data, b.size},
                                    .caller_mode = xws_slice("internal")};
-        SVC_CHECK(xws_request_encode(&spec, &env) == 0);
-        SVC_CHECK(svc_worker_handle(s_worker, env.data, env.size, &out) == 1);
+        XWS_CHECK(xws_request_encode(&spec, &env) == 0);
+        XWS_CHECK(svc_worker_handle(s_worker, env.data, env.size, &out) == 1);
         xws_reply_t rep;
         const char *err;
-        SVC_CHECK(xws_reply_decode(&rep, out.data, out.size, &err) == 0);
+        XWS_CHECK(xws_reply_decode(&rep, out.data, out.size, &err) == 0);
         if (rep.status != 200 && rep.status != 400 && rep.status != 404 && rep.status != 405)
             fprintf(stderr, "%s %s: status %u\n", resource, act, rep.status);
-        SVC_CHECK(rep.status == 200 || rep.status == 400 || rep.status == 404 || rep.status == 405);
+        XWS_CHECK(rep.status == 200 || rep.status == 400 || rep.status == 404 || rep.status == 405);
         ok += rep.status == 200;
         if (rep.body != NULL) {
             xws_buf_t j;
             xws_buf_init(&j);
-            SVC_CHECK(xws_msgpack_to_json(rep.body, &j) == 0);
+            XWS_CHECK(xws_msgpack_to_json(rep.body, &j) == 0);
             xws_buf_dispose(&j);
         }
         xws_reply_dispose(&rep);
         msgpack_sbuffer_destroy(&b), msgpack_sbuffer_destroy(&env), msgpack_sbuffer_destroy(&out);
     }
-    SVC_CHECK(ok > 50);
+    XWS_CHECK(ok > 50);
     /* every view renders; the counts match the records */
     answer_t a = s_call("context", "list", NULL, NULL, NULL, NULL, NULL);
-    SVC_CHECK(a.status == 200 || a.status == 204);
+    XWS_CHECK(a.status == 200 || a.status == 204);
     EXPECT_CALL(200, "mail", "view", NULL, NULL, NULL, NULL, NULL);
     static const char check[] = "local recs = redis.call('HVALS', KEYS[1]) local incl = 0 "
                                 "for _, r in ipairs(recs) do incl = incl + #cmsgpack.unpack(r)[6] end "
@@ -772,9 +772,9 @@ static void s_context_fuzz(void)
                                 "return {#recs, e, incl, s}";
     const char *argv[] = {"EVAL", check, "3", "xws:context:data", "xws:context:inclrefs", "xws:entity:refs"};
     redisReply *r = svc_redis_command(svc_worker_redis(s_worker), 6, argv, NULL);
-    SVC_CHECK(r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 4);
-    SVC_CHECK(r->element[0]->integer == r->element[1]->integer); /* one entity reference per context */
-    SVC_CHECK(r->element[2]->integer == r->element[3]->integer); /* one include reference per include */
+    XWS_CHECK(r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 4);
+    XWS_CHECK(r->element[0]->integer == r->element[1]->integer); /* one entity reference per context */
+    XWS_CHECK(r->element[2]->integer == r->element[3]->integer); /* one include reference per include */
     freeReplyObject(r);
 }
 
