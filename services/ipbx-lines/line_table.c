@@ -421,6 +421,8 @@ const svc_records_t lines_records = {.service = "ipbx_lines",
 
 int lines_fix_or_reply(svc_ctx_t *ctx, svc_record_t *rec)
 {
+    if (!svc_record_has(rec, "protocol"))
+        return 0; /* the checks refuse the line */
     svc_record_t *proto = svc_record_obj(rec, "protocol"), *lf = svc_record_obj(rec, "linefeatures");
     size_t pl, cl, nl;
     const char *p = svc_record_str(proto, "protocol", &pl);

@@ -69,17 +69,15 @@ local function lines_put(k, a)
             return {0, 'changed'}
         end
     end
-    -- every check before the first write
-    local err = xws_records_check(k, id, olde, newe, kinds, msgs)
+    -- every check before the first write; the number first (an sccp line is named by its number)
+    local moved = adding or nnum ~= onum or nctx ~= octx
+    local err = nil
+    if moved and nnum ~= '' and redis.call('HEXISTS', k[8], nctx) == 1 then
+        err = xws_number_check(k[19], k[8], nctx, nnum, 'user', lines_owner(id), 'linefeatures.number')
+    end
+    err = err or xws_records_check(k, id, olde, newe, kinds, msgs)
     if err then
         return err
-    end
-    local moved = adding or nnum ~= onum or nctx ~= octx
-    if moved and nnum ~= '' then
-        err = xws_number_check(k[19], k[8], nctx, nnum, 'user', lines_owner(id), 'linefeatures.number')
-        if err then
-            return err
-        end
     end
     if ndev ~= '' and ndev ~= odev and redis.call('HEXISTS', k[14], ndev) == 0 then
         return xws_fail(400, 'unknown_reference', 'linefeatures.device', 'no device has id ' .. ndev)
