@@ -33,8 +33,6 @@ extern const svc_resource_t lines_resource;
 /* The function library (prelude + lua/lines.lua), embedded at build time. */
 extern const char lines_lua[];
 
-void lines_test(void);
-
 #ifdef __cplusplus
 }
 #endif

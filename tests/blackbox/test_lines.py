@@ -397,6 +397,7 @@ BAD_ADDS = [
     ({"protocol": sip(**{"host-type": "static", "host": "bad host!"})}, "invalid_value", "protocol.host"),
     ({"protocol": sip(allow=["ulaw", "a-law"])}, "invalid_value", "protocol.allow[1]"),
     ({"protocol": sip(allow={"a": 1})}, "invalid_value", "protocol.allow"),
+    ({"protocol": sip(allow="ulaw,,alaw")}, "too_short", "protocol.allow[1]"),
     ({"protocol": sip(disallow="some")}, "invalid_value", "protocol.disallow"),
     ({"protocol": sip(subscribemwi="perhaps")}, "invalid_value", "protocol.subscribemwi"),
     ({"protocol": sip(rtptimeout="1x")}, "invalid_value", "protocol.rtptimeout"),
