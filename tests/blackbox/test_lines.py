@@ -44,8 +44,8 @@ DOC_SIP = {
 def system():
     s = System(workers=1)
     try:
-        s.start_worker("xws-ipbx-lines")
-        s.start_worker("xws-ipbx-lines")
+        s.start_worker("xws-ipbx-lines", ["-v"])  # -v: one log line per request
+        s.start_worker("xws-ipbx-lines", ["-v"])
         wait_until(lambda: s.get(LINES, {"act": "list"}, auth=ADMIN).status == 204, timeout=20,
                    what="the ipbx-lines workers")
         assert s.post(ENTITY, {"act": "add"}, body={"name": "default", "displayname": "Default"}, auth=ADMIN).status == 200
@@ -610,7 +610,18 @@ def test_json_corpus_n_files_refused(system):
     assert snapshot(system) == before
 
 
+def lines_workers(system):
+    return [p for p in system.workers if "ipbx-lines" in p.name]
+
+
+def adds_served(system):
+    """The number of lines/add requests each ipbx-lines worker has answered (from its -v log)."""
+    return [p.text().count(" lines/add ") for p in lines_workers(system)]
+
+
 def race(system, bodies):
+    """Sends the adds at once; checks that both ipbx-lines workers answered some of them."""
+    served = adds_served(system)
     results = []
     lock = threading.Lock()
     barrier = threading.Barrier(len(bodies))
@@ -626,6 +637,8 @@ def race(system, bodies):
         t.start()
     for t in threads:
         t.join()
+    now = adds_served(system)
+    assert len(now) == 2 and all(n > s for n, s in zip(now, served)), (served, now)
     return results
 
 
@@ -646,7 +659,7 @@ def test_concurrent_adds_of_one_number(system):
     held = [e for e in lines(system) if e["number"] == "170"]
     assert len(held) == 1 and len(lines(system)) == 1
     assert numbers(system, "default") == {"170": "user:line/%d" % held[0]["id"]}
-    assert [p.alive() for p in system.workers if "ipbx-lines" in p.name] == [True, True]
+    assert [p.alive() for p in lines_workers(system)] == [True, True]
 
 
 def test_concurrent_adds_of_one_number_sip_only(system):
