@@ -170,7 +170,7 @@ static void s_render_flat(s_line_t *l, msgpack_packer *pk, msgpack_sbuffer *scra
 typedef struct {
     const char *needle;   /* search: NULL for list */
     const char *context;  /* exact context (search), or NULL */
-    const char *protocol; /* exact protocol, or NULL */
+    const char *protocol; /* protocol (case-insensitive), or NULL */
     int free;             /* -1 any, 1 free lines only, 0 owned lines only */
 } s_filter_t;
 
@@ -184,7 +184,7 @@ static int s_keep(const s_line_t *l, const s_filter_t *f)
         return 0;
     if (f->free == 0 && l->uid == 0)
         return 0;
-    if (f->protocol != NULL && strcmp(svc_record_str(lf, "protocol", NULL), f->protocol) != 0)
+    if (f->protocol != NULL && strcasecmp(svc_record_str(lf, "protocol", NULL), f->protocol) != 0)
         return 0;
     if (f->context != NULL && strcmp(c, f->context) != 0)
         return 0;

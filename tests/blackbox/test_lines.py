@@ -311,6 +311,7 @@ def test_list_filters_every_combination(system):
         assert [e["id"] for e in got] == want, params
         if not want:
             assert call(system, "list", **params).status == 204
+    assert [e["id"] for e in lines(system, protocol="SCCP")] == [i for i, d in sorted(data.items()) if d[0] == "sccp"]
 
 
 def test_search_filters_every_combination(system):
@@ -578,6 +579,24 @@ def test_context_in_use_by_a_line_cannot_be_deleted(system):
     assert r.status == 200, r
     assert system.post(CONTEXT, {"act": "add"}, body={"context": {"name": "spare", "entity": "default"}},
                        auth=ADMIN).status == 200
+
+
+def test_context_ranges_may_not_orphan_a_line_number(system):
+    clear(system)
+    lid = add_ok(system, sip(), {"number": "250"})
+    shrink = {"contextnumbers": {"user": [{"numberbeg": "100", "numberend": "199"}]}}
+    r = system.post(CONTEXT, {"act": "edit", "id": "default"}, body=shrink, auth=ADMIN)
+    assert r.status == 400 and r.json()["error"] == "in_use", r
+    # an edit of the line that keeps its number is not checked against the ranges again
+    assert call(system, "edit", {"linefeatures": {"description": "kept"}}, id=lid).status == 200
+    assert call(system, "edit", {"linefeatures": {"number": "150"}}, id=lid).status == 200
+    r = system.post(CONTEXT, {"act": "edit", "id": "default"}, body=shrink, auth=ADMIN)
+    assert r.status == 200, r
+    assert_error(call(system, "add", {"protocol": sip(), "linefeatures": {"number": "250"}}), 400, "out_of_range",
+                 "linefeatures.number")
+    restore = {"contextnumbers": {"user": [{"numberbeg": "100", "numberend": "299"},
+                                           {"numberbeg": "4000", "numberend": "4999"}]}}
+    assert system.post(CONTEXT, {"act": "edit", "id": "default"}, body=restore, auth=ADMIN).status == 200
 
 
 def test_deleteall(system):
