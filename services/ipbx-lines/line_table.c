@@ -145,8 +145,8 @@ static size_t s_norm_callerid(char *s, size_t len)
     }
 #define ALLOW_FIELD                                                                                                                \
     {                                                                                                                              \
-        .name = "allow", .kind = SVC_LIST, .flags = SVC_F_DATA | SVC_F_CSV | SVC_F_DEDUP | SVC_F_FALSE_IN, .max_len = 64,          \
-        .item = &(const svc_field_t)                                                                                               \
+        .name = "allow", .kind = SVC_LIST, .flags = SVC_F_DATA | SVC_F_CSV | SVC_F_DEDUP | SVC_F_FALSE_IN | SVC_F_FALSE_OUT,       \
+        .max_len = 64, .item = &(const svc_field_t)                                                                                \
         {                                                                                                                          \
             .kind = SVC_TEXT, .flags = SVC_F_REQUIRED | SVC_F_LOWER | SVC_F_TRIM, .min_len = 1, .max_len = 16,                     \
             .charset = "a-z0-9_."                                                                                                  \

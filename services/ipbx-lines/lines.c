@@ -122,7 +122,7 @@ static int s_is(const msgpack_object *o, const char *s)
 /*
  * The flat list element: the features part (with identity and initialized), then the fields of
  * the protocol part that the features do not already show, every one as a string (allow is
- * joined with commas).
+ * joined with commas, "" when empty).
  */
 static void s_render_flat(s_line_t *l, msgpack_packer *pk, msgpack_sbuffer *scratch)
 {
@@ -159,6 +159,8 @@ static void s_render_flat(s_line_t *l, msgpack_packer *pk, msgpack_sbuffer *scra
                     msgpack_pack_str_body(pk, ",", 1);
                 msgpack_pack_str_body(pk, s.ptr, s.len);
             }
+        } else if (val->type == MSGPACK_OBJECT_BOOLEAN && !val->via.boolean) {
+            msgpack_pack_str(pk, 0); /* an empty collection (false in views) */
         } else {
             msgpack_pack_object(pk, *val);
         }

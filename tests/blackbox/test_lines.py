@@ -255,6 +255,7 @@ def test_other_protocols(system):
     assert (els[b]["name"], els[b]["identity"], els[b]["cid_name"]) == ("102", "SCCP/102", "Bob")
     assert (els[c]["name"], els[c]["identity"], els[c]["interface"]) == ("DAHDI/g1/0123",) * 2 + ("DAHDI/g1/0123",)
     assert "secret" not in els[b] and "secret" not in els[c]
+    assert els[a]["allow"] == "" and view(system, a)["protocol"]["allow"] is False
     assert set(numbers(system, "other")) == {"7", "8"}
     assert view(system, b)["protocol"] == {"protocol": "sccp", "context": "default", "name": "102", "cid_name": "Bob",
                                            "cid_num": "102"}

@@ -93,7 +93,7 @@ int main(void)
     s_case(P(SIP ",\"host-type\":\"static\",\"host\":\"10.0.0.9\""), NULL, NULL, "protocol", "\"host\":\"10.0.0.9\"");
     s_case(P(SIP ",\"call-limit\":12,\"qualify\":\"yes\""), NULL, NULL, "protocol", "\"call-limit\":\"12\"");
     s_case(P(SIP ",\"qualify\":2000"), NULL, NULL, "protocol", "\"qualify\":\"2000\"");
-    s_case(P(SIP ",\"allow\":false"), NULL, NULL, "protocol", "\"allow\":[]");
+    s_case(P(SIP ",\"allow\":false"), NULL, NULL, "protocol", "\"allow\":false");
     /* linefeatures: protocol, name and context come from the protocol part; num defaults to 1 */
     s_case(PL(SIP ",\"name\":\"x1\"", "\"number\":\"101\",\"name\":\"ignored\",\"context\":\"elsewhere\""), NULL, NULL,
            "linefeatures", "\"protocol\":\"sip\",\"protocolid\":0,\"name\":\"x1\",\"number\":\"101\",\"context\":\"default\"");
