@@ -413,7 +413,12 @@ static const svc_index_t s_indexes[] = {
     {SVC_IX_REF, "protocol.context", "context:data", "context:refs", 0, "no context is named %s"},
 };
 static const char *const s_depends[] = {"users", NULL};
-const svc_records_t lines_records = {.service = "ipbx_lines",
+/*
+ * The generic svc_records_* writes are not used (.service NULL): a line write also reserves its
+ * number, so every write is a function of lua/lines.lua, which maintains these indexes with the
+ * prelude's xws_records_check / xws_records_apply from the entries of svc_index_pack_entries.
+ */
+const svc_records_t lines_records = {.service = NULL,
                                      .crud = {"lines", &lines_table, "line:data", s_depends},
                                      .seq = "line:seq",
                                      .inrefs = "line:refs",
