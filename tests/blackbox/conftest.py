@@ -14,7 +14,7 @@ For test modules:
   system.curl(..., http2=)    curl with raw control -> (status, headers, body, http version)
   system.cli / cli_ok         xws-config (or binary=...) with the system's settings
   system.call                 xws-call on the system's internal endpoint
-  system.start_worker(), Proc.kill(sig), system.check_alive()
+  system.start_worker(binary, args), Proc.kill(sig), system.check_alive()
   wait_until(predicate)       poll with a timeout; md5_hex, free_port, sanitizer_reports
 Settings reach the processes as XWS_<KEY> environment variables (system.env).
 """
@@ -249,8 +249,8 @@ class System:
 
         wait_until(ping, timeout=10, what="redis-server")
 
-    def start_worker(self, binary="xws-config"):
-        p = self._spawn("%s-%d" % (binary, len(self.procs)), [BIN_DIR / binary])
+    def start_worker(self, binary="xws-config", args=()):
+        p = self._spawn("%s-%d" % (binary, len(self.procs)), [BIN_DIR / binary] + list(args))
         self.workers.append(p)
         return p
 

@@ -1,0 +1,551 @@
+/*
+ * lines.c - the handlers of the `lines` resource (spec §5.1): list, search, view, add, edit,
+ * delete, deleteall. Validation and rendering come from the tables of line_table.c; every write
+ * is one call of a function of lua/lines.lua (the line, its indexes, its number and its
+ * attachments in one atomic step).
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include "lines.h"
+
+#define LINES_NKEYS 19 /* KEYS of a write after the write id (lua/lines.lua) */
+#define LINES_PROVISIONING_BASE 100000
+
+static const char *const s_read_deps[] = {"lines", "users", NULL};
+
+/* one line as read: the record, its id, owner, owner identity and device */
+typedef struct {
+    long long id;
+    svc_record_t *rec;
+    const char *blob;
+    size_t bloblen;
+    long long uid;
+    const char *dev;
+} s_line_t;
+
+/* ---- reading --------------------------------------------------------------------------------------- */
+
+static void s_read_keys(svc_ctx_t *ctx, const char *keys[4])
+{
+    keys[0] = svc_key(ctx, "line:data");
+    keys[1] = svc_key(ctx, "line:owner");
+    keys[2] = svc_key(ctx, "line:device");
+    keys[3] = svc_key(ctx, "user:identity");
+}
+
+/*
+ * Reads line id (0: every line) through ipbx_lines_read. With etag, computes the ETag first (1: a
+ * 304 was answered). 0 with *out (freed by the caller), or -1 with the reply set.
+ */
+static int s_read_or_reply(svc_ctx_t *ctx, long long id, int etag, redisReply **out)
+{
+    const char *keys[4];
+    s_read_keys(ctx, keys);
+    const char *ids = id > 0 ? svc_ctx_printf(ctx, "%lld", id) : "";
+    redisReply *r = NULL;
+    *out = NULL;
+    if (etag) {
+        const char *argv[] = {"FCALL_RO", "ipbx_lines_read", "4", keys[0], keys[1], keys[2], keys[3], ids};
+        int e = svc_etag_prefetch_or_reply(ctx, s_read_deps, 8, argv, &r);
+        if (e != 0)
+            return e;
+    } else {
+        r = svc_redis_fcall(ctx->redis, 1, "ipbx_lines_read", 4, keys, 1, &ids, NULL);
+    }
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements % 5 != 0) {
+        svc_reply_redis_failure(ctx, r, "reading lines");
+        freeReplyObject(r);
+        return -1;
+    }
+    for (size_t i = 0; i < r->elements; i++) {
+        if (r->element[i]->type != REDIS_REPLY_STRING) {
+            freeReplyObject(r);
+            return svc_reply_internal(ctx, "reading lines: unexpected reply");
+        }
+    }
+    *out = r;
+    return 0;
+}
+
+static long long s_parse_ll(const char *s, size_t len)
+{
+    long long v = 0;
+    if (len == 0 || len > 18)
+        return -1;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    return v;
+}
+
+/* loads element i of a read reply into l (the record gets its id and its shown fields). 0, or -1 with the reply set */
+static int s_line_load_or_reply(svc_ctx_t *ctx, const redisReply *r, size_t i, s_line_t *l)
+{
+    const redisReply *const *e = (const redisReply *const *)&r->element[5 * i];
+    memset(l, 0, sizeof(*l));
+    l->id = s_parse_ll(e[0]->str, e[0]->len);
+    l->uid = e[2]->len > 0 ? s_parse_ll(e[2]->str, e[2]->len) : 0;
+    l->rec = svc_record_new(&lines_table);
+    if (l->id <= 0 || l->uid < 0 || svc_record_load_stored(l->rec, e[1]->str, e[1]->len) != 0)
+        return svc_reply_internal(ctx, "line %.*s: corrupt record", (int)e[0]->len, e[0]->str);
+    l->blob = e[1]->str;
+    l->bloblen = e[1]->len;
+    l->dev = e[4]->str;
+    svc_record_t *lf = svc_record_obj(l->rec, "linefeatures");
+    svc_record_set_id(l->rec, l->id);
+    svc_record_set_id(lf, l->id);
+    svc_record_set_int(lf, "protocolid", l->id);
+    svc_record_set_int(lf, "provisioningid", LINES_PROVISIONING_BASE + l->id);
+    svc_record_set_int(lf, "iduserfeatures", l->uid);
+    if (l->uid > 0 && e[3]->len > 0)
+        svc_record_set_str(lf, "useridentity", e[3]->str, e[3]->len);
+    else
+        svc_record_set_str(lf, "useridentity", "-", 1);
+    svc_record_set_str(lf, "device", e[4]->str, e[4]->len);
+    return 0;
+}
+
+static int s_cmp_line(const void *a, const void *b)
+{
+    const s_line_t *x = a, *y = b;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+static int s_is(const msgpack_object *o, const char *s)
+{
+    return svc_mp_str_eq(o, s);
+}
+
+/*
+ * The flat list element: the features part (with identity and initialized), then the fields of
+ * the protocol part that the features do not already show, every one as a string (allow is
+ * joined with commas, "" when empty).
+ */
+static void s_render_flat(s_line_t *l, msgpack_packer *pk, msgpack_sbuffer *scratch)
+{
+    svc_record_t *lf = svc_record_obj(l->rec, "linefeatures"), *proto = svc_record_obj(l->rec, "protocol");
+    msgpack_sbuffer_clear(scratch);
+    msgpack_packer spk;
+    msgpack_packer_init(&spk, scratch, svc_mp_write);
+    svc_record_render(proto, &spk);
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    size_t off = 0, extra = 0;
+    int ok =
+        msgpack_unpack_next(&u, scratch->data, scratch->size, &off) == MSGPACK_UNPACK_SUCCESS && u.data.type == MSGPACK_OBJECT_MAP;
+    if (ok)
+        for (uint32_t k = 0; k < u.data.via.map.size; k++) {
+            const msgpack_object *key = &u.data.via.map.ptr[k].key;
+            extra += !(s_is(key, "protocol") || s_is(key, "name") || s_is(key, "context"));
+        }
+    msgpack_pack_map(pk, svc_record_render_count(lf) + extra);
+    svc_record_render_fields(lf, pk);
+    for (uint32_t k = 0; ok && k < u.data.via.map.size; k++) {
+        const msgpack_object *key = &u.data.via.map.ptr[k].key, *val = &u.data.via.map.ptr[k].val;
+        if (s_is(key, "protocol") || s_is(key, "name") || s_is(key, "context"))
+            continue;
+        msgpack_pack_object(pk, *key);
+        if (val->type == MSGPACK_OBJECT_ARRAY) {
+            size_t len = 0;
+            for (uint32_t j = 0; j < val->via.array.size; j++)
+                len += (j > 0) + svc_mp_slice(&val->via.array.ptr[j]).len;
+            msgpack_pack_str(pk, len);
+            for (uint32_t j = 0; j < val->via.array.size; j++) {
+                xws_slice_t s = svc_mp_slice(&val->via.array.ptr[j]);
+                if (j > 0)
+                    msgpack_pack_str_body(pk, ",", 1);
+                msgpack_pack_str_body(pk, s.ptr, s.len);
+            }
+        } else if (val->type == MSGPACK_OBJECT_BOOLEAN && !val->via.boolean) {
+            msgpack_pack_str(pk, 0); /* an empty collection (false in views) */
+        } else {
+            msgpack_pack_object(pk, *val);
+        }
+    }
+    msgpack_unpacked_destroy(&u);
+}
+
+/* the filters of list and search */
+typedef struct {
+    const char *needle;   /* search: NULL for list */
+    const char *context;  /* exact context (search), or NULL */
+    const char *protocol; /* protocol (case-insensitive), or NULL */
+    int free;             /* -1 any, 1 free lines only, 0 owned lines only */
+} s_filter_t;
+
+static int s_keep(const s_line_t *l, const s_filter_t *f)
+{
+    svc_record_t *lf = svc_record_obj(l->rec, "linefeatures");
+    size_t nl, numl, cl;
+    const char *name = svc_record_str(lf, "name", &nl), *num = svc_record_str(lf, "number", &numl);
+    const char *c = svc_record_str(lf, "context", &cl);
+    if (f->free == 1 && l->uid != 0)
+        return 0;
+    if (f->free == 0 && l->uid == 0)
+        return 0;
+    if (f->protocol != NULL && strcasecmp(svc_record_str(lf, "protocol", NULL), f->protocol) != 0)
+        return 0;
+    if (f->context != NULL && strcmp(c, f->context) != 0)
+        return 0;
+    if (f->needle == NULL)
+        return 1;
+    size_t k = strlen(f->needle);
+    return svc_icontains(num, numl, f->needle, k) || svc_icontains(name, nl, f->needle, k) ||
+           (f->context == NULL && svc_icontains(c, cl, f->needle, k));
+}
+
+static int s_list_or_search(svc_ctx_t *ctx, const s_filter_t *f)
+{
+    redisReply *r;
+    int rc = s_read_or_reply(ctx, 0, 1, &r);
+    if (rc != 0)
+        return rc < 0 ? -1 : 0;
+    char etag[sizeof(ctx->etag)];
+    memcpy(etag, ctx->etag, sizeof(etag));
+    size_t n = r->elements / 5, nsel = 0;
+    s_line_t *lines = svc_calloc(n + 1, sizeof(*lines));
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        rc = s_line_load_or_reply(ctx, r, i, &lines[nsel]);
+        if (rc == 0 && s_keep(&lines[nsel], f))
+            nsel++;
+        else
+            svc_record_destroy(&lines[nsel].rec);
+    }
+    if (rc == 0 && nsel == 0) {
+        svc_reply_empty(ctx, 204);
+    } else if (rc == 0) {
+        qsort(lines, nsel, sizeof(*lines), s_cmp_line);
+        msgpack_packer *pk = svc_reply_begin(ctx, 200);
+        msgpack_pack_array(pk, nsel);
+        msgpack_sbuffer scratch;
+        msgpack_sbuffer_init(&scratch);
+        for (size_t i = 0; i < nsel; i++)
+            s_render_flat(&lines[i], pk, &scratch);
+        msgpack_sbuffer_destroy(&scratch);
+        memcpy(ctx->etag, etag, sizeof(etag));
+    }
+    for (size_t i = 0; i < n; i++)
+        svc_record_destroy(&lines[i].rec);
+    free(lines);
+    freeReplyObject(r);
+    return rc;
+}
+
+/* free: absent → any; "" or "0" → lines with a user; any other value → free lines (the original's reading) */
+static void s_common_filters(svc_ctx_t *ctx, s_filter_t *f)
+{
+    const char *fr = svc_param(ctx, "free");
+    f->free = fr == NULL ? -1 : (fr[0] == '\0' || strcmp(fr, "0") == 0) ? 0 : 1;
+    f->protocol = svc_param(ctx, "protocol");
+}
+
+static int s_list(svc_ctx_t *ctx)
+{
+    s_filter_t f = {0};
+    s_common_filters(ctx, &f);
+    return s_list_or_search(ctx, &f);
+}
+
+static int s_search(svc_ctx_t *ctx)
+{
+    s_filter_t f = {0};
+    f.needle = svc_param(ctx, "search");
+    if (f.needle == NULL || f.needle[0] == '\0')
+        return svc_reply_empty(ctx, 204);
+    s_common_filters(ctx, &f);
+    f.context = svc_param(ctx, "context");
+    return s_list_or_search(ctx, &f);
+}
+
+/* reads line id into l (not found: 404). 0, or -1 with the reply set; *r freed by the caller */
+static int s_read_one_or_reply(svc_ctx_t *ctx, long long id, int etag, redisReply **r, s_line_t *l)
+{
+    memset(l, 0, sizeof(*l));
+    int rc = s_read_or_reply(ctx, id, etag, r);
+    if (rc != 0)
+        return rc;
+    if ((*r)->elements < 5)
+        return svc_reply_error(ctx, 404, "not_found", "id", "no line has id %lld", id);
+    return s_line_load_or_reply(ctx, *r, 0, l);
+}
+
+static int s_view(svc_ctx_t *ctx)
+{
+    long long id;
+    if (svc_param_id_or_reply(ctx, "id", &id) != 0)
+        return -1;
+    redisReply *r = NULL;
+    s_line_t l;
+    int rc = s_read_one_or_reply(ctx, id, 1, &r, &l);
+    if (rc == 0) {
+        char etag[sizeof(ctx->etag)];
+        memcpy(etag, ctx->etag, sizeof(etag));
+        svc_record_render(l.rec, svc_reply_begin(ctx, 200));
+        memcpy(ctx->etag, etag, sizeof(etag));
+    }
+    svc_record_destroy(&l.rec);
+    freeReplyObject(r);
+    return rc < 0 ? -1 : 0;
+}
+
+/* ---- writing --------------------------------------------------------------------------------------- */
+
+/* KEYS after the write id (lua/lines.lua); the number keys of the old and new context at 15..18 */
+static void s_write_keys(svc_ctx_t *ctx, const char *keys[LINES_NKEYS], const char *oldctx, const char *newctx)
+{
+    keys[0] = svc_key(ctx, "line:seq");
+    keys[1] = svc_key(ctx, "line:data");
+    keys[2] = svc_key(ctx, "ver:lines");
+    keys[3] = svc_key(ctx, "line:refs");
+    keys[4] = keys[5] = svc_key(ctx, "line:name");
+    keys[6] = svc_key(ctx, "context:data");
+    keys[7] = svc_key(ctx, "context:refs");
+    keys[8] = svc_key(ctx, "line:owner");
+    keys[9] = svc_key(ctx, "line:byuser");
+    keys[10] = svc_key(ctx, "line:device");
+    keys[11] = svc_key(ctx, "line:bydevice");
+    keys[12] = svc_key(ctx, "device:data");
+    keys[13] = svc_key(ctx, "ver:users");
+    keys[14] = svc_key(ctx, "ver:devices");
+    keys[15] = svc_number_key(ctx, oldctx);
+    keys[16] = svc_number_idx_key(ctx, oldctx);
+    keys[17] = svc_number_key(ctx, newctx);
+    keys[18] = svc_number_idx_key(ctx, newctx);
+}
+
+/* the index entries of rec (NULL: none) as a pooled msgpack string */
+static const char *s_entries(svc_ctx_t *ctx, const svc_record_t *rec, size_t *len)
+{
+    if (rec == NULL) {
+        *len = 0;
+        return "";
+    }
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, svc_mp_write);
+    svc_index_pack_entries(ctx, &lines_records, rec, &pk);
+    const char *s = svc_ctx_strndup(ctx, sb.data, sb.size);
+    *len = sb.size;
+    msgpack_sbuffer_destroy(&sb);
+    return s;
+}
+
+/* the kinds of the indexes (one letter each) and their messages (msgpack array), pooled */
+static const char *s_kinds(svc_ctx_t *ctx, const char **msgs, size_t *msgslen)
+{
+    const svc_records_t *d = &lines_records;
+    char *k = svc_ctx_strndup(ctx, "", 0);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, svc_mp_write);
+    msgpack_pack_array(&pk, d->nindexes);
+    for (size_t i = 0; i < d->nindexes; i++) {
+        k = svc_ctx_printf(ctx, "%s%c", k,
+                           d->indexes[i].kind == SVC_IX_UNIQUE   ? 'u'
+                           : d->indexes[i].kind == SVC_IX_LOOKUP ? 'l'
+                                                                 : 'r');
+        svc_mp_cstr(&pk, d->indexes[i].message);
+    }
+    *msgs = svc_ctx_strndup(ctx, sb.data, sb.size);
+    *msgslen = sb.size;
+    msgpack_sbuffer_destroy(&sb);
+    return k;
+}
+
+static const char *s_str(const svc_record_t *rec, const char *part, const char *name)
+{
+    return svc_record_str(svc_record_obj((svc_record_t *)rec, part), name, NULL);
+}
+
+/*
+ * ipbx_lines_put: rec the validated new line; for an edit, id, the blob and record read and the
+ * device it had. Returns the status (0: conflict), -1 with the reply set.
+ */
+static int s_put(svc_ctx_t *ctx, const char *id, const char *blob, size_t bloblen, const svc_record_t *old, const char *olddev,
+                 const svc_record_t *rec)
+{
+    const char *newctx = s_str(rec, "protocol", "context");
+    const char *oldctx = old != NULL ? s_str(old, "protocol", "context") : newctx;
+    const char *keys[LINES_NKEYS], *args[13];
+    size_t lens[13];
+    s_write_keys(ctx, keys, oldctx, newctx);
+    args[0] = id != NULL ? id : "";
+    args[1] = blob != NULL ? blob : "", lens[1] = blob != NULL ? bloblen : 0;
+    args[2] = svc_record_blob(ctx, rec, &lens[2]);
+    args[3] = s_entries(ctx, old, &lens[3]);
+    args[4] = s_entries(ctx, rec, &lens[4]);
+    args[5] = s_kinds(ctx, &args[6], &lens[6]);
+    args[7] = oldctx;
+    args[8] = old != NULL ? s_str(old, "linefeatures", "number") : "";
+    args[9] = newctx;
+    args[10] = s_str(rec, "linefeatures", "number");
+    args[11] = olddev != NULL ? olddev : "";
+    args[12] = s_str(rec, "linefeatures", "device");
+    for (int i = 0; i < 13; i++)
+        if (i != 1 && i != 2 && i != 3 && i != 4 && i != 6)
+            lens[i] = strlen(args[i]);
+    return svc_write(ctx, "ipbx_lines_put", LINES_NKEYS, keys, 13, args, lens);
+}
+
+/* defaults, server-set fields, checks */
+static int s_complete_or_reply(svc_ctx_t *ctx, svc_record_t *rec)
+{
+    svc_record_defaults(rec);
+    svc_record_set_int(svc_record_obj(rec, "linefeatures"), "internal", 0);
+    if (lines_fix_or_reply(ctx, rec) != 0)
+        return -1;
+    return svc_record_check_or_reply(ctx, rec);
+}
+
+static int s_add(svc_ctx_t *ctx)
+{
+    const msgpack_object *body;
+    if (svc_body_map_or_reply(ctx, &body) != 0)
+        return -1;
+    svc_record_t *rec = svc_record_new(&lines_table);
+    int rc = svc_record_load_body_or_reply(ctx, rec, body);
+    if (rc == 0)
+        rc = s_complete_or_reply(ctx, rec);
+    if (rc == 0) {
+        int st = s_put(ctx, NULL, NULL, 0, NULL, NULL, rec);
+        rc = st == 200 ? 0 : -1;
+        if (st == 0)
+            rc = svc_reply_internal(ctx, "lines add: unexpected conflict outcome");
+    }
+    svc_record_destroy(&rec);
+    return rc;
+}
+
+static int s_edit(svc_ctx_t *ctx)
+{
+    long long id;
+    const msgpack_object *body;
+    if (svc_param_id_or_reply(ctx, "id", &id) != 0 || svc_body_map_or_reply(ctx, &body) != 0)
+        return -1;
+    const char *ids = svc_ctx_printf(ctx, "%lld", id);
+    for (int attempt = 0; attempt < 10; attempt++) {
+        redisReply *r = NULL;
+        s_line_t l;
+        svc_record_t *rec = NULL;
+        int st = -1;
+        if (s_read_one_or_reply(ctx, id, 0, &r, &l) == 0) {
+            rec = svc_record_new(&lines_table);
+            if (svc_record_load_stored(rec, l.blob, l.bloblen) != 0) {
+                svc_reply_internal(ctx, "line %lld: corrupt record", id);
+            } else {
+                svc_record_set_str(svc_record_obj(rec, "linefeatures"), "device", l.dev, strlen(l.dev));
+                if (svc_record_load_body_or_reply(ctx, rec, body) == 0 && s_complete_or_reply(ctx, rec) == 0)
+                    st = s_put(ctx, ids, l.blob, l.bloblen, l.rec, l.dev, rec);
+            }
+        }
+        svc_record_destroy(&rec);
+        svc_record_destroy(&l.rec);
+        freeReplyObject(r);
+        if (st != 0)
+            return st == 200 ? 0 : -1;
+        /* changed by another writer between the read and the write: read it again */
+    }
+    return svc_reply_internal(ctx, "line %lld: edit kept conflicting with other writers", id);
+}
+
+static int s_delete(svc_ctx_t *ctx)
+{
+    long long id;
+    if (svc_param_id_or_reply(ctx, "id", &id) != 0)
+        return -1;
+    const char *ids = svc_ctx_printf(ctx, "%lld", id);
+    for (int attempt = 0; attempt < 10; attempt++) {
+        redisReply *r = NULL;
+        s_line_t l;
+        int st = -1;
+        if (s_read_one_or_reply(ctx, id, 0, &r, &l) == 0) {
+            const char *c = s_str(l.rec, "protocol", "context");
+            const char *keys[LINES_NKEYS], *args[6];
+            size_t lens[6];
+            s_write_keys(ctx, keys, c, c);
+            args[0] = ids, lens[0] = strlen(ids);
+            args[1] = l.blob, lens[1] = l.bloblen;
+            args[2] = s_entries(ctx, l.rec, &lens[2]);
+            const char *msgs;
+            size_t msgslen;
+            args[3] = s_kinds(ctx, &msgs, &msgslen), lens[3] = strlen(args[3]);
+            args[4] = s_str(l.rec, "linefeatures", "number"), lens[4] = strlen(args[4]);
+            st = svc_write(ctx, "ipbx_lines_del", LINES_NKEYS, keys, 5, args, lens);
+        }
+        svc_record_destroy(&l.rec);
+        freeReplyObject(r);
+        if (st != 0)
+            return st == 200 ? 0 : -1;
+    }
+    return svc_reply_internal(ctx, "line %lld: delete kept conflicting with other writers", id);
+}
+
+static int s_deleteall(svc_ctx_t *ctx)
+{
+    for (int attempt = 0; attempt < 10; attempt++) {
+        redisReply *r = NULL;
+        if (s_read_or_reply(ctx, 0, 0, &r) != 0)
+            return -1;
+        size_t n = r->elements / 5, nctx = 0;
+        const char **ctxs = svc_calloc(n + 1, sizeof(*ctxs));
+        msgpack_sbuffer sb;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &sb, svc_mp_write);
+        msgpack_pack_array(&pk, n);
+        int rc = 0;
+        for (size_t i = 0; i < n && rc == 0; i++) {
+            s_line_t l;
+            rc = s_line_load_or_reply(ctx, r, i, &l);
+            if (rc == 0) {
+                const char *c = s_str(l.rec, "protocol", "context"), *num = s_str(l.rec, "linefeatures", "number");
+                size_t ci = 0;
+                while (ci < nctx && strcmp(ctxs[ci], c) != 0)
+                    ci++;
+                if (ci == nctx)
+                    ctxs[nctx++] = svc_ctx_strndup(ctx, c, strlen(c));
+                msgpack_pack_array(&pk, 5);
+                svc_mp_cstr(&pk, svc_ctx_printf(ctx, "%lld", l.id));
+                svc_mp_strn(&pk, l.blob, l.bloblen);
+                svc_index_pack_entries(ctx, &lines_records, l.rec, &pk);
+                msgpack_pack_uint64(&pk, ci);
+                svc_mp_cstr(&pk, num);
+            }
+            svc_record_destroy(&l.rec);
+        }
+        int st = -1;
+        if (rc == 0) {
+            size_t nkeys = LINES_NKEYS - 4 + 2 * nctx;
+            const char **keys = svc_calloc(nkeys + 4, sizeof(*keys));
+            s_write_keys(ctx, keys, "", "");
+            for (size_t i = 0; i < nctx; i++) {
+                keys[15 + 2 * i] = svc_number_key(ctx, ctxs[i]);
+                keys[16 + 2 * i] = svc_number_idx_key(ctx, ctxs[i]);
+            }
+            const char *args[2], *msgs;
+            size_t lens[2], msgslen;
+            args[0] = sb.data != NULL ? sb.data : "", lens[0] = sb.size;
+            args[1] = s_kinds(ctx, &msgs, &msgslen), lens[1] = strlen(args[1]);
+            st = svc_write(ctx, "ipbx_lines_delall", (int)nkeys, keys, 2, args, lens);
+            free(keys);
+        }
+        msgpack_sbuffer_destroy(&sb);
+        free(ctxs);
+        freeReplyObject(r);
+        if (st != 0)
+            return st == 200 || st == 204 ? 0 : -1;
+    }
+    return svc_reply_internal(ctx, "lines: deleteall kept conflicting with other writers");
+}
+
+static const svc_act_t s_acts[] = {
+    {"list", s_list}, {"search", s_search}, {"view", s_view},           {"add", s_add},
+    {"edit", s_edit}, {"delete", s_delete}, {"deleteall", s_deleteall}, {NULL, NULL},
+};
+
+const svc_resource_t lines_resource = {"lines", "list", s_acts};
