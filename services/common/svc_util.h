@@ -17,10 +17,8 @@ extern "C" {
 
 /*
  * The project's one check macro is XWS_CHECK (xws/check.h, included here): it prints the failed
- * expression and aborts, also when NDEBUG is defined. SVC_CHECK is the same macro under its old
- * name, kept only for code not yet moved to XWS_CHECK; new code uses XWS_CHECK.
+ * expression and aborts, also when NDEBUG is defined.
  */
-#define SVC_CHECK(x) XWS_CHECK(x)
 
 /* The services' one allocation helper: never returns NULL (aborts on out-of-memory). */
 void *svc_malloc(size_t n);

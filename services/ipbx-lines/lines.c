@@ -35,8 +35,9 @@ static void s_read_keys(svc_ctx_t *ctx, const char *keys[4])
 }
 
 /*
- * Reads line id (0: every line) through ipbx_lines_read. With etag, computes the ETag first (1: a
- * 304 was answered). 0 with *out (freed by the caller), or -1 with the reply set.
+ * Reads line id (0: every line) through ipbx_lines_read. With etag, computes the ETag first (a
+ * matching If-None-Match: -1 with the 304 set). 0 with *out (freed by the caller), or -1 with the
+ * reply set.
  */
 static int s_read_or_reply(svc_ctx_t *ctx, long long id, int etag, redisReply **out)
 {
@@ -202,7 +203,7 @@ static int s_list_or_search(svc_ctx_t *ctx, const s_filter_t *f)
     redisReply *r;
     int rc = s_read_or_reply(ctx, 0, 1, &r);
     if (rc != 0)
-        return rc < 0 ? -1 : 0;
+        return -1;
     char etag[sizeof(ctx->etag)];
     memcpy(etag, ctx->etag, sizeof(etag));
     size_t n = r->elements / 5, nsel = 0;
@@ -364,10 +365,10 @@ static const char *s_str(const svc_record_t *rec, const char *part, const char *
 
 /*
  * ipbx_lines_put: rec the validated new line; for an edit, id, the blob and record read and the
- * device it had. Returns the status (0: conflict), -1 with the reply set.
+ * device it had. Returns 0 or -1 with the reply set, as svc_write_cas (*conflict: read again).
  */
 static int s_put(svc_ctx_t *ctx, const char *id, const char *blob, size_t bloblen, const svc_record_t *old, const char *olddev,
-                 const svc_record_t *rec)
+                 const svc_record_t *rec, int *conflict)
 {
     const char *newctx = s_str(rec, "protocol", "context");
     const char *oldctx = old != NULL ? s_str(old, "protocol", "context") : newctx;
@@ -389,7 +390,7 @@ static int s_put(svc_ctx_t *ctx, const char *id, const char *blob, size_t bloble
     for (int i = 0; i < 13; i++)
         if (i != 1 && i != 2 && i != 3 && i != 4 && i != 6)
             lens[i] = strlen(args[i]);
-    return svc_write(ctx, "ipbx_lines_put", LINES_NKEYS, keys, 13, args, lens);
+    return svc_write_cas(ctx, conflict, "ipbx_lines_put", LINES_NKEYS, keys, 13, args, lens);
 }
 
 /* defaults, server-set fields, checks */
@@ -412,9 +413,9 @@ static int s_add(svc_ctx_t *ctx)
     if (rc == 0)
         rc = s_complete_or_reply(ctx, rec);
     if (rc == 0) {
-        int st = s_put(ctx, NULL, NULL, 0, NULL, NULL, rec);
-        rc = st == 200 ? 0 : -1;
-        if (st == 0)
+        int conflict = 0;
+        rc = s_put(ctx, NULL, NULL, 0, NULL, NULL, rec, &conflict);
+        if (rc == 0 && conflict)
             rc = svc_reply_internal(ctx, "lines add: unexpected conflict outcome");
     }
     svc_record_destroy(&rec);
@@ -432,7 +433,7 @@ static int s_edit(svc_ctx_t *ctx)
         redisReply *r = NULL;
         s_line_t l;
         svc_record_t *rec = NULL;
-        int st = -1;
+        int rc = -1, conflict = 0;
         if (s_read_one_or_reply(ctx, id, 0, &r, &l) == 0) {
             rec = svc_record_new(&lines_table);
             if (svc_record_load_stored(rec, l.blob, l.bloblen) != 0) {
@@ -440,14 +441,14 @@ static int s_edit(svc_ctx_t *ctx)
             } else {
                 svc_record_set_str(svc_record_obj(rec, "linefeatures"), "device", l.dev, strlen(l.dev));
                 if (svc_record_load_body_or_reply(ctx, rec, body) == 0 && s_complete_or_reply(ctx, rec) == 0)
-                    st = s_put(ctx, ids, l.blob, l.bloblen, l.rec, l.dev, rec);
+                    rc = s_put(ctx, ids, l.blob, l.bloblen, l.rec, l.dev, rec, &conflict);
             }
         }
         svc_record_destroy(&rec);
         svc_record_destroy(&l.rec);
         freeReplyObject(r);
-        if (st != 0)
-            return st == 200 ? 0 : -1;
+        if (rc != 0 || !conflict)
+            return rc;
         /* changed by another writer between the read and the write: read it again */
     }
     return svc_reply_internal(ctx, "line %lld: edit kept conflicting with other writers", id);
@@ -462,7 +463,7 @@ static int s_delete(svc_ctx_t *ctx)
     for (int attempt = 0; attempt < 10; attempt++) {
         redisReply *r = NULL;
         s_line_t l;
-        int st = -1;
+        int rc = -1, conflict = 0;
         if (s_read_one_or_reply(ctx, id, 0, &r, &l) == 0) {
             const char *c = s_str(l.rec, "protocol", "context");
             const char *keys[LINES_NKEYS], *args[6];
@@ -475,12 +476,12 @@ static int s_delete(svc_ctx_t *ctx)
             size_t msgslen;
             args[3] = s_kinds(ctx, &msgs, &msgslen), lens[3] = strlen(args[3]);
             args[4] = s_str(l.rec, "linefeatures", "number"), lens[4] = strlen(args[4]);
-            st = svc_write(ctx, "ipbx_lines_del", LINES_NKEYS, keys, 5, args, lens);
+            rc = svc_write_cas(ctx, &conflict, "ipbx_lines_del", LINES_NKEYS, keys, 5, args, lens);
         }
         svc_record_destroy(&l.rec);
         freeReplyObject(r);
-        if (st != 0)
-            return st == 200 ? 0 : -1;
+        if (rc != 0 || !conflict)
+            return rc;
     }
     return svc_reply_internal(ctx, "line %lld: delete kept conflicting with other writers", id);
 }
@@ -518,7 +519,7 @@ static int s_deleteall(svc_ctx_t *ctx)
             }
             svc_record_destroy(&l.rec);
         }
-        int st = -1;
+        int conflict = 0;
         if (rc == 0) {
             size_t nkeys = LINES_NKEYS - 4 + 2 * nctx;
             const char **keys = svc_calloc(nkeys + 4, sizeof(*keys));
@@ -531,14 +532,14 @@ static int s_deleteall(svc_ctx_t *ctx)
             size_t lens[2], msgslen;
             args[0] = sb.data != NULL ? sb.data : "", lens[0] = sb.size;
             args[1] = s_kinds(ctx, &msgs, &msgslen), lens[1] = strlen(args[1]);
-            st = svc_write(ctx, "ipbx_lines_delall", (int)nkeys, keys, 2, args, lens);
+            rc = svc_write_cas(ctx, &conflict, "ipbx_lines_delall", (int)nkeys, keys, 2, args, lens);
             free(keys);
         }
         msgpack_sbuffer_destroy(&sb);
         free(ctxs);
         freeReplyObject(r);
-        if (st != 0)
-            return st == 200 || st == 204 ? 0 : -1;
+        if (rc != 0 || !conflict)
+            return rc;
     }
     return svc_reply_internal(ctx, "lines: deleteall kept conflicting with other writers");
 }
