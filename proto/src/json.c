@@ -203,6 +203,19 @@ static int s_real(xws_buf_t *out, double d)
     return 0;
 }
 
+/* appends the decimal form of v, with a minus sign when neg (formatted by hand: lists hold many numbers) */
+static void s_decimal(xws_buf_t *out, uint64_t v, int neg)
+{
+    char tmp[24];
+    size_t i = sizeof(tmp);
+    do
+        tmp[--i] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    if (neg)
+        tmp[--i] = '-';
+    xws_buf_add(out, tmp + i, sizeof(tmp) - i);
+}
+
 static int s_render(const msgpack_object *o, xws_buf_t *out, int depth)
 {
     switch (o->type) {
@@ -215,10 +228,10 @@ static int s_render(const msgpack_object *o, xws_buf_t *out, int depth)
     case MSGPACK_OBJECT_POSITIVE_INTEGER:
         if (o->via.u64 > INT64_MAX)
             return -1;
-        xws_buf_addf(out, "%llu", (unsigned long long)o->via.u64);
+        s_decimal(out, o->via.u64, 0);
         return 0;
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-        xws_buf_addf(out, "%lld", (long long)o->via.i64);
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER: /* i64 < 0: its magnitude as unsigned, INT64_MIN included */
+        s_decimal(out, o->via.i64 < 0 ? (uint64_t)0 - (uint64_t)o->via.i64 : (uint64_t)o->via.i64, o->via.i64 < 0);
         return 0;
     case MSGPACK_OBJECT_FLOAT32:
     case MSGPACK_OBJECT_FLOAT64:
