@@ -370,6 +370,7 @@ static void s_render(gw_req_t *r, const void *data, size_t len)
     }
     xws_buf_t out;
     xws_buf_init(&out);
+    xws_buf_reserve(&out, len + len / 2 + 64); /* JSON is about 1.2-1.5 times the msgpack: one allocation */
     if (rep.body != NULL && status != 204 && status != 304 && xws_msgpack_to_json(rep.body, &out) != 0) {
         fprintf(stderr, "xws-gateway: reply from service %s has no JSON form\n", r->route->service);
         xws_buf_dispose(&out);
@@ -393,10 +394,11 @@ static void s_render(gw_req_t *r, const void *data, size_t len)
                 status = 304;
         }
     }
-    h2o_iovec_t body = status == 304 || status == 204 ? h2o_iovec_init(NULL, 0) : h2o_strdup(&r->req->pool, out.data, out.len);
+    /* s_send copies the body into the request (h2o_send_inline): no copy of our own */
+    int empty = status == 304 || status == 204;
+    s_send(r, status, empty ? NULL : out.data, empty ? 0 : out.len);
     xws_buf_dispose(&out);
     xws_reply_dispose(&rep);
-    s_send(r, status, body.base, body.len);
 }
 
 static void s_on_worker_done(gw_job_t *job, gw_job_outcome_t outcome, const void *reply, size_t len)

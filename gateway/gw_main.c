@@ -4,6 +4,7 @@
  */
 #include <assert.h>
 #include <errno.h>
+#include <malloc.h>
 #include <inttypes.h>
 #include <netdb.h>
 #include <signal.h>
@@ -248,6 +249,10 @@ int main(int argc, char **argv)
     }
 
     signal(SIGPIPE, SIG_IGN);
+    /* long answers (lists of thousands of records) are converted in buffers of megabytes: keep
+     * them in the heap for reuse rather than a fresh zeroed mapping for each one */
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 64 << 20);
     zsys_handler_set(NULL); /* SIGINT/SIGTERM are ours */
     struct sigaction sa = {.sa_handler = s_on_signal};
     sigemptyset(&sa.sa_mask);

@@ -76,6 +76,12 @@ static void s_reserve(xws_buf_t *b, size_t n)
     b->cap = cap;
 }
 
+void xws_buf_reserve(xws_buf_t *b, size_t n)
+{
+    assert(b != NULL);
+    s_reserve(b, n);
+}
+
 void xws_buf_add(xws_buf_t *b, const void *p, size_t n)
 {
     assert(b != NULL && (p != NULL || n == 0));

@@ -1,6 +1,7 @@
 /* svc_worker.c - see svc_worker.h */
 #include <assert.h>
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <string.h>
 #include <unistd.h>
@@ -561,6 +562,10 @@ int svc_main(const svc_service_t *service, int argc, char **argv)
     const char *path = NULL;
     int opt;
     svc_log_set_program(argv[0] != NULL && strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0]);
+    /* long answers are built in buffers of megabytes: keep them in the heap for reuse rather than
+     * a fresh zeroed mapping for each one */
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 64 << 20);
     optind = 1;
     while ((opt = getopt(argc, argv, "c:v")) != -1) {
         switch (opt) {

@@ -68,7 +68,8 @@ void xws_buf_init(xws_buf_t *b);
  */
 int xws_sbuffer_write(void *sbuffer, const char *buf, size_t len);
 void xws_buf_dispose(xws_buf_t *b);
-void xws_buf_reset(xws_buf_t *b); /* len = 0, keeps the memory */
+void xws_buf_reset(xws_buf_t *b);             /* len = 0, keeps the memory */
+void xws_buf_reserve(xws_buf_t *b, size_t n); /* room for n more bytes without another allocation */
 void xws_buf_add(xws_buf_t *b, const void *p, size_t n);
 void xws_buf_adds(xws_buf_t *b, const char *s); /* adds strlen(s) bytes */
 void xws_buf_addf(xws_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
