@@ -100,11 +100,8 @@ static int s_search(svc_ctx_t *ctx)
         if (found == 0) {
             svc_reply_empty(ctx, 204);
         } else {
-            msgpack_sbuffer sb;
-            msgpack_sbuffer_init(&sb);
-            msgpack_packer pk;
-            msgpack_packer_init(&pk, &sb, svc_mp_write);
-            msgpack_pack_array(&pk, found);
+            msgpack_packer *pk = svc_reply_begin(ctx, 200); /* an error below replaces it */
+            msgpack_pack_array(pk, found);
             for (size_t i = 0; i < m && rc == 0; i++) {
                 const redisReply *e = r->element[i];
                 if (e->type != REDIS_REPLY_STRING)
@@ -114,16 +111,12 @@ static int s_search(svc_ctx_t *ctx)
                     rc = svc_reply_internal(ctx, "device %lld: corrupt record", ids[i]);
                 } else {
                     svc_record_set_id(rec, ids[i]);
-                    svc_record_render(rec, &pk);
+                    svc_record_render(rec, pk);
                 }
                 svc_record_destroy(&rec);
             }
-            if (rc == 0) {
-                msgpack_packer *out = svc_reply_begin(ctx, 200);
-                out->callback(out->data, sb.data, sb.size);
+            if (rc == 0)
                 memcpy(ctx->etag, etag, sizeof(etag));
-            }
-            msgpack_sbuffer_destroy(&sb);
         }
     }
     freeReplyObject(r);
@@ -329,7 +322,10 @@ static int s_delete(svc_ctx_t *ctx)
         svc_key(ctx, "ver:lines"),
     };
     const char *ids = svc_ctx_printf(ctx, "%lld", id);
-    char kinds[] = "ulu";
+    char kinds[4]; /* one letter per index, as the prelude reads them */
+    for (size_t i = 0; i < d->nindexes && i < sizeof(kinds) - 1; i++)
+        kinds[i] = d->indexes[i].kind == SVC_IX_UNIQUE ? 'u' : d->indexes[i].kind == SVC_IX_LOOKUP ? 'l' : 'r';
+    kinds[d->nindexes < sizeof(kinds) - 1 ? d->nindexes : sizeof(kinds) - 1] = '\0';
     for (int attempt = 0; attempt < 10; attempt++) {
         svc_record_t *old = svc_record_new(d->crud.table);
         const char *args[5];
