@@ -48,6 +48,31 @@ local function lines_remove(k, id, entries, kinds, num, numbers, numidx)
     lines_detach(k, id)
 end
 
+-- the device slot (linefeatures.num) of a stored line, or nil
+local function lines_slot(blob)
+    local ok, l = pcall(cmsgpack.unpack, blob or '')
+    if ok and type(l) == 'table' and type(l.linefeatures) == 'table' then
+        return l.linefeatures.num
+    end
+    return nil
+end
+
+-- nil, or the error outcome when another line of device dev holds the slot of the new record rec
+-- (not checked again when neither the device nor the slot changes)
+local function lines_slot_check(k, id, rec, old, dev, odev)
+    local num = lines_slot(rec)
+    if num == nil or (dev == odev and num == lines_slot(old)) then
+        return nil
+    end
+    for x in string.gmatch(redis.call('HGET', k[13], dev) or '', '[^,]+') do
+        if x ~= id and lines_slot(redis.call('HGET', k[3], x)) == num then
+            return xws_fail(400, 'already_exists', 'linefeatures.num',
+                'slot ' .. num .. ' of device ' .. dev .. ' is taken by line ' .. x)
+        end
+    end
+    return nil
+end
+
 -- put (add and edit). ARGV after the ttl: id ('' to add), record read ('' to add), new record,
 -- old entries ('' to add), new entries, kinds, messages, old context, old number, new context,
 -- new number, old device, new device ('' = none)
@@ -81,6 +106,12 @@ local function lines_put(k, a)
     end
     if ndev ~= '' and ndev ~= odev and redis.call('HEXISTS', k[14], ndev) == 0 then
         return xws_fail(400, 'unknown_reference', 'linefeatures.device', 'no device has id ' .. ndev)
+    end
+    if ndev ~= '' then
+        err = lines_slot_check(k, id, rec, old, ndev, odev)
+        if err then
+            return err
+        end
     end
     -- writes
     if adding then
