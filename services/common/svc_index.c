@@ -80,9 +80,12 @@ void svc_index_pack_entries(svc_ctx_t *ctx, const svc_records_t *d, const svc_re
     }
 }
 
-/* a pooled msgpack string made by fn(ctx, d, arg, pk) */
-static const char *s_packed(svc_ctx_t *ctx, size_t *len, const svc_records_t *d, const svc_record_t *rec)
+const char *svc_index_entries(svc_ctx_t *ctx, const svc_records_t *d, const svc_record_t *rec, size_t *len)
 {
+    if (rec == NULL) {
+        *len = 0;
+        return "";
+    }
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
@@ -110,8 +113,7 @@ static const char **s_keys(svc_ctx_t *ctx, const svc_records_t *d, int *n)
     return k;
 }
 
-/* the index kinds ("ulr") and messages (msgpack array), pooled */
-static void s_kinds(svc_ctx_t *ctx, const svc_records_t *d, const char **kinds, const char **msgs, size_t *msgslen)
+void svc_index_kinds(svc_ctx_t *ctx, const svc_records_t *d, const char **kinds, const char **msgs, size_t *msgslen)
 {
     char *k = svc_ctx_strndup(ctx, "uuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuu", d->nindexes < 32 ? d->nindexes : 32);
     assert(d->nindexes <= 32);
@@ -152,11 +154,11 @@ static int s_put(svc_ctx_t *ctx, const svc_records_t *d, const char *id, const c
     args[1] = old != NULL ? old : "", lens[1] = old != NULL ? oldlen : 0;
     args[2] = svc_record_blob(ctx, rec, &lens[2]);
     if (oldrec != NULL)
-        args[3] = s_packed(ctx, &lens[3], d, oldrec);
+        args[3] = svc_index_entries(ctx, d, oldrec, &lens[3]);
     else
         args[3] = "", lens[3] = 0;
-    args[4] = s_packed(ctx, &lens[4], d, rec);
-    s_kinds(ctx, d, &args[5], &args[6], &lens[6]);
+    args[4] = svc_index_entries(ctx, d, rec, &lens[4]);
+    svc_index_kinds(ctx, d, &args[5], &args[6], &lens[6]);
     lens[5] = strlen(args[5]);
     args[7] = d->crud.resource, lens[7] = strlen(args[7]);
     args[8] = d->add_answers_id ? "id" : "", lens[8] = strlen(args[8]);
@@ -212,10 +214,10 @@ int svc_records_delete_or_reply(svc_ctx_t *ctx, const svc_records_t *d, long lon
         int rc = svc_crud_load_or_reply(ctx, &d->crud, id, old, &args[1], &lens[1]);
         if (rc == 0) {
             args[0] = ids, lens[0] = strlen(ids);
-            args[2] = s_packed(ctx, &lens[2], d, old);
+            args[2] = svc_index_entries(ctx, d, old, &lens[2]);
             const char *msgs;
             size_t msgslen;
-            s_kinds(ctx, d, &args[3], &msgs, &msgslen);
+            svc_index_kinds(ctx, d, &args[3], &msgs, &msgslen);
             lens[3] = strlen(args[3]);
             args[4] = d->crud.resource, lens[4] = strlen(args[4]);
             rc = s_call(ctx, d, "del", 5, args, lens, &conflict);
@@ -265,7 +267,7 @@ int svc_records_deleteall_or_reply(svc_ctx_t *ctx, const svc_records_t *d)
             args[0] = sb.data != NULL ? sb.data : "", lens[0] = sb.size;
             const char *msgs;
             size_t msgslen;
-            s_kinds(ctx, d, &args[1], &msgs, &msgslen);
+            svc_index_kinds(ctx, d, &args[1], &msgs, &msgslen);
             lens[1] = strlen(args[1]);
             rc = s_call(ctx, d, "delall", 2, args, lens, &conflict);
         }

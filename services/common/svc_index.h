@@ -57,6 +57,17 @@ typedef struct {
 
 /* Packs the index entries of rec: an array per index of {value, path} (for the functions; exposed for tests). */
 void svc_index_pack_entries(svc_ctx_t *ctx, const svc_records_t *d, const svc_record_t *rec, msgpack_packer *pk);
+/*
+ * The index entries of rec (NULL: none, "") as a pooled msgpack string, with its length in *len:
+ * the argument the prelude's xws_records_check / xws_records_apply read, for services that write
+ * their own record functions.
+ */
+const char *svc_index_entries(svc_ctx_t *ctx, const svc_records_t *d, const svc_record_t *rec, size_t *len);
+/*
+ * The kinds of d's indexes as the prelude reads them (one letter per index: u unique, l lookup,
+ * r reference; pooled, NUL-terminated) and their messages (a pooled msgpack array, *msgslen bytes).
+ */
+void svc_index_kinds(svc_ctx_t *ctx, const svc_records_t *d, const char **kinds, const char **msgs, size_t *msgslen);
 
 /* Stores the validated new record rec (a new id from seq). 0 with the reply set (200), or -1 (400 …). */
 int svc_records_add_or_reply(svc_ctx_t *ctx, const svc_records_t *d, const svc_record_t *rec);

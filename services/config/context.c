@@ -206,24 +206,6 @@ static void s_keys(svc_ctx_t *ctx, const char *name, const char *keys[9])
     keys[8] = svc_key(ctx, "context:refs");
 }
 
-/* the index entries of rec (NULL: none), pooled */
-static const char *s_entries(svc_ctx_t *ctx, const svc_record_t *rec, size_t *len)
-{
-    if (rec == NULL) {
-        *len = 0;
-        return "";
-    }
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &sb, svc_mp_write);
-    svc_index_pack_entries(ctx, &context_records, rec, &pk);
-    const char *s = svc_ctx_strndup(ctx, sb.data, sb.size);
-    *len = sb.size;
-    msgpack_sbuffer_destroy(&sb);
-    return s;
-}
-
 /* config_context_put of rec (old/oldrec: the record read for an edit, NULL for an add), svc_write_cas */
 static int s_put(svc_ctx_t *ctx, const svc_record_t *rec, const char *old, size_t oldlen, const svc_record_t *oldrec, int *conflict)
 {
@@ -235,8 +217,8 @@ static int s_put(svc_ctx_t *ctx, const svc_record_t *rec, const char *old, size_
     args[0] = name, lens[0] = strlen(name);
     args[1] = old != NULL ? old : "", lens[1] = old != NULL ? oldlen : 0;
     args[2] = svc_record_blob(ctx, rec, &lens[2]);
-    args[3] = s_entries(ctx, oldrec, &lens[3]);
-    args[4] = s_entries(ctx, rec, &lens[4]);
+    args[3] = svc_index_entries(ctx, &context_records, oldrec, &lens[3]);
+    args[4] = svc_index_entries(ctx, &context_records, rec, &lens[4]);
     args[5] = "r", lens[5] = 1;
     args[6] = CTX_INCLUDE_MSGS, lens[6] = sizeof(CTX_INCLUDE_MSGS) - 1;
     args[7] = svc_record_str(part, "entity", &lens[7]); /* "": unchanged (add: the lowest id) */

@@ -322,10 +322,9 @@ static int s_delete(svc_ctx_t *ctx)
         svc_key(ctx, "ver:lines"),
     };
     const char *ids = svc_ctx_printf(ctx, "%lld", id);
-    char kinds[4]; /* one letter per index, as the prelude reads them */
-    for (size_t i = 0; i < d->nindexes && i < sizeof(kinds) - 1; i++)
-        kinds[i] = d->indexes[i].kind == SVC_IX_UNIQUE ? 'u' : d->indexes[i].kind == SVC_IX_LOOKUP ? 'l' : 'r';
-    kinds[d->nindexes < sizeof(kinds) - 1 ? d->nindexes : sizeof(kinds) - 1] = '\0';
+    const char *kinds, *msgs;
+    size_t msgslen;
+    svc_index_kinds(ctx, d, &kinds, &msgs, &msgslen);
     for (int attempt = 0; attempt < 10; attempt++) {
         svc_record_t *old = svc_record_new(d->crud.table);
         const char *args[5];
@@ -333,16 +332,10 @@ static int s_delete(svc_ctx_t *ctx)
         int conflict = 0;
         int rc = svc_crud_load_or_reply(ctx, &d->crud, id, old, &args[1], &lens[1]);
         if (rc == 0) {
-            msgpack_sbuffer sb;
-            msgpack_sbuffer_init(&sb);
-            msgpack_packer pk;
-            msgpack_packer_init(&pk, &sb, svc_mp_write);
-            svc_index_pack_entries(ctx, d, old, &pk);
             args[0] = ids, lens[0] = strlen(ids);
-            args[2] = svc_ctx_strndup(ctx, sb.data, sb.size), lens[2] = sb.size;
+            args[2] = svc_index_entries(ctx, d, old, &lens[2]);
             args[3] = kinds, lens[3] = strlen(kinds);
             args[4] = "devices", lens[4] = 7;
-            msgpack_sbuffer_destroy(&sb);
             rc = svc_write_cas(ctx, &conflict, "devices_del", DEVICES_DEL_NKEYS, keys, 5, args, lens);
         }
         svc_record_destroy(&old);

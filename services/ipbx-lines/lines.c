@@ -317,47 +317,6 @@ static void s_write_keys(svc_ctx_t *ctx, const char *keys[LINES_NKEYS], const ch
     keys[18] = svc_number_idx_key(ctx, newctx);
 }
 
-/* the index entries of rec (NULL: none) as a pooled msgpack string */
-static const char *s_entries(svc_ctx_t *ctx, const svc_record_t *rec, size_t *len)
-{
-    if (rec == NULL) {
-        *len = 0;
-        return "";
-    }
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &sb, svc_mp_write);
-    svc_index_pack_entries(ctx, &lines_records, rec, &pk);
-    const char *s = svc_ctx_strndup(ctx, sb.data, sb.size);
-    *len = sb.size;
-    msgpack_sbuffer_destroy(&sb);
-    return s;
-}
-
-/* the kinds of the indexes (one letter each) and their messages (msgpack array), pooled */
-static const char *s_kinds(svc_ctx_t *ctx, const char **msgs, size_t *msgslen)
-{
-    const svc_records_t *d = &lines_records;
-    char *k = svc_ctx_strndup(ctx, "", 0);
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &sb, svc_mp_write);
-    msgpack_pack_array(&pk, d->nindexes);
-    for (size_t i = 0; i < d->nindexes; i++) {
-        k = svc_ctx_printf(ctx, "%s%c", k,
-                           d->indexes[i].kind == SVC_IX_UNIQUE   ? 'u'
-                           : d->indexes[i].kind == SVC_IX_LOOKUP ? 'l'
-                                                                 : 'r');
-        svc_mp_cstr(&pk, d->indexes[i].message);
-    }
-    *msgs = svc_ctx_strndup(ctx, sb.data, sb.size);
-    *msgslen = sb.size;
-    msgpack_sbuffer_destroy(&sb);
-    return k;
-}
-
 static const char *s_str(const svc_record_t *rec, const char *part, const char *name)
 {
     return svc_record_str(svc_record_obj((svc_record_t *)rec, part), name, NULL);
@@ -378,9 +337,9 @@ static int s_put(svc_ctx_t *ctx, const char *id, const char *blob, size_t bloble
     args[0] = id != NULL ? id : "";
     args[1] = blob != NULL ? blob : "", lens[1] = blob != NULL ? bloblen : 0;
     args[2] = svc_record_blob(ctx, rec, &lens[2]);
-    args[3] = s_entries(ctx, old, &lens[3]);
-    args[4] = s_entries(ctx, rec, &lens[4]);
-    args[5] = s_kinds(ctx, &args[6], &lens[6]);
+    args[3] = svc_index_entries(ctx, &lines_records, old, &lens[3]);
+    args[4] = svc_index_entries(ctx, &lines_records, rec, &lens[4]);
+    svc_index_kinds(ctx, &lines_records, &args[5], &args[6], &lens[6]);
     args[7] = oldctx;
     args[8] = old != NULL ? s_str(old, "linefeatures", "number") : "";
     args[9] = newctx;
@@ -471,10 +430,10 @@ static int s_delete(svc_ctx_t *ctx)
             s_write_keys(ctx, keys, c, c);
             args[0] = ids, lens[0] = strlen(ids);
             args[1] = l.blob, lens[1] = l.bloblen;
-            args[2] = s_entries(ctx, l.rec, &lens[2]);
+            args[2] = svc_index_entries(ctx, &lines_records, l.rec, &lens[2]);
             const char *msgs;
             size_t msgslen;
-            args[3] = s_kinds(ctx, &msgs, &msgslen), lens[3] = strlen(args[3]);
+            svc_index_kinds(ctx, &lines_records, &args[3], &msgs, &msgslen), lens[3] = strlen(args[3]);
             args[4] = s_str(l.rec, "linefeatures", "number"), lens[4] = strlen(args[4]);
             rc = svc_write_cas(ctx, &conflict, "ipbx_lines_del", LINES_NKEYS, keys, 5, args, lens);
         }
@@ -531,7 +490,7 @@ static int s_deleteall(svc_ctx_t *ctx)
             const char *args[2], *msgs;
             size_t lens[2], msgslen;
             args[0] = sb.data != NULL ? sb.data : "", lens[0] = sb.size;
-            args[1] = s_kinds(ctx, &msgs, &msgslen), lens[1] = strlen(args[1]);
+            svc_index_kinds(ctx, &lines_records, &args[1], &msgs, &msgslen), lens[1] = strlen(args[1]);
             rc = svc_write_cas(ctx, &conflict, "ipbx_lines_delall", (int)nkeys, keys, 2, args, lens);
             free(keys);
         }
