@@ -26,46 +26,12 @@ LOGIN=bench
 PASSWORD=bench-password-1
 mkdir -p "$OUT"
 
-for tool in wrk h2o curl openssl python3; do
-    command -v "$tool" >/dev/null || { echo "bench-extensions: $tool is missing (deploy/install-deps.sh)" >&2; exit 1; }
-done
-echo "== build (Release) into $BUILD"
-cmake -S "$PROJECT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null && cmake --build "$BUILD" -j "$(nproc)" >/dev/null ||
-    { echo "bench-extensions: build failed" >&2; exit 1; }
-for b in xws-extensions xws-ipbx-lines; do
-    [ -x "$BUILD/bin/$b" ] || { echo "bench-extensions: $b was not built" >&2; exit 1; }
-done
-
-W=$(mktemp -d /tmp/xws-bench-ext-run-XXXXXX)
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-XPORT=$(free_port)
-HPORT=$(free_port)
-LAUNCH_PID=""
-H2O_PID=""
-cleanup() {
-    [ -n "$H2O_PID" ] && kill -TERM "$H2O_PID" 2>/dev/null && wait "$H2O_PID" 2>/dev/null
-    if [ -n "$LAUNCH_PID" ]; then
-        kill -TERM "$LAUNCH_PID" 2>/dev/null
-        for _ in $(seq 1 600); do kill -0 "$LAUNCH_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$LAUNCH_PID" 2>/dev/null
-        wait "$LAUNCH_PID" 2>/dev/null
-    fi
-    echo "== stopped everything; logs in $W; results in $OUT"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-echo "== starting XWS on 127.0.0.1:$XPORT"
-XWS_ACCESS_LOG=off "$PROJECT/deploy/xws-launch" --bin-dir "$BUILD/bin" --run-dir "$W/run" --port "$XPORT" \
-    --login "$LOGIN" --password "$PASSWORD" --workers 1 >"$W/xws.log" 2>&1 &
-LAUNCH_PID=$!
-ROOT=https://127.0.0.1:$XPORT/service/ipbx/json.php/restricted
-for _ in $(seq 1 300); do
-    code=$(curl -sk -o /dev/null -w '%{http_code}' -u "$LOGIN:$PASSWORD" "$ROOT/pbx_settings/lines/?act=list" 2>/dev/null)
-    [ "$code" = 200 ] || [ "$code" = 204 ] && break
-    sleep 0.2
-done
-[ "$code" = 200 ] || [ "$code" = 204 ] || { echo "bench-extensions: XWS did not start (see $W/xws.log)" >&2; exit 1; }
+NAME=bench-extensions
+NEEDS="xws-extensions xws-ipbx-lines"
+# shellcheck source=tests/bench/lib-resource.sh
+. "$PROJECT/tests/bench/lib-resource.sh"
+bench_build
+bench_start
 
 echo "== context 'big' (user range 100000-999999) and 10,000 lines in it"
 python3 - "$XPORT" "$LOGIN" "$PASSWORD" <<'PY' || exit 1
@@ -98,58 +64,24 @@ if errors:
     sys.exit("line adds failed: %r" % errors[:5])
 PY
 
-mkdir -p "$W/www"
-openssl ecparam -name prime256v1 -genkey -noout -out "$W/key.pem" 2>/dev/null
-openssl req -new -x509 -key "$W/key.pem" -out "$W/cert.pem" -days 2 -subj /CN=127.0.0.1 2>/dev/null
-cat >"$W/h2o.conf" <<EOF
-user: root
-num-threads: 1
-pid-file: $W/h2o.pid
-error-log: $W/h2o.err
-listen:
-  host: 127.0.0.1
-  port: $HPORT
-  ssl:
-    certificate-file: $W/cert.pem
-    key-file: $W/key.pem
-    minimum-version: TLSv1.2
-    ocsp-update-interval: 0
-hosts:
-  "127.0.0.1":
-    paths:
-      "/":
-        file.dir: $W/www
-        file.send-compressed: OFF
-EOF
-h2o -c "$W/h2o.conf" >"$W/h2o.out" 2>&1 &
-H2O_PID=$!
-sleep 1
-
-child() { # the launcher's child running program $1
-    local p
-    for p in $(pgrep -P "$LAUNCH_PID"); do [ "$(cat "/proc/$p/comm" 2>/dev/null)" = "$1" ] && echo "$p"; done
-}
-EXT_PID=$(child xws-extensions)
+EXT_PID=$(bench_child xws-extensions)
 [ -n "$EXT_PID" ] || { echo "bench-extensions: no xws-extensions worker" >&2; exit 1; }
-ticks() { awk '{sub(/.*\) /, ""); print $12 + $13}' "/proc/$1/stat" 2>/dev/null || echo 0; }
-hwm_kib() { awk '/^VmHWM/ {print $2}' "/proc/$1/status"; }
-HZ=$(getconf CLK_TCK)
-HWM0=$(hwm_kib "$EXT_PID")
+HWM0=$(bench_hwm_kib "$EXT_PID")
 
 : >"$W/runs.txt"
 run() { # NAME SIDE URL
     local name=$1 side=$2 url=$3 pids p out
     if [ "$side" = xws ]; then
-        pids="$(child xws-gateway) $EXT_PID $(child redis-server)"
+        pids="$(bench_child xws-gateway) $EXT_PID $(bench_child redis-server)"
     else
         pids=$H2O_PID
     fi
     declare -A t0
-    for p in $pids; do t0[$p]=$(ticks "$p"); done
+    for p in $pids; do t0[$p]=$(bench_ticks "$p"); done
     out=$(timeout -k 5 $((DUR + 60)) wrk -t1 -c1 -d"${DUR}s" --timeout 60s \
         -H "Authorization: Basic $(printf '%s:%s' "$LOGIN" "$PASSWORD" | base64)" "$url" 2>&1)
     local kinds=""
-    for p in $pids; do kinds="$kinds $(cat "/proc/$p/comm")=$(($(ticks "$p") - ${t0[$p]}))"; done
+    for p in $pids; do kinds="$kinds $(cat "/proc/$p/comm")=$(($(bench_ticks "$p") - ${t0[$p]}))"; done
     if grep -qE "Non-2xx|Socket errors" <<<"$out"; then echo "bench-extensions: $name $side: errors" >&2; fi
     echo "$name $side $(awk '/^Requests\/sec/ {print $2}' <<<"$out") $(awk '/requests in/ {print $1}' <<<"$out")$kinds" |
         tee -a "$W/runs.txt"
@@ -165,7 +97,7 @@ measure() { # NAME QUERY
 }
 measure limit-10 "context=big&obj=user&limit=10"
 measure full "context=big&obj=user"
-HWM1=$(hwm_kib "$EXT_PID")
+HWM1=$(bench_hwm_kib "$EXT_PID")
 
 python3 - "$W/runs.txt" "$OUT" "$HZ" "$HWM0" "$HWM1" "$REPS" "$DUR" <<'PY'
 import json, statistics, sys

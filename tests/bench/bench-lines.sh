@@ -28,71 +28,13 @@ LOGIN=bench
 PASSWORD=bench-password-1
 mkdir -p "$OUT"
 
-for tool in wrk h2o curl openssl python3; do
-    command -v "$tool" >/dev/null || { echo "bench-lines: $tool is missing (deploy/install-deps.sh)" >&2; exit 1; }
-done
-echo "== build (Release) into $BUILD"
-cmake -S "$PROJECT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null && cmake --build "$BUILD" -j "$(nproc)" >/dev/null ||
-    { echo "bench-lines: build failed" >&2; exit 1; }
-[ -x "$BUILD/bin/xws-ipbx-lines" ] || { echo "bench-lines: xws-ipbx-lines was not built" >&2; exit 1; }
-
-W=$(mktemp -d /tmp/xws-bench-lines-run-XXXXXX)
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-XPORT=$(free_port)
-HPORT=$(free_port)
-LAUNCH_PID=""
-H2O_PID=""
-cleanup() {
-    [ -n "$H2O_PID" ] && kill -TERM "$H2O_PID" 2>/dev/null && wait "$H2O_PID" 2>/dev/null
-    if [ -n "$LAUNCH_PID" ]; then
-        kill -TERM "$LAUNCH_PID" 2>/dev/null
-        for _ in $(seq 1 600); do kill -0 "$LAUNCH_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$LAUNCH_PID" 2>/dev/null
-        wait "$LAUNCH_PID" 2>/dev/null
-    fi
-    echo "== stopped everything; logs in $W; results in $OUT"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-echo "== starting XWS on 127.0.0.1:$XPORT"
-XWS_ACCESS_LOG=off "$PROJECT/deploy/xws-launch" --bin-dir "$BUILD/bin" --run-dir "$W/run" --port "$XPORT" \
-    --login "$LOGIN" --password "$PASSWORD" --workers 1 >"$W/xws.log" 2>&1 &
-LAUNCH_PID=$!
-BASE=https://127.0.0.1:$XPORT/service/ipbx/json.php/restricted/pbx_settings/lines/
-for _ in $(seq 1 300); do
-    code=$(curl -sk -o /dev/null -w '%{http_code}' -u "$LOGIN:$PASSWORD" "$BASE?act=list" 2>/dev/null)
-    [ "$code" = 200 ] || [ "$code" = 204 ] && break
-    sleep 0.2
-done
-[ "$code" = 200 ] || [ "$code" = 204 ] || { echo "bench-lines: XWS did not start (see $W/xws.log)" >&2; exit 1; }
-
-mkdir -p "$W/www"
-openssl ecparam -name prime256v1 -genkey -noout -out "$W/key.pem" 2>/dev/null
-openssl req -new -x509 -key "$W/key.pem" -out "$W/cert.pem" -days 2 -subj /CN=127.0.0.1 2>/dev/null
-cat >"$W/h2o.conf" <<EOF
-user: root
-num-threads: 1
-pid-file: $W/h2o.pid
-error-log: $W/h2o.err
-listen:
-  host: 127.0.0.1
-  port: $HPORT
-  ssl:
-    certificate-file: $W/cert.pem
-    key-file: $W/key.pem
-    minimum-version: TLSv1.2
-    ocsp-update-interval: 0
-hosts:
-  "127.0.0.1":
-    paths:
-      "/":
-        file.dir: $W/www
-        file.send-compressed: OFF
-EOF
-h2o -c "$W/h2o.conf" >"$W/h2o.out" 2>&1 &
-H2O_PID=$!
-sleep 1
+NAME=bench-lines
+NEEDS=xws-ipbx-lines
+# shellcheck source=tests/bench/lib-resource.sh
+. "$PROJECT/tests/bench/lib-resource.sh"
+bench_build
+bench_start
+BASE=$ROOT/pbx_settings/lines/
 
 # adds sip lines until the store holds n of them (8 keep-alive connections)
 fill_to() {
@@ -129,28 +71,20 @@ xws_pids() {
         esac
     done
 }
-cpu_ticks() { # sum of utime+stime of the given pids
-    local t=0 p
-    for p in "$@"; do
-        t=$((t + $(awk '{sub(/.*\) /, ""); print $12 + $13}' "/proc/$p/stat" 2>/dev/null || echo 0)))
-    done
-    echo "$t"
-}
-HZ=$(getconf CLK_TCK)
 
 # run NAME SIDE URL: one wrk run; prints "NAME SIDE req/s requests cpu_us_per_req [kind=us ...]"
 run() {
     local name=$1 side=$2 url=$3 pids p out rps n
     if [ "$side" = xws ]; then pids=$(xws_pids); else pids=$H2O_PID; fi
     declare -A t0
-    for p in $pids; do t0[$p]=$(cpu_ticks "$p"); done
+    for p in $pids; do t0[$p]=$(bench_ticks "$p"); done
     # lists: one connection, so that the CPU of a list still running when wrk stops is at most one list's
     local conns=4
     case "$name" in list-*) conns=1 ;; esac
     out=$(timeout -k 5 $((DUR + 60)) wrk -t1 -c"$conns" -d"${DUR}s" --timeout 60s \
         -H "Authorization: Basic $(printf '%s:%s' "$LOGIN" "$PASSWORD" | base64)" "$url" 2>&1)
     local kinds=""
-    for p in $pids; do kinds="$kinds $(cat "/proc/$p/comm" 2>/dev/null)=$(($(cpu_ticks "$p") - ${t0[$p]}))"; done
+    for p in $pids; do kinds="$kinds $(cat "/proc/$p/comm" 2>/dev/null)=$(($(bench_ticks "$p") - ${t0[$p]}))"; done
     rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
     n=$(awk '/requests in/ {print $1}' <<<"$out")
     if grep -qE "Non-2xx|Socket errors" <<<"$out"; then echo "bench-lines: $name $side: errors: $(grep -E 'Non-2xx|Socket errors' <<<"$out")" >&2; fi
