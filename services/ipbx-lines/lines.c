@@ -109,12 +109,6 @@ static int s_line_load_or_reply(svc_ctx_t *ctx, const redisReply *r, size_t i, s
     return 0;
 }
 
-static int s_cmp_line(const void *a, const void *b)
-{
-    const s_line_t *x = a, *y = b;
-    return x->id < y->id ? -1 : x->id > y->id;
-}
-
 static int s_is(const msgpack_object *o, const char *s)
 {
     return svc_mp_str_eq(o, s);
@@ -198,6 +192,23 @@ static int s_keep(const s_line_t *l, const s_filter_t *f)
            (f->context == NULL && svc_icontains(c, cl, f->needle, k));
 }
 
+/* a line's place in the read reply and its id, to order a list before loading the records */
+typedef struct {
+    long long id;
+    size_t i;
+} s_slot_t;
+
+static int s_cmp_slot(const void *a, const void *b)
+{
+    const s_slot_t *x = a, *y = b;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/*
+ * list and search: the lines in id order, one record alive at a time (loaded, filtered, rendered,
+ * dropped), so that a long list costs the same per line as a short one; the selected elements
+ * are packed aside and follow the array header, whose count is known only at the end.
+ */
 static int s_list_or_search(svc_ctx_t *ctx, const s_filter_t *f)
 {
     redisReply *r;
@@ -207,30 +218,35 @@ static int s_list_or_search(svc_ctx_t *ctx, const s_filter_t *f)
     char etag[sizeof(ctx->etag)];
     memcpy(etag, ctx->etag, sizeof(etag));
     size_t n = r->elements / 5, nsel = 0;
-    s_line_t *lines = svc_calloc(n + 1, sizeof(*lines));
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        rc = s_line_load_or_reply(ctx, r, i, &lines[nsel]);
-        if (rc == 0 && s_keep(&lines[nsel], f))
+    s_slot_t *order = svc_calloc(n + 1, sizeof(*order));
+    for (size_t i = 0; i < n; i++)
+        order[i] = (s_slot_t){s_parse_ll(r->element[5 * i]->str, r->element[5 * i]->len), i};
+    qsort(order, n, sizeof(*order), s_cmp_slot);
+    msgpack_sbuffer elements, scratch;
+    msgpack_sbuffer_init(&elements);
+    msgpack_sbuffer_init(&scratch);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &elements, svc_mp_write);
+    for (size_t k = 0; k < n && rc == 0; k++) {
+        s_line_t l;
+        rc = s_line_load_or_reply(ctx, r, order[k].i, &l);
+        if (rc == 0 && s_keep(&l, f)) {
+            s_render_flat(&l, &pk, &scratch);
             nsel++;
-        else
-            svc_record_destroy(&lines[nsel].rec);
+        }
+        svc_record_destroy(&l.rec);
     }
     if (rc == 0 && nsel == 0) {
         svc_reply_empty(ctx, 204);
     } else if (rc == 0) {
-        qsort(lines, nsel, sizeof(*lines), s_cmp_line);
-        msgpack_packer *pk = svc_reply_begin(ctx, 200);
-        msgpack_pack_array(pk, nsel);
-        msgpack_sbuffer scratch;
-        msgpack_sbuffer_init(&scratch);
-        for (size_t i = 0; i < nsel; i++)
-            s_render_flat(&lines[i], pk, &scratch);
-        msgpack_sbuffer_destroy(&scratch);
+        msgpack_packer *out = svc_reply_begin(ctx, 200);
+        msgpack_pack_array(out, nsel);
+        svc_mp_write(out->data, elements.data, elements.size);
         memcpy(ctx->etag, etag, sizeof(etag));
     }
-    for (size_t i = 0; i < n; i++)
-        svc_record_destroy(&lines[i].rec);
-    free(lines);
+    msgpack_sbuffer_destroy(&scratch);
+    msgpack_sbuffer_destroy(&elements);
+    free(order);
     freeReplyObject(r);
     return rc;
 }
