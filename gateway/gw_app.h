@@ -53,6 +53,8 @@ typedef struct gw_app {
     h2o_linklist_t refresh_waiting; /* requests whose password was verified for an account the snapshot does
                                        not hold yet (or holds with an older credential), until a newer one */
 
+    uint64_t last_backoff_sweep; /* loop ms of the last sweep of the back-off table */
+
     /* life */
     size_t nrequests; /* HTTP requests alive */
     int stopping;     /* 1 once SIGTERM/SIGINT arrived */
@@ -63,8 +65,5 @@ void gw_app_rid(gw_app_t *app, char *buf, size_t size);
 
 /* Wall-clock Unix time in milliseconds (for envelope deadlines). */
 uint64_t gw_app_unix_ms(void);
-
-/* The services the routing table names (NULL-terminated), known to the broker from the start. */
-extern const char *const gw_app_services[];
 
 #endif

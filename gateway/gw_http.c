@@ -81,41 +81,11 @@ static void s_dispatch(gw_req_t *r);
 static void s_verify_detach(gw_req_t *r);
 static void s_refresh_wait(gw_req_t *r, const msgpack_object *name, const msgpack_object *cred);
 
-const char *const gw_app_services[] = {"config", "ipbx-lines", "ipbx-users", "devices", "extensions", NULL};
-
-uint64_t gw_app_unix_ms(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
-}
-
 static uint64_t s_mono_us(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
-void gw_app_rid(gw_app_t *app, char *buf, size_t size)
-{
-    /* "<instance>-<counter>", formatted by hand: it runs once per request */
-    char digits[24];
-    size_t nd = 0;
-    uint64_t v = ++app->rid_counter;
-    do
-        digits[nd++] = (char)('0' + v % 10);
-    while ((v /= 10) != 0);
-    size_t il = strlen(app->instance);
-    if (il + 1 + nd + 1 > size) { /* cannot happen with XWS_MAX_RID-sized buffers; stay correct anyway */
-        snprintf(buf, size, "%s-%" PRIu64, app->instance, app->rid_counter);
-        return;
-    }
-    memcpy(buf, app->instance, il);
-    buf[il] = '-';
-    for (size_t i = 0; i < nd; i++)
-        buf[il + 1 + i] = digits[nd - 1 - i];
-    buf[il + 1 + nd] = '\0';
 }
 
 const char *gw_http_reason(int status)
@@ -265,33 +235,86 @@ static void s_send_empty(gw_req_t *r, int status)
     s_send(r, status, NULL, 0);
 }
 
+/*
+ * Appends s as a JSON string, escaped as xws_msgpack_to_json escapes it. Returns 0, or -1 (out
+ * partly written) when s is not UTF-8, which has no JSON form.
+ */
+static int s_json_str(xws_buf_t *out, const char *s)
+{
+    size_t n = strlen(s);
+    if (!gw_utf8_valid(s, n))
+        return -1;
+    xws_buf_add(out, "\"", 1);
+    size_t run = 0; /* start of the pending run of bytes that need no escape */
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        xws_buf_add(out, s + run, i - run);
+        run = i + 1;
+        switch (c) {
+        case '"':
+            xws_buf_add(out, "\\\"", 2);
+            break;
+        case '\\':
+            xws_buf_add(out, "\\\\", 2);
+            break;
+        case '\b':
+            xws_buf_add(out, "\\b", 2);
+            break;
+        case '\f':
+            xws_buf_add(out, "\\f", 2);
+            break;
+        case '\n':
+            xws_buf_add(out, "\\n", 2);
+            break;
+        case '\r':
+            xws_buf_add(out, "\\r", 2);
+            break;
+        case '\t':
+            xws_buf_add(out, "\\t", 2);
+            break;
+        default:
+            xws_buf_addf(out, "\\u%04x", c);
+        }
+    }
+    xws_buf_add(out, s + run, n - run);
+    xws_buf_add(out, "\"", 1);
+    return 0;
+}
+
+/*
+ * The JSON body of PROTOCOL.md §9, {"error":code,"field":field,"message":message}, into out; when
+ * a text is not UTF-8, the same without the details ("request rejected").
+ */
+static void s_error_json(xws_buf_t *out, const char *code, const char *field, const char *message)
+{
+    xws_buf_adds(out, "{\"error\":");
+    int rc = s_json_str(out, code);
+    if (rc == 0) {
+        xws_buf_adds(out, ",\"field\":");
+        rc = s_json_str(out, field);
+    }
+    if (rc == 0) {
+        xws_buf_adds(out, ",\"message\":");
+        rc = s_json_str(out, message);
+    }
+    if (rc == 0) {
+        xws_buf_add(out, "}", 1);
+        return;
+    }
+    xws_buf_reset(out);
+    xws_buf_addf(out, "{\"error\":\"%s\",\"field\":\"\",\"message\":\"request rejected\"}", code);
+}
+
 /* An error answer with the JSON body of PROTOCOL.md §9. */
 static void s_send_error(gw_req_t *r, int status, const char *code, const char *field, const char *message)
 {
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 3);
-    msgpack_pack_str_with_body(&pk, "error", 5);
-    msgpack_pack_str_with_body(&pk, code, strlen(code));
-    msgpack_pack_str_with_body(&pk, "field", 5);
-    msgpack_pack_str_with_body(&pk, field, strlen(field));
-    msgpack_pack_str_with_body(&pk, "message", 7);
-    msgpack_pack_str_with_body(&pk, message, strlen(message));
-    msgpack_unpacked u;
-    msgpack_unpacked_init(&u);
     xws_buf_t out;
     xws_buf_init(&out);
-    if (msgpack_unpack_next(&u, sb.data, sb.size, NULL) != MSGPACK_UNPACK_SUCCESS || xws_msgpack_to_json(&u.data, &out) != 0) {
-        /* only reachable with text that is not UTF-8: say it without the details */
-        xws_buf_reset(&out);
-        xws_buf_addf(&out, "{\"error\":\"%s\",\"field\":\"\",\"message\":\"request rejected\"}", code);
-    }
+    s_error_json(&out, code, field, message);
     h2o_iovec_t body = h2o_strdup(&r->req->pool, out.data, out.len);
     xws_buf_dispose(&out);
-    msgpack_unpacked_destroy(&u);
-    msgpack_sbuffer_destroy(&sb);
     s_send(r, status, body.base, body.len);
 }
 
@@ -612,9 +635,9 @@ static void s_verify_send(gw_verify_t *v)
     gw_app_rid(app, rid, sizeof(rid));
     xws_request_spec_t spec = {
         .rid = xws_slice(rid),
-        .service = xws_slice("config"),
-        .resource = xws_slice("account"),
-        .act = xws_slice("verify"),
+        .service = xws_slice(GW_SERVICE_CONFIG),
+        .resource = xws_slice(GW_RESOURCE_ACCOUNT),
+        .act = xws_slice(GW_ACT_VERIFY),
         .body_msgpack = {body.data, body.size},
         .caller_mode = xws_slice("gateway"),
         .caller_account = xws_slice(""),
@@ -631,11 +654,11 @@ static void s_verify_send(gw_verify_t *v)
         v->job.on_done = s_on_verify_done;
         v->job.data = v;
         /* not bound to its requests' deadlines: once sent, the check completes and fills the cache */
-        rc = gw_broker_submit(app->broker, &v->job, "config", env.data, env.size);
+        rc = gw_broker_submit(app->broker, &v->job, GW_SERVICE_CONFIG, env.data, env.size);
         if (rc != GW_SUBMIT_OK) {
             gw_req_t *r;
             while ((r = s_verify_next_waiter(v)) != NULL)
-                s_send_submit_error(r, rc, "config");
+                s_send_submit_error(r, rc, GW_SERVICE_CONFIG);
             s_verify_free(v);
         }
     }
@@ -1130,9 +1153,9 @@ void gw_http_refresh_accounts(gw_app_t *app)
     }
     xws_request_spec_t spec = {
         .rid = xws_slice(rid),
-        .service = xws_slice("config"),
-        .resource = xws_slice("account"),
-        .act = xws_slice("snapshot"),
+        .service = xws_slice(GW_SERVICE_CONFIG),
+        .resource = xws_slice(GW_RESOURCE_ACCOUNT),
+        .act = xws_slice(GW_ACT_SNAPSHOT),
         .params = &kv,
         .nparams = gw_accounts_ready(app->accounts) ? 1 : 0,
         .caller_mode = xws_slice("gateway"),
@@ -1149,7 +1172,7 @@ void gw_http_refresh_accounts(gw_app_t *app)
     } else {
         app->refresh_job.on_done = s_on_refresh_done;
         app->refresh_job.data = app;
-        int rc = gw_broker_submit(app->broker, &app->refresh_job, "config", env.data, env.size);
+        int rc = gw_broker_submit(app->broker, &app->refresh_job, GW_SERVICE_CONFIG, env.data, env.size);
         if (rc != GW_SUBMIT_OK) {
             s_refresh_state(app, REFRESH_NO_WORKER,
                             gw_accounts_ready(app->accounts)
@@ -1167,14 +1190,37 @@ void gw_http_tick(gw_app_t *app)
     if (now - app->last_refresh >= app->accounts_refresh_ms ||
         (!gw_accounts_ready(app->accounts) && now - app->last_refresh >= 100))
         gw_http_refresh_accounts(app);
-    static uint64_t last_sweep;
-    if (now - last_sweep >= GW_BACKOFF_WINDOW_MS) {
+    if (now - app->last_backoff_sweep >= GW_BACKOFF_WINDOW_MS) {
         gw_accounts_backoff_sweep(app->accounts, now);
-        last_sweep = now;
+        app->last_backoff_sweep = now;
     }
 }
 
 /* ---- self-test -------------------------------------------------------------------------------- */
+
+/* The error body as it was made before s_error_json: packed as msgpack and rendered by the proto library. */
+static void s_error_json_reference(xws_buf_t *out, const char *code, const char *field, const char *message)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 3);
+    msgpack_pack_str_with_body(&pk, "error", 5);
+    msgpack_pack_str_with_body(&pk, code, strlen(code));
+    msgpack_pack_str_with_body(&pk, "field", 5);
+    msgpack_pack_str_with_body(&pk, field, strlen(field));
+    msgpack_pack_str_with_body(&pk, "message", 7);
+    msgpack_pack_str_with_body(&pk, message, strlen(message));
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    if (msgpack_unpack_next(&u, sb.data, sb.size, NULL) != MSGPACK_UNPACK_SUCCESS || xws_msgpack_to_json(&u.data, out) != 0) {
+        xws_buf_reset(out);
+        xws_buf_addf(out, "{\"error\":\"%s\",\"field\":\"\",\"message\":\"request rejected\"}", code);
+    }
+    msgpack_unpacked_destroy(&u);
+    msgpack_sbuffer_destroy(&sb);
+}
 
 void gw_http_test(void)
 {
@@ -1193,6 +1239,21 @@ void gw_http_test(void)
     GW_CHECK(strcmp(md5, "d41d8cd98f00b204e9800998ecf8427e") == 0);
     GW_CHECK(s_is_msgpack_map("\x80", 1) && s_is_msgpack_map("\xde\x00\x00", 3) && !s_is_msgpack_map("\x90", 1));
     GW_CHECK(!s_is_msgpack_map("", 0));
+
+    static const char *const texts[] = {"",     "plain",        "quote \" and \\", "\b\f\n\r\t\x01\x1f\x7f", "/é€\xf0\x9f\x98\x80",
+                                        "\xc3", "\xed\xa0\x80", "\xc0\xaf",        "\xf4\x90\x80\x80",       "ok"};
+    size_t ntexts = sizeof(texts) / sizeof(texts[0]);
+    for (size_t i = 0; i < ntexts; i++)
+        for (size_t j = 0; j < ntexts; j++) {
+            xws_buf_t got, want;
+            xws_buf_init(&got);
+            xws_buf_init(&want);
+            s_error_json(&got, "invalid_value", texts[i], texts[j]);
+            s_error_json_reference(&want, "invalid_value", texts[i], texts[j]);
+            GW_CHECK(got.len == want.len && memcmp(got.data, want.data, got.len) == 0);
+            xws_buf_dispose(&got);
+            xws_buf_dispose(&want);
+        }
 
     GW_CHECK(gw_http_entity_limit(1048576) == 4 * 1048576 && gw_http_entity_limit(1000) == 1000 + 1048576);
     GW_CHECK(gw_http_entity_limit(0) == 1048576);

@@ -20,6 +20,7 @@
 #include "gw_app.h"
 #include "gw_http.h"
 #include "gw_internal.h"
+#include "gw_route.h"
 #include "gw_tls.h"
 
 /* How long the listener rests when accept() fails for want of file descriptors or memory. */
@@ -371,7 +372,10 @@ int main(int argc, char **argv)
     if ((app->accounts = gw_accounts_new()) == NULL || (app->log = gw_log_new(app->loop, access_log)) == NULL)
         goto out;
     gw_broker_opts_t bopts = {worker_ep, (uint64_t)deadline_ms, (uint64_t)heartbeat_ms, (uint64_t)expiry_ms, (size_t)queue_max};
-    if ((app->broker = gw_broker_new(app->loop, &bopts, gw_app_services)) == NULL)
+    const char *services[16];
+    if (gw_route_services(services, sizeof(services) / sizeof(services[0])) < 0)
+        abort(); /* the table names more services than this room: a build mistake */
+    if ((app->broker = gw_broker_new(app->loop, &bopts, services)) == NULL)
         goto out;
     if ((app->internal = gw_internal_new(app, internal_ep, curve_secret, curve_clients)) == NULL)
         goto out;
