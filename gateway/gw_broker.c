@@ -480,9 +480,12 @@ static void s_handle(gw_broker_t *self, xws_frames_t *f, int rc, const char *err
         break;
     case XWS_CMD_HEARTBEAT:
         break;
-    case XWS_CMD_DISCONNECT:
+    case XWS_CMD_DISCONNECT: {
+        service_t *svc = w->service;
         s_worker_forget(self, w, "disconnected");
+        s_dispatch(self, svc); /* what it held goes to the others now, not at the next event of the service */
         break;
+    }
     case XWS_CMD_REQUEST: {
         fprintf(stderr, "xws-gateway: worker %s sent a REQUEST; answered bad_envelope\n", w->name);
         msgpack_sbuffer sb;

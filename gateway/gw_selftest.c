@@ -1,6 +1,7 @@
 /* gw_selftest - xws-gateway-test: runs the self-test of every gateway module (ctest). */
 #include <stdio.h>
 #include "gw_auth.h"
+#include "gw_broker.h"
 #include "gw_http.h"
 #include "gw_internal.h"
 #include "gw_log.h"
@@ -13,8 +14,8 @@ int main(void)
         const char *name;
         void (*fn)(void);
     } tests[] = {
-        {"gw_route", gw_route_test}, {"gw_auth", gw_auth_test},         {"gw_log", gw_log_test},
-        {"gw_tls", gw_tls_test},     {"gw_internal", gw_internal_test}, {"gw_http", gw_http_test},
+        {"gw_route", gw_route_test},   {"gw_auth", gw_auth_test},         {"gw_log", gw_log_test},   {"gw_tls", gw_tls_test},
+        {"gw_broker", gw_broker_test}, {"gw_internal", gw_internal_test}, {"gw_http", gw_http_test},
     };
     size_t n = sizeof(tests) / sizeof(tests[0]);
     for (size_t i = 0; i < n; i++) {
