@@ -11,7 +11,8 @@
 #define H2O_USE_LIBUV 0
 #endif
 #include <h2o.h>
-#include "gw_auth.h"
+#include "gw_accounts.h"
+#include "gw_backoff.h"
 #include "gw_broker.h"
 #include "gw_log.h"
 
@@ -37,6 +38,7 @@ typedef struct gw_app {
     /* modules */
     gw_broker_t *broker;
     gw_accounts_t *accounts;
+    gw_backoff_t *backoff;
     gw_log_t *log;
     gw_internal_t *internal;
 
@@ -52,8 +54,6 @@ typedef struct gw_app {
     uint64_t refresh_seq;           /* snapshot requests sent so far (the one in flight is number refresh_seq) */
     h2o_linklist_t refresh_waiting; /* requests whose password was verified for an account the snapshot does
                                        not hold yet (or holds with an older credential), until a newer one */
-
-    uint64_t last_backoff_sweep; /* loop ms of the last sweep of the back-off table */
 
     /* life */
     size_t nrequests; /* HTTP requests alive */

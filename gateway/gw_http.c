@@ -9,6 +9,8 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include "xws/proto.h"
+#include "gw_acl.h"
+#include "gw_basic.h"
 #include "gw_check.h"
 #include "gw_http.h"
 #include "gw_route.h"
@@ -46,7 +48,7 @@ typedef struct {
     const char *account; /* pool copy of the account name, "" until known */
     char login[MAX_CRED], password[MAX_CRED];
     uint8_t ckey[32]; /* verification cache key */
-    gw_backoff_t backoff;
+    gw_backoff_verdict_t backoff;
     gw_verify_t *verify;          /* the password check this request waits for (PH_VERIFY), or NULL */
     h2o_linklist_t vlink;         /* in verify->waiters */
     gw_job_t job;                 /* the request at its service (PH_WORKER) */
@@ -517,7 +519,7 @@ done:
 static void s_fail(gw_req_t *r, int count)
 {
     if (count)
-        gw_accounts_fail(r->app->accounts, r->addr, r->login, h2o_now(r->app->loop));
+        gw_backoff_fail(r->app->backoff, r->addr, r->login, h2o_now(r->app->loop));
     s_send_empty(r, 401);
 }
 
@@ -842,7 +844,7 @@ static void s_authenticate(gw_req_t *r)
         }
         gw_accounts_cache_drop(app->accounts, r->ckey);
     }
-    r->backoff = gw_accounts_backoff(app->accounts, r->addr, r->login, h2o_now(app->loop));
+    r->backoff = gw_backoff_check(app->backoff, r->addr, r->login, h2o_now(app->loop));
     if (r->backoff == GW_BACKOFF_NONE) {
         s_verify_start(r);
         return;
@@ -1190,10 +1192,7 @@ void gw_http_tick(gw_app_t *app)
     if (now - app->last_refresh >= app->accounts_refresh_ms ||
         (!gw_accounts_ready(app->accounts) && now - app->last_refresh >= 100))
         gw_http_refresh_accounts(app);
-    if (now - app->last_backoff_sweep >= GW_BACKOFF_WINDOW_MS) {
-        gw_accounts_backoff_sweep(app->accounts, now);
-        app->last_backoff_sweep = now;
-    }
+    gw_backoff_tick(app->backoff, now);
 }
 
 /* ---- self-test -------------------------------------------------------------------------------- */

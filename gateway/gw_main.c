@@ -369,7 +369,8 @@ int main(int argc, char **argv)
     int rc = 1;
     if ((app->accept_ctx.ssl_ctx = gw_tls_new(tls_cert, tls_key, data_dir)) == NULL)
         goto out;
-    if ((app->accounts = gw_accounts_new()) == NULL || (app->log = gw_log_new(app->loop, access_log)) == NULL)
+    if ((app->accounts = gw_accounts_new()) == NULL || (app->backoff = gw_backoff_new()) == NULL ||
+        (app->log = gw_log_new(app->loop, access_log)) == NULL)
         goto out;
     gw_broker_opts_t bopts = {worker_ep, (uint64_t)deadline_ms, (uint64_t)heartbeat_ms, (uint64_t)expiry_ms, (size_t)queue_max};
     const char *services[16];
@@ -437,6 +438,7 @@ out:
     gw_broker_destroy(&app->broker); /* sends DISCONNECT to every worker */
     gw_log_destroy(&app->log);       /* writes the lines still buffered: the last requests of a SIGTERM stop included */
     gw_accounts_destroy(&app->accounts);
+    gw_backoff_destroy(&app->backoff);
     if (app->accept_ctx.ssl_ctx != NULL)
         SSL_CTX_free(app->accept_ctx.ssl_ctx);
     app->accept_ctx.ssl_ctx = NULL;
