@@ -32,3 +32,11 @@ void gw_app_rid(gw_app_t *app, char *buf, size_t size)
         buf[il + 1 + i] = digits[nd - 1 - i];
     buf[il + 1 + nd] = '\0';
 }
+
+void gw_app_submit_error(int rc, const char *service, char *buf, size_t size)
+{
+    if (rc == GW_SUBMIT_FULL)
+        snprintf(buf, size, "every worker of service %s is busy and its queue is full", service);
+    else
+        snprintf(buf, size, "no worker of service %s is available", service);
+}

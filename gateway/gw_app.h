@@ -17,6 +17,8 @@
 #include "gw_log.h"
 
 typedef struct gw_internal gw_internal_t;
+typedef struct gw_refresh gw_refresh_t;
+typedef struct gw_verifier gw_verifier_t;
 
 typedef struct gw_app {
     /* settings */
@@ -41,19 +43,8 @@ typedef struct gw_app {
     gw_backoff_t *backoff;
     gw_log_t *log;
     gw_internal_t *internal;
-
-    /* password checks at the config service (gw_http.c): identical ones merged, at most GW_VERIFY_MAX at once */
-    h2o_linklist_t verify_running; /* gw_verify_t in flight */
-    h2o_linklist_t verify_waiting; /* gw_verify_t waiting for a free slot, FIFO */
-    size_t nverify_running, nverify_waiting;
-
-    /* account refresh */
-    gw_job_t refresh_job;           /* the snapshot request in flight */
-    uint64_t last_refresh;          /* loop ms of the last snapshot request */
-    int refresh_state;              /* last outcome reported on stderr (to log changes only) */
-    uint64_t refresh_seq;           /* snapshot requests sent so far (the one in flight is number refresh_seq) */
-    h2o_linklist_t refresh_waiting; /* requests whose password was verified for an account the snapshot does
-                                       not hold yet (or holds with an older credential), until a newer one */
+    gw_refresh_t *refresh;   /* the account snapshot kept fresh (gw_refresh.h) */
+    gw_verifier_t *verifier; /* password checks at the config service (gw_verify.h) */
 
     /* life */
     size_t nrequests; /* HTTP requests alive */
@@ -62,6 +53,9 @@ typedef struct gw_app {
 
 /* Writes a fresh request id "<instance>-<counter>" into buf (≥ XWS_MAX_RID + 1 bytes). */
 void gw_app_rid(gw_app_t *app, char *buf, size_t size);
+
+/* The message of a 503 for a gw_broker_submit result rc (GW_SUBMIT_FULL or another failure) for service, into buf. */
+void gw_app_submit_error(int rc, const char *service, char *buf, size_t size);
 
 /* Wall-clock Unix time in milliseconds (for envelope deadlines). */
 uint64_t gw_app_unix_ms(void);

@@ -13,12 +13,12 @@
 #include "gw_basic.h"
 #include "gw_check.h"
 #include "gw_http.h"
+#include "gw_refresh.h"
 #include "gw_route.h"
+#include "gw_verify.h"
 
 #define WS_VERSION "1.0"
-#define MAX_CRED 1025   /* bytes of a login or a password, with the NUL (the account tool accepts passwords of 1-1024 bytes) */
-#define GW_VERIFY_MAX 4 /* password checks in flight at the config service at once */
-#define GW_VERIFY_WAITING_MAX 4096 /* password checks waiting for a free slot; more: 503 */
+#define MAX_CRED 1025 /* bytes of a login or a password, with the NUL (the account tool accepts passwords of 1-1024 bytes) */
 
 typedef enum {
     PH_START = 0,   /* checks, authentication */
@@ -28,8 +28,6 @@ typedef enum {
     PH_DONE = 4,    /* answered */
     PH_REFRESH = 5, /* password verified; waiting for a snapshot that holds the account as verified */
 } phase_t;
-
-typedef struct gw_verify gw_verify_t;
 
 /* Per-request state, in the request's pool; h2o calls s_on_freed when the request goes away. */
 typedef struct {
@@ -49,39 +47,16 @@ typedef struct {
     char login[MAX_CRED], password[MAX_CRED];
     uint8_t ckey[32]; /* verification cache key */
     gw_backoff_verdict_t backoff;
-    gw_verify_t *verify;          /* the password check this request waits for (PH_VERIFY), or NULL */
-    h2o_linklist_t vlink;         /* in verify->waiters */
+    gw_verify_wait_t vwait;       /* the password check it waits for (PH_VERIFY) */
     gw_job_t job;                 /* the request at its service (PH_WORKER) */
     h2o_timeout_entry_t delay;    /* back-off delay */
     h2o_timeout_entry_t deadline; /* arrival + deadline_ms, whatever phase the request is in */
     uint64_t deadline_unix_ms;    /* the same instant as Unix time, for the envelope */
-    h2o_linklist_t rlink;         /* in app->refresh_waiting (PH_REFRESH) */
-    uint64_t refresh_need;        /* the snapshot request (app->refresh_seq) whose answer it waits for */
+    gw_refresh_wait_t rwait;      /* parked until a fresh snapshot (PH_REFRESH) */
     xws_slice_t vname, vcred;     /* PH_REFRESH: the account and credential fingerprint the check answered (pool) */
 } gw_req_t;
 
-/*
- * One password check at the config service, shared by every request that presents the same
- * credentials while it runs (same verification cache key). At most GW_VERIFY_MAX run at once; the
- * others wait in app->verify_waiting (FIFO). Owned by the app, not by a request: it outlives the
- * requests that leave (its answer still fills the cache), and one that nobody waits for any more
- * is dropped before it is sent.
- */
-struct gw_verify {
-    gw_app_t *app;
-    uint8_t key[32];        /* verification cache key of login/password */
-    char *login, *password; /* the password is wiped and freed once the check is sent */
-    uint64_t version;       /* snapshot version when the check was sent */
-    char addr_text[48];     /* the client of the first request, for the envelope */
-    int running;            /* 1 once sent (in app->verify_running), 0 while waiting */
-    gw_job_t job;
-    h2o_linklist_t link;    /* in app->verify_running or app->verify_waiting */
-    h2o_linklist_t waiters; /* gw_req_t.vlink */
-};
-
 static void s_dispatch(gw_req_t *r);
-static void s_verify_detach(gw_req_t *r);
-static void s_refresh_wait(gw_req_t *r, const msgpack_object *name, const msgpack_object *cred);
 
 static uint64_t s_mono_us(void)
 {
@@ -323,10 +298,7 @@ static void s_send_error(gw_req_t *r, int status, const char *code, const char *
 static void s_send_submit_error(gw_req_t *r, int rc, const char *service)
 {
     char msg[160];
-    if (rc == GW_SUBMIT_FULL)
-        snprintf(msg, sizeof(msg), "every worker of service %s is busy and its queue is full", service);
-    else
-        snprintf(msg, sizeof(msg), "no worker of service %s is available", service);
+    gw_app_submit_error(rc, service, msg, sizeof(msg));
     s_send_error(r, 503, "no_worker", "", msg);
 }
 
@@ -338,9 +310,8 @@ static void s_on_freed(void *arg)
     gw_app_t *app = r->app;
     if (gw_job_busy(&r->job))
         gw_broker_cancel(app->broker, &r->job);
-    s_verify_detach(r);
-    if (h2o_linklist_is_linked(&r->rlink))
-        h2o_linklist_unlink(&r->rlink);
+    gw_verify_leave(&r->vwait);
+    gw_refresh_unwait(&r->rwait);
     if (h2o_timeout_is_linked(&r->delay))
         h2o_timeout_unlink(&r->delay);
     if (h2o_timeout_is_linked(&r->deadline))
@@ -552,256 +523,70 @@ static void s_authorized_creds(gw_req_t *r, const gw_account_t *acct)
     s_authorized(r, acct);
 }
 
-/* ---- password checks -------------------------------------------------------------------------- */
+/* ---- password checks and fresh snapshots ------------------------------------------------------ */
 
-static void s_verify_free(gw_verify_t *v)
+/* The snapshot r waited for came (ok) or could not be had: authorized when it holds the account
+ * with the credential that was verified, 401 when it does not (deleted, or changed again meanwhile). */
+static void s_on_refreshed(gw_refresh_wait_t *w, int ok)
 {
-    gw_app_t *app = v->app;
-    assert(h2o_linklist_is_empty(&v->waiters));
-    if (gw_job_busy(&v->job))
-        gw_broker_cancel(app->broker, &v->job);
-    if (h2o_linklist_is_linked(&v->link)) {
-        h2o_linklist_unlink(&v->link);
-        if (v->running)
-            app->nverify_running--;
-        else
-            app->nverify_waiting--;
-    }
-    if (v->password != NULL) {
-        OPENSSL_cleanse(v->password, strlen(v->password));
-        free(v->password);
-    }
-    free(v->login);
-    OPENSSL_cleanse(v->key, sizeof(v->key));
-    free(v);
-}
-
-/* The request stops waiting for its password check (answered elsewhere, timed out, or gone). */
-static void s_verify_detach(gw_req_t *r)
-{
-    gw_verify_t *v = r->verify;
-    if (v == NULL)
+    gw_req_t *r = H2O_STRUCT_FROM_MEMBER(gw_req_t, rwait, w);
+    if (!ok) {
+        s_send_error(r, 503, "no_worker", "", "the accounts could not be refreshed");
         return;
-    h2o_linklist_unlink(&r->vlink);
-    r->verify = NULL;
-    if (!v->running && h2o_linklist_is_empty(&v->waiters))
-        s_verify_free(v); /* not sent yet and nobody waits: forget it */
-}
-
-/* Takes the next waiting request off v (NULL when none is left); the caller answers it. */
-static gw_req_t *s_verify_next_waiter(gw_verify_t *v)
-{
-    if (h2o_linklist_is_empty(&v->waiters))
-        return NULL;
-    gw_req_t *r = H2O_STRUCT_FROM_MEMBER(gw_req_t, vlink, v->waiters.next);
-    h2o_linklist_unlink(&r->vlink);
-    r->verify = NULL;
-    return r;
-}
-
-/* Answers every request waiting for v with the same error. */
-static void s_verify_answer_all(gw_verify_t *v, int status, const char *code, const char *message)
-{
-    gw_req_t *r;
-    while ((r = s_verify_next_waiter(v)) != NULL)
-        s_send_error(r, status, code, "", message);
-}
-
-static void s_on_verify_done(gw_job_t *job, gw_job_outcome_t outcome, const void *reply, size_t len);
-
-/* Sends v to the config service (v is in app->verify_running). On failure its requests are answered and v is freed. */
-static void s_verify_send(gw_verify_t *v)
-{
-    gw_app_t *app = v->app;
-    msgpack_sbuffer body, env;
-    msgpack_packer pk;
-    msgpack_sbuffer_init(&body);
-    msgpack_sbuffer_init(&env);
-    msgpack_packer_init(&pk, &body, msgpack_sbuffer_write);
-    size_t ll = strlen(v->login), pl = strlen(v->password);
-    msgpack_pack_map(&pk, 2);
-    msgpack_pack_str_with_body(&pk, "login", 5);
-    msgpack_pack_str_with_body(&pk, v->login, ll);
-    msgpack_pack_str_with_body(&pk, "password", 8);
-    msgpack_pack_str_with_body(&pk, v->password, pl);
-    OPENSSL_cleanse(v->password, pl);
-    free(v->password);
-    v->password = NULL;
-    uint64_t deadline = 0; /* the latest deadline of the requests that wait for it */
-    for (h2o_linklist_t *l = v->waiters.next; l != &v->waiters; l = l->next) {
-        gw_req_t *r = H2O_STRUCT_FROM_MEMBER(gw_req_t, vlink, l);
-        if (r->deadline_unix_ms > deadline)
-            deadline = r->deadline_unix_ms;
     }
-    char rid[XWS_MAX_RID + 1];
-    gw_app_rid(app, rid, sizeof(rid));
-    xws_request_spec_t spec = {
-        .rid = xws_slice(rid),
-        .service = xws_slice(GW_SERVICE_CONFIG),
-        .resource = xws_slice(GW_RESOURCE_ACCOUNT),
-        .act = xws_slice(GW_ACT_VERIFY),
-        .body_msgpack = {body.data, body.size},
-        .caller_mode = xws_slice("gateway"),
-        .caller_account = xws_slice(""),
-        .caller_addr = xws_slice(v->addr_text),
-        .deadline_ms = deadline,
-    };
-    v->version = gw_accounts_version(app->accounts);
-    int rc = xws_request_encode(&spec, &env);
-    OPENSSL_cleanse(body.data, body.size);
-    if (rc != 0) {
-        s_verify_answer_all(v, 500, "internal_error", "the password check could not be encoded");
-        s_verify_free(v);
-    } else {
-        v->job.on_done = s_on_verify_done;
-        v->job.data = v;
-        /* not bound to its requests' deadlines: once sent, the check completes and fills the cache */
-        rc = gw_broker_submit(app->broker, &v->job, GW_SERVICE_CONFIG, env.data, env.size);
-        if (rc != GW_SUBMIT_OK) {
-            gw_req_t *r;
-            while ((r = s_verify_next_waiter(v)) != NULL)
-                s_send_submit_error(r, rc, GW_SERVICE_CONFIG);
-            s_verify_free(v);
-        }
-    }
-    OPENSSL_cleanse(env.data, env.size); /* the envelope copy lives in the broker until the reply */
-    msgpack_sbuffer_destroy(&body);
-    msgpack_sbuffer_destroy(&env);
+    const gw_account_t *acct = gw_accounts_find(r->app->accounts, r->vname.ptr, r->vname.len);
+    if (acct != NULL && (r->vcred.ptr == NULL || xws_slice_eq(r->vcred, acct->cred)))
+        s_authorized_creds(r, acct);
+    else
+        s_fail(r, 0);
 }
 
-/* Sends waiting checks while fewer than GW_VERIFY_MAX are in flight. */
-static void s_verify_pump(gw_app_t *app)
+/* Parks r (its password was verified for the account name/cred) until a later snapshot. */
+static void s_refresh_wait(gw_req_t *r, const msgpack_object *name, const msgpack_object *cred)
 {
-    while (app->nverify_running < GW_VERIFY_MAX && !h2o_linklist_is_empty(&app->verify_waiting)) {
-        gw_verify_t *v = H2O_STRUCT_FROM_MEMBER(gw_verify_t, link, app->verify_waiting.next);
-        h2o_linklist_unlink(&v->link);
-        app->nverify_waiting--;
-        v->running = 1;
-        h2o_linklist_insert(&app->verify_running, &v->link);
-        app->nverify_running++;
-        s_verify_send(v);
-    }
+    r->phase = PH_REFRESH;
+    r->vname = (xws_slice_t){h2o_strdup(&r->req->pool, name->via.str.ptr, name->via.str.size).base, name->via.str.size};
+    r->vcred = cred != NULL
+                   ? (xws_slice_t){h2o_strdup(&r->req->pool, cred->via.str.ptr, cred->via.str.size).base, cred->via.str.size}
+                   : XWS_SLICE_NULL;
+    r->rwait.on_done = s_on_refreshed;
+    gw_refresh_wait(r->app->refresh, &r->rwait);
 }
 
-static void s_on_verify_done(gw_job_t *job, gw_job_outcome_t outcome, const void *reply, size_t len)
+/* The password check r waited for ended (gw_verify.h). */
+static void s_on_verified(gw_verify_wait_t *w, const gw_verify_result_t *res)
 {
-    gw_verify_t *v = job->data;
-    gw_app_t *app = v->app;
-    xws_reply_t rep;
-    const char *err = NULL;
-    gw_req_t *r;
-    if (outcome == GW_JOB_TIMEOUT) {
-        s_verify_answer_all(v, 504, "timeout", "the account service did not answer in time");
-    } else if (outcome != GW_JOB_REPLY || xws_reply_decode(&rep, reply, len, &err) != 0) {
-        if (outcome == GW_JOB_REPLY)
-            xws_reply_dispose(&rep);
-        fprintf(stderr, "xws-gateway: malformed verify reply from the config service\n");
-        s_verify_answer_all(v, 500, "internal_error", "the account service sent a malformed reply");
-    } else {
-        unsigned status = rep.status;
-        const msgpack_object *name = NULL, *cred = NULL;
-        int stale = 0;
-        if (status == 200 && rep.body != NULL && rep.body->type == MSGPACK_OBJECT_MAP)
-            for (uint32_t i = 0; i < rep.body->via.map.size; i++) {
-                const msgpack_object *k = &rep.body->via.map.ptr[i].key, *val = &rep.body->via.map.ptr[i].val;
-                if (k->type != MSGPACK_OBJECT_STR || val->type != MSGPACK_OBJECT_STR)
-                    continue;
-                if (k->via.str.size == 4 && memcmp(k->via.str.ptr, "name", 4) == 0)
-                    name = val;
-                else if (k->via.str.size == 4 && memcmp(k->via.str.ptr, "cred", 4) == 0)
-                    cred = val;
-            }
-        if (status == 200 && name != NULL) {
-            const gw_account_t *acct = gw_accounts_find(app->accounts, name->via.str.ptr, name->via.str.size);
-            if (acct != NULL && cred != NULL && !xws_slice_eq((xws_slice_t){cred->via.str.ptr, cred->via.str.size}, acct->cred)) {
-                /*
-                 * The account changed after the snapshot (e.g. a new password): the passwords
-                 * verified against the old state must not be accepted until the next refresh.
-                 */
-                gw_accounts_cache_forget(app->accounts, acct->name);
-                gw_http_refresh_accounts(app);
-                acct = gw_accounts_find(app->accounts, name->via.str.ptr, name->via.str.size);
-                stale = 1;
-            }
-            /*
-             * Remembered only when the snapshot did not change while the check ran: then the
-             * account's cred is no newer than the state the password was checked against, and the
-             * entry goes as soon as a later snapshot shows another cred.
-             */
-            if (acct != NULL && !stale) {
-                if (gw_accounts_version(app->accounts) == v->version)
-                    gw_accounts_cache_put(app->accounts, v->key, acct);
-                while ((r = s_verify_next_waiter(v)) != NULL)
-                    s_authorized_creds(r, acct);
-            } else {
-                /* a new account, or a new password, that the snapshot does not hold yet: the
-                 * requests wait for a snapshot taken after this answer (no 401 for an account
-                 * created a moment ago) */
-                while ((r = s_verify_next_waiter(v)) != NULL)
-                    s_refresh_wait(r, name, cred);
-                gw_http_refresh_accounts(app);
-            }
-        } else if (status == 401 || status == 403 || status == 404) {
-            while ((r = s_verify_next_waiter(v)) != NULL)
-                s_fail(r, 1);
-        } else if (status == 503) {
-            s_verify_answer_all(v, 503, "no_worker", "the account service is not available");
-        } else {
-            fprintf(stderr, "xws-gateway: the config service answered %u to a password check\n", status);
-            s_verify_answer_all(v, 500, "internal_error", "the password could not be checked");
-        }
-        xws_reply_dispose(&rep);
+    gw_req_t *r = H2O_STRUCT_FROM_MEMBER(gw_req_t, vwait, w);
+    switch (res->kind) {
+    case GW_VERIFY_OK:
+        s_authorized_creds(r, res->acct);
+        break;
+    case GW_VERIFY_REFUSED:
+        s_fail(r, 1);
+        break;
+    case GW_VERIFY_LATER:
+        s_refresh_wait(r, res->name, res->cred);
+        break;
+    default:
+        s_send_error(r, res->status, res->code, "", res->message);
+        break;
     }
-    s_verify_free(v);
-    s_verify_pump(app);
-}
-
-static gw_verify_t *s_verify_find(gw_app_t *app, const uint8_t key[32])
-{
-    h2o_linklist_t *lists[] = {&app->verify_running, &app->verify_waiting};
-    for (size_t i = 0; i < 2; i++)
-        for (h2o_linklist_t *l = lists[i]->next; l != lists[i]; l = l->next) {
-            gw_verify_t *v = H2O_STRUCT_FROM_MEMBER(gw_verify_t, link, l);
-            if (CRYPTO_memcmp(v->key, key, 32) == 0)
-                return v;
-        }
-    return NULL;
 }
 
 /* Checks r's password: joins the identical check in progress, or starts one (or queues it). */
 static void s_verify_start(gw_req_t *r)
 {
-    gw_app_t *app = r->app;
-    gw_verify_t *v = s_verify_find(app, r->ckey);
-    int fresh = v == NULL;
-    if (fresh) {
-        if (app->nverify_running >= GW_VERIFY_MAX && app->nverify_waiting >= GW_VERIFY_WAITING_MAX) {
-            OPENSSL_cleanse(r->password, sizeof(r->password));
-            s_send_error(r, 503, "no_worker", "", "too many password checks are waiting");
-            return;
-        }
-        if ((v = calloc(1, sizeof(*v))) == NULL || (v->login = strdup(r->login)) == NULL ||
-            (v->password = strdup(r->password)) == NULL)
-            abort();
-        v->app = app;
-        memcpy(v->key, r->ckey, 32);
-        snprintf(v->addr_text, sizeof(v->addr_text), "%s", r->addr_text);
-        h2o_linklist_init_anchor(&v->waiters);
-    }
+    char password[MAX_CRED]; /* r's copy is wiped before the check can answer */
+    memcpy(password, r->password, sizeof(password));
     OPENSSL_cleanse(r->password, sizeof(r->password));
     r->phase = PH_VERIFY;
-    r->verify = v;
-    h2o_linklist_insert(&v->waiters, &r->vlink);
-    if (!fresh)
-        return;
-    if (app->nverify_running < GW_VERIFY_MAX) {
-        v->running = 1;
-        h2o_linklist_insert(&app->verify_running, &v->link);
-        app->nverify_running++;
-        s_verify_send(v);
-    } else {
-        h2o_linklist_insert(&app->verify_waiting, &v->link); /* at the tail */
-        app->nverify_waiting++;
+    r->vwait.on_done = s_on_verified;
+    r->vwait.deadline_unix_ms = r->deadline_unix_ms;
+    int rc = gw_verifier_check(r->app->verifier, &r->vwait, r->ckey, r->login, password, r->addr_text);
+    OPENSSL_cleanse(password, sizeof(password));
+    if (rc != 0) {
+        r->phase = PH_START;
+        s_send_error(r, 503, "no_worker", "", "too many password checks are waiting");
     }
 }
 
@@ -815,7 +600,7 @@ static void s_authenticate(gw_req_t *r)
 {
     gw_app_t *app = r->app;
     if (!gw_accounts_ready(app->accounts)) {
-        gw_http_refresh_accounts(app);
+        gw_refresh_now(app->refresh);
         s_send_error(r, 503, "no_worker", "", "the accounts are not loaded yet");
         return;
     }
@@ -863,9 +648,8 @@ static void s_on_deadline(h2o_timeout_entry_t *entry)
     char msg[160];
     if (gw_job_busy(&r->job))
         gw_broker_cancel(r->app->broker, &r->job);
-    s_verify_detach(r);
-    if (h2o_linklist_is_linked(&r->rlink))
-        h2o_linklist_unlink(&r->rlink);
+    gw_verify_leave(&r->vwait);
+    gw_refresh_unwait(&r->rwait);
     if (h2o_timeout_is_linked(&r->delay))
         h2o_timeout_unlink(&r->delay);
     snprintf(msg, sizeof(msg), "%s did not answer within %" PRIu64 " ms",
@@ -1012,187 +796,13 @@ void gw_http_split_target(const char *target, size_t len, xws_slice_t *path, xws
     }
 }
 
-void gw_http_shutdown(gw_app_t *app)
-{
-    h2o_linklist_t *lists[] = {&app->verify_running, &app->verify_waiting};
-    for (size_t i = 0; i < 2; i++) {
-        if (lists[i]->next == NULL) /* never registered */
-            continue;
-        while (!h2o_linklist_is_empty(lists[i])) {
-            gw_verify_t *v = H2O_STRUCT_FROM_MEMBER(gw_verify_t, link, lists[i]->next);
-            while (s_verify_next_waiter(v) != NULL) /* requests still open at exit: they no longer wait */
-                ;
-            s_verify_free(v);
-        }
-    }
-}
-
 void gw_http_register(gw_app_t *app, h2o_hostconf_t *host)
 {
-    h2o_linklist_init_anchor(&app->verify_running);
-    h2o_linklist_init_anchor(&app->verify_waiting);
-    h2o_linklist_init_anchor(&app->refresh_waiting);
     h2o_create_filter(&host->fallback_path, sizeof(h2o_filter_t))->on_setup_ostream = s_on_setup_ostream;
     h2o_pathconf_t *pathconf = h2o_config_register_path(host, "/", 0);
     h2o_handler_t *handler = h2o_create_handler(pathconf, sizeof(h2o_handler_t) + sizeof(gw_app_t *));
     handler->on_req = s_on_req;
     *(gw_app_t **)(handler + 1) = app;
-}
-
-/* ---- account refresh -------------------------------------------------------------------------- */
-
-enum { REFRESH_UNKNOWN = 0, REFRESH_OK, REFRESH_NO_WORKER, REFRESH_FAILED };
-
-static void s_refresh_state(gw_app_t *app, int state, const char *msg)
-{
-    if (app->refresh_state != state && msg != NULL)
-        fprintf(stderr, "xws-gateway: accounts: %s\n", msg);
-    app->refresh_state = state;
-}
-
-/* Parks r (its password was verified for the account name/cred) until a later snapshot. */
-static void s_refresh_wait(gw_req_t *r, const msgpack_object *name, const msgpack_object *cred)
-{
-    gw_app_t *app = r->app;
-    r->phase = PH_REFRESH;
-    r->vname = (xws_slice_t){h2o_strdup(&r->req->pool, name->via.str.ptr, name->via.str.size).base, name->via.str.size};
-    r->vcred = cred != NULL
-                   ? (xws_slice_t){h2o_strdup(&r->req->pool, cred->via.str.ptr, cred->via.str.size).base, cred->via.str.size}
-                   : XWS_SLICE_NULL;
-    /* a snapshot request already in flight may have been answered before the change: the next one */
-    r->refresh_need = app->refresh_seq + 1;
-    h2o_linklist_insert(&app->refresh_waiting, &r->rlink);
-}
-
-/*
- * After snapshot request number app->refresh_seq ended (ok: a snapshot is loaded), answers the
- * parked requests that waited for it: authorized when the snapshot holds their account with the
- * credential that was verified, 401 when it does not (deleted, or changed again meanwhile), 503
- * when no snapshot could be had. Those that wait for a later one get it asked for.
- */
-static void s_refresh_resolve(gw_app_t *app, int ok)
-{
-    h2o_linklist_t *l = app->refresh_waiting.next;
-    while (l != &app->refresh_waiting) {
-        gw_req_t *r = H2O_STRUCT_FROM_MEMBER(gw_req_t, rlink, l);
-        l = l->next;
-        if (r->refresh_need > app->refresh_seq)
-            continue;
-        h2o_linklist_unlink(&r->rlink);
-        if (!ok) {
-            s_send_error(r, 503, "no_worker", "", "the accounts could not be refreshed");
-            continue;
-        }
-        const gw_account_t *acct = gw_accounts_find(app->accounts, r->vname.ptr, r->vname.len);
-        if (acct != NULL && (r->vcred.ptr == NULL || xws_slice_eq(r->vcred, acct->cred)))
-            s_authorized_creds(r, acct);
-        else
-            s_fail(r, 0);
-    }
-    if (!h2o_linklist_is_empty(&app->refresh_waiting))
-        gw_http_refresh_accounts(app);
-}
-
-static void s_on_refresh_loaded(gw_job_t *job, gw_job_outcome_t outcome, const void *reply, size_t len);
-
-static void s_on_refresh_done(gw_job_t *job, gw_job_outcome_t outcome, const void *reply, size_t len)
-{
-    gw_app_t *app = job->data;
-    s_on_refresh_loaded(job, outcome, reply, len);
-    s_refresh_resolve(app, app->refresh_state == REFRESH_OK);
-}
-
-/* Loads the snapshot of a refresh answer; app->refresh_state says how it went. */
-static void s_on_refresh_loaded(gw_job_t *job, gw_job_outcome_t outcome, const void *reply, size_t len)
-{
-    gw_app_t *app = job->data;
-    if (outcome == GW_JOB_TIMEOUT) {
-        s_refresh_state(app, REFRESH_FAILED, "the config service did not answer the snapshot request");
-        return;
-    }
-    xws_reply_t rep;
-    const char *err = NULL;
-    if (outcome != GW_JOB_REPLY || xws_reply_decode(&rep, reply, len, &err) != 0) {
-        if (outcome == GW_JOB_REPLY)
-            xws_reply_dispose(&rep);
-        s_refresh_state(app, REFRESH_FAILED, "malformed snapshot reply from the config service");
-        return;
-    }
-    if (rep.status == 304) {
-        s_refresh_state(app, REFRESH_OK, "snapshot up to date");
-    } else if (rep.status == 200 && rep.body != NULL) {
-        uint64_t before = gw_accounts_version(app->accounts);
-        int was_ready = gw_accounts_ready(app->accounts);
-        if (gw_accounts_load(app->accounts, rep.body, &err) != 0) {
-            char msg[160];
-            snprintf(msg, sizeof(msg), "snapshot refused: %s", err);
-            s_refresh_state(app, REFRESH_FAILED, msg);
-        } else {
-            if (!was_ready || before != gw_accounts_version(app->accounts))
-                fprintf(stderr, "xws-gateway: accounts: version %" PRIu64 ", %zu account(s)\n", gw_accounts_version(app->accounts),
-                        gw_accounts_count(app->accounts));
-            app->refresh_state = REFRESH_OK;
-        }
-    } else {
-        char msg[160];
-        snprintf(msg, sizeof(msg), "the config service answered %u to the snapshot request", rep.status);
-        s_refresh_state(app, REFRESH_FAILED, msg);
-    }
-    xws_reply_dispose(&rep);
-}
-
-void gw_http_refresh_accounts(gw_app_t *app)
-{
-    if (gw_job_busy(&app->refresh_job) || app->stopping)
-        return;
-    app->last_refresh = h2o_now(app->loop);
-    char rid[XWS_MAX_RID + 1], since[24];
-    gw_app_rid(app, rid, sizeof(rid));
-    xws_kv_t kv = {xws_slice("since"), XWS_SLICE_NULL};
-    if (gw_accounts_ready(app->accounts)) {
-        snprintf(since, sizeof(since), "%" PRIu64, gw_accounts_version(app->accounts));
-        kv.val = xws_slice(since);
-    }
-    xws_request_spec_t spec = {
-        .rid = xws_slice(rid),
-        .service = xws_slice(GW_SERVICE_CONFIG),
-        .resource = xws_slice(GW_RESOURCE_ACCOUNT),
-        .act = xws_slice(GW_ACT_SNAPSHOT),
-        .params = &kv,
-        .nparams = gw_accounts_ready(app->accounts) ? 1 : 0,
-        .caller_mode = xws_slice("gateway"),
-        .caller_account = xws_slice(""),
-        .caller_addr = xws_slice(""),
-        .deadline_ms = gw_app_unix_ms() + app->deadline_ms,
-    };
-    msgpack_sbuffer env;
-    msgpack_sbuffer_init(&env);
-    app->refresh_seq++;
-    if (xws_request_encode(&spec, &env) != 0) {
-        s_refresh_state(app, REFRESH_FAILED, "cannot encode the snapshot request");
-        s_refresh_resolve(app, 0);
-    } else {
-        app->refresh_job.on_done = s_on_refresh_done;
-        app->refresh_job.data = app;
-        int rc = gw_broker_submit(app->broker, &app->refresh_job, GW_SERVICE_CONFIG, env.data, env.size);
-        if (rc != GW_SUBMIT_OK) {
-            s_refresh_state(app, REFRESH_NO_WORKER,
-                            gw_accounts_ready(app->accounts)
-                                ? "no config worker; keeping the last snapshot"
-                                : "no config worker yet; restricted requests answer 503 until the accounts arrive");
-            s_refresh_resolve(app, 0);
-        }
-    }
-    msgpack_sbuffer_destroy(&env);
-}
-
-void gw_http_tick(gw_app_t *app)
-{
-    uint64_t now = h2o_now(app->loop);
-    if (now - app->last_refresh >= app->accounts_refresh_ms ||
-        (!gw_accounts_ready(app->accounts) && now - app->last_refresh >= 100))
-        gw_http_refresh_accounts(app);
-    gw_backoff_tick(app->backoff, now);
 }
 
 /* ---- self-test -------------------------------------------------------------------------------- */

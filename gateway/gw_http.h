@@ -13,21 +13,6 @@
 void gw_http_register(gw_app_t *app, h2o_hostconf_t *host);
 
 /*
- * Periodic work of the HTTP side: asks the config service for a new account snapshot every
- * accounts_refresh_ms (with `since`), forgets stale back-off entries. Call it from the tick.
- */
-void gw_http_tick(gw_app_t *app);
-
-/*
- * Forgets the password checks still queued or in flight (their requests, if any, are left alone).
- * Call it at exit, before the broker goes.
- */
-void gw_http_shutdown(gw_app_t *app);
-
-/* Asks for an account snapshot now unless one is in flight. */
-void gw_http_refresh_accounts(gw_app_t *app);
-
-/*
  * The reason phrase of an HTTP status (a literal, never NULL), and whether an If-None-Match value
  * matches an entity tag (weak comparison, lists and "*" understood).
  */

@@ -20,8 +20,10 @@
 #include "gw_app.h"
 #include "gw_http.h"
 #include "gw_internal.h"
+#include "gw_refresh.h"
 #include "gw_route.h"
 #include "gw_tls.h"
+#include "gw_verify.h"
 
 /* How long the listener rests when accept() fails for want of file descriptors or memory. */
 #define ACCEPT_PAUSE_MS 100
@@ -114,8 +116,10 @@ static void s_on_accept_pause_end(h2o_timeout_entry_t *entry)
 static void s_on_tick(h2o_timeout_entry_t *entry)
 {
     gw_broker_tick(g.app.broker);
-    if (!g.app.stopping)
-        gw_http_tick(&g.app);
+    if (!g.app.stopping) {
+        gw_refresh_tick(g.app.refresh);
+        gw_backoff_tick(g.app.backoff, h2o_now(g.app.loop));
+    }
     h2o_timeout_link(g.app.loop, &g.tick_timeout, &g.tick);
 }
 
@@ -378,6 +382,8 @@ int main(int argc, char **argv)
         abort(); /* the table names more services than this room: a build mistake */
     if ((app->broker = gw_broker_new(app->loop, &bopts, services)) == NULL)
         goto out;
+    app->refresh = gw_refresh_new(app);
+    app->verifier = gw_verifier_new(app);
     if ((app->internal = gw_internal_new(app, internal_ep, curve_secret, curve_clients)) == NULL)
         goto out;
     int fd = s_listen(listen_on);
@@ -397,7 +403,7 @@ int main(int argc, char **argv)
     h2o_timeout_init(app->loop, &g.tick_timeout, tick_ms);
     g.tick.cb = s_on_tick;
     h2o_timeout_link(app->loop, &g.tick_timeout, &g.tick);
-    gw_http_refresh_accounts(app);
+    gw_refresh_now(app->refresh);
 
     while (!g.stop)
         if (h2o_evloop_run(app->loop, INT32_MAX) != 0 && errno != EINTR) {
@@ -412,7 +418,7 @@ int main(int argc, char **argv)
     h2o_socket_close(g.listener);
     g.listener = NULL;
     h2o_context_request_shutdown(&app->ctx);
-    gw_broker_cancel(app->broker, &app->refresh_job);
+    gw_refresh_stop(app->refresh);
     uint64_t until = h2o_now(app->loop) + app->deadline_ms + 200;
     while ((app->nrequests > 0 || gw_internal_pending(app->internal) > 0) && h2o_now(app->loop) < until)
         if (h2o_evloop_run(app->loop, 50) != 0 && errno != EINTR)
@@ -434,7 +440,8 @@ out:
         h2o_socket_close(g.listener);
     }
     gw_internal_destroy(&app->internal);
-    gw_http_shutdown(app);
+    gw_verifier_destroy(&app->verifier);
+    gw_refresh_destroy(&app->refresh);
     gw_broker_destroy(&app->broker); /* sends DISCONNECT to every worker */
     gw_log_destroy(&app->log);       /* writes the lines still buffered: the last requests of a SIGTERM stop included */
     gw_accounts_destroy(&app->accounts);
