@@ -13,6 +13,7 @@
 #include "gw_basic.h"
 #include "gw_check.h"
 #include "gw_http.h"
+#include "gw_msg.h"
 #include "gw_refresh.h"
 #include "gw_route.h"
 #include "gw_verify.h"
@@ -65,101 +66,6 @@ static uint64_t s_mono_us(void)
     return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
-const char *gw_http_reason(int status)
-{
-    switch (status) {
-    case 200:
-        return "OK";
-    case 201:
-        return "Created";
-    case 202:
-        return "Accepted";
-    case 204:
-        return "No Content";
-    case 304:
-        return "Not Modified";
-    case 400:
-        return "Bad Request";
-    case 401:
-        return "Unauthorized";
-    case 403:
-        return "Forbidden";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 409:
-        return "Conflict";
-    case 410:
-        return "Gone";
-    case 412:
-        return "Precondition Failed";
-    case 413:
-        return "Payload Too Large";
-    case 414:
-        return "URI Too Long";
-    case 415:
-        return "Unsupported Media Type";
-    case 422:
-        return "Unprocessable Entity";
-    case 429:
-        return "Too Many Requests";
-    case 500:
-        return "Internal Server Error";
-    case 501:
-        return "Not Implemented";
-    case 502:
-        return "Bad Gateway";
-    case 503:
-        return "Service Unavailable";
-    case 504:
-        return "Gateway Timeout";
-    default:
-        return status < 200   ? "Informational"
-               : status < 300 ? "Success"
-               : status < 400 ? "Redirection"
-               : status < 500 ? "Client Error"
-                              : "Server Error";
-    }
-}
-
-static xws_slice_t s_trim(const char *p, size_t n)
-{
-    while (n > 0 && (*p == ' ' || *p == '\t'))
-        p++, n--;
-    while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
-        n--;
-    return (xws_slice_t){p, n};
-}
-
-static xws_slice_t s_weak(xws_slice_t t)
-{
-    if (t.len >= 2 && t.ptr[0] == 'W' && t.ptr[1] == '/')
-        t.ptr += 2, t.len -= 2;
-    return t;
-}
-
-int gw_http_inm_matches(const char *inm, size_t inm_len, const char *etag, size_t etag_len)
-{
-    if (inm == NULL || etag == NULL || etag_len == 0)
-        return 0;
-    xws_slice_t e = s_weak(s_trim(etag, etag_len));
-    size_t i = 0;
-    while (i <= inm_len) {
-        size_t start = i;
-        while (i < inm_len && inm[i] != ',')
-            i++;
-        xws_slice_t t = s_trim(inm + start, i - start);
-        i++;
-        if (t.len == 1 && t.ptr[0] == '*')
-            return 1;
-        t = s_weak(t);
-        if (t.len > 0 && t.len == e.len && memcmp(t.ptr, e.ptr, e.len) == 0)
-            return 1;
-    }
-    return 0;
-}
-
 /* ---- answering -------------------------------------------------------------------------------- */
 
 static void s_add_header(gw_req_t *r, const h2o_token_t *token, const char *value)
@@ -183,7 +89,7 @@ static void s_send(gw_req_t *r, int status, const char *body, size_t len)
     if (status == 204 || status == 304)
         len = 0;
     req->res.status = status;
-    req->res.reason = gw_http_reason(status);
+    req->res.reason = gw_msg_reason(status);
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-xivo-ws-version"), 0, "X-XIVO-WS-VERSION",
                           H2O_STRLIT(WS_VERSION));
     if (len > 0)
@@ -212,84 +118,12 @@ static void s_send_empty(gw_req_t *r, int status)
     s_send(r, status, NULL, 0);
 }
 
-/*
- * Appends s as a JSON string, escaped as xws_msgpack_to_json escapes it. Returns 0, or -1 (out
- * partly written) when s is not UTF-8, which has no JSON form.
- */
-static int s_json_str(xws_buf_t *out, const char *s)
-{
-    size_t n = strlen(s);
-    if (!gw_utf8_valid(s, n))
-        return -1;
-    xws_buf_add(out, "\"", 1);
-    size_t run = 0; /* start of the pending run of bytes that need no escape */
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\')
-            continue;
-        xws_buf_add(out, s + run, i - run);
-        run = i + 1;
-        switch (c) {
-        case '"':
-            xws_buf_add(out, "\\\"", 2);
-            break;
-        case '\\':
-            xws_buf_add(out, "\\\\", 2);
-            break;
-        case '\b':
-            xws_buf_add(out, "\\b", 2);
-            break;
-        case '\f':
-            xws_buf_add(out, "\\f", 2);
-            break;
-        case '\n':
-            xws_buf_add(out, "\\n", 2);
-            break;
-        case '\r':
-            xws_buf_add(out, "\\r", 2);
-            break;
-        case '\t':
-            xws_buf_add(out, "\\t", 2);
-            break;
-        default:
-            xws_buf_addf(out, "\\u%04x", c);
-        }
-    }
-    xws_buf_add(out, s + run, n - run);
-    xws_buf_add(out, "\"", 1);
-    return 0;
-}
-
-/*
- * The JSON body of PROTOCOL.md §9, {"error":code,"field":field,"message":message}, into out; when
- * a text is not UTF-8, the same without the details ("request rejected").
- */
-static void s_error_json(xws_buf_t *out, const char *code, const char *field, const char *message)
-{
-    xws_buf_adds(out, "{\"error\":");
-    int rc = s_json_str(out, code);
-    if (rc == 0) {
-        xws_buf_adds(out, ",\"field\":");
-        rc = s_json_str(out, field);
-    }
-    if (rc == 0) {
-        xws_buf_adds(out, ",\"message\":");
-        rc = s_json_str(out, message);
-    }
-    if (rc == 0) {
-        xws_buf_add(out, "}", 1);
-        return;
-    }
-    xws_buf_reset(out);
-    xws_buf_addf(out, "{\"error\":\"%s\",\"field\":\"\",\"message\":\"request rejected\"}", code);
-}
-
 /* An error answer with the JSON body of PROTOCOL.md §9. */
 static void s_send_error(gw_req_t *r, int status, const char *code, const char *field, const char *message)
 {
     xws_buf_t out;
     xws_buf_init(&out);
-    s_error_json(&out, code, field, message);
+    gw_msg_error_json(&out, code, field, message);
     h2o_iovec_t body = h2o_strdup(&r->req->pool, out.data, out.len);
     xws_buf_dispose(&out);
     s_send(r, status, body.base, body.len);
@@ -336,16 +170,6 @@ static void s_on_freed(void *arg)
 
 /* ---- replies ---------------------------------------------------------------------------------- */
 
-static void s_hex_md5(const char *data, size_t len, char out[33])
-{
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    if (EVP_Digest(data, len, md, &mdlen, EVP_md5(), NULL) != 1 || mdlen != 16)
-        abort();
-    for (unsigned i = 0; i < 16; i++)
-        snprintf(out + 2 * i, 3, "%02x", md[i]);
-}
-
 static void s_render(gw_req_t *r, const void *data, size_t len)
 {
     xws_reply_t rep;
@@ -381,11 +205,11 @@ static void s_render(gw_req_t *r, const void *data, size_t len)
         ssize_t i = h2o_find_header(&r->req->headers, H2O_TOKEN_IF_NONE_MATCH, -1);
         xws_slice_t sum;
         char md5[33];
-        if (i >= 0 && gw_http_inm_matches(r->req->headers.entries[i].value.base, r->req->headers.entries[i].value.len, rep.etag.ptr,
-                                          rep.etag.len)) {
+        if (i >= 0 && gw_msg_inm_matches(r->req->headers.entries[i].value.base, r->req->headers.entries[i].value.len, rep.etag.ptr,
+                                         rep.etag.len)) {
             status = 304;
         } else if (gw_query_get(r->params, r->nparams, "sum", &sum) == 0 && sum.len == 32) {
-            s_hex_md5(out.data != NULL ? out.data : "", out.len, md5);
+            gw_msg_hex_md5(out.data != NULL ? out.data : "", out.len, md5);
             if (strncasecmp(sum.ptr, md5, 32) == 0)
                 status = 304;
         }
@@ -677,7 +501,7 @@ static int s_on_req(h2o_handler_t *self, h2o_req_t *req)
     gw_addr_from_sockaddr((struct sockaddr *)&ss, sslen, r->addr, r->addr_text, sizeof(r->addr_text));
 
     xws_slice_t query;
-    gw_http_split_target(req->path.base, req->path.len, &r->path, &query);
+    gw_msg_split_target(req->path.base, req->path.len, &r->path, &query);
     gw_match_t m;
     if (gw_route_match(r->path.ptr, r->path.len, &m) != 0) {
         s_send(r, 404, NULL, 0);
@@ -751,49 +575,12 @@ static void s_on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t
         h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-xivo-ws-version"), 0, "X-XIVO-WS-VERSION",
                               H2O_STRLIT(WS_VERSION));
     if (req->res.status >= 100 && req->res.status <= 999)
-        req->res.reason = gw_http_reason(req->res.status);
+        req->res.reason = gw_msg_reason(req->res.status);
     if (h2o_find_header(&req->res.headers, H2O_TOKEN_CACHE_CONTROL, -1) == -1)
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
     if (req->res.status == 405 && h2o_find_header(&req->res.headers, H2O_TOKEN_ALLOW, -1) == -1)
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, H2O_STRLIT("GET, POST, HEAD"));
     h2o_setup_next_ostream(req, slot);
-}
-
-size_t gw_http_entity_limit(size_t max_body)
-{
-    size_t a = max_body * 4, b = max_body + 1024 * 1024;
-    return a > b ? a : b;
-}
-
-static int s_scheme_char(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '+' || c == '-' || c == '.';
-}
-
-void gw_http_split_target(const char *target, size_t len, xws_slice_t *path, xws_slice_t *query)
-{
-    const char *t = target, *end = target + len;
-    if (t < end && *t != '/') { /* absolute-form: scheme "://" authority, then the path */
-        const char *p = t;
-        while (p < end && s_scheme_char(*p))
-            p++;
-        if (p > t && end - p >= 3 && memcmp(p, "://", 3) == 0) {
-            for (p += 3; p < end && *p != '/' && *p != '?' && *p != '#';)
-                p++;
-            t = p;
-        }
-    }
-    const char *hash = memchr(t, '#', (size_t)(end - t));
-    if (hash != NULL)
-        end = hash;
-    const char *q = memchr(t, '?', (size_t)(end - t));
-    if (q != NULL) {
-        *path = (xws_slice_t){t, (size_t)(q - t)};
-        *query = (xws_slice_t){q + 1, (size_t)(end - q - 1)};
-    } else {
-        *path = (xws_slice_t){t, (size_t)(end - t)};
-        *query = (xws_slice_t){"", 0};
-    }
 }
 
 void gw_http_register(gw_app_t *app, h2o_hostconf_t *host)
@@ -807,86 +594,8 @@ void gw_http_register(gw_app_t *app, h2o_hostconf_t *host)
 
 /* ---- self-test -------------------------------------------------------------------------------- */
 
-/* The error body as it was made before s_error_json: packed as msgpack and rendered by the proto library. */
-static void s_error_json_reference(xws_buf_t *out, const char *code, const char *field, const char *message)
-{
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 3);
-    msgpack_pack_str_with_body(&pk, "error", 5);
-    msgpack_pack_str_with_body(&pk, code, strlen(code));
-    msgpack_pack_str_with_body(&pk, "field", 5);
-    msgpack_pack_str_with_body(&pk, field, strlen(field));
-    msgpack_pack_str_with_body(&pk, "message", 7);
-    msgpack_pack_str_with_body(&pk, message, strlen(message));
-    msgpack_unpacked u;
-    msgpack_unpacked_init(&u);
-    if (msgpack_unpack_next(&u, sb.data, sb.size, NULL) != MSGPACK_UNPACK_SUCCESS || xws_msgpack_to_json(&u.data, out) != 0) {
-        xws_buf_reset(out);
-        xws_buf_addf(out, "{\"error\":\"%s\",\"field\":\"\",\"message\":\"request rejected\"}", code);
-    }
-    msgpack_unpacked_destroy(&u);
-    msgpack_sbuffer_destroy(&sb);
-}
-
 void gw_http_test(void)
 {
-    GW_CHECK(strcmp(gw_http_reason(200), "OK") == 0 && strcmp(gw_http_reason(504), "Gateway Timeout") == 0);
-    GW_CHECK(strcmp(gw_http_reason(418), "Client Error") == 0);
-    const char *etag = "\"v42\"";
-    GW_CHECK(gw_http_inm_matches("\"v42\"", 5, etag, 5));
-    GW_CHECK(gw_http_inm_matches("W/\"v42\"", 7, etag, 5));
-    GW_CHECK(gw_http_inm_matches("\"a\", \"v42\"", 10, etag, 5));
-    GW_CHECK(gw_http_inm_matches("*", 1, etag, 5));
-    GW_CHECK(!gw_http_inm_matches("\"v4\"", 4, etag, 5));
-    GW_CHECK(!gw_http_inm_matches("", 0, etag, 5));
-    GW_CHECK(!gw_http_inm_matches("\"v42\"", 5, "", 0));
-    char md5[33];
-    s_hex_md5("", 0, md5);
-    GW_CHECK(strcmp(md5, "d41d8cd98f00b204e9800998ecf8427e") == 0);
     GW_CHECK(s_is_msgpack_map("\x80", 1) && s_is_msgpack_map("\xde\x00\x00", 3) && !s_is_msgpack_map("\x90", 1));
     GW_CHECK(!s_is_msgpack_map("", 0));
-
-    static const char *const texts[] = {"",     "plain",        "quote \" and \\", "\b\f\n\r\t\x01\x1f\x7f", "/é€\xf0\x9f\x98\x80",
-                                        "\xc3", "\xed\xa0\x80", "\xc0\xaf",        "\xf4\x90\x80\x80",       "ok"};
-    size_t ntexts = sizeof(texts) / sizeof(texts[0]);
-    for (size_t i = 0; i < ntexts; i++)
-        for (size_t j = 0; j < ntexts; j++) {
-            xws_buf_t got, want;
-            xws_buf_init(&got);
-            xws_buf_init(&want);
-            s_error_json(&got, "invalid_value", texts[i], texts[j]);
-            s_error_json_reference(&want, "invalid_value", texts[i], texts[j]);
-            GW_CHECK(got.len == want.len && memcmp(got.data, want.data, got.len) == 0);
-            xws_buf_dispose(&got);
-            xws_buf_dispose(&want);
-        }
-
-    GW_CHECK(gw_http_entity_limit(1048576) == 4 * 1048576 && gw_http_entity_limit(1000) == 1000 + 1048576);
-    GW_CHECK(gw_http_entity_limit(0) == 1048576);
-    static const struct {
-        const char *target, *path, *query;
-    } targets[] = {
-        {"/a/b?x=1", "/a/b", "x=1"},
-        {"/a/b", "/a/b", ""},
-        {"/a/b#frag", "/a/b", ""},
-        {"/a/b?x=1#frag?y", "/a/b", "x=1"},
-        {"/a/b#f?x=1", "/a/b", ""},
-        {"https://host:8443/a/b?x=1", "/a/b", "x=1"},
-        {"HTTP://[::1]/a", "/a", ""},
-        {"https://host", "", ""},
-        {"https://host?x", "", "x"},
-        {"http:/a", "http:/a", ""}, /* no authority: left as it is (a 404) */
-        {"*", "*", ""},
-        {"", "", ""},
-        {"/?", "/", ""},
-    };
-    for (size_t i = 0; i < sizeof(targets) / sizeof(targets[0]); i++) {
-        xws_slice_t p, q;
-        gw_http_split_target(targets[i].target, strlen(targets[i].target), &p, &q);
-        GW_CHECK(p.len == strlen(targets[i].path) && memcmp(p.ptr, targets[i].path, p.len) == 0);
-        GW_CHECK(q.len == strlen(targets[i].query) && memcmp(q.ptr, targets[i].query, q.len) == 0);
-    }
 }

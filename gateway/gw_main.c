@@ -19,6 +19,7 @@
 #include "xws/config.h"
 #include "gw_app.h"
 #include "gw_http.h"
+#include "gw_msg.h"
 #include "gw_internal.h"
 #include "gw_refresh.h"
 #include "gw_route.h"
@@ -357,7 +358,7 @@ int main(int argc, char **argv)
      * a status), so set it well above max_body: the handler answers 413 with the JSON error to any
      * body up to this bound, on both protocols.
      */
-    app->config.max_request_entity_size = gw_http_entity_limit((size_t)max_body);
+    app->config.max_request_entity_size = gw_msg_entity_limit((size_t)max_body);
     app->config.server_name = h2o_iovec_init(H2O_STRLIT("xws-gateway"));
     h2o_hostconf_t *host = h2o_config_register_host(&app->config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     gw_http_register(app, host);
