@@ -1,6 +1,7 @@
 /*
- * gw_app - the state one gateway process shares between its modules: settings, the h2o context,
- * the broker, the account cache, the access log. One instance, owned by gw_main.
+ * gw_app - what one gateway process shares between its modules: settings, the h2o context and
+ * its timeouts, the handles of the modules (each owns its own state), request ids, and the life
+ * of the process. One instance, owned by gw_main; no module keeps another module's state here.
  */
 #ifndef GW_APP_H
 #define GW_APP_H
