@@ -9,55 +9,14 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include "xws/proto.h"
-#include "gw_acl.h"
-#include "gw_basic.h"
+#include "gw_authn.h"
 #include "gw_check.h"
 #include "gw_http.h"
+#include "gw_req.h"
 #include "gw_msg.h"
-#include "gw_refresh.h"
 #include "gw_route.h"
-#include "gw_verify.h"
 
 #define WS_VERSION "1.0"
-#define MAX_CRED 1025 /* bytes of a login or a password, with the NUL (the account tool accepts passwords of 1-1024 bytes) */
-
-typedef enum {
-    PH_START = 0,   /* checks, authentication */
-    PH_DELAY = 1,   /* back-off delay before a password check */
-    PH_VERIFY = 2,  /* password check at the config service */
-    PH_WORKER = 3,  /* the request at its service */
-    PH_DONE = 4,    /* answered */
-    PH_REFRESH = 5, /* password verified; waiting for a snapshot that holds the account as verified */
-} phase_t;
-
-/* Per-request state, in the request's pool; h2o calls s_on_freed when the request goes away. */
-typedef struct {
-    gw_app_t *app;
-    h2o_req_t *req;
-    phase_t phase;
-    const gw_route_t *route;
-    gw_mode_t mode;
-    uint64_t t0_us;
-    uint8_t addr[16];
-    char addr_text[48];
-    xws_slice_t path; /* raw path, without the query and the fragment */
-    xws_kv_t *params;
-    size_t nparams;
-    xws_slice_t act;
-    const char *account; /* pool copy of the account name, "" until known */
-    char login[MAX_CRED], password[MAX_CRED];
-    uint8_t ckey[32]; /* verification cache key */
-    gw_backoff_verdict_t backoff;
-    gw_verify_wait_t vwait;       /* the password check it waits for (PH_VERIFY) */
-    gw_job_t job;                 /* the request at its service (PH_WORKER) */
-    h2o_timeout_entry_t delay;    /* back-off delay */
-    h2o_timeout_entry_t deadline; /* arrival + deadline_ms, whatever phase the request is in */
-    uint64_t deadline_unix_ms;    /* the same instant as Unix time, for the envelope */
-    gw_refresh_wait_t rwait;      /* parked until a fresh snapshot (PH_REFRESH) */
-    xws_slice_t vname, vcred;     /* PH_REFRESH: the account and credential fingerprint the check answered (pool) */
-} gw_req_t;
-
-static void s_dispatch(gw_req_t *r);
 
 static uint64_t s_mono_us(void)
 {
@@ -77,7 +36,7 @@ static void s_add_header(gw_req_t *r, const h2o_token_t *token, const char *valu
  * The one exit of every request: status, optional JSON body (copied), the version header, the
  * access-log line. r must not be touched afterwards (h2o may free the request at any time).
  */
-static void s_send(gw_req_t *r, int status, const char *body, size_t len)
+void gw_req_send(gw_req_t *r, int status, const char *body, size_t len)
 {
     assert(r->phase != PH_DONE);
     h2o_req_t *req = r->req;
@@ -111,29 +70,29 @@ static void s_send(gw_req_t *r, int status, const char *body, size_t len)
 }
 
 /* An answer without a body (401, 403, 404, 200 of check...). */
-static void s_send_empty(gw_req_t *r, int status)
+void gw_req_send_empty(gw_req_t *r, int status)
 {
     if (status == 401)
         s_add_header(r, H2O_TOKEN_WWW_AUTHENTICATE, "Basic realm=\"Access Restricted\"");
-    s_send(r, status, NULL, 0);
+    gw_req_send(r, status, NULL, 0);
 }
 
 /* An error answer with the JSON body of PROTOCOL.md §9. */
-static void s_send_error(gw_req_t *r, int status, const char *code, const char *field, const char *message)
+void gw_req_send_error(gw_req_t *r, int status, const char *code, const char *field, const char *message)
 {
     xws_buf_t out;
     xws_buf_init(&out);
     gw_msg_error_json(&out, code, field, message);
     h2o_iovec_t body = h2o_strdup(&r->req->pool, out.data, out.len);
     xws_buf_dispose(&out);
-    s_send(r, status, body.base, body.len);
+    gw_req_send(r, status, body.base, body.len);
 }
 
-static void s_send_submit_error(gw_req_t *r, int rc, const char *service)
+void gw_req_send_submit_error(gw_req_t *r, int rc, const char *service)
 {
     char msg[160];
     gw_app_submit_error(rc, service, msg, sizeof(msg));
-    s_send_error(r, 503, "no_worker", "", msg);
+    gw_req_send_error(r, 503, "no_worker", "", msg);
 }
 
 /* ---- the end of a request --------------------------------------------------------------------- */
@@ -144,10 +103,7 @@ static void s_on_freed(void *arg)
     gw_app_t *app = r->app;
     if (gw_job_busy(&r->job))
         gw_broker_cancel(app->broker, &r->job);
-    gw_verify_leave(&r->vwait);
-    gw_refresh_unwait(&r->rwait);
-    if (h2o_timeout_is_linked(&r->delay))
-        h2o_timeout_unlink(&r->delay);
+    gw_authn_abort(r);
     if (h2o_timeout_is_linked(&r->deadline))
         h2o_timeout_unlink(&r->deadline);
     OPENSSL_cleanse(r->password, sizeof(r->password));
@@ -177,7 +133,7 @@ static void s_render(gw_req_t *r, const void *data, size_t len)
     if (xws_reply_decode(&rep, data, len, &err) != 0) {
         fprintf(stderr, "xws-gateway: malformed reply from service %s (%s)\n", r->route->service, err != NULL ? err : "?");
         xws_reply_dispose(&rep);
-        s_send_error(r, 500, "internal_error", "", "the service sent a malformed reply");
+        gw_req_send_error(r, 500, "internal_error", "", "the service sent a malformed reply");
         return;
     }
     int status = (int)rep.status;
@@ -185,7 +141,7 @@ static void s_render(gw_req_t *r, const void *data, size_t len)
         fprintf(stderr, "xws-gateway: service %s answered status %d, which is not a final answer: 500\n", r->route->service,
                 status);
         xws_reply_dispose(&rep);
-        s_send_error(r, 500, "internal_error", "", "the service sent an invalid status");
+        gw_req_send_error(r, 500, "internal_error", "", "the service sent an invalid status");
         return;
     }
     xws_buf_t out;
@@ -195,7 +151,7 @@ static void s_render(gw_req_t *r, const void *data, size_t len)
         fprintf(stderr, "xws-gateway: reply from service %s has no JSON form\n", r->route->service);
         xws_buf_dispose(&out);
         xws_reply_dispose(&rep);
-        s_send_error(r, 500, "internal_error", "", "the service sent a reply that cannot be rendered");
+        gw_req_send_error(r, 500, "internal_error", "", "the service sent a reply that cannot be rendered");
         return;
     }
     if (rep.etag.len > 0 && (status == 200 || status == 304)) /* an entity tag means nothing on other answers */
@@ -216,7 +172,7 @@ static void s_render(gw_req_t *r, const void *data, size_t len)
     }
     /* s_send copies the body into the request (h2o_send_inline): no copy of our own */
     int empty = status == 304 || status == 204;
-    s_send(r, status, empty ? NULL : out.data, empty ? 0 : out.len);
+    gw_req_send(r, status, empty ? NULL : out.data, empty ? 0 : out.len);
     xws_buf_dispose(&out);
     xws_reply_dispose(&rep);
 }
@@ -231,10 +187,10 @@ static void s_on_worker_done(gw_job_t *job, gw_job_outcome_t outcome, const void
         break;
     case GW_JOB_TIMEOUT:
         snprintf(msg, sizeof(msg), "service %s did not answer within %" PRIu64 " ms", r->route->service, r->app->deadline_ms);
-        s_send_error(r, 504, "timeout", "", msg);
+        gw_req_send_error(r, 504, "timeout", "", msg);
         break;
     default:
-        s_send_error(r, 500, "internal_error", "", "the service sent a malformed reply");
+        gw_req_send_error(r, 500, "internal_error", "", "the service sent a malformed reply");
         break;
     }
 }
@@ -249,7 +205,7 @@ static int s_is_msgpack_map(const char *p, size_t n)
     return (c & 0xf0) == 0x80 || c == 0xde || c == 0xdf;
 }
 
-static void s_dispatch(gw_req_t *r)
+void gw_req_dispatch(gw_req_t *r)
 {
     gw_app_t *app = r->app;
     h2o_req_t *req = r->req;
@@ -259,7 +215,7 @@ static void s_dispatch(gw_req_t *r)
 
     if (gw_route_reads_body(r->route, r->act.ptr, r->act.len)) {
         if (req->entity.base == NULL || req->entity.len == 0) {
-            s_send_error(r, 400, "empty_body", "", "this act needs a JSON object in the request body");
+            gw_req_send_error(r, 400, "empty_body", "", "this act needs a JSON object in the request body");
             goto done;
         }
         char detail[256];
@@ -267,11 +223,11 @@ static void s_dispatch(gw_req_t *r)
         if (xws_json_to_msgpack(req->entity.base, req->entity.len, &body, detail, sizeof(detail)) != 0) {
             char msg[320];
             snprintf(msg, sizeof(msg), "the request body is not valid JSON: %s", detail[0] ? detail : "parse error");
-            s_send_error(r, 400, "invalid_json", "", msg);
+            gw_req_send_error(r, 400, "invalid_json", "", msg);
             goto done;
         }
         if (!s_is_msgpack_map(body.data, body.size)) {
-            s_send_error(r, 400, "not_an_object", "", "the request body must be a JSON object");
+            gw_req_send_error(r, 400, "not_an_object", "", "the request body must be a JSON object");
             goto done;
         }
     }
@@ -295,7 +251,7 @@ static void s_dispatch(gw_req_t *r)
     };
     if (xws_request_encode(&spec, &env) != 0) {
         fprintf(stderr, "xws-gateway: cannot encode the request envelope for %s/%s\n", r->route->service, r->route->resource);
-        s_send_error(r, 500, "internal_error", "", "the request could not be encoded");
+        gw_req_send_error(r, 500, "internal_error", "", "the request could not be encoded");
         goto done;
     }
     r->phase = PH_WORKER;
@@ -303,164 +259,10 @@ static void s_dispatch(gw_req_t *r)
     r->job.data = r;
     int rc = gw_broker_submit_until(app->broker, &r->job, r->route->service, env.data, env.size, r->deadline_unix_ms);
     if (rc != GW_SUBMIT_OK)
-        s_send_submit_error(r, rc, r->route->service);
+        gw_req_send_submit_error(r, rc, r->route->service);
 done:
     msgpack_sbuffer_destroy(&body);
     msgpack_sbuffer_destroy(&env);
-}
-
-/* ---- authentication --------------------------------------------------------------------------- */
-
-static void s_fail(gw_req_t *r, int count)
-{
-    if (count)
-        gw_backoff_fail(r->app->backoff, r->addr, r->login, h2o_now(r->app->loop));
-    s_send_empty(r, 401);
-}
-
-/* The caller is the account acct: ACL, then check or dispatch. */
-static void s_authorized(gw_req_t *r, const gw_account_t *acct)
-{
-    r->account = h2o_strdup(&r->req->pool, acct->name, strlen(acct->name)).base;
-    if (r->route->service == NULL) { /* check: any authenticated account may test its credentials */
-        s_send(r, 200, NULL, 0);
-        return;
-    }
-    char path[128];
-    gw_route_acl_path(r->route, path, sizeof(path));
-    if (!gw_acl_allows(acct->acl, acct->nacl, path)) {
-        s_send_empty(r, 403);
-        return;
-    }
-    s_dispatch(r);
-}
-
-/* A password check named acct: the account must still be enabled, hold that login, and allow the host. */
-static void s_authorized_creds(gw_req_t *r, const gw_account_t *acct)
-{
-    OPENSSL_cleanse(r->password, sizeof(r->password));
-    if (acct == NULL || acct->disabled || acct->hostonly || strcmp(acct->login, r->login) != 0 ||
-        !gw_account_host_ok(acct, r->addr)) {
-        s_fail(r, 0);
-        return;
-    }
-    s_authorized(r, acct);
-}
-
-/* ---- password checks and fresh snapshots ------------------------------------------------------ */
-
-/* The snapshot r waited for came (ok) or could not be had: authorized when it holds the account
- * with the credential that was verified, 401 when it does not (deleted, or changed again meanwhile). */
-static void s_on_refreshed(gw_refresh_wait_t *w, int ok)
-{
-    gw_req_t *r = H2O_STRUCT_FROM_MEMBER(gw_req_t, rwait, w);
-    if (!ok) {
-        s_send_error(r, 503, "no_worker", "", "the accounts could not be refreshed");
-        return;
-    }
-    const gw_account_t *acct = gw_accounts_find(r->app->accounts, r->vname.ptr, r->vname.len);
-    if (acct != NULL && (r->vcred.ptr == NULL || xws_slice_eq(r->vcred, acct->cred)))
-        s_authorized_creds(r, acct);
-    else
-        s_fail(r, 0);
-}
-
-/* Parks r (its password was verified for the account name/cred) until a later snapshot. */
-static void s_refresh_wait(gw_req_t *r, const msgpack_object *name, const msgpack_object *cred)
-{
-    r->phase = PH_REFRESH;
-    r->vname = (xws_slice_t){h2o_strdup(&r->req->pool, name->via.str.ptr, name->via.str.size).base, name->via.str.size};
-    r->vcred = cred != NULL
-                   ? (xws_slice_t){h2o_strdup(&r->req->pool, cred->via.str.ptr, cred->via.str.size).base, cred->via.str.size}
-                   : XWS_SLICE_NULL;
-    r->rwait.on_done = s_on_refreshed;
-    gw_refresh_wait(r->app->refresh, &r->rwait);
-}
-
-/* The password check r waited for ended (gw_verify.h). */
-static void s_on_verified(gw_verify_wait_t *w, const gw_verify_result_t *res)
-{
-    gw_req_t *r = H2O_STRUCT_FROM_MEMBER(gw_req_t, vwait, w);
-    switch (res->kind) {
-    case GW_VERIFY_OK:
-        s_authorized_creds(r, res->acct);
-        break;
-    case GW_VERIFY_REFUSED:
-        s_fail(r, 1);
-        break;
-    case GW_VERIFY_LATER:
-        s_refresh_wait(r, res->name, res->cred);
-        break;
-    default:
-        s_send_error(r, res->status, res->code, "", res->message);
-        break;
-    }
-}
-
-/* Checks r's password: joins the identical check in progress, or starts one (or queues it). */
-static void s_verify_start(gw_req_t *r)
-{
-    char password[MAX_CRED]; /* r's copy is wiped before the check can answer */
-    memcpy(password, r->password, sizeof(password));
-    OPENSSL_cleanse(r->password, sizeof(r->password));
-    r->phase = PH_VERIFY;
-    r->vwait.on_done = s_on_verified;
-    r->vwait.deadline_unix_ms = r->deadline_unix_ms;
-    int rc = gw_verifier_check(r->app->verifier, &r->vwait, r->ckey, r->login, password, r->addr_text);
-    OPENSSL_cleanse(password, sizeof(password));
-    if (rc != 0) {
-        r->phase = PH_START;
-        s_send_error(r, 503, "no_worker", "", "too many password checks are waiting");
-    }
-}
-
-static void s_on_delay(h2o_timeout_entry_t *entry)
-{
-    gw_req_t *r = H2O_STRUCT_FROM_MEMBER(gw_req_t, delay, entry);
-    s_verify_start(r);
-}
-
-static void s_authenticate(gw_req_t *r)
-{
-    gw_app_t *app = r->app;
-    if (!gw_accounts_ready(app->accounts)) {
-        gw_refresh_now(app->refresh);
-        s_send_error(r, 503, "no_worker", "", "the accounts are not loaded yet");
-        return;
-    }
-    ssize_t i = h2o_find_header(&r->req->headers, H2O_TOKEN_AUTHORIZATION, -1);
-    int rc = i < 0 ? 0
-                   : gw_basic_parse(r->req->headers.entries[i].value.base, r->req->headers.entries[i].value.len, r->login,
-                                    sizeof(r->login), r->password, sizeof(r->password));
-    if (rc == 0) { /* no credentials: a host-only account of the client address */
-        const gw_account_t *acct = gw_accounts_hostonly(app->accounts, r->addr);
-        if (acct == NULL)
-            s_fail(r, 0);
-        else
-            s_authorized(r, acct);
-        return;
-    }
-    if (rc < 0 || r->login[0] == '\0') { /* unusable or empty credentials never fall back to host-only accounts */
-        s_fail(r, 1);
-        return;
-    }
-    gw_accounts_cache_key(app->accounts, r->login, r->password, r->ckey);
-    const gw_account_t *acct = gw_accounts_cache_get(app->accounts, r->ckey);
-    if (acct != NULL) {
-        if (!acct->disabled && strcmp(acct->login, r->login) == 0) {
-            s_authorized_creds(r, acct);
-            return;
-        }
-        gw_accounts_cache_drop(app->accounts, r->ckey);
-    }
-    r->backoff = gw_backoff_check(app->backoff, r->addr, r->login, h2o_now(app->loop));
-    if (r->backoff == GW_BACKOFF_NONE) {
-        s_verify_start(r);
-        return;
-    }
-    r->phase = PH_DELAY;
-    r->delay.cb = s_on_delay;
-    h2o_timeout_link(app->loop, &app->backoff_timeout, &r->delay);
 }
 
 /* ---- the handler ------------------------------------------------------------------------------ */
@@ -472,13 +274,10 @@ static void s_on_deadline(h2o_timeout_entry_t *entry)
     char msg[160];
     if (gw_job_busy(&r->job))
         gw_broker_cancel(r->app->broker, &r->job);
-    gw_verify_leave(&r->vwait);
-    gw_refresh_unwait(&r->rwait);
-    if (h2o_timeout_is_linked(&r->delay))
-        h2o_timeout_unlink(&r->delay);
+    gw_authn_abort(r);
     snprintf(msg, sizeof(msg), "%s did not answer within %" PRIu64 " ms",
              r->phase == PH_WORKER ? "the service" : "the account service", r->app->deadline_ms);
-    s_send_error(r, 504, "timeout", "", msg);
+    gw_req_send_error(r, 504, "timeout", "", msg);
 }
 
 static int s_on_req(h2o_handler_t *self, h2o_req_t *req)
@@ -504,7 +303,7 @@ static int s_on_req(h2o_handler_t *self, h2o_req_t *req)
     gw_msg_split_target(req->path.base, req->path.len, &r->path, &query);
     gw_match_t m;
     if (gw_route_match(r->path.ptr, r->path.len, &m) != 0) {
-        s_send(r, 404, NULL, 0);
+        gw_req_send(r, 404, NULL, 0);
         return 0;
     }
     r->route = m.route;
@@ -513,17 +312,17 @@ static int s_on_req(h2o_handler_t *self, h2o_req_t *req)
     if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) &&
         !h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST")) &&
         !h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"))) {
-        s_send_error(r, 405, "method_not_allowed", "", "the method is not allowed; use GET, POST or HEAD");
+        gw_req_send_error(r, 405, "method_not_allowed", "", "the method is not allowed; use GET, POST or HEAD");
         return 0;
     }
     const char *q = query.ptr;
     size_t qlen = query.len;
     if (qlen > app->max_query) {
-        s_send_error(r, 414, "too_long", "", "the query string is too long");
+        gw_req_send_error(r, 414, "too_long", "", "the query string is too long");
         return 0;
     }
     if (req->entity.base != NULL && req->entity.len > app->max_body) {
-        s_send_error(r, 413, "too_long", "", "the request body is too large");
+        gw_req_send_error(r, 413, "too_long", "", "the request body is too large");
         return 0;
     }
     char *buf = h2o_mem_alloc_pool(&req->pool, qlen + 1);
@@ -532,7 +331,7 @@ static int s_on_req(h2o_handler_t *self, h2o_req_t *req)
     int qrc = gw_query_parse(q, qlen, buf, r->params, &r->nparams, &bad);
     if (qrc == GW_QUERY_TOO_MANY) {
         r->nparams = 0;
-        s_send_error(r, 400, "invalid_value", "", "too many query parameters (at most " H2O_TO_STR(GW_QUERY_MAX_PARAMS) ")");
+        gw_req_send_error(r, 400, "invalid_value", "", "too many query parameters (at most " H2O_TO_STR(GW_QUERY_MAX_PARAMS) ")");
         return 0;
     }
     if (qrc != GW_QUERY_OK) {
@@ -543,24 +342,24 @@ static int s_on_req(h2o_handler_t *self, h2o_req_t *req)
         memcpy(field, bad.ptr, n);
         field[n] = '\0';
         r->nparams = 0;
-        s_send_error(r, 400, "invalid_value", field, "bad percent-encoding or invalid UTF-8 in the query string");
+        gw_req_send_error(r, 400, "invalid_value", field, "bad percent-encoding or invalid UTF-8 in the query string");
         return 0;
     }
     gw_query_get(r->params, r->nparams, "act", &r->act);
 
     if (app->stopping) {
-        s_send_error(r, 503, "no_worker", "", "the gateway is stopping");
+        gw_req_send_error(r, 503, "no_worker", "", "the gateway is stopping");
         return 0;
     }
     if (r->mode == GW_MODE_PRIVATE) {
         if (!gw_addr_is_private_ok(r->addr)) {
-            s_send_empty(r, 403);
+            gw_req_send_empty(r, 403);
             return 0;
         }
-        s_dispatch(r);
+        gw_req_dispatch(r);
         return 0;
     }
-    s_authenticate(r);
+    gw_authn_start(r);
     return 0;
 }
 
