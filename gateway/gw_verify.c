@@ -4,6 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <openssl/crypto.h>
+#include <czmq.h>
+#include "gw_check.h"
+#include "xws/frames.h"
 #include "gw_refresh.h"
 #include "gw_route.h"
 #include "gw_verify.h"
@@ -308,4 +311,212 @@ int gw_verifier_check(gw_verifier_t *self, gw_verify_wait_t *w, const uint8_t ke
         self->nwaiting++;
     }
     return 0;
+}
+
+/* ---- self-test -------------------------------------------------------------------------------- */
+
+#define TEST_EP "inproc://gw-verify-test"
+
+typedef struct {
+    gw_verify_wait_t w;
+    int ndone;
+    gw_verify_result_t res;
+    char name[32];
+} twait_t;
+
+static void s_test_done(gw_verify_wait_t *w, const gw_verify_result_t *res)
+{
+    twait_t *t = H2O_STRUCT_FROM_MEMBER(twait_t, w, w);
+    t->ndone++;
+    t->res = *res;
+    t->name[0] = '\0';
+    if (res->kind == GW_VERIFY_LATER)
+        snprintf(t->name, sizeof(t->name), "%.*s", (int)res->name->via.str.size, res->name->via.str.ptr);
+    else if (res->kind == GW_VERIFY_OK)
+        snprintf(t->name, sizeof(t->name), "%s", res->acct->name);
+}
+
+static void s_test_pump(gw_app_t *app, int turns)
+{
+    for (int i = 0; i < turns; i++) {
+        h2o_evloop_run(app->loop, 1);
+        gw_broker_tick(app->broker);
+    }
+}
+
+/* Receives one REQUEST at the fake config worker (up to ~1 s): its key and act; 0 when none came. */
+static int s_test_recv(gw_app_t *app, zsock_t *worker, uint64_t *key, char *act, size_t actsize)
+{
+    for (int i = 0; i < 500; i++) {
+        while (zsock_events(worker) & ZMQ_POLLIN) {
+            xws_frames_t f;
+            memset(&f, 0, sizeof(f));
+            const char *err = NULL;
+            if (xws_frames_recv(&f, worker, 0, &err) != 0 || f.cmd != XWS_CMD_REQUEST) {
+                xws_frames_dispose(&f);
+                continue;
+            }
+            GW_CHECK(f.count == 1 && f.key.len == 8);
+            memcpy(key, f.key.ptr, 8);
+            xws_request_t req;
+            GW_CHECK(xws_request_decode(&req, f.payload.ptr, f.payload.len, &err) == 0);
+            GW_CHECK(xws_slice_eq(req.service, GW_SERVICE_CONFIG) && xws_slice_eq(req.resource, GW_RESOURCE_ACCOUNT));
+            snprintf(act, actsize, "%.*s", (int)req.act.len, req.act.ptr);
+            xws_request_dispose(&req);
+            xws_frames_dispose(&f);
+            return 1;
+        }
+        if (i > 0 && i % 50 == 0 && act[0] == '?') /* a short look was asked for */
+            return 0;
+        s_test_pump(app, 1);
+    }
+    return 0;
+}
+
+/* The fake config worker answers key with status and, when name is set, the body {"name", "cred"}. */
+static void s_test_reply(zsock_t *worker, uint64_t key, unsigned status, const char *name, const char *cred)
+{
+    msgpack_sbuffer body, env;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&body);
+    msgpack_sbuffer_init(&env);
+    msgpack_packer_init(&pk, &body, msgpack_sbuffer_write);
+    if (name != NULL) {
+        msgpack_pack_map(&pk, 2);
+        msgpack_pack_str_with_body(&pk, "name", 4);
+        msgpack_pack_str_with_body(&pk, name, strlen(name));
+        msgpack_pack_str_with_body(&pk, "cred", 4);
+        msgpack_pack_str_with_body(&pk, cred, strlen(cred));
+    }
+    GW_CHECK(xws_reply_encode(status, xws_slice(""), (xws_slice_t){body.data, body.size}, &env) == 0);
+    GW_CHECK(xws_send_reply(worker, NULL, (xws_slice_t){(const char *)&key, 8}, (xws_slice_t){env.data, env.size}) == 0);
+    msgpack_sbuffer_destroy(&body);
+    msgpack_sbuffer_destroy(&env);
+}
+
+static void s_test_snapshot(gw_accounts_t *accounts)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 2);
+    msgpack_pack_str_with_body(&pk, "version", 7);
+    msgpack_pack_uint64(&pk, 1);
+    msgpack_pack_str_with_body(&pk, "accounts", 8);
+    msgpack_pack_array(&pk, 1);
+    msgpack_pack_map(&pk, 7);
+    const char *kv[] = {"name", "admin", "login", "admin", "cred", "c1"};
+    for (size_t i = 0; i < 6; i++)
+        msgpack_pack_str_with_body(&pk, kv[i], strlen(kv[i]));
+    msgpack_pack_str_with_body(&pk, "hostonly", 8);
+    msgpack_pack_false(&pk);
+    msgpack_pack_str_with_body(&pk, "disabled", 8);
+    msgpack_pack_false(&pk);
+    msgpack_pack_str_with_body(&pk, "hosts", 5);
+    msgpack_pack_array(&pk, 0);
+    msgpack_pack_str_with_body(&pk, "acl", 3);
+    msgpack_pack_array(&pk, 0);
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    GW_CHECK(msgpack_unpack_next(&u, sb.data, sb.size, NULL) == MSGPACK_UNPACK_SUCCESS);
+    const char *err = NULL;
+    GW_CHECK(gw_accounts_load(accounts, &u.data, &err) == 0);
+    msgpack_unpacked_destroy(&u);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+static int s_test_check(gw_app_t *app, twait_t *t, const char *login, const char *password)
+{
+    uint8_t key[32];
+    memset(t, 0, sizeof(*t));
+    t->w.on_done = s_test_done;
+    t->w.deadline_unix_ms = gw_app_unix_ms() + 1000;
+    gw_accounts_cache_key(app->accounts, login, password, key);
+    return gw_verifier_check(app->verifier, &t->w, key, login, password, "192.0.2.1");
+}
+
+void gw_verify_test(void)
+{
+    gw_app_t app;
+    memset(&app, 0, sizeof(app));
+    app.loop = h2o_evloop_create();
+    app.deadline_ms = 1000;
+    app.accounts_refresh_ms = 3600000;
+    snprintf(app.instance, sizeof(app.instance), "%s", "00000000000000aa");
+    app.accounts = gw_accounts_new();
+    s_test_snapshot(app.accounts);
+    gw_broker_opts_t opts = {TEST_EP, 1000, 100, 5000, 100};
+    const char *known[] = {GW_SERVICE_CONFIG, NULL};
+    GW_CHECK((app.broker = gw_broker_new(app.loop, &opts, known)) != NULL);
+    app.refresh = gw_refresh_new(&app);
+    app.verifier = gw_verifier_new(&app);
+    zsock_t *worker = zsock_new_dealer(">" TEST_EP);
+    GW_CHECK(worker != NULL && xws_send_ready(worker, GW_SERVICE_CONFIG, 16, "config-test", NULL) == 0);
+    for (int i = 0; i < 1000 && !gw_broker_has_worker(app.broker, GW_SERVICE_CONFIG); i++)
+        s_test_pump(&app, 1);
+    GW_CHECK(gw_broker_has_worker(app.broker, GW_SERVICE_CONFIG));
+    twait_t t[8];
+    uint64_t keys[8];
+    char act[32];
+
+    /* the same credentials twice: one check, both told; the right password is remembered */
+    GW_CHECK(s_test_check(&app, &t[0], "admin", "secret") == 0 && s_test_check(&app, &t[1], "admin", "secret") == 0);
+    GW_CHECK(t[0].ndone == 0 && t[1].ndone == 0);
+    GW_CHECK(s_test_recv(&app, worker, &keys[0], act, sizeof(act)) && strcmp(act, GW_ACT_VERIFY) == 0);
+    snprintf(act, sizeof(act), "?");
+    GW_CHECK(!s_test_recv(&app, worker, &keys[1], act, sizeof(act))); /* merged: no second check */
+    s_test_reply(worker, keys[0], 200, "admin", "c1");
+    for (int i = 0; i < 500 && t[1].ndone == 0; i++)
+        s_test_pump(&app, 1);
+    GW_CHECK(t[0].ndone == 1 && t[0].res.kind == GW_VERIFY_OK && strcmp(t[0].name, "admin") == 0);
+    GW_CHECK(t[1].ndone == 1 && t[1].res.kind == GW_VERIFY_OK);
+    uint8_t key[32];
+    gw_accounts_cache_key(app.accounts, "admin", "secret", key);
+    GW_CHECK(gw_accounts_cache_get(app.accounts, key) != NULL);
+
+    /* at most GW_VERIFY_MAX in flight: six logins, four sent; the sixth leaves before it is sent and never goes */
+    char login[16];
+    for (int i = 0; i < 6; i++) {
+        snprintf(login, sizeof(login), "user%d", i);
+        GW_CHECK(s_test_check(&app, &t[i], login, "pw") == 0);
+    }
+    for (int i = 0; i < GW_VERIFY_MAX; i++)
+        GW_CHECK(s_test_recv(&app, worker, &keys[i], act, sizeof(act)) && strcmp(act, GW_ACT_VERIFY) == 0);
+    snprintf(act, sizeof(act), "?");
+    GW_CHECK(!s_test_recv(&app, worker, &keys[4], act, sizeof(act)));
+    gw_verify_leave(&t[5].w);
+    gw_verify_leave(&t[5].w); /* idempotent */
+    /* a refusal frees a slot: the fifth is sent */
+    s_test_reply(worker, keys[0], 401, NULL, NULL);
+    GW_CHECK(s_test_recv(&app, worker, &keys[4], act, sizeof(act)) && strcmp(act, GW_ACT_VERIFY) == 0);
+    GW_CHECK(t[0].ndone == 1 && t[0].res.kind == GW_VERIFY_REFUSED);
+    /* the other answers: unavailable, an account the snapshot does not hold yet (a snapshot is asked for), an odd status */
+    s_test_reply(worker, keys[1], 503, NULL, NULL);
+    s_test_reply(worker, keys[2], 200, "newbie", "n1");
+    GW_CHECK(s_test_recv(&app, worker, &keys[6], act, sizeof(act)) && strcmp(act, GW_ACT_SNAPSHOT) == 0);
+    s_test_reply(worker, keys[3], 418, NULL, NULL);
+    s_test_reply(worker, keys[4], 200, "admin", "c1");
+    s_test_reply(worker, keys[6], 304, NULL, NULL);
+    for (int i = 0; i < 500 && t[4].ndone == 0; i++)
+        s_test_pump(&app, 1);
+    GW_CHECK(t[1].ndone == 1 && t[1].res.kind == GW_VERIFY_ERROR && t[1].res.status == 503);
+    GW_CHECK(t[2].ndone == 1 && t[2].res.kind == GW_VERIFY_LATER && strcmp(t[2].name, "newbie") == 0);
+    GW_CHECK(t[3].ndone == 1 && t[3].res.kind == GW_VERIFY_ERROR && t[3].res.status == 500);
+    GW_CHECK(t[4].ndone == 1 && t[4].res.kind == GW_VERIFY_OK);
+    GW_CHECK(t[5].ndone == 0);
+    snprintf(act, sizeof(act), "?");
+    GW_CHECK(!s_test_recv(&app, worker, &keys[7], act, sizeof(act)));
+
+    /* a check in flight at the end is forgotten without a callback */
+    GW_CHECK(s_test_check(&app, &t[7], "late", "pw") == 0);
+    GW_CHECK(s_test_recv(&app, worker, &keys[7], act, sizeof(act)));
+    gw_verifier_destroy(&app.verifier);
+    gw_verifier_destroy(&app.verifier); /* NULL-safe */
+    GW_CHECK(app.verifier == NULL && t[7].ndone == 0);
+    gw_refresh_destroy(&app.refresh);
+    gw_broker_destroy(&app.broker);
+    gw_accounts_destroy(&app.accounts);
+    zsock_destroy(&worker);
+    h2o_evloop_destroy(app.loop);
 }

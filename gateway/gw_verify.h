@@ -69,4 +69,7 @@ int gw_verifier_check(gw_verifier_t *self, gw_verify_wait_t *w, const uint8_t ke
 /* w stops waiting (answered elsewhere, timed out, or gone); no callback follows. Idempotent. */
 void gw_verify_leave(gw_verify_wait_t *w);
 
+/* Self-test: a fake config worker over inproc:// in a loop of its own; aborts on failure. */
+void gw_verify_test(void);
+
 #endif
