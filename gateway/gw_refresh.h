@@ -49,4 +49,7 @@ void gw_refresh_wait(gw_refresh_t *self, gw_refresh_wait_t *w);
 /* Unparks w (no callback). Idempotent; w must have been zeroed or parked before. */
 void gw_refresh_unwait(gw_refresh_wait_t *w);
 
+/* Self-test: a fake config worker over inproc:// in a loop of its own; aborts on failure. */
+void gw_refresh_test(void);
+
 #endif
