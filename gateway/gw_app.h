@@ -1,6 +1,7 @@
 /*
- * gw_app - the state one gateway process shares between its modules: settings, the h2o context,
- * the broker, the account cache, the access log. One instance, owned by gw_main.
+ * gw_app - what one gateway process shares between its modules: settings, the h2o context and
+ * its timeouts, the handles of the modules (each owns its own state), request ids, and the life
+ * of the process. One instance, owned by gw_main; no module keeps another module's state here.
  */
 #ifndef GW_APP_H
 #define GW_APP_H
@@ -11,11 +12,14 @@
 #define H2O_USE_LIBUV 0
 #endif
 #include <h2o.h>
-#include "gw_auth.h"
+#include "gw_accounts.h"
+#include "gw_backoff.h"
 #include "gw_broker.h"
 #include "gw_log.h"
 
 typedef struct gw_internal gw_internal_t;
+typedef struct gw_refresh gw_refresh_t;
+typedef struct gw_verifier gw_verifier_t;
 
 typedef struct gw_app {
     /* settings */
@@ -37,21 +41,11 @@ typedef struct gw_app {
     /* modules */
     gw_broker_t *broker;
     gw_accounts_t *accounts;
+    gw_backoff_t *backoff;
     gw_log_t *log;
     gw_internal_t *internal;
-
-    /* password checks at the config service (gw_http.c): identical ones merged, at most GW_VERIFY_MAX at once */
-    h2o_linklist_t verify_running; /* gw_verify_t in flight */
-    h2o_linklist_t verify_waiting; /* gw_verify_t waiting for a free slot, FIFO */
-    size_t nverify_running, nverify_waiting;
-
-    /* account refresh */
-    gw_job_t refresh_job;           /* the snapshot request in flight */
-    uint64_t last_refresh;          /* loop ms of the last snapshot request */
-    int refresh_state;              /* last outcome reported on stderr (to log changes only) */
-    uint64_t refresh_seq;           /* snapshot requests sent so far (the one in flight is number refresh_seq) */
-    h2o_linklist_t refresh_waiting; /* requests whose password was verified for an account the snapshot does
-                                       not hold yet (or holds with an older credential), until a newer one */
+    gw_refresh_t *refresh;   /* the account snapshot kept fresh (gw_refresh.h) */
+    gw_verifier_t *verifier; /* password checks at the config service (gw_verify.h) */
 
     /* life */
     size_t nrequests; /* HTTP requests alive */
@@ -61,10 +55,10 @@ typedef struct gw_app {
 /* Writes a fresh request id "<instance>-<counter>" into buf (≥ XWS_MAX_RID + 1 bytes). */
 void gw_app_rid(gw_app_t *app, char *buf, size_t size);
 
+/* The message of a 503 for a gw_broker_submit result rc (GW_SUBMIT_FULL or another failure) for service, into buf. */
+void gw_app_submit_error(int rc, const char *service, char *buf, size_t size);
+
 /* Wall-clock Unix time in milliseconds (for envelope deadlines). */
 uint64_t gw_app_unix_ms(void);
-
-/* The services the routing table names (NULL-terminated), known to the broker from the start. */
-extern const char *const gw_app_services[];
 
 #endif

@@ -11,72 +11,7 @@
 #include <czmq.h>
 #include "xws/frames.h"
 #include "gw_broker.h"
-
-#define TICKET_BUCKETS 4096
-
-typedef struct gw_service service_t;
-typedef struct gw_worker worker_t;
-typedef struct gw_ticket ticket_t;
-
-/* A request sent to a worker and not answered yet; outlives its job when the job is withdrawn. */
-struct gw_ticket {
-    uint64_t id;          /* key frame */
-    gw_job_t *job;        /* NULL when orphaned (timed out or cancelled) */
-    worker_t *worker;     /* holder */
-    uint64_t deadline_at; /* loop ms */
-    h2o_linklist_t link;  /* in worker->tickets */
-    h2o_linklist_t olink; /* in worker->outbox until its REQUEST is handed to ZeroMQ */
-    ticket_t *hnext;      /* hash chain */
-};
-
-struct gw_worker {
-    zframe_t *identity;     /* ROUTER peer id (owned) */
-    char name[80];          /* for logs: the READY name, else the identity in hex */
-    service_t *service;     /* its service */
-    unsigned credit;        /* requests it accepts at once */
-    unsigned inflight;      /* tickets held */
-    uint64_t last_seen;     /* loop ms of its last message */
-    uint64_t last_sent;     /* loop ms of our last message to it */
-    uint64_t last_dispatch; /* loop ms of its last request (idle-longest preference) */
-    int batch;              /* 1 when its READY said it reads several requests per message */
-    h2o_linklist_t tickets; /* ticket_t.link */
-    h2o_linklist_t outbox;  /* ticket_t.olink: dispatched in this loop turn, not sent yet */
-    h2o_linklist_t dlink;   /* in broker->dirty while its outbox is not empty */
-    h2o_linklist_t link;    /* in service->workers */
-};
-
-struct gw_service {
-    char name[XWS_MAX_NAME + 1];
-    h2o_linklist_t workers; /* worker_t.link */
-    h2o_linklist_t queue;   /* gw_job_t._link, FIFO */
-    size_t nworkers, nqueued;
-    service_t *next;
-};
-
-struct gw_broker {
-    h2o_loop_t *loop;
-    gw_broker_opts_t opts;
-    char *endpoint;
-    zsock_t *sock;
-    h2o_socket_t *watch;    /* dup of ZMQ_FD */
-    h2o_timeout_t deadline; /* opts.deadline_ms */
-    h2o_timeout_t zero;     /* "look at the socket again" */
-    h2o_timeout_entry_t recheck;
-    h2o_timeout_entry_t flush; /* "send the outboxes": at the end of the loop turn */
-    h2o_linklist_t dirty;      /* worker_t.dlink: workers with an outbox to send */
-    service_t *services;
-    ticket_t *tickets[TICKET_BUCKETS];
-    uint64_t last_id;
-    size_t npending;
-    uint64_t nlate;          /* late replies dropped */
-    uint64_t refused_log_at; /* loop ms of the last "unknown service" message */
-    uint64_t nrefused;       /* READY for unknown services not reported yet */
-};
-
-/* JOB_EXPIRING: taken out of its queue because its deadline is too near; its timeout fires on the next loop turn */
-enum { JOB_IDLE = 0, JOB_QUEUED = 1, JOB_INFLIGHT = 2, JOB_EXPIRING = 3 };
-
-static void s_dispatch(gw_broker_t *self, service_t *svc);
+#include "gw_broker_int.h"
 
 static void *s_xcalloc(size_t n, size_t size)
 {
@@ -88,7 +23,7 @@ static void *s_xcalloc(size_t n, size_t size)
 
 /* ---- lookup helpers --------------------------------------------------------------------------- */
 
-static service_t *s_service_find(gw_broker_t *self, const char *name, size_t len)
+service_t *gwb_service_find(gw_broker_t *self, const char *name, size_t len)
 {
     for (service_t *s = self->services; s != NULL; s = s->next)
         if (strlen(s->name) == len && memcmp(s->name, name, len) == 0)
@@ -98,7 +33,7 @@ static service_t *s_service_find(gw_broker_t *self, const char *name, size_t len
 
 static service_t *s_service_add(gw_broker_t *self, const char *name, size_t len)
 {
-    service_t *s = s_service_find(self, name, len);
+    service_t *s = gwb_service_find(self, name, len);
     if (s != NULL)
         return s;
     assert(len <= XWS_MAX_NAME);
@@ -111,29 +46,7 @@ static service_t *s_service_add(gw_broker_t *self, const char *name, size_t len)
     return s;
 }
 
-static worker_t *s_worker_find(gw_broker_t *self, zframe_t *identity)
-{
-    for (service_t *s = self->services; s != NULL; s = s->next)
-        for (h2o_linklist_t *l = s->workers.next; l != &s->workers; l = l->next) {
-            worker_t *w = H2O_STRUCT_FROM_MEMBER(worker_t, link, l);
-            if (zframe_eq(w->identity, identity))
-                return w;
-        }
-    return NULL;
-}
-
-static void s_peer_text(zframe_t *identity, char *buf, size_t size)
-{
-    size_t n = identity != NULL ? zframe_size(identity) : 0, o = 0;
-    const unsigned char *d = identity != NULL ? zframe_data(identity) : NULL;
-    o += (size_t)snprintf(buf, size, "peer ");
-    for (size_t i = 0; i < n && i < 8 && o + 3 < size; i++)
-        o += (size_t)snprintf(buf + o, size - o, "%02x", d[i]);
-    if (n == 0)
-        snprintf(buf + o, size - o, "?");
-}
-
-static ticket_t **s_ticket_slot(gw_broker_t *self, uint64_t id)
+ticket_t **gwb_ticket_slot(gw_broker_t *self, uint64_t id)
 {
     ticket_t **pp = &self->tickets[id % TICKET_BUCKETS];
     while (*pp != NULL && (*pp)->id != id)
@@ -141,9 +54,9 @@ static ticket_t **s_ticket_slot(gw_broker_t *self, uint64_t id)
     return pp;
 }
 
-static void s_ticket_free(gw_broker_t *self, ticket_t *t)
+void gwb_ticket_free(gw_broker_t *self, ticket_t *t)
 {
-    ticket_t **pp = s_ticket_slot(self, t->id);
+    ticket_t **pp = gwb_ticket_slot(self, t->id);
     assert(*pp == t);
     *pp = t->hnext;
     h2o_linklist_unlink(&t->link);
@@ -156,7 +69,7 @@ static void s_ticket_free(gw_broker_t *self, ticket_t *t)
 }
 
 /* Marks the socket for another look on the next loop turn: a send may have eaten the fd's edge. */
-static void s_poke(gw_broker_t *self)
+void gwb_poke(gw_broker_t *self)
 {
     if (!h2o_timeout_is_linked(&self->recheck))
         h2o_timeout_link(self->loop, &self->zero, &self->recheck);
@@ -184,7 +97,7 @@ static void s_job_release(gw_broker_t *self, gw_job_t *job)
     self->npending--;
 }
 
-static void s_finish(gw_broker_t *self, gw_job_t *job, gw_job_outcome_t outcome, const void *data, size_t len)
+void gwb_finish(gw_broker_t *self, gw_job_t *job, gw_job_outcome_t outcome, const void *data, size_t len)
 {
     s_job_release(self, job);
     job->on_done(job, outcome, data, len);
@@ -193,7 +106,7 @@ static void s_finish(gw_broker_t *self, gw_job_t *job, gw_job_outcome_t outcome,
 static void s_on_deadline(h2o_timeout_entry_t *entry)
 {
     gw_job_t *job = H2O_STRUCT_FROM_MEMBER(gw_job_t, _timer, entry);
-    s_finish(job->_broker, job, GW_JOB_TIMEOUT, NULL, 0);
+    gwb_finish(job->_broker, job, GW_JOB_TIMEOUT, NULL, 0);
 }
 
 int gw_job_busy(const gw_job_t *job)
@@ -206,21 +119,21 @@ int gw_job_busy(const gw_job_t *job)
 static int s_send(gw_broker_t *self, worker_t *w, xws_cmd_t cmd, const xws_slice_t *frames, size_t n)
 {
     int rc = xws_frames_send(self->sock, w->identity, cmd, frames, n);
-    s_poke(self);
+    gwb_poke(self);
     if (rc == 0)
         w->last_sent = h2o_now(self->loop);
     return rc;
 }
 
 /* Forgets a worker: what it held goes back to the head of its service's queue, in order. */
-static void s_worker_forget(gw_broker_t *self, worker_t *w, const char *why)
+void gwb_worker_forget(gw_broker_t *self, worker_t *w, const char *why)
 {
     service_t *svc = w->service;
     size_t requeued = 0;
     while (!h2o_linklist_is_empty(&w->tickets)) {
         ticket_t *t = H2O_STRUCT_FROM_MEMBER(ticket_t, link, w->tickets.prev); /* last first */
         gw_job_t *job = t->job;
-        s_ticket_free(self, t);
+        gwb_ticket_free(self, t);
         if (job != NULL) {
             h2o_linklist_insert(svc->queue.next, &job->_link);
             job->_state = JOB_QUEUED;
@@ -255,7 +168,7 @@ static void s_expire_soon(gw_broker_t *self, gw_job_t *job)
 }
 
 /* Sends queued jobs of svc to workers with spare credit. */
-static void s_dispatch(gw_broker_t *self, service_t *svc)
+void gwb_dispatch(gw_broker_t *self, service_t *svc)
 {
     while (!h2o_linklist_is_empty(&svc->queue)) {
         worker_t *best = NULL;
@@ -288,7 +201,7 @@ static void s_dispatch(gw_broker_t *self, service_t *svc)
             h2o_linklist_insert(&self->dirty, &best->dlink);
         if (!h2o_timeout_is_linked(&self->flush))
             h2o_timeout_link(self->loop, &self->zero, &self->flush);
-        ticket_t **slot = s_ticket_slot(self, t->id);
+        ticket_t **slot = gwb_ticket_slot(self, t->id);
         assert(*slot == NULL);
         *slot = t;
         best->inflight++;
@@ -314,7 +227,7 @@ static int s_flush_worker(gw_broker_t *self, worker_t *w)
             ticket_t *t = H2O_STRUCT_FROM_MEMBER(ticket_t, olink, w->outbox.next);
             h2o_linklist_unlink(&t->olink);
             if (t->job == NULL) { /* timed out or cancelled before it left */
-                s_ticket_free(self, t);
+                gwb_ticket_free(self, t);
                 continue;
             }
             keys[n] = htobe64(t->id);
@@ -340,189 +253,11 @@ static void s_on_flush(h2o_timeout_entry_t *entry)
             char why[96];
             snprintf(why, sizeof(why), "cannot be reached (%s)", zmq_strerror(zmq_errno()));
             service_t *svc = w->service;
-            s_worker_forget(self, w, why);
-            s_dispatch(self, svc); /* to the other workers: they join the dirty list */
+            gwb_worker_forget(self, w, why);
+            gwb_dispatch(self, svc); /* to the other workers: they join the dirty list */
         }
     }
-    s_poke(self); /* a send may have eaten the fd's edge */
-}
-
-/* ---- receiving -------------------------------------------------------------------------------- */
-
-/* Answers DISCONNECT to a READY for a service the gateway does not route; logs at most once a second. */
-static void s_refuse_unknown(gw_broker_t *self, xws_frames_t *f)
-{
-    uint64_t now = h2o_now(self->loop);
-    self->nrefused++;
-    if (self->refused_log_at == 0 || now - self->refused_log_at >= 1000) {
-        char peer[96], service[XWS_MAX_NAME + 1];
-        size_t n = f->service.len < XWS_MAX_NAME ? f->service.len : XWS_MAX_NAME;
-        for (size_t i = 0; i < n; i++) {
-            unsigned char c = (unsigned char)f->service.ptr[i];
-            service[i] = c > 0x20 && c < 0x7f ? (char)c : '?';
-        }
-        service[n] = '\0';
-        s_peer_text(f->identity, peer, sizeof(peer));
-        fprintf(stderr,
-                "xws-gateway: %s announced service \"%s\", which this gateway does not route: sent DISCONNECT (%" PRIu64
-                " such announcement(s) refused since the last message)\n",
-                peer, service, self->nrefused);
-        self->refused_log_at = now;
-        self->nrefused = 0;
-    }
-    if (f->identity != NULL) {
-        xws_send_disconnect(self->sock, f->identity);
-        s_poke(self);
-    }
-}
-
-static void s_on_ready(gw_broker_t *self, xws_frames_t *f, worker_t *w)
-{
-    uint64_t now = h2o_now(self->loop);
-    if (w != NULL && !xws_slice_eq(f->service, w->service->name)) {
-        s_worker_forget(self, w, "announced another service");
-        w = NULL;
-    }
-    if (w == NULL) {
-        service_t *svc = s_service_find(self, f->service.ptr, f->service.len);
-        if (svc == NULL) { /* not routed: refusing it keeps the registry bounded */
-            s_refuse_unknown(self, f);
-            return;
-        }
-        w = s_xcalloc(1, sizeof(*w));
-        w->identity = zframe_dup(f->identity);
-        w->service = svc;
-        h2o_linklist_init_anchor(&w->tickets);
-        h2o_linklist_init_anchor(&w->outbox);
-        h2o_linklist_insert(&svc->workers, &w->link);
-        svc->nworkers++;
-        w->last_sent = now;
-        if (f->name.len > 0) {
-            size_t n = f->name.len < 64 ? f->name.len : 64;
-            for (size_t i = 0; i < n; i++) {
-                unsigned char c = (unsigned char)f->name.ptr[i];
-                w->name[i] = c > 0x20 && c < 0x7f ? (char)c : '?';
-            }
-        } else {
-            s_peer_text(f->identity, w->name, sizeof(w->name));
-        }
-        fprintf(stderr, "xws-gateway: worker %s ready for %s (credit %u, %zu worker(s))\n", w->name, svc->name, f->credit,
-                svc->nworkers);
-    }
-    w->credit = f->credit;
-    w->batch = xws_features_has(f->features, "batch");
-    w->last_seen = now;
-    s_dispatch(self, w->service);
-}
-
-static void s_on_reply(gw_broker_t *self, xws_slice_t key, xws_slice_t payload, worker_t *w, int malformed)
-{
-    uint64_t id = 0;
-    if (key.len == sizeof(id)) {
-        memcpy(&id, key.ptr, sizeof(id));
-        id = be64toh(id);
-    }
-    ticket_t *t = *s_ticket_slot(self, id);
-    if (id == 0 || t == NULL || t->worker != w) {
-        self->nlate++;
-        fprintf(stderr, "xws-gateway: reply from worker %s for unknown request %" PRIu64 " dropped\n", w->name, id);
-        return;
-    }
-    service_t *svc = w->service;
-    gw_job_t *job = t->job;
-    s_ticket_free(self, t);
-    if (job == NULL) {
-        self->nlate++;
-        fprintf(stderr, "xws-gateway: late reply from worker %s for request %" PRIu64 " dropped (deadline passed or client gone)\n",
-                w->name, id);
-    } else if (malformed) {
-        s_finish(self, job, GW_JOB_BAD_REPLY, NULL, 0);
-    } else {
-        s_finish(self, job, GW_JOB_REPLY, payload.ptr, payload.len);
-    }
-    s_dispatch(self, svc);
-}
-
-static void s_handle(gw_broker_t *self, xws_frames_t *f, int rc, const char *err)
-{
-    char peer[96];
-    worker_t *w = f->identity != NULL ? s_worker_find(self, f->identity) : NULL;
-    if (w != NULL)
-        w->last_seen = h2o_now(self->loop); /* any message is a sign of life */
-    if (rc != 0) {
-        if (w != NULL)
-            snprintf(peer, sizeof(peer), "%s", w->name);
-        else
-            s_peer_text(f->identity, peer, sizeof(peer));
-        fprintf(stderr, "xws-gateway: malformed message from worker %s dropped: %s\n", peer, err != NULL ? err : "?");
-        if (w != NULL && f->key.len == 8) /* the key names one of our requests: fail it now */
-            s_on_reply(self, f->key, XWS_SLICE_NULL, w, 1);
-        return;
-    }
-    if (f->cmd == XWS_CMD_READY) {
-        s_on_ready(self, f, w);
-        return;
-    }
-    if (w == NULL) {
-        if (f->cmd != XWS_CMD_DISCONNECT && f->identity != NULL) {
-            xws_send_disconnect(self->sock, f->identity);
-            s_poke(self);
-        }
-        return;
-    }
-    switch (f->cmd) {
-    case XWS_CMD_REPLY:
-        for (size_t i = 0; i < f->count; i++) {
-            xws_slice_t key, payload;
-            xws_frames_pair(f, i, &key, &payload);
-            s_on_reply(self, key, payload, w, 0);
-        }
-        break;
-    case XWS_CMD_HEARTBEAT:
-        break;
-    case XWS_CMD_DISCONNECT:
-        s_worker_forget(self, w, "disconnected");
-        break;
-    case XWS_CMD_REQUEST: {
-        fprintf(stderr, "xws-gateway: worker %s sent a REQUEST; answered bad_envelope\n", w->name);
-        msgpack_sbuffer sb;
-        msgpack_sbuffer_init(&sb);
-        if (xws_reply_encode_error(400, "bad_envelope", "", "workers do not send requests", &sb) == 0)
-            xws_send_reply(self->sock, w->identity, f->key, (xws_slice_t){sb.data, sb.size});
-        msgpack_sbuffer_destroy(&sb);
-        s_poke(self);
-        break;
-    }
-    default:
-        break;
-    }
-}
-
-static void s_drain(gw_broker_t *self)
-{
-    while (zsock_events(self->sock) & ZMQ_POLLIN) {
-        xws_frames_t f;
-        memset(&f, 0, sizeof(f));
-        const char *err = NULL;
-        int rc = xws_frames_recv(&f, self->sock, 1, &err);
-        if (rc != 0 && f.msg == NULL && f.identity == NULL && err != NULL && strcmp(err, "no message") == 0) {
-            xws_frames_dispose(&f);
-            break;
-        }
-        s_handle(self, &f, rc, err);
-        xws_frames_dispose(&f);
-    }
-}
-
-static void s_on_readable(h2o_socket_t *sock, const char *err)
-{
-    s_drain(sock->data);
-}
-
-static void s_on_recheck(h2o_timeout_entry_t *entry)
-{
-    gw_broker_t *self = H2O_STRUCT_FROM_MEMBER(gw_broker_t, recheck, entry);
-    s_drain(self);
+    gwb_poke(self); /* a send may have eaten the fd's edge */
 }
 
 /* ---- public ----------------------------------------------------------------------------------- */
@@ -560,15 +295,15 @@ gw_broker_t *gw_broker_new(h2o_loop_t *loop, const gw_broker_opts_t *opts, const
     }
     self->watch = h2o_evloop_socket_create(loop, fd, H2O_SOCKET_FLAG_DONT_READ);
     self->watch->data = self;
-    h2o_socket_read_start(self->watch, s_on_readable);
+    h2o_socket_read_start(self->watch, gwb_on_readable);
     h2o_timeout_init(loop, &self->deadline, opts->deadline_ms);
     h2o_timeout_init(loop, &self->zero, 0);
-    self->recheck.cb = s_on_recheck;
+    self->recheck.cb = gwb_on_recheck;
     self->flush.cb = s_on_flush;
     h2o_linklist_init_anchor(&self->dirty);
     for (const char *const *k = known; k != NULL && *k != NULL; k++)
         s_service_add(self, *k, strlen(*k));
-    s_poke(self);
+    gwb_poke(self);
     return self;
 }
 
@@ -578,7 +313,7 @@ void gw_broker_disconnect_all(gw_broker_t *self)
         while (!h2o_linklist_is_empty(&s->workers)) {
             worker_t *w = H2O_STRUCT_FROM_MEMBER(worker_t, link, s->workers.next);
             xws_send_disconnect(self->sock, w->identity);
-            s_worker_forget(self, w, "sent DISCONNECT (gateway stopping)");
+            gwb_worker_forget(self, w, "sent DISCONNECT (gateway stopping)");
         }
 }
 
@@ -629,7 +364,7 @@ int gw_broker_submit_until(gw_broker_t *self, gw_job_t *job, const char *service
 {
     assert(self != NULL && job != NULL && job->on_done != NULL && service != NULL);
     assert(job->_state == JOB_IDLE);
-    service_t *svc = s_service_find(self, service, strlen(service));
+    service_t *svc = gwb_service_find(self, service, strlen(service));
     if (svc == NULL)
         return GW_SUBMIT_UNKNOWN;
     if (svc->nworkers == 0)
@@ -659,7 +394,7 @@ int gw_broker_submit_until(gw_broker_t *self, gw_job_t *job, const char *service
     job->_state = JOB_QUEUED;
     svc->nqueued++;
     self->npending++;
-    s_dispatch(self, svc);
+    gwb_dispatch(self, svc);
     return GW_SUBMIT_OK;
 }
 
@@ -672,7 +407,7 @@ void gw_broker_cancel(gw_broker_t *self, gw_job_t *job)
 
 int gw_broker_has_worker(gw_broker_t *self, const char *service)
 {
-    service_t *svc = s_service_find(self, service, strlen(service));
+    service_t *svc = gwb_service_find(self, service, strlen(service));
     return svc != NULL && svc->nworkers > 0;
 }
 
@@ -699,7 +434,7 @@ void gw_broker_tick(gw_broker_t *self)
             worker_t *w = H2O_STRUCT_FROM_MEMBER(worker_t, link, l);
             l = l->next;
             if (now - w->last_seen > self->opts.expiry_ms) {
-                s_worker_forget(self, w, "expired (no heartbeat)");
+                gwb_worker_forget(self, w, "expired (no heartbeat)");
                 freed = 1;
                 continue;
             }
@@ -713,19 +448,19 @@ void gw_broker_tick(gw_broker_t *self)
                 if (t->job == NULL && now > t->deadline_at + self->opts.expiry_ms) {
                     fprintf(stderr, "xws-gateway: worker %s never answered request %" PRIu64 "; its credit is released\n", w->name,
                             t->id);
-                    s_ticket_free(self, t);
+                    gwb_ticket_free(self, t);
                     freed = 1;
                 }
             }
             if (now - w->last_sent >= self->opts.heartbeat_ms && s_send(self, w, XWS_CMD_HEARTBEAT, NULL, 0) != 0) {
-                s_worker_forget(self, w, "cannot be reached");
+                gwb_worker_forget(self, w, "cannot be reached");
                 freed = 1;
             }
         }
         if (freed)
-            s_dispatch(self, s);
+            gwb_dispatch(self, s);
     }
-    s_drain(self);
+    gwb_drain(self);
 }
 
 void gw_broker_describe(gw_broker_t *self, char *buf, size_t size)

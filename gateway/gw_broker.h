@@ -127,4 +127,7 @@ void gw_broker_disconnect_all(gw_broker_t *self);
 /* Fills buf with a one-line summary: services, workers, queued and in-flight jobs. */
 void gw_broker_describe(gw_broker_t *self, char *buf, size_t size);
 
+/* Self-test (gw_broker_test.c): fake workers over inproc:// in a loop of its own; aborts on failure. */
+void gw_broker_test(void);
+
 #endif

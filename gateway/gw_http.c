@@ -9,208 +9,20 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include "xws/proto.h"
+#include "gw_authn.h"
 #include "gw_check.h"
 #include "gw_http.h"
+#include "gw_req.h"
+#include "gw_msg.h"
 #include "gw_route.h"
 
 #define WS_VERSION "1.0"
-#define MAX_CRED 1025   /* bytes of a login or a password, with the NUL (the account tool accepts passwords of 1-1024 bytes) */
-#define GW_VERIFY_MAX 4 /* password checks in flight at the config service at once */
-#define GW_VERIFY_WAITING_MAX 4096 /* password checks waiting for a free slot; more: 503 */
-
-typedef enum {
-    PH_START = 0,   /* checks, authentication */
-    PH_DELAY = 1,   /* back-off delay before a password check */
-    PH_VERIFY = 2,  /* password check at the config service */
-    PH_WORKER = 3,  /* the request at its service */
-    PH_DONE = 4,    /* answered */
-    PH_REFRESH = 5, /* password verified; waiting for a snapshot that holds the account as verified */
-} phase_t;
-
-typedef struct gw_verify gw_verify_t;
-
-/* Per-request state, in the request's pool; h2o calls s_on_freed when the request goes away. */
-typedef struct {
-    gw_app_t *app;
-    h2o_req_t *req;
-    phase_t phase;
-    const gw_route_t *route;
-    gw_mode_t mode;
-    uint64_t t0_us;
-    uint8_t addr[16];
-    char addr_text[48];
-    xws_slice_t path; /* raw path, without the query and the fragment */
-    xws_kv_t *params;
-    size_t nparams;
-    xws_slice_t act;
-    const char *account; /* pool copy of the account name, "" until known */
-    char login[MAX_CRED], password[MAX_CRED];
-    uint8_t ckey[32]; /* verification cache key */
-    gw_backoff_t backoff;
-    gw_verify_t *verify;          /* the password check this request waits for (PH_VERIFY), or NULL */
-    h2o_linklist_t vlink;         /* in verify->waiters */
-    gw_job_t job;                 /* the request at its service (PH_WORKER) */
-    h2o_timeout_entry_t delay;    /* back-off delay */
-    h2o_timeout_entry_t deadline; /* arrival + deadline_ms, whatever phase the request is in */
-    uint64_t deadline_unix_ms;    /* the same instant as Unix time, for the envelope */
-    h2o_linklist_t rlink;         /* in app->refresh_waiting (PH_REFRESH) */
-    uint64_t refresh_need;        /* the snapshot request (app->refresh_seq) whose answer it waits for */
-    xws_slice_t vname, vcred;     /* PH_REFRESH: the account and credential fingerprint the check answered (pool) */
-} gw_req_t;
-
-/*
- * One password check at the config service, shared by every request that presents the same
- * credentials while it runs (same verification cache key). At most GW_VERIFY_MAX run at once; the
- * others wait in app->verify_waiting (FIFO). Owned by the app, not by a request: it outlives the
- * requests that leave (its answer still fills the cache), and one that nobody waits for any more
- * is dropped before it is sent.
- */
-struct gw_verify {
-    gw_app_t *app;
-    uint8_t key[32];        /* verification cache key of login/password */
-    char *login, *password; /* the password is wiped and freed once the check is sent */
-    uint64_t version;       /* snapshot version when the check was sent */
-    char addr_text[48];     /* the client of the first request, for the envelope */
-    int running;            /* 1 once sent (in app->verify_running), 0 while waiting */
-    gw_job_t job;
-    h2o_linklist_t link;    /* in app->verify_running or app->verify_waiting */
-    h2o_linklist_t waiters; /* gw_req_t.vlink */
-};
-
-static void s_dispatch(gw_req_t *r);
-static void s_verify_detach(gw_req_t *r);
-static void s_refresh_wait(gw_req_t *r, const msgpack_object *name, const msgpack_object *cred);
-
-const char *const gw_app_services[] = {"config", "ipbx-lines", "ipbx-users", "devices", "extensions", NULL};
-
-uint64_t gw_app_unix_ms(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
-}
 
 static uint64_t s_mono_us(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
-void gw_app_rid(gw_app_t *app, char *buf, size_t size)
-{
-    /* "<instance>-<counter>", formatted by hand: it runs once per request */
-    char digits[24];
-    size_t nd = 0;
-    uint64_t v = ++app->rid_counter;
-    do
-        digits[nd++] = (char)('0' + v % 10);
-    while ((v /= 10) != 0);
-    size_t il = strlen(app->instance);
-    if (il + 1 + nd + 1 > size) { /* cannot happen with XWS_MAX_RID-sized buffers; stay correct anyway */
-        snprintf(buf, size, "%s-%" PRIu64, app->instance, app->rid_counter);
-        return;
-    }
-    memcpy(buf, app->instance, il);
-    buf[il] = '-';
-    for (size_t i = 0; i < nd; i++)
-        buf[il + 1 + i] = digits[nd - 1 - i];
-    buf[il + 1 + nd] = '\0';
-}
-
-const char *gw_http_reason(int status)
-{
-    switch (status) {
-    case 200:
-        return "OK";
-    case 201:
-        return "Created";
-    case 202:
-        return "Accepted";
-    case 204:
-        return "No Content";
-    case 304:
-        return "Not Modified";
-    case 400:
-        return "Bad Request";
-    case 401:
-        return "Unauthorized";
-    case 403:
-        return "Forbidden";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 409:
-        return "Conflict";
-    case 410:
-        return "Gone";
-    case 412:
-        return "Precondition Failed";
-    case 413:
-        return "Payload Too Large";
-    case 414:
-        return "URI Too Long";
-    case 415:
-        return "Unsupported Media Type";
-    case 422:
-        return "Unprocessable Entity";
-    case 429:
-        return "Too Many Requests";
-    case 500:
-        return "Internal Server Error";
-    case 501:
-        return "Not Implemented";
-    case 502:
-        return "Bad Gateway";
-    case 503:
-        return "Service Unavailable";
-    case 504:
-        return "Gateway Timeout";
-    default:
-        return status < 200   ? "Informational"
-               : status < 300 ? "Success"
-               : status < 400 ? "Redirection"
-               : status < 500 ? "Client Error"
-                              : "Server Error";
-    }
-}
-
-static xws_slice_t s_trim(const char *p, size_t n)
-{
-    while (n > 0 && (*p == ' ' || *p == '\t'))
-        p++, n--;
-    while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
-        n--;
-    return (xws_slice_t){p, n};
-}
-
-static xws_slice_t s_weak(xws_slice_t t)
-{
-    if (t.len >= 2 && t.ptr[0] == 'W' && t.ptr[1] == '/')
-        t.ptr += 2, t.len -= 2;
-    return t;
-}
-
-int gw_http_inm_matches(const char *inm, size_t inm_len, const char *etag, size_t etag_len)
-{
-    if (inm == NULL || etag == NULL || etag_len == 0)
-        return 0;
-    xws_slice_t e = s_weak(s_trim(etag, etag_len));
-    size_t i = 0;
-    while (i <= inm_len) {
-        size_t start = i;
-        while (i < inm_len && inm[i] != ',')
-            i++;
-        xws_slice_t t = s_trim(inm + start, i - start);
-        i++;
-        if (t.len == 1 && t.ptr[0] == '*')
-            return 1;
-        t = s_weak(t);
-        if (t.len > 0 && t.len == e.len && memcmp(t.ptr, e.ptr, e.len) == 0)
-            return 1;
-    }
-    return 0;
 }
 
 /* ---- answering -------------------------------------------------------------------------------- */
@@ -224,7 +36,7 @@ static void s_add_header(gw_req_t *r, const h2o_token_t *token, const char *valu
  * The one exit of every request: status, optional JSON body (copied), the version header, the
  * access-log line. r must not be touched afterwards (h2o may free the request at any time).
  */
-static void s_send(gw_req_t *r, int status, const char *body, size_t len)
+void gw_req_send(gw_req_t *r, int status, const char *body, size_t len)
 {
     assert(r->phase != PH_DONE);
     h2o_req_t *req = r->req;
@@ -236,7 +48,7 @@ static void s_send(gw_req_t *r, int status, const char *body, size_t len)
     if (status == 204 || status == 304)
         len = 0;
     req->res.status = status;
-    req->res.reason = gw_http_reason(status);
+    req->res.reason = gw_msg_reason(status);
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-xivo-ws-version"), 0, "X-XIVO-WS-VERSION",
                           H2O_STRLIT(WS_VERSION));
     if (len > 0)
@@ -258,51 +70,29 @@ static void s_send(gw_req_t *r, int status, const char *body, size_t len)
 }
 
 /* An answer without a body (401, 403, 404, 200 of check...). */
-static void s_send_empty(gw_req_t *r, int status)
+void gw_req_send_empty(gw_req_t *r, int status)
 {
     if (status == 401)
         s_add_header(r, H2O_TOKEN_WWW_AUTHENTICATE, "Basic realm=\"Access Restricted\"");
-    s_send(r, status, NULL, 0);
+    gw_req_send(r, status, NULL, 0);
 }
 
 /* An error answer with the JSON body of PROTOCOL.md §9. */
-static void s_send_error(gw_req_t *r, int status, const char *code, const char *field, const char *message)
+void gw_req_send_error(gw_req_t *r, int status, const char *code, const char *field, const char *message)
 {
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 3);
-    msgpack_pack_str_with_body(&pk, "error", 5);
-    msgpack_pack_str_with_body(&pk, code, strlen(code));
-    msgpack_pack_str_with_body(&pk, "field", 5);
-    msgpack_pack_str_with_body(&pk, field, strlen(field));
-    msgpack_pack_str_with_body(&pk, "message", 7);
-    msgpack_pack_str_with_body(&pk, message, strlen(message));
-    msgpack_unpacked u;
-    msgpack_unpacked_init(&u);
     xws_buf_t out;
     xws_buf_init(&out);
-    if (msgpack_unpack_next(&u, sb.data, sb.size, NULL) != MSGPACK_UNPACK_SUCCESS || xws_msgpack_to_json(&u.data, &out) != 0) {
-        /* only reachable with text that is not UTF-8: say it without the details */
-        xws_buf_reset(&out);
-        xws_buf_addf(&out, "{\"error\":\"%s\",\"field\":\"\",\"message\":\"request rejected\"}", code);
-    }
+    gw_msg_error_json(&out, code, field, message);
     h2o_iovec_t body = h2o_strdup(&r->req->pool, out.data, out.len);
     xws_buf_dispose(&out);
-    msgpack_unpacked_destroy(&u);
-    msgpack_sbuffer_destroy(&sb);
-    s_send(r, status, body.base, body.len);
+    gw_req_send(r, status, body.base, body.len);
 }
 
-static void s_send_submit_error(gw_req_t *r, int rc, const char *service)
+void gw_req_send_submit_error(gw_req_t *r, int rc, const char *service)
 {
     char msg[160];
-    if (rc == GW_SUBMIT_FULL)
-        snprintf(msg, sizeof(msg), "every worker of service %s is busy and its queue is full", service);
-    else
-        snprintf(msg, sizeof(msg), "no worker of service %s is available", service);
-    s_send_error(r, 503, "no_worker", "", msg);
+    gw_app_submit_error(rc, service, msg, sizeof(msg));
+    gw_req_send_error(r, 503, "no_worker", "", msg);
 }
 
 /* ---- the end of a request --------------------------------------------------------------------- */
@@ -313,11 +103,7 @@ static void s_on_freed(void *arg)
     gw_app_t *app = r->app;
     if (gw_job_busy(&r->job))
         gw_broker_cancel(app->broker, &r->job);
-    s_verify_detach(r);
-    if (h2o_linklist_is_linked(&r->rlink))
-        h2o_linklist_unlink(&r->rlink);
-    if (h2o_timeout_is_linked(&r->delay))
-        h2o_timeout_unlink(&r->delay);
+    gw_authn_abort(r);
     if (h2o_timeout_is_linked(&r->deadline))
         h2o_timeout_unlink(&r->deadline);
     OPENSSL_cleanse(r->password, sizeof(r->password));
@@ -340,16 +126,6 @@ static void s_on_freed(void *arg)
 
 /* ---- replies ---------------------------------------------------------------------------------- */
 
-static void s_hex_md5(const char *data, size_t len, char out[33])
-{
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    if (EVP_Digest(data, len, md, &mdlen, EVP_md5(), NULL) != 1 || mdlen != 16)
-        abort();
-    for (unsigned i = 0; i < 16; i++)
-        snprintf(out + 2 * i, 3, "%02x", md[i]);
-}
-
 static void s_render(gw_req_t *r, const void *data, size_t len)
 {
     xws_reply_t rep;
@@ -357,7 +133,7 @@ static void s_render(gw_req_t *r, const void *data, size_t len)
     if (xws_reply_decode(&rep, data, len, &err) != 0) {
         fprintf(stderr, "xws-gateway: malformed reply from service %s (%s)\n", r->route->service, err != NULL ? err : "?");
         xws_reply_dispose(&rep);
-        s_send_error(r, 500, "internal_error", "", "the service sent a malformed reply");
+        gw_req_send_error(r, 500, "internal_error", "", "the service sent a malformed reply");
         return;
     }
     int status = (int)rep.status;
@@ -365,7 +141,7 @@ static void s_render(gw_req_t *r, const void *data, size_t len)
         fprintf(stderr, "xws-gateway: service %s answered status %d, which is not a final answer: 500\n", r->route->service,
                 status);
         xws_reply_dispose(&rep);
-        s_send_error(r, 500, "internal_error", "", "the service sent an invalid status");
+        gw_req_send_error(r, 500, "internal_error", "", "the service sent an invalid status");
         return;
     }
     xws_buf_t out;
@@ -375,7 +151,7 @@ static void s_render(gw_req_t *r, const void *data, size_t len)
         fprintf(stderr, "xws-gateway: reply from service %s has no JSON form\n", r->route->service);
         xws_buf_dispose(&out);
         xws_reply_dispose(&rep);
-        s_send_error(r, 500, "internal_error", "", "the service sent a reply that cannot be rendered");
+        gw_req_send_error(r, 500, "internal_error", "", "the service sent a reply that cannot be rendered");
         return;
     }
     if (rep.etag.len > 0 && (status == 200 || status == 304)) /* an entity tag means nothing on other answers */
@@ -385,18 +161,18 @@ static void s_render(gw_req_t *r, const void *data, size_t len)
         ssize_t i = h2o_find_header(&r->req->headers, H2O_TOKEN_IF_NONE_MATCH, -1);
         xws_slice_t sum;
         char md5[33];
-        if (i >= 0 && gw_http_inm_matches(r->req->headers.entries[i].value.base, r->req->headers.entries[i].value.len, rep.etag.ptr,
-                                          rep.etag.len)) {
+        if (i >= 0 && gw_msg_inm_matches(r->req->headers.entries[i].value.base, r->req->headers.entries[i].value.len, rep.etag.ptr,
+                                         rep.etag.len)) {
             status = 304;
         } else if (gw_query_get(r->params, r->nparams, "sum", &sum) == 0 && sum.len == 32) {
-            s_hex_md5(out.data != NULL ? out.data : "", out.len, md5);
+            gw_msg_hex_md5(out.data != NULL ? out.data : "", out.len, md5);
             if (strncasecmp(sum.ptr, md5, 32) == 0)
                 status = 304;
         }
     }
     /* s_send copies the body into the request (h2o_send_inline): no copy of our own */
     int empty = status == 304 || status == 204;
-    s_send(r, status, empty ? NULL : out.data, empty ? 0 : out.len);
+    gw_req_send(r, status, empty ? NULL : out.data, empty ? 0 : out.len);
     xws_buf_dispose(&out);
     xws_reply_dispose(&rep);
 }
@@ -411,10 +187,10 @@ static void s_on_worker_done(gw_job_t *job, gw_job_outcome_t outcome, const void
         break;
     case GW_JOB_TIMEOUT:
         snprintf(msg, sizeof(msg), "service %s did not answer within %" PRIu64 " ms", r->route->service, r->app->deadline_ms);
-        s_send_error(r, 504, "timeout", "", msg);
+        gw_req_send_error(r, 504, "timeout", "", msg);
         break;
     default:
-        s_send_error(r, 500, "internal_error", "", "the service sent a malformed reply");
+        gw_req_send_error(r, 500, "internal_error", "", "the service sent a malformed reply");
         break;
     }
 }
@@ -429,7 +205,7 @@ static int s_is_msgpack_map(const char *p, size_t n)
     return (c & 0xf0) == 0x80 || c == 0xde || c == 0xdf;
 }
 
-static void s_dispatch(gw_req_t *r)
+void gw_req_dispatch(gw_req_t *r)
 {
     gw_app_t *app = r->app;
     h2o_req_t *req = r->req;
@@ -439,7 +215,7 @@ static void s_dispatch(gw_req_t *r)
 
     if (gw_route_reads_body(r->route, r->act.ptr, r->act.len)) {
         if (req->entity.base == NULL || req->entity.len == 0) {
-            s_send_error(r, 400, "empty_body", "", "this act needs a JSON object in the request body");
+            gw_req_send_error(r, 400, "empty_body", "", "this act needs a JSON object in the request body");
             goto done;
         }
         char detail[256];
@@ -447,11 +223,11 @@ static void s_dispatch(gw_req_t *r)
         if (xws_json_to_msgpack(req->entity.base, req->entity.len, &body, detail, sizeof(detail)) != 0) {
             char msg[320];
             snprintf(msg, sizeof(msg), "the request body is not valid JSON: %s", detail[0] ? detail : "parse error");
-            s_send_error(r, 400, "invalid_json", "", msg);
+            gw_req_send_error(r, 400, "invalid_json", "", msg);
             goto done;
         }
         if (!s_is_msgpack_map(body.data, body.size)) {
-            s_send_error(r, 400, "not_an_object", "", "the request body must be a JSON object");
+            gw_req_send_error(r, 400, "not_an_object", "", "the request body must be a JSON object");
             goto done;
         }
     }
@@ -475,7 +251,7 @@ static void s_dispatch(gw_req_t *r)
     };
     if (xws_request_encode(&spec, &env) != 0) {
         fprintf(stderr, "xws-gateway: cannot encode the request envelope for %s/%s\n", r->route->service, r->route->resource);
-        s_send_error(r, 500, "internal_error", "", "the request could not be encoded");
+        gw_req_send_error(r, 500, "internal_error", "", "the request could not be encoded");
         goto done;
     }
     r->phase = PH_WORKER;
@@ -483,350 +259,10 @@ static void s_dispatch(gw_req_t *r)
     r->job.data = r;
     int rc = gw_broker_submit_until(app->broker, &r->job, r->route->service, env.data, env.size, r->deadline_unix_ms);
     if (rc != GW_SUBMIT_OK)
-        s_send_submit_error(r, rc, r->route->service);
+        gw_req_send_submit_error(r, rc, r->route->service);
 done:
     msgpack_sbuffer_destroy(&body);
     msgpack_sbuffer_destroy(&env);
-}
-
-/* ---- authentication --------------------------------------------------------------------------- */
-
-static void s_fail(gw_req_t *r, int count)
-{
-    if (count)
-        gw_accounts_fail(r->app->accounts, r->addr, r->login, h2o_now(r->app->loop));
-    s_send_empty(r, 401);
-}
-
-/* The caller is the account acct: ACL, then check or dispatch. */
-static void s_authorized(gw_req_t *r, const gw_account_t *acct)
-{
-    r->account = h2o_strdup(&r->req->pool, acct->name, strlen(acct->name)).base;
-    if (r->route->service == NULL) { /* check: any authenticated account may test its credentials */
-        s_send(r, 200, NULL, 0);
-        return;
-    }
-    char path[128];
-    gw_route_acl_path(r->route, path, sizeof(path));
-    if (!gw_acl_allows(acct->acl, acct->nacl, path)) {
-        s_send_empty(r, 403);
-        return;
-    }
-    s_dispatch(r);
-}
-
-/* A password check named acct: the account must still be enabled, hold that login, and allow the host. */
-static void s_authorized_creds(gw_req_t *r, const gw_account_t *acct)
-{
-    OPENSSL_cleanse(r->password, sizeof(r->password));
-    if (acct == NULL || acct->disabled || acct->hostonly || strcmp(acct->login, r->login) != 0 ||
-        !gw_account_host_ok(acct, r->addr)) {
-        s_fail(r, 0);
-        return;
-    }
-    s_authorized(r, acct);
-}
-
-/* ---- password checks -------------------------------------------------------------------------- */
-
-static void s_verify_free(gw_verify_t *v)
-{
-    gw_app_t *app = v->app;
-    assert(h2o_linklist_is_empty(&v->waiters));
-    if (gw_job_busy(&v->job))
-        gw_broker_cancel(app->broker, &v->job);
-    if (h2o_linklist_is_linked(&v->link)) {
-        h2o_linklist_unlink(&v->link);
-        if (v->running)
-            app->nverify_running--;
-        else
-            app->nverify_waiting--;
-    }
-    if (v->password != NULL) {
-        OPENSSL_cleanse(v->password, strlen(v->password));
-        free(v->password);
-    }
-    free(v->login);
-    OPENSSL_cleanse(v->key, sizeof(v->key));
-    free(v);
-}
-
-/* The request stops waiting for its password check (answered elsewhere, timed out, or gone). */
-static void s_verify_detach(gw_req_t *r)
-{
-    gw_verify_t *v = r->verify;
-    if (v == NULL)
-        return;
-    h2o_linklist_unlink(&r->vlink);
-    r->verify = NULL;
-    if (!v->running && h2o_linklist_is_empty(&v->waiters))
-        s_verify_free(v); /* not sent yet and nobody waits: forget it */
-}
-
-/* Takes the next waiting request off v (NULL when none is left); the caller answers it. */
-static gw_req_t *s_verify_next_waiter(gw_verify_t *v)
-{
-    if (h2o_linklist_is_empty(&v->waiters))
-        return NULL;
-    gw_req_t *r = H2O_STRUCT_FROM_MEMBER(gw_req_t, vlink, v->waiters.next);
-    h2o_linklist_unlink(&r->vlink);
-    r->verify = NULL;
-    return r;
-}
-
-/* Answers every request waiting for v with the same error. */
-static void s_verify_answer_all(gw_verify_t *v, int status, const char *code, const char *message)
-{
-    gw_req_t *r;
-    while ((r = s_verify_next_waiter(v)) != NULL)
-        s_send_error(r, status, code, "", message);
-}
-
-static void s_on_verify_done(gw_job_t *job, gw_job_outcome_t outcome, const void *reply, size_t len);
-
-/* Sends v to the config service (v is in app->verify_running). On failure its requests are answered and v is freed. */
-static void s_verify_send(gw_verify_t *v)
-{
-    gw_app_t *app = v->app;
-    msgpack_sbuffer body, env;
-    msgpack_packer pk;
-    msgpack_sbuffer_init(&body);
-    msgpack_sbuffer_init(&env);
-    msgpack_packer_init(&pk, &body, msgpack_sbuffer_write);
-    size_t ll = strlen(v->login), pl = strlen(v->password);
-    msgpack_pack_map(&pk, 2);
-    msgpack_pack_str_with_body(&pk, "login", 5);
-    msgpack_pack_str_with_body(&pk, v->login, ll);
-    msgpack_pack_str_with_body(&pk, "password", 8);
-    msgpack_pack_str_with_body(&pk, v->password, pl);
-    OPENSSL_cleanse(v->password, pl);
-    free(v->password);
-    v->password = NULL;
-    uint64_t deadline = 0; /* the latest deadline of the requests that wait for it */
-    for (h2o_linklist_t *l = v->waiters.next; l != &v->waiters; l = l->next) {
-        gw_req_t *r = H2O_STRUCT_FROM_MEMBER(gw_req_t, vlink, l);
-        if (r->deadline_unix_ms > deadline)
-            deadline = r->deadline_unix_ms;
-    }
-    char rid[XWS_MAX_RID + 1];
-    gw_app_rid(app, rid, sizeof(rid));
-    xws_request_spec_t spec = {
-        .rid = xws_slice(rid),
-        .service = xws_slice("config"),
-        .resource = xws_slice("account"),
-        .act = xws_slice("verify"),
-        .body_msgpack = {body.data, body.size},
-        .caller_mode = xws_slice("gateway"),
-        .caller_account = xws_slice(""),
-        .caller_addr = xws_slice(v->addr_text),
-        .deadline_ms = deadline,
-    };
-    v->version = gw_accounts_version(app->accounts);
-    int rc = xws_request_encode(&spec, &env);
-    OPENSSL_cleanse(body.data, body.size);
-    if (rc != 0) {
-        s_verify_answer_all(v, 500, "internal_error", "the password check could not be encoded");
-        s_verify_free(v);
-    } else {
-        v->job.on_done = s_on_verify_done;
-        v->job.data = v;
-        /* not bound to its requests' deadlines: once sent, the check completes and fills the cache */
-        rc = gw_broker_submit(app->broker, &v->job, "config", env.data, env.size);
-        if (rc != GW_SUBMIT_OK) {
-            gw_req_t *r;
-            while ((r = s_verify_next_waiter(v)) != NULL)
-                s_send_submit_error(r, rc, "config");
-            s_verify_free(v);
-        }
-    }
-    OPENSSL_cleanse(env.data, env.size); /* the envelope copy lives in the broker until the reply */
-    msgpack_sbuffer_destroy(&body);
-    msgpack_sbuffer_destroy(&env);
-}
-
-/* Sends waiting checks while fewer than GW_VERIFY_MAX are in flight. */
-static void s_verify_pump(gw_app_t *app)
-{
-    while (app->nverify_running < GW_VERIFY_MAX && !h2o_linklist_is_empty(&app->verify_waiting)) {
-        gw_verify_t *v = H2O_STRUCT_FROM_MEMBER(gw_verify_t, link, app->verify_waiting.next);
-        h2o_linklist_unlink(&v->link);
-        app->nverify_waiting--;
-        v->running = 1;
-        h2o_linklist_insert(&app->verify_running, &v->link);
-        app->nverify_running++;
-        s_verify_send(v);
-    }
-}
-
-static void s_on_verify_done(gw_job_t *job, gw_job_outcome_t outcome, const void *reply, size_t len)
-{
-    gw_verify_t *v = job->data;
-    gw_app_t *app = v->app;
-    xws_reply_t rep;
-    const char *err = NULL;
-    gw_req_t *r;
-    if (outcome == GW_JOB_TIMEOUT) {
-        s_verify_answer_all(v, 504, "timeout", "the account service did not answer in time");
-    } else if (outcome != GW_JOB_REPLY || xws_reply_decode(&rep, reply, len, &err) != 0) {
-        if (outcome == GW_JOB_REPLY)
-            xws_reply_dispose(&rep);
-        fprintf(stderr, "xws-gateway: malformed verify reply from the config service\n");
-        s_verify_answer_all(v, 500, "internal_error", "the account service sent a malformed reply");
-    } else {
-        unsigned status = rep.status;
-        const msgpack_object *name = NULL, *cred = NULL;
-        int stale = 0;
-        if (status == 200 && rep.body != NULL && rep.body->type == MSGPACK_OBJECT_MAP)
-            for (uint32_t i = 0; i < rep.body->via.map.size; i++) {
-                const msgpack_object *k = &rep.body->via.map.ptr[i].key, *val = &rep.body->via.map.ptr[i].val;
-                if (k->type != MSGPACK_OBJECT_STR || val->type != MSGPACK_OBJECT_STR)
-                    continue;
-                if (k->via.str.size == 4 && memcmp(k->via.str.ptr, "name", 4) == 0)
-                    name = val;
-                else if (k->via.str.size == 4 && memcmp(k->via.str.ptr, "cred", 4) == 0)
-                    cred = val;
-            }
-        if (status == 200 && name != NULL) {
-            const gw_account_t *acct = gw_accounts_find(app->accounts, name->via.str.ptr, name->via.str.size);
-            if (acct != NULL && cred != NULL && !xws_slice_eq((xws_slice_t){cred->via.str.ptr, cred->via.str.size}, acct->cred)) {
-                /*
-                 * The account changed after the snapshot (e.g. a new password): the passwords
-                 * verified against the old state must not be accepted until the next refresh.
-                 */
-                gw_accounts_cache_forget(app->accounts, acct->name);
-                gw_http_refresh_accounts(app);
-                acct = gw_accounts_find(app->accounts, name->via.str.ptr, name->via.str.size);
-                stale = 1;
-            }
-            /*
-             * Remembered only when the snapshot did not change while the check ran: then the
-             * account's cred is no newer than the state the password was checked against, and the
-             * entry goes as soon as a later snapshot shows another cred.
-             */
-            if (acct != NULL && !stale) {
-                if (gw_accounts_version(app->accounts) == v->version)
-                    gw_accounts_cache_put(app->accounts, v->key, acct);
-                while ((r = s_verify_next_waiter(v)) != NULL)
-                    s_authorized_creds(r, acct);
-            } else {
-                /* a new account, or a new password, that the snapshot does not hold yet: the
-                 * requests wait for a snapshot taken after this answer (no 401 for an account
-                 * created a moment ago) */
-                while ((r = s_verify_next_waiter(v)) != NULL)
-                    s_refresh_wait(r, name, cred);
-                gw_http_refresh_accounts(app);
-            }
-        } else if (status == 401 || status == 403 || status == 404) {
-            while ((r = s_verify_next_waiter(v)) != NULL)
-                s_fail(r, 1);
-        } else if (status == 503) {
-            s_verify_answer_all(v, 503, "no_worker", "the account service is not available");
-        } else {
-            fprintf(stderr, "xws-gateway: the config service answered %u to a password check\n", status);
-            s_verify_answer_all(v, 500, "internal_error", "the password could not be checked");
-        }
-        xws_reply_dispose(&rep);
-    }
-    s_verify_free(v);
-    s_verify_pump(app);
-}
-
-static gw_verify_t *s_verify_find(gw_app_t *app, const uint8_t key[32])
-{
-    h2o_linklist_t *lists[] = {&app->verify_running, &app->verify_waiting};
-    for (size_t i = 0; i < 2; i++)
-        for (h2o_linklist_t *l = lists[i]->next; l != lists[i]; l = l->next) {
-            gw_verify_t *v = H2O_STRUCT_FROM_MEMBER(gw_verify_t, link, l);
-            if (CRYPTO_memcmp(v->key, key, 32) == 0)
-                return v;
-        }
-    return NULL;
-}
-
-/* Checks r's password: joins the identical check in progress, or starts one (or queues it). */
-static void s_verify_start(gw_req_t *r)
-{
-    gw_app_t *app = r->app;
-    gw_verify_t *v = s_verify_find(app, r->ckey);
-    int fresh = v == NULL;
-    if (fresh) {
-        if (app->nverify_running >= GW_VERIFY_MAX && app->nverify_waiting >= GW_VERIFY_WAITING_MAX) {
-            OPENSSL_cleanse(r->password, sizeof(r->password));
-            s_send_error(r, 503, "no_worker", "", "too many password checks are waiting");
-            return;
-        }
-        if ((v = calloc(1, sizeof(*v))) == NULL || (v->login = strdup(r->login)) == NULL ||
-            (v->password = strdup(r->password)) == NULL)
-            abort();
-        v->app = app;
-        memcpy(v->key, r->ckey, 32);
-        snprintf(v->addr_text, sizeof(v->addr_text), "%s", r->addr_text);
-        h2o_linklist_init_anchor(&v->waiters);
-    }
-    OPENSSL_cleanse(r->password, sizeof(r->password));
-    r->phase = PH_VERIFY;
-    r->verify = v;
-    h2o_linklist_insert(&v->waiters, &r->vlink);
-    if (!fresh)
-        return;
-    if (app->nverify_running < GW_VERIFY_MAX) {
-        v->running = 1;
-        h2o_linklist_insert(&app->verify_running, &v->link);
-        app->nverify_running++;
-        s_verify_send(v);
-    } else {
-        h2o_linklist_insert(&app->verify_waiting, &v->link); /* at the tail */
-        app->nverify_waiting++;
-    }
-}
-
-static void s_on_delay(h2o_timeout_entry_t *entry)
-{
-    gw_req_t *r = H2O_STRUCT_FROM_MEMBER(gw_req_t, delay, entry);
-    s_verify_start(r);
-}
-
-static void s_authenticate(gw_req_t *r)
-{
-    gw_app_t *app = r->app;
-    if (!gw_accounts_ready(app->accounts)) {
-        gw_http_refresh_accounts(app);
-        s_send_error(r, 503, "no_worker", "", "the accounts are not loaded yet");
-        return;
-    }
-    ssize_t i = h2o_find_header(&r->req->headers, H2O_TOKEN_AUTHORIZATION, -1);
-    int rc = i < 0 ? 0
-                   : gw_basic_parse(r->req->headers.entries[i].value.base, r->req->headers.entries[i].value.len, r->login,
-                                    sizeof(r->login), r->password, sizeof(r->password));
-    if (rc == 0) { /* no credentials: a host-only account of the client address */
-        const gw_account_t *acct = gw_accounts_hostonly(app->accounts, r->addr);
-        if (acct == NULL)
-            s_fail(r, 0);
-        else
-            s_authorized(r, acct);
-        return;
-    }
-    if (rc < 0 || r->login[0] == '\0') { /* unusable or empty credentials never fall back to host-only accounts */
-        s_fail(r, 1);
-        return;
-    }
-    gw_accounts_cache_key(app->accounts, r->login, r->password, r->ckey);
-    const gw_account_t *acct = gw_accounts_cache_get(app->accounts, r->ckey);
-    if (acct != NULL) {
-        if (!acct->disabled && strcmp(acct->login, r->login) == 0) {
-            s_authorized_creds(r, acct);
-            return;
-        }
-        gw_accounts_cache_drop(app->accounts, r->ckey);
-    }
-    r->backoff = gw_accounts_backoff(app->accounts, r->addr, r->login, h2o_now(app->loop));
-    if (r->backoff == GW_BACKOFF_NONE) {
-        s_verify_start(r);
-        return;
-    }
-    r->phase = PH_DELAY;
-    r->delay.cb = s_on_delay;
-    h2o_timeout_link(app->loop, &app->backoff_timeout, &r->delay);
 }
 
 /* ---- the handler ------------------------------------------------------------------------------ */
@@ -838,14 +274,10 @@ static void s_on_deadline(h2o_timeout_entry_t *entry)
     char msg[160];
     if (gw_job_busy(&r->job))
         gw_broker_cancel(r->app->broker, &r->job);
-    s_verify_detach(r);
-    if (h2o_linklist_is_linked(&r->rlink))
-        h2o_linklist_unlink(&r->rlink);
-    if (h2o_timeout_is_linked(&r->delay))
-        h2o_timeout_unlink(&r->delay);
+    gw_authn_abort(r);
     snprintf(msg, sizeof(msg), "%s did not answer within %" PRIu64 " ms",
              r->phase == PH_WORKER ? "the service" : "the account service", r->app->deadline_ms);
-    s_send_error(r, 504, "timeout", "", msg);
+    gw_req_send_error(r, 504, "timeout", "", msg);
 }
 
 static int s_on_req(h2o_handler_t *self, h2o_req_t *req)
@@ -868,10 +300,10 @@ static int s_on_req(h2o_handler_t *self, h2o_req_t *req)
     gw_addr_from_sockaddr((struct sockaddr *)&ss, sslen, r->addr, r->addr_text, sizeof(r->addr_text));
 
     xws_slice_t query;
-    gw_http_split_target(req->path.base, req->path.len, &r->path, &query);
+    gw_msg_split_target(req->path.base, req->path.len, &r->path, &query);
     gw_match_t m;
     if (gw_route_match(r->path.ptr, r->path.len, &m) != 0) {
-        s_send(r, 404, NULL, 0);
+        gw_req_send(r, 404, NULL, 0);
         return 0;
     }
     r->route = m.route;
@@ -880,17 +312,17 @@ static int s_on_req(h2o_handler_t *self, h2o_req_t *req)
     if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) &&
         !h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST")) &&
         !h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"))) {
-        s_send_error(r, 405, "method_not_allowed", "", "the method is not allowed; use GET, POST or HEAD");
+        gw_req_send_error(r, 405, "method_not_allowed", "", "the method is not allowed; use GET, POST or HEAD");
         return 0;
     }
     const char *q = query.ptr;
     size_t qlen = query.len;
     if (qlen > app->max_query) {
-        s_send_error(r, 414, "too_long", "", "the query string is too long");
+        gw_req_send_error(r, 414, "too_long", "", "the query string is too long");
         return 0;
     }
     if (req->entity.base != NULL && req->entity.len > app->max_body) {
-        s_send_error(r, 413, "too_long", "", "the request body is too large");
+        gw_req_send_error(r, 413, "too_long", "", "the request body is too large");
         return 0;
     }
     char *buf = h2o_mem_alloc_pool(&req->pool, qlen + 1);
@@ -899,7 +331,7 @@ static int s_on_req(h2o_handler_t *self, h2o_req_t *req)
     int qrc = gw_query_parse(q, qlen, buf, r->params, &r->nparams, &bad);
     if (qrc == GW_QUERY_TOO_MANY) {
         r->nparams = 0;
-        s_send_error(r, 400, "invalid_value", "", "too many query parameters (at most " H2O_TO_STR(GW_QUERY_MAX_PARAMS) ")");
+        gw_req_send_error(r, 400, "invalid_value", "", "too many query parameters (at most " H2O_TO_STR(GW_QUERY_MAX_PARAMS) ")");
         return 0;
     }
     if (qrc != GW_QUERY_OK) {
@@ -910,24 +342,24 @@ static int s_on_req(h2o_handler_t *self, h2o_req_t *req)
         memcpy(field, bad.ptr, n);
         field[n] = '\0';
         r->nparams = 0;
-        s_send_error(r, 400, "invalid_value", field, "bad percent-encoding or invalid UTF-8 in the query string");
+        gw_req_send_error(r, 400, "invalid_value", field, "bad percent-encoding or invalid UTF-8 in the query string");
         return 0;
     }
     gw_query_get(r->params, r->nparams, "act", &r->act);
 
     if (app->stopping) {
-        s_send_error(r, 503, "no_worker", "", "the gateway is stopping");
+        gw_req_send_error(r, 503, "no_worker", "", "the gateway is stopping");
         return 0;
     }
     if (r->mode == GW_MODE_PRIVATE) {
         if (!gw_addr_is_private_ok(r->addr)) {
-            s_send_empty(r, 403);
+            gw_req_send_empty(r, 403);
             return 0;
         }
-        s_dispatch(r);
+        gw_req_dispatch(r);
         return 0;
     }
-    s_authenticate(r);
+    gw_authn_start(r);
     return 0;
 }
 
@@ -942,7 +374,7 @@ static void s_on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t
         h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-xivo-ws-version"), 0, "X-XIVO-WS-VERSION",
                               H2O_STRLIT(WS_VERSION));
     if (req->res.status >= 100 && req->res.status <= 999)
-        req->res.reason = gw_http_reason(req->res.status);
+        req->res.reason = gw_msg_reason(req->res.status);
     if (h2o_find_header(&req->res.headers, H2O_TOKEN_CACHE_CONTROL, -1) == -1)
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
     if (req->res.status == 405 && h2o_find_header(&req->res.headers, H2O_TOKEN_ALLOW, -1) == -1)
@@ -950,63 +382,8 @@ static void s_on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t
     h2o_setup_next_ostream(req, slot);
 }
 
-size_t gw_http_entity_limit(size_t max_body)
-{
-    size_t a = max_body * 4, b = max_body + 1024 * 1024;
-    return a > b ? a : b;
-}
-
-static int s_scheme_char(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '+' || c == '-' || c == '.';
-}
-
-void gw_http_split_target(const char *target, size_t len, xws_slice_t *path, xws_slice_t *query)
-{
-    const char *t = target, *end = target + len;
-    if (t < end && *t != '/') { /* absolute-form: scheme "://" authority, then the path */
-        const char *p = t;
-        while (p < end && s_scheme_char(*p))
-            p++;
-        if (p > t && end - p >= 3 && memcmp(p, "://", 3) == 0) {
-            for (p += 3; p < end && *p != '/' && *p != '?' && *p != '#';)
-                p++;
-            t = p;
-        }
-    }
-    const char *hash = memchr(t, '#', (size_t)(end - t));
-    if (hash != NULL)
-        end = hash;
-    const char *q = memchr(t, '?', (size_t)(end - t));
-    if (q != NULL) {
-        *path = (xws_slice_t){t, (size_t)(q - t)};
-        *query = (xws_slice_t){q + 1, (size_t)(end - q - 1)};
-    } else {
-        *path = (xws_slice_t){t, (size_t)(end - t)};
-        *query = (xws_slice_t){"", 0};
-    }
-}
-
-void gw_http_shutdown(gw_app_t *app)
-{
-    h2o_linklist_t *lists[] = {&app->verify_running, &app->verify_waiting};
-    for (size_t i = 0; i < 2; i++) {
-        if (lists[i]->next == NULL) /* never registered */
-            continue;
-        while (!h2o_linklist_is_empty(lists[i])) {
-            gw_verify_t *v = H2O_STRUCT_FROM_MEMBER(gw_verify_t, link, lists[i]->next);
-            while (s_verify_next_waiter(v) != NULL) /* requests still open at exit: they no longer wait */
-                ;
-            s_verify_free(v);
-        }
-    }
-}
-
 void gw_http_register(gw_app_t *app, h2o_hostconf_t *host)
 {
-    h2o_linklist_init_anchor(&app->verify_running);
-    h2o_linklist_init_anchor(&app->verify_waiting);
-    h2o_linklist_init_anchor(&app->refresh_waiting);
     h2o_create_filter(&host->fallback_path, sizeof(h2o_filter_t))->on_setup_ostream = s_on_setup_ostream;
     h2o_pathconf_t *pathconf = h2o_config_register_path(host, "/", 0);
     h2o_handler_t *handler = h2o_create_handler(pathconf, sizeof(h2o_handler_t) + sizeof(gw_app_t *));
@@ -1014,209 +391,10 @@ void gw_http_register(gw_app_t *app, h2o_hostconf_t *host)
     *(gw_app_t **)(handler + 1) = app;
 }
 
-/* ---- account refresh -------------------------------------------------------------------------- */
-
-enum { REFRESH_UNKNOWN = 0, REFRESH_OK, REFRESH_NO_WORKER, REFRESH_FAILED };
-
-static void s_refresh_state(gw_app_t *app, int state, const char *msg)
-{
-    if (app->refresh_state != state && msg != NULL)
-        fprintf(stderr, "xws-gateway: accounts: %s\n", msg);
-    app->refresh_state = state;
-}
-
-/* Parks r (its password was verified for the account name/cred) until a later snapshot. */
-static void s_refresh_wait(gw_req_t *r, const msgpack_object *name, const msgpack_object *cred)
-{
-    gw_app_t *app = r->app;
-    r->phase = PH_REFRESH;
-    r->vname = (xws_slice_t){h2o_strdup(&r->req->pool, name->via.str.ptr, name->via.str.size).base, name->via.str.size};
-    r->vcred = cred != NULL
-                   ? (xws_slice_t){h2o_strdup(&r->req->pool, cred->via.str.ptr, cred->via.str.size).base, cred->via.str.size}
-                   : XWS_SLICE_NULL;
-    /* a snapshot request already in flight may have been answered before the change: the next one */
-    r->refresh_need = app->refresh_seq + 1;
-    h2o_linklist_insert(&app->refresh_waiting, &r->rlink);
-}
-
-/*
- * After snapshot request number app->refresh_seq ended (ok: a snapshot is loaded), answers the
- * parked requests that waited for it: authorized when the snapshot holds their account with the
- * credential that was verified, 401 when it does not (deleted, or changed again meanwhile), 503
- * when no snapshot could be had. Those that wait for a later one get it asked for.
- */
-static void s_refresh_resolve(gw_app_t *app, int ok)
-{
-    h2o_linklist_t *l = app->refresh_waiting.next;
-    while (l != &app->refresh_waiting) {
-        gw_req_t *r = H2O_STRUCT_FROM_MEMBER(gw_req_t, rlink, l);
-        l = l->next;
-        if (r->refresh_need > app->refresh_seq)
-            continue;
-        h2o_linklist_unlink(&r->rlink);
-        if (!ok) {
-            s_send_error(r, 503, "no_worker", "", "the accounts could not be refreshed");
-            continue;
-        }
-        const gw_account_t *acct = gw_accounts_find(app->accounts, r->vname.ptr, r->vname.len);
-        if (acct != NULL && (r->vcred.ptr == NULL || xws_slice_eq(r->vcred, acct->cred)))
-            s_authorized_creds(r, acct);
-        else
-            s_fail(r, 0);
-    }
-    if (!h2o_linklist_is_empty(&app->refresh_waiting))
-        gw_http_refresh_accounts(app);
-}
-
-static void s_on_refresh_loaded(gw_job_t *job, gw_job_outcome_t outcome, const void *reply, size_t len);
-
-static void s_on_refresh_done(gw_job_t *job, gw_job_outcome_t outcome, const void *reply, size_t len)
-{
-    gw_app_t *app = job->data;
-    s_on_refresh_loaded(job, outcome, reply, len);
-    s_refresh_resolve(app, app->refresh_state == REFRESH_OK);
-}
-
-/* Loads the snapshot of a refresh answer; app->refresh_state says how it went. */
-static void s_on_refresh_loaded(gw_job_t *job, gw_job_outcome_t outcome, const void *reply, size_t len)
-{
-    gw_app_t *app = job->data;
-    if (outcome == GW_JOB_TIMEOUT) {
-        s_refresh_state(app, REFRESH_FAILED, "the config service did not answer the snapshot request");
-        return;
-    }
-    xws_reply_t rep;
-    const char *err = NULL;
-    if (outcome != GW_JOB_REPLY || xws_reply_decode(&rep, reply, len, &err) != 0) {
-        if (outcome == GW_JOB_REPLY)
-            xws_reply_dispose(&rep);
-        s_refresh_state(app, REFRESH_FAILED, "malformed snapshot reply from the config service");
-        return;
-    }
-    if (rep.status == 304) {
-        s_refresh_state(app, REFRESH_OK, "snapshot up to date");
-    } else if (rep.status == 200 && rep.body != NULL) {
-        uint64_t before = gw_accounts_version(app->accounts);
-        int was_ready = gw_accounts_ready(app->accounts);
-        if (gw_accounts_load(app->accounts, rep.body, &err) != 0) {
-            char msg[160];
-            snprintf(msg, sizeof(msg), "snapshot refused: %s", err);
-            s_refresh_state(app, REFRESH_FAILED, msg);
-        } else {
-            if (!was_ready || before != gw_accounts_version(app->accounts))
-                fprintf(stderr, "xws-gateway: accounts: version %" PRIu64 ", %zu account(s)\n", gw_accounts_version(app->accounts),
-                        gw_accounts_count(app->accounts));
-            app->refresh_state = REFRESH_OK;
-        }
-    } else {
-        char msg[160];
-        snprintf(msg, sizeof(msg), "the config service answered %u to the snapshot request", rep.status);
-        s_refresh_state(app, REFRESH_FAILED, msg);
-    }
-    xws_reply_dispose(&rep);
-}
-
-void gw_http_refresh_accounts(gw_app_t *app)
-{
-    if (gw_job_busy(&app->refresh_job) || app->stopping)
-        return;
-    app->last_refresh = h2o_now(app->loop);
-    char rid[XWS_MAX_RID + 1], since[24];
-    gw_app_rid(app, rid, sizeof(rid));
-    xws_kv_t kv = {xws_slice("since"), XWS_SLICE_NULL};
-    if (gw_accounts_ready(app->accounts)) {
-        snprintf(since, sizeof(since), "%" PRIu64, gw_accounts_version(app->accounts));
-        kv.val = xws_slice(since);
-    }
-    xws_request_spec_t spec = {
-        .rid = xws_slice(rid),
-        .service = xws_slice("config"),
-        .resource = xws_slice("account"),
-        .act = xws_slice("snapshot"),
-        .params = &kv,
-        .nparams = gw_accounts_ready(app->accounts) ? 1 : 0,
-        .caller_mode = xws_slice("gateway"),
-        .caller_account = xws_slice(""),
-        .caller_addr = xws_slice(""),
-        .deadline_ms = gw_app_unix_ms() + app->deadline_ms,
-    };
-    msgpack_sbuffer env;
-    msgpack_sbuffer_init(&env);
-    app->refresh_seq++;
-    if (xws_request_encode(&spec, &env) != 0) {
-        s_refresh_state(app, REFRESH_FAILED, "cannot encode the snapshot request");
-        s_refresh_resolve(app, 0);
-    } else {
-        app->refresh_job.on_done = s_on_refresh_done;
-        app->refresh_job.data = app;
-        int rc = gw_broker_submit(app->broker, &app->refresh_job, "config", env.data, env.size);
-        if (rc != GW_SUBMIT_OK) {
-            s_refresh_state(app, REFRESH_NO_WORKER,
-                            gw_accounts_ready(app->accounts)
-                                ? "no config worker; keeping the last snapshot"
-                                : "no config worker yet; restricted requests answer 503 until the accounts arrive");
-            s_refresh_resolve(app, 0);
-        }
-    }
-    msgpack_sbuffer_destroy(&env);
-}
-
-void gw_http_tick(gw_app_t *app)
-{
-    uint64_t now = h2o_now(app->loop);
-    if (now - app->last_refresh >= app->accounts_refresh_ms ||
-        (!gw_accounts_ready(app->accounts) && now - app->last_refresh >= 100))
-        gw_http_refresh_accounts(app);
-    static uint64_t last_sweep;
-    if (now - last_sweep >= GW_BACKOFF_WINDOW_MS) {
-        gw_accounts_backoff_sweep(app->accounts, now);
-        last_sweep = now;
-    }
-}
-
 /* ---- self-test -------------------------------------------------------------------------------- */
 
 void gw_http_test(void)
 {
-    GW_CHECK(strcmp(gw_http_reason(200), "OK") == 0 && strcmp(gw_http_reason(504), "Gateway Timeout") == 0);
-    GW_CHECK(strcmp(gw_http_reason(418), "Client Error") == 0);
-    const char *etag = "\"v42\"";
-    GW_CHECK(gw_http_inm_matches("\"v42\"", 5, etag, 5));
-    GW_CHECK(gw_http_inm_matches("W/\"v42\"", 7, etag, 5));
-    GW_CHECK(gw_http_inm_matches("\"a\", \"v42\"", 10, etag, 5));
-    GW_CHECK(gw_http_inm_matches("*", 1, etag, 5));
-    GW_CHECK(!gw_http_inm_matches("\"v4\"", 4, etag, 5));
-    GW_CHECK(!gw_http_inm_matches("", 0, etag, 5));
-    GW_CHECK(!gw_http_inm_matches("\"v42\"", 5, "", 0));
-    char md5[33];
-    s_hex_md5("", 0, md5);
-    GW_CHECK(strcmp(md5, "d41d8cd98f00b204e9800998ecf8427e") == 0);
     GW_CHECK(s_is_msgpack_map("\x80", 1) && s_is_msgpack_map("\xde\x00\x00", 3) && !s_is_msgpack_map("\x90", 1));
     GW_CHECK(!s_is_msgpack_map("", 0));
-
-    GW_CHECK(gw_http_entity_limit(1048576) == 4 * 1048576 && gw_http_entity_limit(1000) == 1000 + 1048576);
-    GW_CHECK(gw_http_entity_limit(0) == 1048576);
-    static const struct {
-        const char *target, *path, *query;
-    } targets[] = {
-        {"/a/b?x=1", "/a/b", "x=1"},
-        {"/a/b", "/a/b", ""},
-        {"/a/b#frag", "/a/b", ""},
-        {"/a/b?x=1#frag?y", "/a/b", "x=1"},
-        {"/a/b#f?x=1", "/a/b", ""},
-        {"https://host:8443/a/b?x=1", "/a/b", "x=1"},
-        {"HTTP://[::1]/a", "/a", ""},
-        {"https://host", "", ""},
-        {"https://host?x", "", "x"},
-        {"http:/a", "http:/a", ""}, /* no authority: left as it is (a 404) */
-        {"*", "*", ""},
-        {"", "", ""},
-        {"/?", "/", ""},
-    };
-    for (size_t i = 0; i < sizeof(targets) / sizeof(targets[0]); i++) {
-        xws_slice_t p, q;
-        gw_http_split_target(targets[i].target, strlen(targets[i].target), &p, &q);
-        GW_CHECK(p.len == strlen(targets[i].path) && memcmp(p.ptr, targets[i].path, p.len) == 0);
-        GW_CHECK(q.len == strlen(targets[i].query) && memcmp(q.ptr, targets[i].query, q.len) == 0);
-    }
 }

@@ -1,7 +1,12 @@
 /*
  * gw_http - the HTTPS side: the h2o handler that turns a json.php request into an envelope
- * (routing, limits, query, authentication, ACL, body), hands it to the broker and turns the reply
- * into the HTTP answer (status, JSON body, ETag, 304), and the periodic account refresh.
+ * (routing, limits, query, then gw_authn for restricted requests, body), hands it to the broker
+ * and turns the reply into the HTTP answer (status, JSON body, ETag, 304) with its access-log line.
+ *
+ * Owns the per-request state (gw_req_t of gw_req.h, in the request's pool, with its deadline
+ * timer and its job at the broker; gw_authn_abort withdraws the rest when the deadline passes or
+ * h2o frees the request). Every request is answered exactly once, through one exit (gw_req_send).
+ * Calls gw_route, gw_msg, gw_net, gw_authn, gw_broker and gw_log; called by h2o and gw_authn.
  */
 #ifndef GW_HTTP_H
 #define GW_HTTP_H
@@ -12,42 +17,7 @@
 /* Registers the json.php handler on every path of host (and the filter of h2o's own answers). */
 void gw_http_register(gw_app_t *app, h2o_hostconf_t *host);
 
-/*
- * Periodic work of the HTTP side: asks the config service for a new account snapshot every
- * accounts_refresh_ms (with `since`), forgets stale back-off entries. Call it from the tick.
- */
-void gw_http_tick(gw_app_t *app);
-
-/*
- * Forgets the password checks still queued or in flight (their requests, if any, are left alone).
- * Call it at exit, before the broker goes.
- */
-void gw_http_shutdown(gw_app_t *app);
-
-/* Asks for an account snapshot now unless one is in flight. */
-void gw_http_refresh_accounts(gw_app_t *app);
-
-/*
- * The reason phrase of an HTTP status (a literal, never NULL), and whether an If-None-Match value
- * matches an entity tag (weak comparison, lists and "*" understood).
- */
-const char *gw_http_reason(int status);
-int gw_http_inm_matches(const char *inm, size_t inm_len, const char *etag, size_t etag_len);
-
-/*
- * The body size h2o itself accepts (max_request_entity_size) for a max_body setting:
- * max(4 × max_body, max_body + 1 MiB). Bodies above max_body up to this bound get the handler's
- * 413; above it h2o refuses them itself (HTTP/1.1: its own 413; HTTP/2: a stream reset).
- */
-size_t gw_http_entity_limit(size_t max_body);
-
-/*
- * The request target of an HTTP request as routed: path without the query and the fragment, and
- * the query (without '?', up to a '#'). An absolute-form target (`https://host/path?q`, any
- * scheme://authority) loses its scheme and authority first (an authority alone leaves an empty path).
- */
-void gw_http_split_target(const char *target, size_t len, xws_slice_t *path, xws_slice_t *query);
-
+/* Self-test: silent on success, aborts on failure. */
 void gw_http_test(void);
 
 #endif

@@ -9,6 +9,7 @@
 #include "xws/frames.h"
 #include "gw_check.h"
 #include "gw_internal.h"
+#include "gw_route.h"
 
 typedef struct {
     gw_job_t job;
@@ -125,7 +126,7 @@ static void s_on_request(gw_internal_t *self, xws_frames_t *f)
         xws_request_dispose(&req);
         return;
     }
-    if (xws_slice_eq(req.service, "config") && xws_slice_eq(req.resource, "account")) {
+    if (xws_slice_eq(req.service, GW_SERVICE_CONFIG) && xws_slice_eq(req.resource, GW_RESOURCE_ACCOUNT)) {
         s_reply_error(self, f->identity, f->key, 403, "forbidden", "accounts are only served to the gateway");
         xws_request_dispose(&req);
         return;

@@ -19,8 +19,12 @@
 #include "xws/config.h"
 #include "gw_app.h"
 #include "gw_http.h"
+#include "gw_msg.h"
 #include "gw_internal.h"
+#include "gw_refresh.h"
+#include "gw_route.h"
 #include "gw_tls.h"
+#include "gw_verify.h"
 
 /* How long the listener rests when accept() fails for want of file descriptors or memory. */
 #define ACCEPT_PAUSE_MS 100
@@ -113,8 +117,10 @@ static void s_on_accept_pause_end(h2o_timeout_entry_t *entry)
 static void s_on_tick(h2o_timeout_entry_t *entry)
 {
     gw_broker_tick(g.app.broker);
-    if (!g.app.stopping)
-        gw_http_tick(&g.app);
+    if (!g.app.stopping) {
+        gw_refresh_tick(g.app.refresh);
+        gw_backoff_tick(g.app.backoff, h2o_now(g.app.loop));
+    }
     h2o_timeout_link(g.app.loop, &g.tick_timeout, &g.tick);
 }
 
@@ -352,7 +358,7 @@ int main(int argc, char **argv)
      * a status), so set it well above max_body: the handler answers 413 with the JSON error to any
      * body up to this bound, on both protocols.
      */
-    app->config.max_request_entity_size = gw_http_entity_limit((size_t)max_body);
+    app->config.max_request_entity_size = gw_msg_entity_limit((size_t)max_body);
     app->config.server_name = h2o_iovec_init(H2O_STRLIT("xws-gateway"));
     h2o_hostconf_t *host = h2o_config_register_host(&app->config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     gw_http_register(app, host);
@@ -368,11 +374,17 @@ int main(int argc, char **argv)
     int rc = 1;
     if ((app->accept_ctx.ssl_ctx = gw_tls_new(tls_cert, tls_key, data_dir)) == NULL)
         goto out;
-    if ((app->accounts = gw_accounts_new()) == NULL || (app->log = gw_log_new(app->loop, access_log)) == NULL)
+    if ((app->accounts = gw_accounts_new()) == NULL || (app->backoff = gw_backoff_new()) == NULL ||
+        (app->log = gw_log_new(app->loop, access_log)) == NULL)
         goto out;
     gw_broker_opts_t bopts = {worker_ep, (uint64_t)deadline_ms, (uint64_t)heartbeat_ms, (uint64_t)expiry_ms, (size_t)queue_max};
-    if ((app->broker = gw_broker_new(app->loop, &bopts, gw_app_services)) == NULL)
+    const char *services[16];
+    if (gw_route_services(services, sizeof(services) / sizeof(services[0])) < 0)
+        abort(); /* the table names more services than this room: a build mistake */
+    if ((app->broker = gw_broker_new(app->loop, &bopts, services)) == NULL)
         goto out;
+    app->refresh = gw_refresh_new(app);
+    app->verifier = gw_verifier_new(app);
     if ((app->internal = gw_internal_new(app, internal_ep, curve_secret, curve_clients)) == NULL)
         goto out;
     int fd = s_listen(listen_on);
@@ -392,7 +404,7 @@ int main(int argc, char **argv)
     h2o_timeout_init(app->loop, &g.tick_timeout, tick_ms);
     g.tick.cb = s_on_tick;
     h2o_timeout_link(app->loop, &g.tick_timeout, &g.tick);
-    gw_http_refresh_accounts(app);
+    gw_refresh_now(app->refresh);
 
     while (!g.stop)
         if (h2o_evloop_run(app->loop, INT32_MAX) != 0 && errno != EINTR) {
@@ -407,7 +419,7 @@ int main(int argc, char **argv)
     h2o_socket_close(g.listener);
     g.listener = NULL;
     h2o_context_request_shutdown(&app->ctx);
-    gw_broker_cancel(app->broker, &app->refresh_job);
+    gw_refresh_stop(app->refresh);
     uint64_t until = h2o_now(app->loop) + app->deadline_ms + 200;
     while ((app->nrequests > 0 || gw_internal_pending(app->internal) > 0) && h2o_now(app->loop) < until)
         if (h2o_evloop_run(app->loop, 50) != 0 && errno != EINTR)
@@ -429,10 +441,12 @@ out:
         h2o_socket_close(g.listener);
     }
     gw_internal_destroy(&app->internal);
-    gw_http_shutdown(app);
+    gw_verifier_destroy(&app->verifier);
+    gw_refresh_destroy(&app->refresh);
     gw_broker_destroy(&app->broker); /* sends DISCONNECT to every worker */
     gw_log_destroy(&app->log);       /* writes the lines still buffered: the last requests of a SIGTERM stop included */
     gw_accounts_destroy(&app->accounts);
+    gw_backoff_destroy(&app->backoff);
     if (app->accept_ctx.ssl_ctx != NULL)
         SSL_CTX_free(app->accept_ctx.ssl_ctx);
     app->accept_ctx.ssl_ctx = NULL;

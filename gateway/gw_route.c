@@ -16,10 +16,10 @@ static const char *const s_none[] = {NULL};
 
 /* The table of spec §1.1 and PROTOCOL.md §8: one row per route. */
 static const gw_route_t s_routes[] = {
-    {FRONT_CONF, "manage/entity", "config", "entity", 0, s_add_edit},
-    {FRONT_CONF, "network/mail", "config", "mail", 1, s_edit},
+    {FRONT_CONF, "manage/entity", GW_SERVICE_CONFIG, "entity", 0, s_add_edit},
+    {FRONT_CONF, "network/mail", GW_SERVICE_CONFIG, "mail", 1, s_edit},
     {FRONT_CONF, "check", NULL, "check", 1, s_none},
-    {FRONT_IPBX, "system_management/context", "config", "context", 0, s_add_edit},
+    {FRONT_IPBX, "system_management/context", GW_SERVICE_CONFIG, "context", 0, s_add_edit},
     {FRONT_IPBX, "pbx_settings/lines", "ipbx-lines", "lines", 0, s_add_edit},
     {FRONT_IPBX, "pbx_settings/users", "ipbx-users", "users", 0, s_add_edit},
     {FRONT_IPBX, "pbx_settings/groups", "ipbx-users", "groups", 0, s_add_edit},
@@ -210,6 +210,28 @@ size_t gw_route_count(void)
     return NROUTES;
 }
 
+int gw_route_services(const char **out, size_t size)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < NROUTES; i++) {
+        const char *svc = s_routes[i].service;
+        if (svc == NULL)
+            continue;
+        size_t k = 0;
+        while (k < n && strcmp(out[k], svc) != 0)
+            k++;
+        if (k < n)
+            continue;
+        if (n + 1 >= size)
+            return -1;
+        out[n++] = svc;
+    }
+    if (size == 0)
+        return -1;
+    out[n] = NULL;
+    return (int)n;
+}
+
 const gw_route_t *gw_route_at(size_t i)
 {
     assert(i < NROUTES);
@@ -393,6 +415,11 @@ void gw_route_test(void)
     GW_CHECK(gw_route_reads_body(m.route, "edit", 4) && !gw_route_reads_body(m.route, "add", 3));
     GW_CHECK(strcmp(gw_route_acl_path(m.route, acl, sizeof(acl)), "xivo/configuration/network/mail") == 0);
     GW_CHECK(gw_route_count() == 11 && gw_route_at(0) != NULL);
+    const char *svcs[8];
+    GW_CHECK(gw_route_services(svcs, 8) == 5 && svcs[5] == NULL);
+    GW_CHECK(strcmp(svcs[0], GW_SERVICE_CONFIG) == 0 && strcmp(svcs[1], "ipbx-lines") == 0 && strcmp(svcs[2], "ipbx-users") == 0);
+    GW_CHECK(strcmp(svcs[3], "devices") == 0 && strcmp(svcs[4], "extensions") == 0);
+    GW_CHECK(gw_route_services(svcs, 5) == -1 && gw_route_services(svcs, 0) == -1);
     for (size_t i = 0; i < gw_route_count(); i++) {
         const gw_route_t *r = gw_route_at(i);
         GW_CHECK(r->service == NULL || strlen(r->service) <= XWS_MAX_NAME);

@@ -8,6 +8,15 @@
 #include <stddef.h>
 #include "xws/proto.h"
 
+/*
+ * The names of the config service's account resource, which the gateway itself calls (password
+ * checks, snapshots) and internal consumers may not: the one spelling of them in the gateway.
+ */
+#define GW_SERVICE_CONFIG "config"
+#define GW_RESOURCE_ACCOUNT "account"
+#define GW_ACT_VERIFY "verify"
+#define GW_ACT_SNAPSHOT "snapshot"
+
 typedef enum {
     GW_MODE_RESTRICTED = 1, /* authenticated: Basic credentials or host-only account, then ACL */
     GW_MODE_PRIVATE = 2,    /* loopback clients only, no credentials */
@@ -47,6 +56,13 @@ const char *gw_route_acl_path(const gw_route_t *route, char *buf, size_t size);
 /* Number of rows of the table and row i (for tests and documentation). */
 size_t gw_route_count(void);
 const gw_route_t *gw_route_at(size_t i);
+
+/*
+ * The services the table routes to, each once, in the order of their first row: written into out
+ * (room for size pointers, the last one set to NULL) for the broker, which serves only those.
+ * Returns the number of services, or -1 when out is too small. The table is the one list of services.
+ */
+int gw_route_services(const char **out, size_t size);
 
 /* Result codes of gw_query_parse. */
 #define GW_QUERY_OK 0
