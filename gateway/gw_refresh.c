@@ -154,9 +154,9 @@ void gw_refresh_now(gw_refresh_t *self)
     }
     xws_request_spec_t spec = {
         .rid = xws_slice(rid),
-        .service = xws_slice(GW_SERVICE_CONFIG),
-        .resource = xws_slice(GW_RESOURCE_ACCOUNT),
-        .act = xws_slice(GW_ACT_SNAPSHOT),
+        .service = xws_slice(XWS_SERVICE_CONFIG),
+        .resource = xws_slice(XWS_RESOURCE_ACCOUNT),
+        .act = xws_slice(XWS_ACT_SNAPSHOT),
         .params = &kv,
         .nparams = gw_accounts_ready(app->accounts) ? 1 : 0,
         .caller_mode = xws_slice("gateway"),
@@ -173,7 +173,7 @@ void gw_refresh_now(gw_refresh_t *self)
     } else {
         self->job.on_done = s_on_done;
         self->job.data = self;
-        int rc = gw_broker_submit(app->broker, &self->job, GW_SERVICE_CONFIG, env.data, env.size);
+        int rc = gw_broker_submit(app->broker, &self->job, XWS_SERVICE_CONFIG, env.data, env.size);
         if (rc != GW_SUBMIT_OK) {
             s_state(self, REFRESH_NO_WORKER,
                     gw_accounts_ready(app->accounts)
@@ -233,7 +233,7 @@ static int s_test_recv(gw_app_t *app, zsock_t *worker, int turns, uint64_t *key,
             memcpy(key, f.key.ptr, 8);
             xws_request_t req;
             GW_CHECK(xws_request_decode(&req, f.payload.ptr, f.payload.len, &err) == 0);
-            GW_CHECK(xws_slice_eq(req.resource, GW_RESOURCE_ACCOUNT) && xws_slice_eq(req.act, GW_ACT_SNAPSHOT));
+            GW_CHECK(xws_slice_eq(req.resource, XWS_RESOURCE_ACCOUNT) && xws_slice_eq(req.act, XWS_ACT_SNAPSHOT));
             xws_slice_t v;
             *since = xws_request_param(&req, "since", &v) == 0 ? strtoull(v.ptr, NULL, 10) : 0;
             xws_request_dispose(&req);
@@ -295,12 +295,12 @@ void gw_refresh_test(void)
     snprintf(app.instance, sizeof(app.instance), "%s", "00000000000000bb");
     app.accounts = gw_accounts_new();
     gw_broker_opts_t opts = {TEST_EP, 1000, 100, 5000, 100};
-    const char *known[] = {GW_SERVICE_CONFIG, NULL};
+    const char *known[] = {XWS_SERVICE_CONFIG, NULL};
     GW_CHECK((app.broker = gw_broker_new(app.loop, &opts, known)) != NULL);
     gw_refresh_t *rf = app.refresh = gw_refresh_new(&app);
     zsock_t *worker = zsock_new_dealer(">" TEST_EP);
-    GW_CHECK(worker != NULL && xws_send_ready(worker, GW_SERVICE_CONFIG, 16, "config-test", NULL) == 0);
-    for (int i = 0; i < 1000 && !gw_broker_has_worker(app.broker, GW_SERVICE_CONFIG); i++)
+    GW_CHECK(worker != NULL && xws_send_ready(worker, XWS_SERVICE_CONFIG, 16, "config-test", NULL) == 0);
+    for (int i = 0; i < 1000 && !gw_broker_has_worker(app.broker, XWS_SERVICE_CONFIG); i++)
         s_test_pump(&app, 1);
     uint64_t key, since;
     twait_t t[4];

@@ -16,10 +16,10 @@ static const char *const s_none[] = {NULL};
 
 /* The table of spec §1.1 and PROTOCOL.md §8: one row per route. */
 static const gw_route_t s_routes[] = {
-    {FRONT_CONF, "manage/entity", GW_SERVICE_CONFIG, "entity", 0, s_add_edit},
-    {FRONT_CONF, "network/mail", GW_SERVICE_CONFIG, "mail", 1, s_edit},
+    {FRONT_CONF, "manage/entity", XWS_SERVICE_CONFIG, "entity", 0, s_add_edit},
+    {FRONT_CONF, "network/mail", XWS_SERVICE_CONFIG, "mail", 1, s_edit},
     {FRONT_CONF, "check", NULL, "check", 1, s_none},
-    {FRONT_IPBX, "system_management/context", GW_SERVICE_CONFIG, "context", 0, s_add_edit},
+    {FRONT_IPBX, "system_management/context", XWS_SERVICE_CONFIG, "context", 0, s_add_edit},
     {FRONT_IPBX, "pbx_settings/lines", "ipbx-lines", "lines", 0, s_add_edit},
     {FRONT_IPBX, "pbx_settings/users", "ipbx-users", "users", 0, s_add_edit},
     {FRONT_IPBX, "pbx_settings/groups", "ipbx-users", "groups", 0, s_add_edit},
@@ -417,7 +417,7 @@ void gw_route_test(void)
     GW_CHECK(gw_route_count() == 11 && gw_route_at(0) != NULL);
     const char *svcs[8];
     GW_CHECK(gw_route_services(svcs, 8) == 5 && svcs[5] == NULL);
-    GW_CHECK(strcmp(svcs[0], GW_SERVICE_CONFIG) == 0 && strcmp(svcs[1], "ipbx-lines") == 0 && strcmp(svcs[2], "ipbx-users") == 0);
+    GW_CHECK(strcmp(svcs[0], XWS_SERVICE_CONFIG) == 0 && strcmp(svcs[1], "ipbx-lines") == 0 && strcmp(svcs[2], "ipbx-users") == 0);
     GW_CHECK(strcmp(svcs[3], "devices") == 0 && strcmp(svcs[4], "extensions") == 0);
     GW_CHECK(gw_route_services(svcs, 5) == -1 && gw_route_services(svcs, 0) == -1);
     for (size_t i = 0; i < gw_route_count(); i++) {

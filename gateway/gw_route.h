@@ -6,16 +6,7 @@
 #define GW_ROUTE_H
 
 #include <stddef.h>
-#include "xws/proto.h"
-
-/*
- * The names of the config service's account resource, which the gateway itself calls (password
- * checks, snapshots) and internal consumers may not: the one spelling of them in the gateway.
- */
-#define GW_SERVICE_CONFIG "config"
-#define GW_RESOURCE_ACCOUNT "account"
-#define GW_ACT_VERIFY "verify"
-#define GW_ACT_SNAPSHOT "snapshot"
+#include "xws/proto.h" /* XWS_SERVICE_CONFIG, XWS_RESOURCE_ACCOUNT, ...: the account resource's names */
 
 typedef enum {
     GW_MODE_RESTRICTED = 1, /* authenticated: Basic credentials or host-only account, then ACL */

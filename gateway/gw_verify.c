@@ -148,9 +148,9 @@ static void s_send(gw_verify_t *v)
     gw_app_rid(app, rid, sizeof(rid));
     xws_request_spec_t spec = {
         .rid = xws_slice(rid),
-        .service = xws_slice(GW_SERVICE_CONFIG),
-        .resource = xws_slice(GW_RESOURCE_ACCOUNT),
-        .act = xws_slice(GW_ACT_VERIFY),
+        .service = xws_slice(XWS_SERVICE_CONFIG),
+        .resource = xws_slice(XWS_RESOURCE_ACCOUNT),
+        .act = xws_slice(XWS_ACT_VERIFY),
         .body_msgpack = {body.data, body.size},
         .caller_mode = xws_slice("gateway"),
         .caller_account = xws_slice(""),
@@ -167,10 +167,10 @@ static void s_send(gw_verify_t *v)
         v->job.on_done = s_on_done;
         v->job.data = v;
         /* not bound to its requests' deadlines: once sent, the check completes and fills the cache */
-        rc = gw_broker_submit(app->broker, &v->job, GW_SERVICE_CONFIG, env.data, env.size);
+        rc = gw_broker_submit(app->broker, &v->job, XWS_SERVICE_CONFIG, env.data, env.size);
         if (rc != GW_SUBMIT_OK) {
             char msg[160];
-            gw_app_submit_error(rc, GW_SERVICE_CONFIG, msg, sizeof(msg));
+            gw_app_submit_error(rc, XWS_SERVICE_CONFIG, msg, sizeof(msg));
             s_error_all(v, 503, "no_worker", msg);
             s_free(v);
         }
@@ -360,7 +360,7 @@ static int s_test_recv(gw_app_t *app, zsock_t *worker, uint64_t *key, char *act,
             memcpy(key, f.key.ptr, 8);
             xws_request_t req;
             GW_CHECK(xws_request_decode(&req, f.payload.ptr, f.payload.len, &err) == 0);
-            GW_CHECK(xws_slice_eq(req.service, GW_SERVICE_CONFIG) && xws_slice_eq(req.resource, GW_RESOURCE_ACCOUNT));
+            GW_CHECK(xws_slice_eq(req.service, XWS_SERVICE_CONFIG) && xws_slice_eq(req.resource, XWS_RESOURCE_ACCOUNT));
             snprintf(act, actsize, "%.*s", (int)req.act.len, req.act.ptr);
             xws_request_dispose(&req);
             xws_frames_dispose(&f);
@@ -447,15 +447,15 @@ void gw_verify_test(void)
     app.accounts = gw_accounts_new();
     s_test_snapshot(app.accounts);
     gw_broker_opts_t opts = {TEST_EP, 1000, 100, 5000, 100};
-    const char *known[] = {GW_SERVICE_CONFIG, NULL};
+    const char *known[] = {XWS_SERVICE_CONFIG, NULL};
     GW_CHECK((app.broker = gw_broker_new(app.loop, &opts, known)) != NULL);
     app.refresh = gw_refresh_new(&app);
     app.verifier = gw_verifier_new(&app);
     zsock_t *worker = zsock_new_dealer(">" TEST_EP);
-    GW_CHECK(worker != NULL && xws_send_ready(worker, GW_SERVICE_CONFIG, 16, "config-test", NULL) == 0);
-    for (int i = 0; i < 1000 && !gw_broker_has_worker(app.broker, GW_SERVICE_CONFIG); i++)
+    GW_CHECK(worker != NULL && xws_send_ready(worker, XWS_SERVICE_CONFIG, 16, "config-test", NULL) == 0);
+    for (int i = 0; i < 1000 && !gw_broker_has_worker(app.broker, XWS_SERVICE_CONFIG); i++)
         s_test_pump(&app, 1);
-    GW_CHECK(gw_broker_has_worker(app.broker, GW_SERVICE_CONFIG));
+    GW_CHECK(gw_broker_has_worker(app.broker, XWS_SERVICE_CONFIG));
     twait_t t[8];
     uint64_t keys[8];
     char act[32];
@@ -463,7 +463,7 @@ void gw_verify_test(void)
     /* the same credentials twice: one check, both told; the right password is remembered */
     GW_CHECK(s_test_check(&app, &t[0], "admin", "secret") == 0 && s_test_check(&app, &t[1], "admin", "secret") == 0);
     GW_CHECK(t[0].ndone == 0 && t[1].ndone == 0);
-    GW_CHECK(s_test_recv(&app, worker, &keys[0], act, sizeof(act)) && strcmp(act, GW_ACT_VERIFY) == 0);
+    GW_CHECK(s_test_recv(&app, worker, &keys[0], act, sizeof(act)) && strcmp(act, XWS_ACT_VERIFY) == 0);
     snprintf(act, sizeof(act), "?");
     GW_CHECK(!s_test_recv(&app, worker, &keys[1], act, sizeof(act))); /* merged: no second check */
     s_test_reply(worker, keys[0], 200, "admin", "c1");
@@ -482,19 +482,19 @@ void gw_verify_test(void)
         GW_CHECK(s_test_check(&app, &t[i], login, "pw") == 0);
     }
     for (int i = 0; i < GW_VERIFY_MAX; i++)
-        GW_CHECK(s_test_recv(&app, worker, &keys[i], act, sizeof(act)) && strcmp(act, GW_ACT_VERIFY) == 0);
+        GW_CHECK(s_test_recv(&app, worker, &keys[i], act, sizeof(act)) && strcmp(act, XWS_ACT_VERIFY) == 0);
     snprintf(act, sizeof(act), "?");
     GW_CHECK(!s_test_recv(&app, worker, &keys[4], act, sizeof(act)));
     gw_verify_leave(&t[5].w);
     gw_verify_leave(&t[5].w); /* idempotent */
     /* a refusal frees a slot: the fifth is sent */
     s_test_reply(worker, keys[0], 401, NULL, NULL);
-    GW_CHECK(s_test_recv(&app, worker, &keys[4], act, sizeof(act)) && strcmp(act, GW_ACT_VERIFY) == 0);
+    GW_CHECK(s_test_recv(&app, worker, &keys[4], act, sizeof(act)) && strcmp(act, XWS_ACT_VERIFY) == 0);
     GW_CHECK(t[0].ndone == 1 && t[0].res.kind == GW_VERIFY_REFUSED);
     /* the other answers: unavailable, an account the snapshot does not hold yet (a snapshot is asked for), an odd status */
     s_test_reply(worker, keys[1], 503, NULL, NULL);
     s_test_reply(worker, keys[2], 200, "newbie", "n1");
-    GW_CHECK(s_test_recv(&app, worker, &keys[6], act, sizeof(act)) && strcmp(act, GW_ACT_SNAPSHOT) == 0);
+    GW_CHECK(s_test_recv(&app, worker, &keys[6], act, sizeof(act)) && strcmp(act, XWS_ACT_SNAPSHOT) == 0);
     s_test_reply(worker, keys[3], 418, NULL, NULL);
     s_test_reply(worker, keys[4], 200, "admin", "c1");
     s_test_reply(worker, keys[6], 304, NULL, NULL);

@@ -451,9 +451,9 @@ static int s_verify(svc_ctx_t *ctx)
     return 0;
 }
 
-static const svc_act_t s_acts[] = {{"snapshot", s_snapshot}, {"verify", s_verify}, {NULL, NULL}};
+static const svc_act_t s_acts[] = {{XWS_ACT_SNAPSHOT, s_snapshot}, {XWS_ACT_VERIFY, s_verify}, {NULL, NULL}};
 
-const svc_resource_t cfg_account_resource = {"account", "snapshot", s_acts};
+const svc_resource_t cfg_account_resource = {XWS_RESOURCE_ACCOUNT, XWS_ACT_SNAPSHOT, s_acts};
 
 /* ---- self-test ------------------------------------------------------------------------------------- */
 

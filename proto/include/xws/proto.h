@@ -27,9 +27,16 @@ extern "C" {
 #define XWS_MAX_REPLY (64u << 20)   /* bytes; larger reply envelope frames are malformed (long lists) */
 #define XWS_MAX_KEY 32              /* bytes of the REQUEST/REPLY key frame */
 #define XWS_MAX_BATCH 256           /* (key, envelope) pairs in one REQUEST/REPLY message */
-#define XWS_MAX_RID 64              /* bytes of a request id */
-#define XWS_MAX_NAME 32             /* bytes of service, resource and act names */
-#define XWS_MAX_DEPTH 32            /* nesting of arrays/objects in converted bodies */
+
+/* The gateway-only account resource of the config service (PROTOCOL.md §8): its names, shared by
+ * the gateway that asks and the config service that answers. */
+#define XWS_SERVICE_CONFIG "config"
+#define XWS_RESOURCE_ACCOUNT "account"
+#define XWS_ACT_VERIFY "verify"
+#define XWS_ACT_SNAPSHOT "snapshot"
+#define XWS_MAX_RID 64   /* bytes of a request id */
+#define XWS_MAX_NAME 32  /* bytes of service, resource and act names */
+#define XWS_MAX_DEPTH 32 /* nesting of arrays/objects in converted bodies */
 
 typedef enum {
     XWS_CMD_READY = 0x01,
