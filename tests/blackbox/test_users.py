@@ -9,13 +9,14 @@ import threading
 
 import pytest
 
-from conftest import ADMIN, ENTITY, System, wait_until
+from conftest import ADMIN, ENTITY, JSON_SUITE, System, wait_until
 
 USERS = "/service/ipbx/json.php/restricted/pbx_settings/users/"
 USERS_PRIVATE = "/service/ipbx/json.php/private/pbx_settings/users/"
 LINES = "/service/ipbx/json.php/restricted/pbx_settings/lines/"
 CONTEXT = "/service/ipbx/json.php/restricted/system_management/context/"
 PREFIX = "xws:"
+N_FILES = sorted(JSON_SUITE.glob("n_*.json")) if JSON_SUITE.is_dir() else []
 
 UF_KEYS = ["id", "entityid", "firstname", "lastname", "fullname", "identity", "callerid", "loginclient", "passwdclient",
            "mobilephonenumber", "ringseconds", "simultcalls", "musiconhold", "voicemailid", "profileclient",
@@ -632,3 +633,71 @@ def test_concurrent_adds_of_one_number(system):
     assert sorted(r.status for r in results) == [200] + [400] * 31
     assert len(users(system)) == 1 and [l["number"] for l in lines(system)] == ["190"]
     assert [p.alive() for p in users_workers(system)] == [True, True]
+
+
+# ---- the document's examples, bad input -------------------------------------------------------------------
+
+DOC_MINIMAL = {
+    "userfeatures": {"entityid": "2", "firstname": "John"},
+    "dialaction": {"noanswer": {"actiontype": "none"}, "busy": {"actiontype": "none"},
+                   "congestion": {"actiontype": "none"}, "chanunavail": {"actiontype": "none"}},
+}
+
+DOC_FULL_UF = {
+    "entityid": "[entityid]", "firstname": "John", "lastname": "Doe", "callerid": "John Doe", "loginclient": "jdoe",
+    "passwdclient": "8888", "mobilephonenumber": "", "ringseconds": "30", "simultcalls": "5",
+    "musiconhold": "default", "voicemailid": "0", "enableclient": "1", "profileclient": "client", "enablehint": "1",
+    "enablevoicemail": "1", "enablexfer": "1", "enableautomon": "0", "callrecord": "0", "callfilter": "0",
+    "enablednd": "0", "bsfilter": "no", "agentid": "", "enablerna": "0", "destrna": "0033141389960",
+    "enablebusy": "0", "destbusy": "0033141389960", "enableunc": "0", "destunc": "0033141389960",
+    "outcallerid": "default", "preprocess_subroutine": "", "language": "fr_FR", "timezone": "America/Montreal",
+    "ringintern": "", "ringextern": "", "ringgroup": "", "ringforward": "", "rightcallcode": "",
+    "alarmclock": "00:00", "pitchdirection": "", "pitch": "", "description": "",
+}
+DOC_FULL_LF = {k: [""] for k in ("id", "protocol", "name", "context", "number", "rules_type", "rules_time",
+                                 "rules_order", "rules_group")}
+
+
+def test_document_minimal_example(system):
+    clear(system)
+    uid = add_ok(system, DOC_MINIMAL)
+    v = view(system, uid)
+    assert (v["userfeatures"]["entityid"], v["userfeatures"]["firstname"]) == (2, "John")
+    assert v["linefeatures"] is False
+    assert call(system, "edit", DOC_MINIMAL, id=uid).status == 200
+
+
+def test_document_full_example_userfeatures(system):
+    clear(system)
+    ent = min(e["id"] for e in call(system, "list", path=ENTITY).json())
+    uf = dict(DOC_FULL_UF, entityid=str(ent))
+    uid = add_ok(system, {"userfeatures": uf, "linefeatures": DOC_FULL_LF})
+    got = view(system, uid)
+    assert got["linefeatures"] is False  # the all-empty template row is ignored
+    e = got["userfeatures"]
+    derived = {"callerid", "voicemailid", "agentid", "enablevoicemail"}
+    for k, sent in uf.items():
+        if k in derived:
+            continue
+        if k in BOOL_KEYS:
+            assert e[k] is (sent == "1"), k
+        elif k in INT_KEYS:
+            assert e[k] == int(sent), k
+        else:
+            assert e[k] == sent, k
+    assert e["callerid"] == '"John Doe"'
+
+
+@pytest.mark.skipif(not N_FILES, reason="JSONTestSuite corpus not found at %s" % JSON_SUITE)
+def test_json_corpus_n_files_refused(system):
+    clear(system)
+    uid = add_ok(system, {"userfeatures": {"firstname": "Corpus"},
+                          "linefeatures": {"protocol": ["sip"], "context": ["default"], "number": ["199"]}})
+    before = snapshot(system)
+    for path in N_FILES:
+        raw = path.read_bytes()
+        for q in ({"act": "add"}, {"act": "edit", "id": uid}):
+            r = system.post(USERS, q, body=raw, auth=ADMIN, headers={"Content-Type": "application/json"})
+            assert r.status == 400, (path.name, q, r)
+            assert r.json()["error"] in ("invalid_json", "empty_body"), (path.name, r.json())
+    assert snapshot(system) == before
