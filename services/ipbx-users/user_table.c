@@ -247,6 +247,34 @@ static const svc_field_t s_lf_fields[] = {
 static const svc_rule_t s_lf_rules[] = {{.kind = SVC_RULE_CHECK, .check = s_new_line_needs}};
 const svc_table_t users_lf_table = SVC_TABLE(s_lf_fields, SVC_RULES(s_lf_rules));
 
+/* voicemail (spec §5.3): its context is resolved by the Redis function when not given */
+static const svc_field_t s_vm_fields[] = {
+    {.name = "mailbox",
+     .kind = SVC_TEXT,
+     .flags = SVC_F_DATA | SVC_F_REQUIRED | SVC_F_TRIM,
+     .min_len = 1,
+     .max_len = 40,
+     .charset = "0-9*#"},
+    {.name = "fullname", .kind = SVC_TEXT, .flags = SVC_F_DATA | SVC_F_REQUIRED | SVC_F_TRIM, .min_len = 1, .max_len = 80},
+    {.name = "password", .kind = SVC_TEXT, .flags = SVC_F_DATA, .max_len = 80, .charset = "0-9*#"},
+    {.name = "email",
+     .kind = SVC_TEXT,
+     .flags = SVC_F_DATA | SVC_F_TRIM,
+     .max_len = 255,
+     .check = svc_check_email,
+     .check_what = "an e-mail address"},
+    {.name = "tz", .kind = SVC_TEXT, .flags = SVC_F_DATA, .max_len = 80, .charset = "a-zA-Z0-9_/+-"},
+    {.name = "attach", .kind = SVC_BOOL, .flags = SVC_F_DATA, .def = "false"},
+    {.name = "deletevoicemail", .kind = SVC_BOOL, .flags = SVC_F_DATA, .def = "false"},
+    {.name = "context", .kind = SVC_TEXT, .flags = SVC_F_DATA, .max_len = 39, .charset = "A-Za-z0-9_-"},
+    {.name = "skipcheckpass", .kind = SVC_BOOL, .flags = SVC_F_STORED, .def = "false"},
+};
+const svc_table_t users_vm_table = SVC_TABLE(s_vm_fields);
+static const svc_field_t s_vmf_fields[] = {
+    {.name = "skipcheckpass", .kind = SVC_BOOL, .flags = SVC_F_DATA},
+};
+const svc_table_t users_vmf_table = SVC_TABLE(s_vmf_fields);
+
 static const svc_field_t s_body_fields[] = {
     {.name = "userfeatures", .kind = SVC_OBJECT, .flags = SVC_F_DATA, .sub = &users_uf_table},
     {.name = "linefeatures", .kind = SVC_ROWS, .flags = SVC_F_DATA | SVC_F_FALSE_IN, .max_len = 64, .sub = &users_lf_table},

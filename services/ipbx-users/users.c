@@ -11,7 +11,7 @@
 #include "lines.h"
 #include "users.h"
 
-#define USERS_NKEYS 19 /* KEYS of a write after the write id, before the number keys (lua/users.lua) */
+#define USERS_NKEYS 22 /* KEYS of a write after the write id, before the number keys (lua/users.lua) */
 #define LINES_PROVISIONING_BASE 100000
 
 static const char *const s_list_deps[] = {"users", NULL};
@@ -36,6 +36,7 @@ typedef struct {
     s_line_t *lines;
     size_t nlines;
     const redisReply *entity; /* the entity record (view only), "" when none */
+    const redisReply *vm;     /* the voicemail record, "" when none */
 } s_user_t;
 
 static void s_user_free(s_user_t *u)
@@ -65,28 +66,28 @@ static long long s_parse_ll(const char *s, size_t len)
 /* reads user id (0: all) through ipbx_users_read (with etag: the ETag first, 304 → -1). 0 with *out, or -1 with the reply set */
 static int s_read_or_reply(svc_ctx_t *ctx, long long id, int etag, redisReply **out)
 {
-    const char *keys[5] = {svc_key(ctx, "user:data"), svc_key(ctx, "line:byuser"), svc_key(ctx, "line:data"),
-                           svc_key(ctx, "line:device"), svc_key(ctx, "entity:data")};
+    const char *keys[6] = {svc_key(ctx, "user:data"),   svc_key(ctx, "line:byuser"), svc_key(ctx, "line:data"),
+                           svc_key(ctx, "line:device"), svc_key(ctx, "entity:data"), svc_key(ctx, "user:voicemail")};
     const char *ids = id > 0 ? svc_ctx_printf(ctx, "%lld", id) : "";
     redisReply *r = NULL;
     *out = NULL;
     if (etag) {
-        const char *argv[] = {"FCALL_RO", "ipbx_users_read", "5", keys[0], keys[1], keys[2], keys[3], keys[4], ids};
-        int e = svc_etag_prefetch_or_reply(ctx, s_read_deps, 9, argv, &r);
+        const char *argv[] = {"FCALL_RO", "ipbx_users_read", "6", keys[0], keys[1], keys[2], keys[3], keys[4], keys[5], ids};
+        int e = svc_etag_prefetch_or_reply(ctx, s_read_deps, 10, argv, &r);
         if (e != 0)
             return e;
     } else {
-        r = svc_redis_fcall(ctx->redis, 1, "ipbx_users_read", 5, keys, 1, &ids, NULL);
+        r = svc_redis_fcall(ctx->redis, 1, "ipbx_users_read", 6, keys, 1, &ids, NULL);
     }
-    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements % 4 != 0) {
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements % 5 != 0) {
         svc_reply_redis_failure(ctx, r, "reading users");
         freeReplyObject(r);
         return -1;
     }
     for (size_t i = 0; i < r->elements; i++) {
         const redisReply *e = r->element[i];
-        int ok = i % 4 == 2 ? e->type == REDIS_REPLY_ARRAY && e->elements % 3 == 0 : e->type == REDIS_REPLY_STRING;
-        for (size_t j = 0; ok && i % 4 == 2 && j < e->elements; j++)
+        int ok = i % 5 == 2 ? e->type == REDIS_REPLY_ARRAY && e->elements % 3 == 0 : e->type == REDIS_REPLY_STRING;
+        for (size_t j = 0; ok && i % 5 == 2 && j < e->elements; j++)
             ok = e->element[j]->type == REDIS_REPLY_STRING;
         if (!ok) {
             freeReplyObject(r);
@@ -100,7 +101,7 @@ static int s_read_or_reply(svc_ctx_t *ctx, long long id, int etag, redisReply **
 /* loads user i of a read reply. 0, or -1 with the reply set */
 static int s_user_load_or_reply(svc_ctx_t *ctx, const redisReply *r, size_t i, s_user_t *u)
 {
-    const redisReply *const *e = (const redisReply *const *)&r->element[4 * i];
+    const redisReply *const *e = (const redisReply *const *)&r->element[5 * i];
     memset(u, 0, sizeof(*u));
     u->id = s_parse_ll(e[0]->str, e[0]->len);
     u->uf = svc_record_new(&users_uf_table);
@@ -110,6 +111,7 @@ static int s_user_load_or_reply(svc_ctx_t *ctx, const redisReply *r, size_t i, s
     u->blob = e[1]->str;
     u->bloblen = e[1]->len;
     u->entity = e[3];
+    u->vm = e[4];
     u->nlines = e[2]->elements / 3;
     u->lines = svc_calloc(u->nlines + 1, sizeof(*u->lines));
     for (size_t j = 0; j < u->nlines; j++) {
@@ -175,7 +177,7 @@ static int s_search(svc_ctx_t *ctx)
         return -1;
     char etag[sizeof(ctx->etag)];
     memcpy(etag, ctx->etag, sizeof(etag));
-    size_t n = r->elements / 4, nsel = 0, tl = strlen(t);
+    size_t n = r->elements / 5, nsel = 0, tl = strlen(t);
     s_user_t *users = svc_calloc(n + 1, sizeof(*users));
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
@@ -209,7 +211,7 @@ static int s_read_one_or_reply(svc_ctx_t *ctx, long long id, int etag, redisRepl
     int rc = s_read_or_reply(ctx, id, etag, r);
     if (rc != 0)
         return rc;
-    if ((*r)->elements < 4)
+    if ((*r)->elements < 5)
         return svc_reply_error(ctx, 404, "not_found", "id", "no user has id %lld", id);
     return s_user_load_or_reply(ctx, *r, 0, u);
 }
@@ -283,8 +285,14 @@ static int s_view(svc_ctx_t *ctx)
             svc_record_set_str(lf, "device", u.lines[i].dev, strlen(u.lines[i].dev));
             svc_record_render(lf, pk);
         }
-        static const char *const empty[] = {"voicemail",    "dialaction",  "groupmember", "queuemember",
-                                            "phonefunckey", "queueskills", "pickup"};
+        svc_mp_cstr(pk, "voicemail");
+        svc_record_t *vm = svc_record_new(&users_vm_table);
+        if (u.vm->len > 0 && svc_record_load_stored(vm, u.vm->str, u.vm->len) == 0)
+            svc_record_render(vm, pk);
+        else
+            msgpack_pack_false(pk);
+        svc_record_destroy(&vm);
+        static const char *const empty[] = {"dialaction", "groupmember", "queuemember", "phonefunckey", "queueskills", "pickup"};
         for (size_t i = 0; i < sizeof(empty) / sizeof(empty[0]); i++) {
             svc_mp_cstr(pk, empty[i]);
             msgpack_pack_false(pk);
@@ -321,10 +329,11 @@ static const char **s_write_keys(svc_ctx_t *ctx, const s_ctxs_t *c, size_t *nkey
 {
     *nkeys = USERS_NKEYS + 2 * c->n;
     const char **keys = svc_calloc(*nkeys + 1, sizeof(*keys));
-    static const char *const names[USERS_NKEYS] = {"user:seq",    "user:data",     "ver:users",     "user:login",   "entity:data",
-                                                   "entity:refs", "user:identity", "line:seq",      "line:data",    "ver:lines",
-                                                   "line:refs",   "line:name",     "context:data",  "context:refs", "line:owner",
-                                                   "line:byuser", "line:device",   "line:bydevice", "ver:devices"};
+    static const char *const names[USERS_NKEYS] = {
+        "user:seq",      "user:data",      "ver:users",         "user:login",   "entity:data", "entity:refs",
+        "user:identity", "line:seq",       "line:data",         "ver:lines",    "line:refs",   "line:name",
+        "context:data",  "context:refs",   "line:owner",        "line:byuser",  "line:device", "line:bydevice",
+        "ver:devices",   "user:voicemail", "voicemail:mailbox", "voicemail:seq"};
     for (size_t i = 0; i < USERS_NKEYS; i++)
         keys[i] = svc_key(ctx, names[i]);
     for (size_t i = 0; i < c->n; i++) {
@@ -522,6 +531,38 @@ static const char *s_login_folded(svc_ctx_t *ctx, const svc_record_t *uf)
     return f;
 }
 
+/* the voicemail of the body (merged with the stored one), validated, as a pooled blob. 0, or -1 with the reply set */
+static int s_voicemail_or_reply(svc_ctx_t *ctx, const msgpack_object *vmo, const msgpack_object *vmf, const s_user_t *old,
+                                const char **blob, size_t *len)
+{
+    if (vmo->type != MSGPACK_OBJECT_MAP)
+        return svc_reply_error(ctx, 400, "invalid_value", "voicemail", "voicemail must be an object");
+    if (vmf != NULL && vmf->type != MSGPACK_OBJECT_NIL && vmf->type != MSGPACK_OBJECT_MAP)
+        return svc_reply_error(ctx, 400, "invalid_value", "vmfeatures", "vmfeatures must be an object");
+    svc_record_t *vm = svc_record_new(&users_vm_table), *f = svc_record_new(&users_vmf_table);
+    svc_record_set_path(vm, "voicemail.");
+    svc_record_set_path(f, "vmfeatures.");
+    int rc = 0;
+    if (old != NULL && old->vm->len > 0 && svc_record_load_stored(vm, old->vm->str, old->vm->len) != 0)
+        rc = svc_reply_internal(ctx, "user %lld: corrupt voicemail", old->id);
+    if (rc == 0)
+        rc = svc_record_load_body_or_reply(ctx, vm, vmo);
+    if (rc == 0 && vmf != NULL && vmf->type == MSGPACK_OBJECT_MAP) {
+        rc = svc_record_load_body_or_reply(ctx, f, vmf);
+        if (rc == 0 && svc_record_has(f, "skipcheckpass"))
+            svc_record_set_int(vm, "skipcheckpass", svc_record_int(f, "skipcheckpass"));
+    }
+    if (rc == 0) {
+        svc_record_defaults(vm);
+        rc = svc_record_check_or_reply(ctx, vm);
+    }
+    if (rc == 0)
+        *blob = svc_record_blob(ctx, vm, len);
+    svc_record_destroy(&vm);
+    svc_record_destroy(&f);
+    return rc;
+}
+
 /*
  * One add (old == NULL) or edit: body read on top of the stored user, validated, then
  * ipbx_users_put. 0 or -1 with the reply set, as svc_write_cas (*conflict: read again).
@@ -547,6 +588,11 @@ static int s_put(svc_ctx_t *ctx, const msgpack_object *body, const s_user_t *old
         if (rc == 0)
             svc_record_set_int(uf, "entityid", ent);
     }
+    const char *vmblob = "";
+    size_t vmlen = 0;
+    const msgpack_object *vmo = svc_mp_get(body, "voicemail"), *vmf = svc_mp_get(body, "vmfeatures");
+    if (rc == 0 && vmo != NULL && vmo->type != MSGPACK_OBJECT_NIL)
+        rc = s_voicemail_or_reply(ctx, vmo, vmf, old, &vmblob, &vmlen);
     const msgpack_object *lfo = svc_mp_get(body, "linefeatures");
     int setlines = old == NULL || (lfo != NULL && lfo->type != MSGPACK_OBJECT_NIL);
     s_ctxs_t c = {NULL, 0, 0};
@@ -566,8 +612,8 @@ static int s_put(svc_ctx_t *ctx, const msgpack_object *body, const s_user_t *old
     if (rc == 0) {
         size_t nkeys;
         const char **keys = s_write_keys(ctx, &c, &nkeys);
-        const char *args[13];
-        size_t lens[13];
+        const char *args[14];
+        size_t lens[14];
         args[0] = old != NULL ? svc_ctx_printf(ctx, "%lld", old->id) : "";
         args[1] = old != NULL ? old->blob : "";
         lens[1] = old != NULL ? old->bloblen : 0;
@@ -588,7 +634,9 @@ static int s_put(svc_ctx_t *ctx, const msgpack_object *body, const s_user_t *old
         for (int i = 0; i < 13; i++)
             if (i != 1 && i != 2 && i != 9 && i != 10 && i != 12)
                 lens[i] = strlen(args[i]);
-        rc = svc_write_cas(ctx, conflict, "ipbx_users_put", (int)nkeys, keys, 13, args, lens);
+        args[13] = vmblob;
+        lens[13] = vmlen;
+        rc = svc_write_cas(ctx, conflict, "ipbx_users_put", (int)nkeys, keys, 14, args, lens);
         free(keys);
     }
     msgpack_sbuffer_destroy(&oldsb);
@@ -636,7 +684,7 @@ static int s_edit(svc_ctx_t *ctx)
 /* ipbx_users_del over the users of reply r (all: deleteall). 0 or -1 with the reply set, *conflict */
 static int s_del(svc_ctx_t *ctx, const redisReply *r, int all, int *conflict)
 {
-    size_t n = r->elements / 4;
+    size_t n = r->elements / 5;
     s_ctxs_t c = {NULL, 0, 0};
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
@@ -681,7 +729,7 @@ static int s_delete(svc_ctx_t *ctx)
     for (int attempt = 0; attempt < 10; attempt++) {
         redisReply *r = NULL;
         int rc = s_read_or_reply(ctx, id, 0, &r), conflict = 0;
-        if (rc == 0 && r->elements < 4)
+        if (rc == 0 && r->elements < 5)
             rc = svc_reply_error(ctx, 404, "not_found", "id", "no user has id %lld", id);
         if (rc == 0)
             rc = s_del(ctx, r, 0, &conflict);

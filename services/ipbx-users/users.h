@@ -19,6 +19,10 @@ extern "C" {
 extern const svc_table_t users_uf_table;
 /* One row of linefeatures. */
 extern const svc_table_t users_lf_table;
+/* The voicemail of a user (stored in user:voicemail, with its context and vmfeatures.skipcheckpass). */
+extern const svc_table_t users_vm_table;
+/* vmfeatures of a request body ({"skipcheckpass"}). */
+extern const svc_table_t users_vmf_table;
 /* A request body: {"userfeatures": {...}, "linefeatures": {column: [...]}}. */
 extern const svc_table_t users_body_table;
 

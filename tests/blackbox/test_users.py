@@ -285,6 +285,17 @@ BAD = [
     ({"userfeatures": {"firstname": "A"}, "linefeatures": {"protocol": ["sip"], "context": ["default"],
                                                            "name": ["Bad Name"]}}, "invalid_value", "linefeatures.name[0]"),
     ({"userfeatures": {"firstname": "A"}, "linefeatures": {"id": ["99999"]}}, "unknown_reference", "linefeatures.id[0]"),
+    ({"userfeatures": {"firstname": "A"}, "voicemail": {"fullname": "A"}}, "missing_field", "voicemail.mailbox"),
+    ({"userfeatures": {"firstname": "A"}, "voicemail": {"mailbox": "12a", "fullname": "A"}}, "invalid_value",
+     "voicemail.mailbox"),
+    ({"userfeatures": {"firstname": "A"}, "voicemail": {"mailbox": "12"}}, "missing_field", "voicemail.fullname"),
+    ({"userfeatures": {"firstname": "A"}, "voicemail": {"mailbox": "12", "fullname": "A", "email": "nope"}},
+     "invalid_value", "voicemail.email"),
+    ({"userfeatures": {"firstname": "A"}, "voicemail": {"mailbox": "12", "fullname": "A", "context": "nowhere"}},
+     "unknown_reference", "voicemail.context"),
+    ({"userfeatures": {"firstname": "A"}, "voicemail": {"mailbox": "8000", "fullname": "A"}}, "already_exists",
+     "voicemail.mailbox"),
+    ({"userfeatures": {"firstname": "A"}, "voicemail": "x"}, "invalid_value", "voicemail"),
     ({"userfeatures": {"firstname": "A"}, "linefeatures": {"protocol": ["sip", "sip"], "context": ["default", "default"],
                                                            "number": ["150", "150"]}}, "number_taken",
      "linefeatures.number[1]"),
@@ -294,7 +305,9 @@ BAD = [
 @pytest.mark.parametrize("body,code,field", BAD, ids=[b[2] + ":" + b[1] for b in BAD])
 def test_add_refused_changes_nothing(system, body, code, field):
     clear(system)
-    add_ok(system, user("Keep", "Me", loginclient="keeper", passwdclient="secret"))
+    keep = user("Keep", "Me", loginclient="keeper", passwdclient="secret")
+    keep["voicemail"] = {"mailbox": "8000", "fullname": "Keep Me"}
+    add_ok(system, keep)
     add_line(system, "140")
     before = snapshot(system)
     assert_error(call(system, "add", body), 400, code, field)
@@ -654,6 +667,8 @@ DOC_FULL_UF = {
     "ringintern": "", "ringextern": "", "ringgroup": "", "ringforward": "", "rightcallcode": "",
     "alarmclock": "00:00", "pitchdirection": "", "pitch": "", "description": "",
 }
+DOC_FULL_VM = {"fullname": "John Doe", "mailbox": "666", "password": "0000", "email": "jdoe@proformatique.com",
+               "tz": "eu-fr", "attach": "1", "deletevoicemail": "1"}
 DOC_FULL_LF = {k: [""] for k in ("id", "protocol", "name", "context", "number", "rules_type", "rules_time",
                                  "rules_order", "rules_group")}
 
@@ -671,11 +686,16 @@ def test_document_full_example_userfeatures(system):
     clear(system)
     ent = min(e["id"] for e in call(system, "list", path=ENTITY).json())
     uf = dict(DOC_FULL_UF, entityid=str(ent))
-    uid = add_ok(system, {"userfeatures": uf, "linefeatures": DOC_FULL_LF})
+    uid = add_ok(system, {"userfeatures": uf, "linefeatures": DOC_FULL_LF, "voicemail": DOC_FULL_VM,
+                          "vmfeatures": {"skipcheckpass": "1"}})
     got = view(system, uid)
     assert got["linefeatures"] is False  # the all-empty template row is ignored
+    assert got["voicemail"] == {"mailbox": "666", "fullname": "John Doe", "password": "0000",
+                                "email": "jdoe@proformatique.com", "tz": "eu-fr", "attach": True,
+                                "deletevoicemail": True, "context": "default", "skipcheckpass": True}
     e = got["userfeatures"]
-    derived = {"callerid", "voicemailid", "agentid", "enablevoicemail"}
+    derived = {"callerid", "voicemailid", "agentid"}
+    assert e["voicemailid"] > 0
     for k, sent in uf.items():
         if k in derived:
             continue
@@ -701,3 +721,42 @@ def test_json_corpus_n_files_refused(system):
             assert r.status == 400, (path.name, q, r)
             assert r.json()["error"] in ("invalid_json", "empty_body"), (path.name, r.json())
     assert snapshot(system) == before
+
+
+# ---- voicemail --------------------------------------------------------------------------------------------
+
+
+def test_voicemail_context_uniqueness_and_cleanup(system):
+    clear(system)
+    a = add_ok(system, {"userfeatures": {"firstname": "Vm"}, "voicemail": {"mailbox": "700", "fullname": "Vm A"}})
+    v = view(system, a)
+    assert v["voicemail"]["context"] == "default" and v["voicemail"]["mailbox"] == "700"
+    assert v["userfeatures"]["enablevoicemail"] is True and v["userfeatures"]["voicemailid"] > 0
+    vmid = v["userfeatures"]["voicemailid"]
+    # the first line's context when none is given
+    b = add_ok(system, {"userfeatures": {"firstname": "Other"}, "voicemail": {"mailbox": "700", "fullname": "B"},
+                        "linefeatures": {"protocol": ["sip"], "context": ["other"], "number": ["700"]}})
+    assert view(system, b)["voicemail"]["context"] == "other"
+    before = snapshot(system)
+    assert_error(call(system, "add", {"userfeatures": {"firstname": "C"},
+                                      "voicemail": {"mailbox": "700", "fullname": "C", "context": "other"}}),
+                 400, "already_exists", "voicemail.mailbox")
+    assert_error(call(system, "edit", {"voicemail": {"context": "default"}}, id=b), 400, "already_exists",
+                 "voicemail.mailbox")
+    assert snapshot(system) == before
+    # partial edit keeps the rest and the id
+    assert call(system, "edit", {"voicemail": {"fullname": "Renamed"}}, id=a).status == 200
+    v = view(system, a)
+    assert (v["voicemail"]["fullname"], v["voicemail"]["mailbox"], v["userfeatures"]["voicemailid"]) == \
+        ("Renamed", "700", vmid)
+    # an edit without voicemail keeps it
+    assert call(system, "edit", {"userfeatures": {"lastname": "L"}}, id=a).status == 200
+    assert view(system, a)["voicemail"]["fullname"] == "Renamed"
+    # the context is in use while a voicemail is in it; deleting the user frees the mailbox
+    assert call(system, "delete", path=CONTEXT, id="default").status == 405
+    assert call(system, "delete", id=a).status == 200
+    assert redis_cli(system, "HGET", PREFIX + "voicemail:mailbox", "700@default").strip() == ""
+    assert add_ok(system, {"userfeatures": {"firstname": "D"}, "voicemail": {"mailbox": "700", "fullname": "D"}})
+    assert call(system, "deleteall").status == 200
+    assert redis_cli(system, "HLEN", PREFIX + "user:voicemail").strip() == "0"
+    assert redis_cli(system, "HLEN", PREFIX + "voicemail:mailbox").strip() == "0"

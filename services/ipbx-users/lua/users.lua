@@ -11,7 +11,8 @@
 --   8 user:identity
 --   9 line:seq     10 line:data    11 ver:lines    12 line:refs    13 line:name    14 context:data
 --  15 context:refs 16 line:owner   17 line:byuser  18 line:device  19 line:bydevice 20 ver:devices
---  21, 22 context:numbers:<ctx>, context:numidx:<ctx> of context 0; 23, 24 of context 1; ...
+--  21 user:voicemail  22 voicemail:mailbox  23 voicemail:seq
+--  24, 25 context:numbers:<ctx>, context:numidx:<ctx> of context 0; 26, 27 of context 1; ...
 --
 -- Lines are described by the worker:
 --   an old line (one the user has now): {id, record read, index entries, context index, number}
@@ -27,7 +28,7 @@ end
 
 local function users_numkeys(k, ci)
     ci = tonumber(ci) or 0
-    return k[21 + 2 * ci], k[22 + 2 * ci]
+    return k[24 + 2 * ci], k[25 + 2 * ci]
 end
 
 -- removes line id entirely: record, index entries, number, owner, device
@@ -62,6 +63,36 @@ local function users_lines_unchanged(k, uid, oldlines)
         return {0, 'changed'}
     end
     return nil
+end
+
+-- a msgpack map as a table, or nil
+local function users_unpack(blob)
+    local ok, t = pcall(cmsgpack.unpack, blob or '')
+    if ok and type(t) == 'table' then
+        return t
+    end
+    return nil
+end
+
+-- the context of a stored line, or nil
+local function users_line_context(blob)
+    local l = users_unpack(blob)
+    return l and type(l.protocol) == 'table' and l.protocol.context or nil
+end
+
+-- removes the voicemail of user uid: record, mailbox index, context reference
+local function users_vm_remove(k, uid)
+    local vm = users_unpack(redis.call('HGET', k[21], uid))
+    if vm then
+        local key = (vm.mailbox or '') .. '@' .. (vm.context or '')
+        if redis.call('HGET', k[22], key) == uid then
+            redis.call('HDEL', k[22], key)
+        end
+        if (vm.context or '') ~= '' then
+            xws_refs_add(k[15], vm.context, -1)
+        end
+    end
+    redis.call('HDEL', k[21], uid)
 end
 
 local function users_field(name, idx)
@@ -105,6 +136,7 @@ local function users_put(k, a)
         end
     end
     local final, keep, newids = {}, {}, {}
+    local firstctx = nil
     if setlines then
         local nextline = tonumber(redis.call('GET', k[9]) or '0') or 0
         local numbers_seen, names_seen, attached = {}, {}, {}
@@ -131,6 +163,7 @@ local function users_put(k, a)
                     end
                 end
                 attached[id] = true
+                firstctx = firstctx or users_line_context(blob)
                 final[#final + 1] = id
                 keep[id] = true
             else
@@ -167,12 +200,56 @@ local function users_put(k, a)
                     err[3] = users_field(err[3] == 'protocol.context' and 'context' or 'name', idx)
                     return err
                 end
+                firstctx = firstctx or ctxname
                 final[#final + 1] = id
                 newids[#newids + 1] = r
             end
         end
     end
+    -- the voicemail: its context is the given one, else the first line's, else 'default'
+    local vm, vmkey = nil, nil
+    if a[15] ~= '' then
+        vm = users_unpack(a[15])
+        if not vm then
+            return xws_fail(500, 'internal_error', '', 'the voicemail record is malformed')
+        end
+        if (vm.context or '') == '' then
+            if not setlines then
+                local cur = string.match(redis.call('HGET', k[17], uid) or '', '[^,]+')
+                firstctx = cur and users_line_context(redis.call('HGET', k[10], cur))
+            end
+            vm.context = firstctx or 'default'
+        end
+        if redis.call('HEXISTS', k[14], vm.context) == 0 then
+            return xws_fail(400, 'unknown_reference', 'voicemail.context', 'no context is named ' .. vm.context)
+        end
+        vmkey = vm.mailbox .. '@' .. vm.context
+        local owner = redis.call('HGET', k[22], vmkey)
+        if owner and owner ~= uid then
+            return xws_fail(400, 'already_exists', 'voicemail.mailbox',
+                'mailbox ' .. vm.mailbox .. ' of context ' .. vm.context .. ' belongs to user ' .. owner)
+        end
+    end
     -- writes: the user
+    if vm then
+        local u = users_unpack(rec)
+        if not u then
+            return xws_fail(500, 'internal_error', '', 'the user record is malformed')
+        end
+        local vmid = tonumber(u.voicemailid) or 0
+        if vmid <= 0 then
+            vmid = redis.call('INCR', k[23])
+        end
+        u.voicemailid = vmid
+        u.enablevoicemail = true
+        rec = cmsgpack.pack(u)
+        if not adding then
+            users_vm_remove(k, uid)
+        end
+        redis.call('HSET', k[21], uid, cmsgpack.pack(vm))
+        redis.call('HSET', k[22], vmkey, uid)
+        xws_refs_add(k[15], vm.context, 1)
+    end
     if adding then
         redis.call('INCR', k[2])
     end
@@ -242,6 +319,7 @@ local function users_remove(k, lk, kinds, uid, login, ent, oldlines)
         xws_refs_add(k[7], ent, -1)
     end
     redis.call('HDEL', k[8], uid)
+    users_vm_remove(k, uid)
 end
 
 -- delete. ARGV after the ttl: {{uid, user read, login (folded), entity id, old lines}, ...}, kinds,
@@ -286,9 +364,9 @@ local function users_del(k, a)
     return {200}
 end
 
--- read, in one atomic step. KEYS: user:data, line:byuser, line:data, line:device, entity:data;
--- ARGV[1]: a user id, or '' for all. Returns {uid, record, {line id, line record, device, ...},
--- entity record or '', ...}.
+-- read, in one atomic step. KEYS: user:data, line:byuser, line:data, line:device, entity:data,
+-- user:voicemail; ARGV[1]: a user id, or '' for all. Returns {uid, record, {line id, line record,
+-- device, ...}, entity record or '' (one user only), voicemail record or '', ...}.
 local function users_read(k, a)
     local ids, recs = {}, {}
     if a[1] == '' then
@@ -324,6 +402,7 @@ local function users_read(k, a)
         out[#out + 1] = recs[i]
         out[#out + 1] = lines
         out[#out + 1] = ent
+        out[#out + 1] = redis.call('HGET', k[6], uid) or ''
     end
     return out
 end
