@@ -280,3 +280,55 @@ static const svc_field_t s_body_fields[] = {
     {.name = "linefeatures", .kind = SVC_ROWS, .flags = SVC_F_DATA | SVC_F_FALSE_IN, .max_len = 64, .sub = &users_lf_table},
 };
 const svc_table_t users_body_table = SVC_TABLE(s_body_fields);
+
+/* ---- phonefunckey rows and queueskills, stored together in user:extra -------------------------------- */
+
+static const char *const s_fktypes[] = {"user", "group", "queue", "meetme", "extension", "custom", "bsfilter", "agent", NULL};
+
+static const svc_field_t s_fk_fields[] = {
+    {.name = "fknum", .kind = SVC_INT, .flags = SVC_F_DATA | SVC_F_REQUIRED, .min = 1, .max = 999},
+    {.name = "type", .kind = SVC_ENUM, .flags = SVC_F_DATA | SVC_F_REQUIRED, .choices = s_fktypes},
+    {.name = "typeval", .kind = SVC_TEXT, .flags = SVC_F_DATA, .max_len = 255},
+    {.name = "supervision", .kind = SVC_BOOL, .flags = SVC_F_DATA, .def = "false"},
+    {.name = "label", .kind = SVC_TEXT, .flags = SVC_F_DATA, .max_len = 32},
+};
+static const svc_table_t s_fk_table = SVC_TABLE(s_fk_fields);
+
+static const svc_field_t s_skill_fields[] = {
+    {.name = "id", .kind = SVC_INT, .flags = SVC_F_DATA | SVC_F_REQUIRED, .min = 1, .max = 999999999},
+    {.name = "weight", .kind = SVC_INT, .flags = SVC_F_DATA | SVC_F_REQUIRED, .min = 0, .max = 100},
+};
+static const svc_table_t s_skill_table = SVC_TABLE(s_skill_fields);
+
+/* fknum unique per user, skill ids unique */
+static int s_extra_unique(svc_ctx_t *ctx, svc_record_t *rec)
+{
+    static const char *const groups[][2] = {{"phonefunckey", "fknum"}, {"queueskills", "id"}};
+    for (size_t g = 0; g < 2; g++) {
+        size_t n = svc_record_count(rec, groups[g][0]);
+        for (size_t i = 0; i < n; i++) {
+            svc_record_t *a = svc_record_at(rec, groups[g][0], i);
+            for (size_t j = 0; j < i; j++) {
+                if (svc_record_int(svc_record_at(rec, groups[g][0], j), groups[g][1]) == svc_record_int(a, groups[g][1]))
+                    return svc_record_error_or_reply(ctx, a, groups[g][1], "already_exists", "%s %lld is given twice", groups[g][1],
+                                                     svc_record_int(a, groups[g][1]));
+            }
+        }
+    }
+    return 0;
+}
+
+static const svc_field_t s_extra_fields[] = {
+    {.name = "phonefunckey",
+     .kind = SVC_ROWS,
+     .flags = SVC_F_DATA | SVC_F_FALSE_IN | SVC_F_FALSE_OUT,
+     .max_len = 999,
+     .sub = &s_fk_table},
+    {.name = "queueskills",
+     .kind = SVC_LIST,
+     .flags = SVC_F_DATA | SVC_F_FALSE_IN | SVC_F_FALSE_OUT,
+     .max_len = 1000,
+     .sub = &s_skill_table},
+};
+static const svc_rule_t s_extra_rules[] = {{.kind = SVC_RULE_CHECK, .check = s_extra_unique}};
+const svc_table_t users_extra_table = SVC_TABLE(s_extra_fields, SVC_RULES(s_extra_rules));

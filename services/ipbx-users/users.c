@@ -11,7 +11,7 @@
 #include "lines.h"
 #include "users.h"
 
-#define USERS_NKEYS 22 /* KEYS of a write after the write id, before the number keys (lua/users.lua) */
+#define USERS_NKEYS 23 /* KEYS of a write after the write id, before the number keys (lua/users.lua) */
 #define LINES_PROVISIONING_BASE 100000
 
 static const char *const s_list_deps[] = {"users", NULL};
@@ -37,6 +37,7 @@ typedef struct {
     size_t nlines;
     const redisReply *entity; /* the entity record (view only), "" when none */
     const redisReply *vm;     /* the voicemail record, "" when none */
+    const redisReply *extra;  /* phonefunckey and queueskills, "" when none */
 } s_user_t;
 
 static void s_user_free(s_user_t *u)
@@ -66,28 +67,30 @@ static long long s_parse_ll(const char *s, size_t len)
 /* reads user id (0: all) through ipbx_users_read (with etag: the ETag first, 304 → -1). 0 with *out, or -1 with the reply set */
 static int s_read_or_reply(svc_ctx_t *ctx, long long id, int etag, redisReply **out)
 {
-    const char *keys[6] = {svc_key(ctx, "user:data"),   svc_key(ctx, "line:byuser"), svc_key(ctx, "line:data"),
-                           svc_key(ctx, "line:device"), svc_key(ctx, "entity:data"), svc_key(ctx, "user:voicemail")};
+    const char *keys[7] = {svc_key(ctx, "user:data"),   svc_key(ctx, "line:byuser"), svc_key(ctx, "line:data"),
+                           svc_key(ctx, "line:device"), svc_key(ctx, "entity:data"), svc_key(ctx, "user:voicemail"),
+                           svc_key(ctx, "user:extra")};
     const char *ids = id > 0 ? svc_ctx_printf(ctx, "%lld", id) : "";
     redisReply *r = NULL;
     *out = NULL;
     if (etag) {
-        const char *argv[] = {"FCALL_RO", "ipbx_users_read", "6", keys[0], keys[1], keys[2], keys[3], keys[4], keys[5], ids};
-        int e = svc_etag_prefetch_or_reply(ctx, s_read_deps, 10, argv, &r);
+        const char *argv[] = {"FCALL_RO", "ipbx_users_read", "7",     keys[0], keys[1], keys[2],
+                              keys[3],    keys[4],           keys[5], keys[6], ids};
+        int e = svc_etag_prefetch_or_reply(ctx, s_read_deps, 11, argv, &r);
         if (e != 0)
             return e;
     } else {
-        r = svc_redis_fcall(ctx->redis, 1, "ipbx_users_read", 6, keys, 1, &ids, NULL);
+        r = svc_redis_fcall(ctx->redis, 1, "ipbx_users_read", 7, keys, 1, &ids, NULL);
     }
-    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements % 5 != 0) {
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements % 6 != 0) {
         svc_reply_redis_failure(ctx, r, "reading users");
         freeReplyObject(r);
         return -1;
     }
     for (size_t i = 0; i < r->elements; i++) {
         const redisReply *e = r->element[i];
-        int ok = i % 5 == 2 ? e->type == REDIS_REPLY_ARRAY && e->elements % 3 == 0 : e->type == REDIS_REPLY_STRING;
-        for (size_t j = 0; ok && i % 5 == 2 && j < e->elements; j++)
+        int ok = i % 6 == 2 ? e->type == REDIS_REPLY_ARRAY && e->elements % 3 == 0 : e->type == REDIS_REPLY_STRING;
+        for (size_t j = 0; ok && i % 6 == 2 && j < e->elements; j++)
             ok = e->element[j]->type == REDIS_REPLY_STRING;
         if (!ok) {
             freeReplyObject(r);
@@ -101,7 +104,7 @@ static int s_read_or_reply(svc_ctx_t *ctx, long long id, int etag, redisReply **
 /* loads user i of a read reply. 0, or -1 with the reply set */
 static int s_user_load_or_reply(svc_ctx_t *ctx, const redisReply *r, size_t i, s_user_t *u)
 {
-    const redisReply *const *e = (const redisReply *const *)&r->element[5 * i];
+    const redisReply *const *e = (const redisReply *const *)&r->element[6 * i];
     memset(u, 0, sizeof(*u));
     u->id = s_parse_ll(e[0]->str, e[0]->len);
     u->uf = svc_record_new(&users_uf_table);
@@ -112,6 +115,7 @@ static int s_user_load_or_reply(svc_ctx_t *ctx, const redisReply *r, size_t i, s
     u->bloblen = e[1]->len;
     u->entity = e[3];
     u->vm = e[4];
+    u->extra = e[5];
     u->nlines = e[2]->elements / 3;
     u->lines = svc_calloc(u->nlines + 1, sizeof(*u->lines));
     for (size_t j = 0; j < u->nlines; j++) {
@@ -177,7 +181,7 @@ static int s_search(svc_ctx_t *ctx)
         return -1;
     char etag[sizeof(ctx->etag)];
     memcpy(etag, ctx->etag, sizeof(etag));
-    size_t n = r->elements / 5, nsel = 0, tl = strlen(t);
+    size_t n = r->elements / 6, nsel = 0, tl = strlen(t);
     s_user_t *users = svc_calloc(n + 1, sizeof(*users));
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
@@ -211,7 +215,7 @@ static int s_read_one_or_reply(svc_ctx_t *ctx, long long id, int etag, redisRepl
     int rc = s_read_or_reply(ctx, id, etag, r);
     if (rc != 0)
         return rc;
-    if ((*r)->elements < 5)
+    if ((*r)->elements < 6)
         return svc_reply_error(ctx, 404, "not_found", "id", "no user has id %lld", id);
     return s_user_load_or_reply(ctx, *r, 0, u);
 }
@@ -292,11 +296,18 @@ static int s_view(svc_ctx_t *ctx)
         else
             msgpack_pack_false(pk);
         svc_record_destroy(&vm);
-        static const char *const empty[] = {"dialaction", "groupmember", "queuemember", "phonefunckey", "queueskills", "pickup"};
+        static const char *const empty[] = {"dialaction", "groupmember", "queuemember"};
         for (size_t i = 0; i < sizeof(empty) / sizeof(empty[0]); i++) {
             svc_mp_cstr(pk, empty[i]);
             msgpack_pack_false(pk);
         }
+        svc_record_t *extra = svc_record_new(&users_extra_table);
+        if (u.extra->len == 0 || svc_record_load_stored(extra, u.extra->str, u.extra->len) != 0)
+            svc_record_defaults(extra);
+        svc_record_render_fields(extra, pk); /* phonefunckey, queueskills */
+        svc_record_destroy(&extra);
+        svc_mp_cstr(pk, "pickup");
+        msgpack_pack_false(pk);
         memcpy(ctx->etag, etag, sizeof(etag));
     }
     s_user_free(&u);
@@ -330,10 +341,10 @@ static const char **s_write_keys(svc_ctx_t *ctx, const s_ctxs_t *c, size_t *nkey
     *nkeys = USERS_NKEYS + 2 * c->n;
     const char **keys = svc_calloc(*nkeys + 1, sizeof(*keys));
     static const char *const names[USERS_NKEYS] = {
-        "user:seq",      "user:data",      "ver:users",         "user:login",   "entity:data", "entity:refs",
-        "user:identity", "line:seq",       "line:data",         "ver:lines",    "line:refs",   "line:name",
-        "context:data",  "context:refs",   "line:owner",        "line:byuser",  "line:device", "line:bydevice",
-        "ver:devices",   "user:voicemail", "voicemail:mailbox", "voicemail:seq"};
+        "user:seq",      "user:data",      "ver:users",         "user:login",    "entity:data", "entity:refs",
+        "user:identity", "line:seq",       "line:data",         "ver:lines",     "line:refs",   "line:name",
+        "context:data",  "context:refs",   "line:owner",        "line:byuser",   "line:device", "line:bydevice",
+        "ver:devices",   "user:voicemail", "voicemail:mailbox", "voicemail:seq", "user:extra"};
     for (size_t i = 0; i < USERS_NKEYS; i++)
         keys[i] = svc_key(ctx, names[i]);
     for (size_t i = 0; i < c->n; i++) {
@@ -593,6 +604,18 @@ static int s_put(svc_ctx_t *ctx, const msgpack_object *body, const s_user_t *old
     const msgpack_object *vmo = svc_mp_get(body, "voicemail"), *vmf = svc_mp_get(body, "vmfeatures");
     if (rc == 0 && vmo != NULL && vmo->type != MSGPACK_OBJECT_NIL)
         rc = s_voicemail_or_reply(ctx, vmo, vmf, old, &vmblob, &vmlen);
+    svc_record_t *extra = svc_record_new(&users_extra_table);
+    if (rc == 0 && old != NULL && old->extra->len > 0 && svc_record_load_stored(extra, old->extra->str, old->extra->len) != 0)
+        rc = svc_reply_internal(ctx, "user %lld: corrupt record", old->id);
+    if (rc == 0)
+        rc = svc_record_load_body_or_reply(ctx, extra, body);
+    if (rc == 0) {
+        svc_record_defaults(extra);
+        rc = svc_record_check_or_reply(ctx, extra);
+    }
+    size_t extralen = 0;
+    const char *extrablob = rc == 0 ? svc_record_blob(ctx, extra, &extralen) : "";
+    svc_record_destroy(&extra);
     const msgpack_object *lfo = svc_mp_get(body, "linefeatures");
     int setlines = old == NULL || (lfo != NULL && lfo->type != MSGPACK_OBJECT_NIL);
     s_ctxs_t c = {NULL, 0, 0};
@@ -612,8 +635,8 @@ static int s_put(svc_ctx_t *ctx, const msgpack_object *body, const s_user_t *old
     if (rc == 0) {
         size_t nkeys;
         const char **keys = s_write_keys(ctx, &c, &nkeys);
-        const char *args[14];
-        size_t lens[14];
+        const char *args[15];
+        size_t lens[15];
         args[0] = old != NULL ? svc_ctx_printf(ctx, "%lld", old->id) : "";
         args[1] = old != NULL ? old->blob : "";
         lens[1] = old != NULL ? old->bloblen : 0;
@@ -636,7 +659,9 @@ static int s_put(svc_ctx_t *ctx, const msgpack_object *body, const s_user_t *old
                 lens[i] = strlen(args[i]);
         args[13] = vmblob;
         lens[13] = vmlen;
-        rc = svc_write_cas(ctx, conflict, "ipbx_users_put", (int)nkeys, keys, 14, args, lens);
+        args[14] = extrablob;
+        lens[14] = extralen;
+        rc = svc_write_cas(ctx, conflict, "ipbx_users_put", (int)nkeys, keys, 15, args, lens);
         free(keys);
     }
     msgpack_sbuffer_destroy(&oldsb);
@@ -684,7 +709,7 @@ static int s_edit(svc_ctx_t *ctx)
 /* ipbx_users_del over the users of reply r (all: deleteall). 0 or -1 with the reply set, *conflict */
 static int s_del(svc_ctx_t *ctx, const redisReply *r, int all, int *conflict)
 {
-    size_t n = r->elements / 5;
+    size_t n = r->elements / 6;
     s_ctxs_t c = {NULL, 0, 0};
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
@@ -729,7 +754,7 @@ static int s_delete(svc_ctx_t *ctx)
     for (int attempt = 0; attempt < 10; attempt++) {
         redisReply *r = NULL;
         int rc = s_read_or_reply(ctx, id, 0, &r), conflict = 0;
-        if (rc == 0 && r->elements < 5)
+        if (rc == 0 && r->elements < 6)
             rc = svc_reply_error(ctx, 404, "not_found", "id", "no user has id %lld", id);
         if (rc == 0)
             rc = s_del(ctx, r, 0, &conflict);

@@ -23,6 +23,8 @@ extern const svc_table_t users_lf_table;
 extern const svc_table_t users_vm_table;
 /* vmfeatures of a request body ({"skipcheckpass"}). */
 extern const svc_table_t users_vmf_table;
+/* phonefunckey (rows) and queueskills of a user (stored in user:extra). */
+extern const svc_table_t users_extra_table;
 /* A request body: {"userfeatures": {...}, "linefeatures": {column: [...]}}. */
 extern const svc_table_t users_body_table;
 

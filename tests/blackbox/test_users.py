@@ -296,6 +296,17 @@ BAD = [
     ({"userfeatures": {"firstname": "A"}, "voicemail": {"mailbox": "8000", "fullname": "A"}}, "already_exists",
      "voicemail.mailbox"),
     ({"userfeatures": {"firstname": "A"}, "voicemail": "x"}, "invalid_value", "voicemail"),
+    ({"userfeatures": {"firstname": "A"}, "phonefunckey": {"fknum": ["1000"], "type": ["user"]}}, "out_of_range",
+     "phonefunckey.fknum[0]"),
+    ({"userfeatures": {"firstname": "A"}, "phonefunckey": {"fknum": ["1", "1"], "type": ["user", "group"]}},
+     "already_exists", "phonefunckey.fknum[1]"),
+    ({"userfeatures": {"firstname": "A"}, "phonefunckey": {"fknum": ["1"], "type": ["phone"]}}, "invalid_value",
+     "phonefunckey.type[0]"),
+    ({"userfeatures": {"firstname": "A"}, "phonefunckey": {"fknum": ["1"]}}, "missing_field", "phonefunckey.type[0]"),
+    ({"userfeatures": {"firstname": "A"}, "queueskills": [{"id": 1, "weight": 101}]}, "out_of_range",
+     "queueskills[0].weight"),
+    ({"userfeatures": {"firstname": "A"}, "queueskills": [{"id": 1, "weight": 1}, {"id": 1, "weight": 2}]},
+     "already_exists", "queueskills[1].id"),
     ({"userfeatures": {"firstname": "A"}, "linefeatures": {"protocol": ["sip", "sip"], "context": ["default", "default"],
                                                            "number": ["150", "150"]}}, "number_taken",
      "linefeatures.number[1]"),
@@ -669,6 +680,8 @@ DOC_FULL_UF = {
 }
 DOC_FULL_VM = {"fullname": "John Doe", "mailbox": "666", "password": "0000", "email": "jdoe@proformatique.com",
                "tz": "eu-fr", "attach": "1", "deletevoicemail": "1"}
+DOC_FULL_FK = {"fknum": ["13", "14", "15", "17", "18"], "type": ["user", "extension", "meetme", "group", "queue"],
+               "typeval": ["41", "extenfeatures-vmusermsg", "3", "2", "1"], "supervision": ["1", "0", "0", "0", "0"]}
 DOC_FULL_LF = {k: [""] for k in ("id", "protocol", "name", "context", "number", "rules_type", "rules_time",
                                  "rules_order", "rules_group")}
 
@@ -687,7 +700,8 @@ def test_document_full_example_userfeatures(system):
     ent = min(e["id"] for e in call(system, "list", path=ENTITY).json())
     uf = dict(DOC_FULL_UF, entityid=str(ent))
     uid = add_ok(system, {"userfeatures": uf, "linefeatures": DOC_FULL_LF, "voicemail": DOC_FULL_VM,
-                          "vmfeatures": {"skipcheckpass": "1"}})
+                          "vmfeatures": {"skipcheckpass": "1"}, "phonefunckey": DOC_FULL_FK,
+                          "queueskills": [{"id": 5, "weight": 22}, {"id": 2, "weight": 97}]})
     got = view(system, uid)
     assert got["linefeatures"] is False  # the all-empty template row is ignored
     assert got["voicemail"] == {"mailbox": "666", "fullname": "John Doe", "password": "0000",
@@ -706,6 +720,20 @@ def test_document_full_example_userfeatures(system):
         else:
             assert e[k] == sent, k
     assert e["callerid"] == '"John Doe"'
+    assert got["phonefunckey"] == [
+        {"fknum": 13, "type": "user", "typeval": "41", "supervision": True, "label": ""},
+        {"fknum": 14, "type": "extension", "typeval": "extenfeatures-vmusermsg", "supervision": False, "label": ""},
+        {"fknum": 15, "type": "meetme", "typeval": "3", "supervision": False, "label": ""},
+        {"fknum": 17, "type": "group", "typeval": "2", "supervision": False, "label": ""},
+        {"fknum": 18, "type": "queue", "typeval": "1", "supervision": False, "label": ""}]
+    assert got["queueskills"] == [{"id": 5, "weight": 22}, {"id": 2, "weight": 97}]
+    # an edit without them keeps them; given, they replace the stored ones
+    assert call(system, "edit", {"userfeatures": {"lastname": "Roe"}}, id=uid).status == 200
+    assert view(system, uid)["queueskills"] == got["queueskills"]
+    r = call(system, "edit", {"queueskills": [{"id": 7, "weight": "0"}], "phonefunckey": False}, id=uid)
+    assert r.status == 200, r
+    v = view(system, uid)
+    assert (v["queueskills"], v["phonefunckey"]) == ([{"id": 7, "weight": 0}], False)
 
 
 @pytest.mark.skipif(not N_FILES, reason="JSONTestSuite corpus not found at %s" % JSON_SUITE)

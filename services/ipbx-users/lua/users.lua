@@ -11,8 +11,8 @@
 --   8 user:identity
 --   9 line:seq     10 line:data    11 ver:lines    12 line:refs    13 line:name    14 context:data
 --  15 context:refs 16 line:owner   17 line:byuser  18 line:device  19 line:bydevice 20 ver:devices
---  21 user:voicemail  22 voicemail:mailbox  23 voicemail:seq
---  24, 25 context:numbers:<ctx>, context:numidx:<ctx> of context 0; 26, 27 of context 1; ...
+--  21 user:voicemail  22 voicemail:mailbox  23 voicemail:seq  24 user:extra
+--  25, 26 context:numbers:<ctx>, context:numidx:<ctx> of context 0; 27, 28 of context 1; ...
 --
 -- Lines are described by the worker:
 --   an old line (one the user has now): {id, record read, index entries, context index, number}
@@ -28,7 +28,7 @@ end
 
 local function users_numkeys(k, ci)
     ci = tonumber(ci) or 0
-    return k[24 + 2 * ci], k[25 + 2 * ci]
+    return k[25 + 2 * ci], k[26 + 2 * ci]
 end
 
 -- removes line id entirely: record, index entries, number, owner, device
@@ -101,7 +101,8 @@ end
 
 -- put (add and edit). ARGV after the ttl: uid ('' to add), user read ('' to add), new user,
 -- old login (folded), new login (folded), old entity id, new entity id, identity, lines mode
--- ('' untouched, 'set' the rows are the complete new set), old lines, new rows, kinds, messages
+-- ('' untouched, 'set' the rows are the complete new set), old lines, new rows, kinds, messages,
+-- voicemail ('' untouched), phonefunckey and queueskills (user:extra)
 local function users_put(k, a)
     local uid, old, rec = a[2], a[3], a[4]
     local ologin, nlogin, oent, nent, ident = a[5], a[6], a[7], a[8], a[9]
@@ -269,6 +270,7 @@ local function users_put(k, a)
         xws_refs_add(k[7], nent, 1)
     end
     redis.call('HSET', k[8], uid, ident)
+    redis.call('HSET', k[24], uid, a[16])
     -- its lines
     if setlines then
         for _, l in ipairs(oldlines) do
@@ -319,6 +321,7 @@ local function users_remove(k, lk, kinds, uid, login, ent, oldlines)
         xws_refs_add(k[7], ent, -1)
     end
     redis.call('HDEL', k[8], uid)
+    redis.call('HDEL', k[24], uid)
     users_vm_remove(k, uid)
 end
 
@@ -365,7 +368,7 @@ local function users_del(k, a)
 end
 
 -- read, in one atomic step. KEYS: user:data, line:byuser, line:data, line:device, entity:data,
--- user:voicemail; ARGV[1]: a user id, or '' for all. Returns {uid, record, {line id, line record,
+-- user:voicemail, user:extra; ARGV[1]: a user id, or '' for all. Returns {uid, record, {line id, line record,
 -- device, ...}, entity record or '' (one user only), voicemail record or '', ...}.
 local function users_read(k, a)
     local ids, recs = {}, {}
@@ -403,6 +406,7 @@ local function users_read(k, a)
         out[#out + 1] = lines
         out[#out + 1] = ent
         out[#out + 1] = redis.call('HGET', k[6], uid) or ''
+        out[#out + 1] = redis.call('HGET', k[7], uid) or ''
     end
     return out
 end
