@@ -522,6 +522,12 @@ def test_edit_replaces_the_line_set(system):
     assert l140 not in [l["id"] for l in lines(system)]
     assert "140" not in numbers(system)
     assert set(numbers(system)) == {"141", "142", "143"}
+    # a new line may take the number of a line the same edit removes
+    r = call(system, "edit", {"linefeatures": {"protocol": ["sip"], "context": ["default"], "number": ["141"]}}, id=uid)
+    assert r.status == 200, r
+    [l] = view(system, uid)["linefeatures"]
+    assert l["number"] == "141" and l["id"] not in (l141, free)
+    assert numbers(system) == {"141": "user:line/%d" % l["id"]}
     # an empty set detaches... by deleting every line (the original's behaviour)
     assert call(system, "edit", {"linefeatures": False}, id=uid).status == 200
     assert view(system, uid)["linefeatures"] is False

@@ -141,6 +141,19 @@ local function users_put(k, a)
     if setlines then
         local nextline = tonumber(redis.call('GET', k[9]) or '0') or 0
         local numbers_seen, names_seen, attached = {}, {}, {}
+        -- the numbers of the lines this edit removes are free for the new lines of the same call
+        local kept, freed = {}, {}
+        for _, r in ipairs(rows) do
+            if r[1] == 'attach' then
+                kept[r[2]] = true
+            end
+        end
+        for _, l in ipairs(oldlines) do
+            local lctx = users_line_context(l[2])
+            if not kept[l[1]] and (l[5] or '') ~= '' and lctx then
+                freed[lctx .. '\0' .. l[5]] = 'line/' .. l[1]
+            end
+        end
         for i, r in ipairs(rows) do
             if r[1] == 'attach' then
                 local id, num, idx = r[2], r[3] or '', r[4]
@@ -184,7 +197,8 @@ local function users_put(k, a)
                     end
                     numbers_seen[seen] = true
                     local numbers = users_numkeys(k, ci)
-                    local err = xws_number_check(numbers, k[14], ctxname, num, 'user', 'line/' .. id, users_field('number', idx))
+                    local err = xws_number_check(numbers, k[14], ctxname, num, 'user', freed[seen] or ('line/' .. id),
+                        users_field('number', idx))
                     if err then
                         return err
                     end
