@@ -1,7 +1,8 @@
 /*
  * svc_number - the number and reference rules shared by every service that owns numbered objects
  * (lines, groups, queues, meetmes, incalls): which numbers are taken in a context, the ranges of
- * a context, and the free-number walk. The writes are Lua helpers of the prelude, called by a
+ * a context, and the sorted index of used numbers that the extensions service walks (its free-number
+ * search lives there). The writes are Lua helpers of the prelude, called by a
  * service's own write function in the same atomic call as its object:
  *
  *     local err = xws_number_check(numbers, ctxdata, ctx, num, 'user', 'line/' .. id, 'linefeatures.number')
@@ -48,16 +49,6 @@ int svc_number_in_range(const char *num, const svc_range_t *r);
  * "context" for an unknown context, 400 invalid_value "obj" for an unknown type, 500).
  */
 int svc_context_ranges_or_reply(svc_ctx_t *ctx, const char *context, const char *type, svc_range_t **out, size_t *n);
-
-/*
- * The free numbers of type in context name, ascending, without duplicates, at most limit (0: no
- * limit), those whose decimal text contains `contains` when it is not NULL: every number of the
- * type's ranges that no object of any type uses. The used numbers are read per range from the
- * sorted index (ZRANGEBYSCORE), so the cost follows the answer, not the size of the ranges.
- * *out (n entries, freed by the caller). 0, or -1 with the reply set.
- */
-int svc_numbers_free_or_reply(svc_ctx_t *ctx, const char *context, const char *type, const char *contains, size_t limit,
-                              long long **out, size_t *n);
 
 void svc_number_test(void);
 
