@@ -102,52 +102,10 @@ int gw_msg_inm_matches(const char *inm, size_t inm_len, const char *etag, size_t
     return 0;
 }
 
-/*
- * Appends s as a JSON string, escaped as xws_msgpack_to_json escapes it. Returns 0, or -1 (out
- * partly written) when s is not UTF-8, which has no JSON form.
- */
+/* Appends s as a JSON string (xws_json_string): 0, or -1 when s is not UTF-8. */
 static int s_json_str(xws_buf_t *out, const char *s)
 {
-    size_t n = strlen(s);
-    if (!gw_utf8_valid(s, n))
-        return -1;
-    xws_buf_add(out, "\"", 1);
-    size_t run = 0; /* start of the pending run of bytes that need no escape */
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\')
-            continue;
-        xws_buf_add(out, s + run, i - run);
-        run = i + 1;
-        switch (c) {
-        case '"':
-            xws_buf_add(out, "\\\"", 2);
-            break;
-        case '\\':
-            xws_buf_add(out, "\\\\", 2);
-            break;
-        case '\b':
-            xws_buf_add(out, "\\b", 2);
-            break;
-        case '\f':
-            xws_buf_add(out, "\\f", 2);
-            break;
-        case '\n':
-            xws_buf_add(out, "\\n", 2);
-            break;
-        case '\r':
-            xws_buf_add(out, "\\r", 2);
-            break;
-        case '\t':
-            xws_buf_add(out, "\\t", 2);
-            break;
-        default:
-            xws_buf_addf(out, "\\u%04x", c);
-        }
-    }
-    xws_buf_add(out, s + run, n - run);
-    xws_buf_add(out, "\"", 1);
-    return 0;
+    return xws_json_string(out, s, strlen(s));
 }
 
 /*

@@ -142,7 +142,7 @@ static int s_utf8_ok(const unsigned char *p, size_t n)
     return 1;
 }
 
-static int s_string(xws_buf_t *out, const char *s, size_t n)
+int xws_json_string(xws_buf_t *out, const char *s, size_t n)
 {
     if (!s_utf8_ok((const unsigned char *)s, n))
         return -1;
@@ -237,7 +237,7 @@ static int s_render(const msgpack_object *o, xws_buf_t *out, int depth)
     case MSGPACK_OBJECT_FLOAT64:
         return s_real(out, o->via.f64);
     case MSGPACK_OBJECT_STR:
-        return s_string(out, o->via.str.ptr, o->via.str.size);
+        return xws_json_string(out, o->via.str.ptr, o->via.str.size);
     case MSGPACK_OBJECT_ARRAY:
         if (depth + 1 > XWS_MAX_DEPTH)
             return -1;
@@ -262,7 +262,7 @@ static int s_render(const msgpack_object *o, xws_buf_t *out, int depth)
                 return -1;
             if (i != 0)
                 xws_buf_add(out, ",", 1);
-            if (s_string(out, kv->key.via.str.ptr, kv->key.via.str.size) != 0)
+            if (xws_json_string(out, kv->key.via.str.ptr, kv->key.via.str.size) != 0)
                 return -1;
             xws_buf_add(out, ":", 1);
             if (s_render(&kv->val, out, depth + 1) != 0)

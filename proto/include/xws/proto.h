@@ -203,6 +203,11 @@ int xws_json_to_msgpack(const char *json, size_t len, msgpack_sbuffer *out, char
  * (bin, ext, non-str key, NUL in a key, invalid UTF-8, u64 > INT64_MAX, NaN/Inf, depth >
  * XWS_MAX_DEPTH); on -1 out may hold a partial rendering (reset it).
  */
+/*
+ * Appends s/n as a JSON string, escaped exactly as xws_msgpack_to_json escapes strings. Returns 0,
+ * or -1 (out unchanged) when s is not valid UTF-8, which has no JSON form.
+ */
+int xws_json_string(xws_buf_t *out, const char *s, size_t n);
 int xws_msgpack_to_json(const msgpack_object *o, xws_buf_t *out);
 
 /* ---- frames ----------------------------------------------------------------------------------- */
