@@ -174,7 +174,7 @@ void gw_broker_test(void)
     /* a READY for a service the gateway does not route is answered with DISCONNECT */
     zsock_t *stranger = s_worker("unrouted", 1, "stranger", NULL);
     s_pump(&x, 20);
-    GW_CHECK(s_recv(&x, stranger, 500, got, &ngot) == -1 && ngot == 0);
+    GW_CHECK(s_recv(&x, stranger, 30000, got, &ngot) == -1 && ngot == 0);
     zsock_destroy(&stranger);
 
     /* READY and credit: A takes 2 at once, the third waits in the queue */
@@ -185,7 +185,7 @@ void gw_broker_test(void)
     GW_CHECK(s_submit(b, &j[3], "svc", "e3") == GW_SUBMIT_OK && gw_broker_pending(b) == 3);
     GW_CHECK(j[1].ndone == 0 && gw_job_busy(&j[1].job)); /* never called back from inside submit */
     /* a worker without "batch" gets one REQUEST per message */
-    GW_CHECK(s_recv(&x, a, 1000, got, &ngot) == 1 && s_recv(&x, a, 1000, got, &ngot) == 1);
+    GW_CHECK(s_recv(&x, a, 30000, got, &ngot) == 1 && s_recv(&x, a, 1000, got, &ngot) == 1);
     GW_CHECK(s_recv(&x, a, 50, got, &ngot) == 0 && ngot == 2);
     GW_CHECK(strcmp(got[0].env, "e1") == 0 && strcmp(got[1].env, "e2") == 0 && got[0].key != got[1].key);
     char desc[512];
@@ -194,7 +194,7 @@ void gw_broker_test(void)
 
     /* a reply completes its job (exactly once) and frees the credit for the queued one */
     s_reply(a, got[0].key, "r1");
-    GW_CHECK(s_recv(&x, a, 1000, got, &ngot) == 1 && strcmp(got[2].env, "e3") == 0);
+    GW_CHECK(s_recv(&x, a, 30000, got, &ngot) == 1 && strcmp(got[2].env, "e3") == 0);
     GW_CHECK(j[1].ndone == 1 && j[1].outcome == GW_JOB_REPLY && strcmp(j[1].reply, "r1") == 0 && !gw_job_busy(&j[1].job));
     GW_CHECK(gw_broker_pending(b) == 2);
 
@@ -206,13 +206,13 @@ void gw_broker_test(void)
     zsock_t *bw = x.alive[1] = s_worker("svc", 3, "B", "batch");
     s_wait_workers(&x, "svc", 2);
     size_t first = ngot;
-    GW_CHECK(s_recv(&x, bw, 1000, got, &ngot) == 2);
+    GW_CHECK(s_recv(&x, bw, 30000, got, &ngot) == 2);
     GW_CHECK(strcmp(got[first].env, "e4") == 0 && strcmp(got[first + 1].env, "e5") == 0);
     uint64_t key4 = got[first].key, key5 = got[first + 1].key;
 
     /* B is the only one with credit: e6 goes to B (3 of 3 now) */
     GW_CHECK(s_submit(b, &j[6], "svc", "e6") == GW_SUBMIT_OK);
-    GW_CHECK(s_recv(&x, bw, 1000, got, &ngot) == 1 && strcmp(got[ngot - 1].env, "e6") == 0);
+    GW_CHECK(s_recv(&x, bw, 30000, got, &ngot) == 1 && strcmp(got[ngot - 1].env, "e6") == 0);
     uint64_t key6 = got[ngot - 1].key;
     /* the least loaded: A answers e2 (1 of 2 held), B answers e4 (2 of 3 held): e7 goes to A */
     s_reply(a, got[1].key, "r2");
@@ -220,7 +220,7 @@ void gw_broker_test(void)
     s_pump(&x, 20);
     GW_CHECK(j[2].ndone == 1 && strcmp(j[2].reply, "r2") == 0 && j[4].ndone == 1 && strcmp(j[4].reply, "r4") == 0);
     GW_CHECK(s_submit(b, &j[7], "svc", "e7") == GW_SUBMIT_OK);
-    GW_CHECK(s_recv(&x, a, 1000, got, &ngot) == 1 && strcmp(got[ngot - 1].env, "e7") == 0);
+    GW_CHECK(s_recv(&x, a, 30000, got, &ngot) == 1 && strcmp(got[ngot - 1].env, "e7") == 0);
     GW_CHECK(s_recv(&x, bw, 50, got, &ngot) == 0);
     s_reply(a, got[2].key, "r3");
     s_reply(a, got[ngot - 1].key, "r7");
@@ -232,7 +232,7 @@ void gw_broker_test(void)
     x.alive[1] = NULL;
     GW_CHECK(xws_send_disconnect(bw, NULL) == 0);
     s_wait_workers(&x, "svc", 1);
-    GW_CHECK(s_recv(&x, a, 1000, got, &ngot) == 1 && got[ngot - 1].key == key6 && strcmp(got[ngot - 1].env, "e6") == 0);
+    GW_CHECK(s_recv(&x, a, 30000, got, &ngot) == 1 && got[ngot - 1].key == key6 && strcmp(got[ngot - 1].env, "e6") == 0);
     GW_CHECK(j[6].ndone == 0);
     s_reply(a, key6, "r6");
     s_pump(&x, 20);
@@ -250,7 +250,7 @@ void gw_broker_test(void)
     GW_CHECK(!gw_job_busy(&j[8].job) && gw_broker_pending(b) == 0);
     GW_CHECK(s_recv(&x, a, 50, got, &ngot) == 0);
     GW_CHECK(s_submit(b, &j[9], "svc", "e9") == GW_SUBMIT_OK);
-    GW_CHECK(s_recv(&x, a, 1000, got, &ngot) == 1 && strcmp(got[ngot - 1].env, "e9") == 0);
+    GW_CHECK(s_recv(&x, a, 30000, got, &ngot) == 1 && strcmp(got[ngot - 1].env, "e9") == 0);
     gw_broker_cancel(b, &j[9].job);
     s_reply(a, got[ngot - 1].key, "r9");
     s_pump(&x, 20);
@@ -266,7 +266,7 @@ void gw_broker_test(void)
     GW_CHECK(gw_broker_submit_until(b, &j[10].job, "svc", "e10", 3, unow + 60) == GW_SUBMIT_OK);
     GW_CHECK(s_submit(b, &j[11], "svc", "e11") == GW_SUBMIT_OK);
     size_t before = ngot;
-    GW_CHECK(s_recv(&x, a, 1000, got, &ngot) == 1 && s_recv(&x, a, 1000, got, &ngot) == 1);
+    GW_CHECK(s_recv(&x, a, 30000, got, &ngot) == 1 && s_recv(&x, a, 1000, got, &ngot) == 1);
     uint64_t t0 = s_now_ms();
     while (j[10].ndone == 0 && s_now_ms() - t0 < 1000)
         s_pump(&x, 5);
@@ -287,12 +287,12 @@ void gw_broker_test(void)
 
     /* expiry: A falls silent holding e0; once it is forgotten, D gets e0 with the same key */
     GW_CHECK(s_submit(b, &j[0], "svc", "e0") == GW_SUBMIT_OK);
-    GW_CHECK(s_recv(&x, a, 1000, got, &ngot) == 1 && strcmp(got[ngot - 1].env, "e0") == 0);
+    GW_CHECK(s_recv(&x, a, 30000, got, &ngot) == 1 && strcmp(got[ngot - 1].env, "e0") == 0);
     uint64_t key0 = got[ngot - 1].key;
     x.alive[0] = NULL;
     zsock_t *d = x.alive[2] = s_worker("svc", 1, "D", NULL);
     s_wait_workers(&x, "svc", 2);
-    GW_CHECK(s_recv(&x, d, 1000, got, &ngot) == 1 && got[ngot - 1].key == key0 && strcmp(got[ngot - 1].env, "e0") == 0);
+    GW_CHECK(s_recv(&x, d, 30000, got, &ngot) == 1 && got[ngot - 1].key == key0 && strcmp(got[ngot - 1].env, "e0") == 0);
     s_wait_workers(&x, "svc", 1);
     s_reply(d, key0, "r0");
     s_pump(&x, 20);

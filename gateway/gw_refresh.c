@@ -307,7 +307,7 @@ void gw_refresh_test(void)
 
     /* no snapshot yet: the tick asks (without `since`), the answer is loaded */
     gw_refresh_tick(rf);
-    GW_CHECK(s_test_recv(&app, worker, 500, &key, &since) && since == 0);
+    GW_CHECK(s_test_recv(&app, worker, 15000, &key, &since) && since == 0);
     gw_refresh_now(rf); /* one in flight: nothing more */
     s_test_reply(worker, key, 200, 5);
     for (int i = 0; i < 500 && !gw_accounts_ready(app.accounts); i++)
@@ -318,7 +318,7 @@ void gw_refresh_test(void)
     /* parked while nothing is in flight: the next request's end answers it; later ones carry `since` */
     s_test_park(rf, &t[0]);
     gw_refresh_now(rf);
-    GW_CHECK(s_test_recv(&app, worker, 500, &key, &since) && since == 5);
+    GW_CHECK(s_test_recv(&app, worker, 15000, &key, &since) && since == 5);
     s_test_reply(worker, key, 304, 0);
     for (int i = 0; i < 500 && t[0].ndone == 0; i++)
         s_test_pump(&app, 1);
@@ -326,13 +326,13 @@ void gw_refresh_test(void)
 
     /* parked while one is in flight: that one may predate the change, so the next is asked for and answers it */
     gw_refresh_now(rf);
-    GW_CHECK(s_test_recv(&app, worker, 500, &key, &since));
+    GW_CHECK(s_test_recv(&app, worker, 15000, &key, &since));
     s_test_park(rf, &t[1]);
     s_test_park(rf, &t[2]);
     gw_refresh_unwait(&t[2].w);
     gw_refresh_unwait(&t[2].w); /* idempotent */
     s_test_reply(worker, key, 200, 6);
-    GW_CHECK(s_test_recv(&app, worker, 500, &key, &since) && since == 6);
+    GW_CHECK(s_test_recv(&app, worker, 15000, &key, &since) && since == 6);
     GW_CHECK(t[1].ndone == 0 && gw_accounts_version(app.accounts) == 6);
     s_test_reply(worker, key, 304, 0);
     for (int i = 0; i < 500 && t[1].ndone == 0; i++)
@@ -342,7 +342,7 @@ void gw_refresh_test(void)
     /* a failed refresh: the parked request hears ok = 0; the loaded snapshot stays */
     s_test_park(rf, &t[3]);
     gw_refresh_now(rf);
-    GW_CHECK(s_test_recv(&app, worker, 500, &key, &since));
+    GW_CHECK(s_test_recv(&app, worker, 15000, &key, &since));
     s_test_reply(worker, key, 500, 0);
     for (int i = 0; i < 500 && t[3].ndone == 0; i++)
         s_test_pump(&app, 1);
@@ -351,7 +351,7 @@ void gw_refresh_test(void)
     /* destroy with a request in flight and a parked waiter: no callback */
     s_test_park(rf, &t[0]);
     gw_refresh_now(rf);
-    GW_CHECK(s_test_recv(&app, worker, 500, &key, &since));
+    GW_CHECK(s_test_recv(&app, worker, 15000, &key, &since));
     gw_refresh_destroy(&app.refresh);
     gw_refresh_destroy(&app.refresh); /* NULL-safe */
     GW_CHECK(app.refresh == NULL && t[0].ndone == 0);

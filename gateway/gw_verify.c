@@ -344,10 +344,11 @@ static void s_test_pump(gw_app_t *app, int turns)
     }
 }
 
-/* Receives one REQUEST at the fake config worker (up to ~1 s): its key and act; 0 when none came. */
+/* Receives one REQUEST at the fake config worker (up to 15000 loop turns of 2 ms: far beyond any stall): its key and act; 0 when
+ * none came. */
 static int s_test_recv(gw_app_t *app, zsock_t *worker, uint64_t *key, char *act, size_t actsize)
 {
-    for (int i = 0; i < 500; i++) {
+    for (int i = 0; i < 15000; i++) {
         while (zsock_events(worker) & ZMQ_POLLIN) {
             xws_frames_t f;
             memset(&f, 0, sizeof(f));
