@@ -255,6 +255,9 @@ int main(int argc, char **argv)
     }
 
     signal(SIGPIPE, SIG_IGN);
+    /* the ZeroMQ ipc sockets and the log files are for this user only, whatever the caller's
+     * umask (a group-connectable worker endpoint would accept any local worker) */
+    umask(077);
     /* long answers (lists of thousands of records) are converted in buffers of megabytes: keep
      * them in the heap for reuse rather than a fresh zeroed mapping for each one */
     mallopt(M_MMAP_THRESHOLD, 32 << 20);

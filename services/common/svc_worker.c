@@ -4,6 +4,7 @@
 #include <malloc.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "xws/frames.h"
 #include "svc_coro.h"
@@ -561,6 +562,9 @@ int svc_main(const svc_service_t *service, int argc, char **argv)
 {
     const char *path = NULL;
     int opt;
+    /* nothing a worker creates is for other local users (spec: local secrets), whatever the
+     * caller's umask */
+    umask(077);
     svc_log_set_program(argv[0] != NULL && strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0]);
     /* long answers are built in buffers of megabytes: keep them in the heap for reuse rather than
      * a fresh zeroed mapping for each one */

@@ -21,7 +21,7 @@ static const char s_usage[] = "usage: xws-config [-c FILE] account COMMAND ...\n
                               "  enable NAME | disable NAME\n"
                               "  passwd NAME (--password P | --password-stdin)\n"
                               "  set NAME [--login L] [--host X]... [--clear-hosts] [--acl P]... [--clear-acl] [--description T]\n"
-                              "  ensure-initial --login L [--password P]\n";
+                              "  ensure-initial --login L [--password P | --password-stdin]\n";
 
 enum {
     O_LOGIN = 1 << 0,

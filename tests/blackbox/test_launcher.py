@@ -7,6 +7,7 @@ import re
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import tempfile
 import threading
@@ -20,13 +21,15 @@ LAUNCH = PROJECT / "deploy" / "xws-launch"
 
 
 class Launcher:
-    def __init__(self, run_dir, port, *extra):
+    def __init__(self, run_dir, port, *extra, env_extra=None, bin_dir=BIN_DIR, umask=None):
         self.port = port
         env = {k: v for k, v in os.environ.items() if not k.startswith("XWS_")}
         env["XWS_ACCOUNTS_REFRESH_MS"] = "200"
+        env.update(env_extra or {})
         self.popen = subprocess.Popen(
-            [str(LAUNCH), "--bin-dir", str(BIN_DIR), "--run-dir", str(run_dir), "--port", str(port)] + list(extra),
+            [str(LAUNCH), "--bin-dir", str(bin_dir), "--run-dir", str(run_dir), "--port", str(port)] + list(extra),
             env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            preexec_fn=(lambda: os.umask(umask)) if umask is not None else None,
         )
         self.lines = []
         self.reader = threading.Thread(target=self._read, daemon=True)
@@ -168,3 +171,53 @@ def test_launch_long_run_dir_uses_short_socket_dir(run_dir):
     m = re.search(r"sockets are in (/tmp/xws-[0-9a-f]+)", la.text())
     if m:
         shutil.rmtree(m.group(1), ignore_errors=True)
+
+
+def test_launch_keeps_secrets_local(run_dir):
+    """Under a permissive umask (022) nothing of the instance is readable by other local users
+    (Redis's append-only files hold the password hashes; the ipc sockets accept any local peer),
+    and the first password, from a file (a container secret), never appears on a command line
+    nor in the output."""
+    shim = run_dir / "bin"
+    shim.mkdir()
+    argv_log = run_dir / "xws-config.argv"
+    for f in BIN_DIR.iterdir():
+        if f.name != "xws-config":
+            (shim / f.name).symlink_to(f)
+    (shim / "xws-config").write_text('#!/bin/sh\nprintf "%%s\\n" "$*" >>"%s"\nexec "%s" "$@"\n'
+                                     % (argv_log, BIN_DIR / "xws-config"))
+    (shim / "xws-config").chmod(0o755)
+    secret = run_dir / "admin-password"
+    secret.write_text("file-secret-pass-7\n")
+    data = run_dir / "data"
+    port = free_port()
+    la = Launcher(data, port, "--login", "boss", env_extra={"XWS_ADMIN_PASSWORD_FILE": str(secret)},
+                  bin_dir=shim, umask=0o022)
+    try:
+        la.wait_for_line(r"XWS is running", timeout=60)
+        wait_until(lambda: la.get(ENTITY, "act=list", ("boss", "file-secret-pass-7")).status in (200, 204),
+                   timeout=20, what="login with the password of the file")
+        assert la.get(ENTITY, "act=list", ("boss", "wrong-pass-7")).status == 401
+        open_to_others = []
+        for root, dirs, files in os.walk(data):
+            for name in dirs + files:
+                st = os.lstat(os.path.join(root, name))
+                if not stat.S_ISLNK(st.st_mode) and st.st_mode & 0o077:
+                    open_to_others.append((os.path.join(root, name), oct(st.st_mode)))
+        assert os.stat(data).st_mode & 0o077 == 0
+        assert not open_to_others, open_to_others
+        sockets = [p for p in data.rglob("*") if p.is_socket()]
+        m = re.search(r"sockets are in (/tmp/xws-[0-9a-f]+)", la.text())
+        if m:
+            sockets += [p for p in Path(m.group(1)).iterdir() if p.is_socket()]
+        assert sockets, "no ipc socket found"
+        assert all(os.stat(p).st_mode & 0o077 == 0 for p in sockets), [(p, oct(os.stat(p).st_mode)) for p in sockets]
+    finally:
+        rc = la.stop()
+    out = la.text()
+    assert rc == 0, out
+    assert "file-secret-pass-7" not in out
+    assert "the first line of %s" % secret in out
+    calls = argv_log.read_text()
+    assert "ensure-initial" in calls and "--password-stdin" in calls, calls
+    assert "file-secret-pass-7" not in calls, calls
