@@ -6,7 +6,9 @@
 #   <service> [ARGS]      a worker service: config, ipbx-lines, ipbx-users, devices, extensions
 #                         (runs xws-<service>; -v adds one log line per request)
 #   init                  creates the first web-service account when none exists, then exits
-#                         (XWS_ADMIN_LOGIN, default admin; XWS_ADMIN_PASSWORD, default random)
+#                         (XWS_ADMIN_LOGIN, default admin; XWS_ADMIN_PASSWORD_FILE, a file
+#                         whose first line is the password (a Docker secret), or
+#                         XWS_ADMIN_PASSWORD; default random, printed once)
 #   bootstrap [ARGS]      loads the bootstrap data set through the gateway's internal endpoint
 #                         (xws-bootstrap; retries for XWS_BOOTSTRAP_WAIT seconds, default 60)
 #   health                exits 0 when the gateway of this container answers HTTPS and has
@@ -68,11 +70,21 @@ tls_prepare() {
 # itself; this retries for up to 60 s in all.
 role_init() {
     local login=${XWS_ADMIN_LOGIN:-admin} password=${XWS_ADMIN_PASSWORD:-} out i
-    unset XWS_ADMIN_LOGIN XWS_ADMIN_PASSWORD
+    local file=${XWS_ADMIN_PASSWORD_FILE:-}
+    unset XWS_ADMIN_LOGIN XWS_ADMIN_PASSWORD XWS_ADMIN_PASSWORD_FILE
+    if [ -n "$file" ]; then
+        # a Docker secret: the first line of the file
+        IFS= read -r password <"$file" || [ -n "$password" ] || {
+            say "cannot read a password from $file"
+            exit 1
+        }
+        password=${password%$'\r'}
+    fi
+    # the password goes through standard input, never on a command line
     local -a cmd=(xws-config account ensure-initial --login "$login")
-    [ -n "$password" ] && cmd+=(--password "$password")
+    [ -n "$password" ] && cmd+=(--password-stdin)
     for ((i = 1; ; i++)); do
-        if out=$("${cmd[@]}"); then
+        if out=$("${cmd[@]}" <<<"$password"); then
             break
         fi
         if [ "$i" -ge 12 ]; then
@@ -84,8 +96,12 @@ role_init() {
     done
     if printf '%s\n' "$out" | grep -q '^password: '; then
         say "first start: web-service account 'admin' created"
-        # stdout: docker compose logs init
-        printf '%s\n' "$out" | sed 's/^/  /'
+        # stdout: docker compose logs init; a password that was given is not copied there
+        if [ -n "$password" ]; then
+            printf '%s\n' "$out" | sed -e 's/^password: .*/password: the one given (XWS_ADMIN_PASSWORD or XWS_ADMIN_PASSWORD_FILE)/' -e 's/^/  /'
+        else
+            printf '%s\n' "$out" | sed 's/^/  /'
+        fi
         say "to change it: docker compose exec config xws-config account passwd admin --password NEW"
     else
         say "web-service accounts already exist: nothing to do"
