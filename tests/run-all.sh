@@ -90,6 +90,14 @@ rc=$?
 step_result "build" $rc
 [ $rc -eq 0 ] || summary
 
+# A second configure must not change any compile line (it would rebuild everything).
+flags_sums() { find "$BUILD" -name flags.make -print0 | sort -z | xargs -0 md5sum; }
+before=$(flags_sums)
+cmake -S "$PROJECT" -B "$BUILD" >/dev/null && [ "$before" = "$(flags_sums)" ]
+rc=$?
+[ $rc -eq 0 ] || echo "a second configure changed compile flags"
+step_result "second configure keeps the compile lines" $rc
+
 # Sanitizers: every report is fatal, leaks included. LeakSanitizer stops the process's threads
 # with ptrace at exit; where ptrace is forbidden (some containers) it cannot work, so check it
 # once with a deliberately leaking probe and say so loudly when leak detection must be off.
