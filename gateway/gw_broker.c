@@ -288,6 +288,7 @@ gw_broker_t *gw_broker_new(h2o_loop_t *loop, const gw_broker_opts_t *opts, const
         free(self);
         return NULL;
     }
+    self->file = gw_endpoint_file(opts->endpoint);
     int fd = dup(zsock_fd(self->sock));
     if (fd < 0) {
         fprintf(stderr, "xws-gateway: dup: %s\n", strerror(errno));
@@ -342,6 +343,7 @@ void gw_broker_destroy(gw_broker_t **self_p)
     h2o_socket_read_stop(self->watch);
     h2o_socket_close(self->watch);
     zsock_destroy(&self->sock);
+    gw_endpoint_unlink(self->endpoint, self->file);
     free(self->endpoint);
     free(self);
     *self_p = NULL;

@@ -7,6 +7,7 @@
 
 #include <czmq.h>
 #include "gw_broker.h"
+#include "gw_internal.h"
 
 #define TICKET_BUCKETS 4096
 
@@ -67,6 +68,7 @@ struct gw_broker {
     uint64_t nlate;          /* late replies dropped */
     uint64_t refused_log_at; /* loop ms of the last "unknown service" message */
     uint64_t nrefused;       /* READY for unknown services not reported yet */
+    gw_ipc_file_t file;      /* of an ipc:// endpoint: removed at a clean stop */
 };
 
 /* JOB_EXPIRING: taken out of its queue because its deadline is too near; its timeout fires on the next loop turn */

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <czmq.h>
 #include "xws/frames.h"
@@ -29,7 +30,35 @@ struct gw_internal {
     h2o_timeout_entry_t recheck;
     h2o_linklist_t pending;
     size_t npending;
+    char *endpoint;
+    gw_ipc_file_t file; /* of an ipc:// endpoint: removed at a clean stop */
 };
+
+/* the path of an "ipc://PATH" endpoint with a file (not abstract), or NULL */
+static const char *s_ipc_path(const char *ep)
+{
+    if (ep == NULL || strncmp(ep, "ipc://", 6) != 0 || ep[6] == '@' || ep[6] == '\0')
+        return NULL;
+    return ep + 6;
+}
+
+gw_ipc_file_t gw_endpoint_file(const char *ep)
+{
+    gw_ipc_file_t f = {0, 0};
+    struct stat st;
+    const char *path = s_ipc_path(ep);
+    if (path != NULL && lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+        f.dev = st.st_dev, f.ino = st.st_ino;
+    return f;
+}
+
+void gw_endpoint_unlink(const char *ep, gw_ipc_file_t file)
+{
+    struct stat st;
+    const char *path = s_ipc_path(ep);
+    if (path != NULL && file.ino != 0 && lstat(path, &st) == 0 && st.st_dev == file.dev && st.st_ino == file.ino)
+        unlink(path);
+}
 
 int gw_endpoint_is_local(const char *ep)
 {
@@ -297,6 +326,10 @@ gw_internal_t *gw_internal_new(gw_app_t *app, const char *endpoint, const char *
         fprintf(stderr, "xws-gateway: cannot bind the internal endpoint %s: %s\n", endpoint, zmq_strerror(zmq_errno()));
         goto fail;
     }
+    self->endpoint = strdup(endpoint);
+    if (self->endpoint == NULL)
+        abort();
+    self->file = gw_endpoint_file(endpoint);
     int fd = dup(zsock_fd(self->sock));
     if (fd < 0)
         abort();
@@ -332,6 +365,8 @@ void gw_internal_destroy(gw_internal_t **self_p)
     h2o_socket_close(self->watch);
     zsock_destroy(&self->sock);
     zactor_destroy(&self->auth);
+    gw_endpoint_unlink(self->endpoint, self->file);
+    free(self->endpoint);
     free(self);
     *self_p = NULL;
 }

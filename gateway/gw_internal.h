@@ -7,6 +7,7 @@
 #ifndef GW_INTERNAL_H
 #define GW_INTERNAL_H
 
+#include <sys/types.h>
 #include "gw_app.h"
 
 /*
@@ -25,6 +26,21 @@ size_t gw_internal_pending(gw_internal_t *self);
 
 /* 1 when endpoint is ipc:// or tcp:// on a loopback address (127.0.0.0/8, [::1], localhost). */
 int gw_endpoint_is_local(const char *endpoint);
+
+/* The identity of the socket file of an "ipc://PATH" endpoint (zeros for other transports). */
+typedef struct {
+    dev_t dev;
+    ino_t ino;
+} gw_ipc_file_t;
+
+/* Reads the identity of endpoint's socket file, just after this process bound it. */
+gw_ipc_file_t gw_endpoint_file(const char *endpoint);
+
+/*
+ * Removes the socket file of an "ipc://PATH" endpoint that this process bound, at a clean stop,
+ * unless it is no longer the file recorded at the bind (another gateway bound the path since).
+ */
+void gw_endpoint_unlink(const char *endpoint, gw_ipc_file_t file);
 
 void gw_internal_test(void);
 

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include "svc_coro.h"
 #include "svc_log.h"
@@ -78,6 +79,7 @@ static s_waiter_t *s_wpop(s_wlist_t *l)
     return w;
 }
 
+/* parses spec into self: 0, -1 malformed, -2 refused and reported */
 static int s_parse(svc_redis_t *self, const char *spec)
 {
     if (strncmp(spec, "unix:", 5) == 0) {
@@ -86,6 +88,12 @@ static int s_parse(svc_redis_t *self, const char *spec)
             p += 2;
         if (*p == '\0')
             return -1;
+        if (strlen(p) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+            /* the kernel cannot take it: say so rather than a later "No such file or directory" */
+            svc_log(SVC_LOG_ERROR, "redis: the socket path %s is too long (%zu bytes; at most %zu)", p, strlen(p),
+                    sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
+            return -2;
+        }
         self->path = svc_strdup(p);
         return 0;
     }
@@ -118,8 +126,10 @@ svc_redis_t *svc_redis_new(const char *spec, int timeout_ms, const char *libname
 {
     assert(spec != NULL);
     svc_redis_t *self = svc_calloc(1, sizeof(*self));
-    if (s_parse(self, spec) != 0) {
-        svc_log(SVC_LOG_ERROR, "redis: malformed address '%s' (expected unix:/path or tcp://host:port)", spec);
+    int bad = s_parse(self, spec);
+    if (bad != 0) {
+        if (bad == -1)
+            svc_log(SVC_LOG_ERROR, "redis: malformed address '%s' (expected unix:/path or tcp://host:port)", spec);
         svc_redis_destroy(&self);
         return NULL;
     }
@@ -541,4 +551,7 @@ void svc_redis_test(void)
     XWS_CHECK(svc_redis_new("tcp://host:0", 100, "t", NULL) == NULL);
     XWS_CHECK(svc_redis_new("tcp://:80", 100, "t", NULL) == NULL);
     XWS_CHECK(svc_redis_new("unix:", 100, "t", NULL) == NULL);
+    char longpath[160] = "unix:/";
+    memset(longpath + 6, 'x', sizeof(longpath) - 7);
+    XWS_CHECK(svc_redis_new(longpath, 100, "t", NULL) == NULL);
 }

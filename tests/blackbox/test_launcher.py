@@ -127,6 +127,8 @@ def test_launch_first_start_restart_and_data_kept(run_dir):
     assert "Redis is now ready to exit" in text
     assert not children_of(la.popen.pid)
     assert (run_dir / "redis" / "appendonlydir").is_dir()
+    # a clean stop leaves no socket file behind
+    assert not [p for p in run_dir.rglob("*") if p.is_socket()], list(run_dir.rglob("*"))
 
     # second start: the account exists, the data are still there
     la2 = Launcher(run_dir, port, "--login", "chief", "--password", "other-pass")
