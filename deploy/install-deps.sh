@@ -16,6 +16,8 @@ PACKAGES=(
     redis-server redis-tools openssl curl
     # test
     python3 python3-pytest
+    # manual pages (generated from each program's --help)
+    help2man
     # benchmark
     wrk nghttp2-client h2o procps gnuplot-nox
 )

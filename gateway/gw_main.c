@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include <openssl/rand.h>
 #include <czmq.h>
+#include "xws/cli.h"
 #include "xws/config.h"
 #include "gw_app.h"
 #include "gw_http.h"
@@ -230,29 +231,29 @@ static void s_raise_nofile(size_t max_connections)
                 max_connections, (unsigned long long)rl.rlim_cur);
 }
 
-static void s_usage(void)
-{
-    fprintf(stderr, "usage: xws-gateway [-c FILE]\n"
-                    "  -c FILE  settings file (default: $XWS_CONFIG, else built-in defaults); every key can be\n"
-                    "           overridden by the environment variable XWS_<KEY>\n");
-}
+static const xws_cli_opt_t s_opts[] = {
+    {'c', "config", "FILE",
+     "settings file (default: $XWS_CONFIG, else built-in defaults); every key can be overridden by the environment "
+     "variable XWS_<KEY>"},
+    {0},
+};
+
+static const xws_cli_t s_cli = {
+    "xws-gateway", "[OPTION]...",
+    "The HTTPS gateway of XWS: serves the json.php web services on listen (TLS, HTTP/1.1 and HTTP/2), authenticates "
+    "and authorises each request, and hands it to a worker of its service over ZeroMQ (worker_endpoints); internal "
+    "consumers reach the same services on internal_endpoint.",
+    s_opts, "Exit status: 0 after a clean stop (SIGTERM or SIGINT), 1 or 2 when it cannot start.\n"};
 
 int main(int argc, char **argv)
 {
-    const char *cfgpath = NULL;
-    int opt;
-    while ((opt = getopt(argc, argv, "c:h")) != -1) {
-        if (opt == 'c') {
-            cfgpath = optarg;
-        } else {
-            s_usage();
-            return opt == 'h' ? 0 : 2;
-        }
-    }
-    if (optind != argc) {
-        s_usage();
-        return 2;
-    }
+    const char *cfgpath = NULL, *arg;
+    int opt, state = 0;
+    while ((opt = xws_cli_next(&s_cli, argc, argv, &state, &arg)) != -1)
+        if (opt == 'c')
+            cfgpath = arg;
+    if (state != argc)
+        return xws_cli_usage_error(&s_cli, "unexpected argument '%s'", argv[state]);
 
     signal(SIGPIPE, SIG_IGN);
     /* the ZeroMQ ipc sockets and the log files are for this user only, whatever the caller's

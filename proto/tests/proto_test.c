@@ -15,6 +15,7 @@
 #include <string.h>
 #include "xws/proto.h"
 #include "xws/frames.h"
+#include "xws/cli.h"
 #include "xws/config.h"
 
 static int passed, failed;
@@ -169,6 +170,7 @@ int main(int argc, char **argv)
         s_run("json", xws_json_test);
         s_run("frames", xws_frames_test);
         s_run("config", xws_config_test);
+        s_run("cli", xws_cli_test);
     } else {
         fprintf(stderr, "usage: %s [--corpus DIR]\n", argv[0]);
         return 2;

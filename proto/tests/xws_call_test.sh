@@ -57,7 +57,7 @@ expect deep-json 2 '' 'nested deeper than 32' -- -e "$ep" config entity add \
 expect long-name 2 '' 'protocol limit' -- -e "$ep" config abcdefghijabcdefghijabcdefghijabc view
 expect bad-param 2 '' 'key=value' -- -e "$ep" -p novalue config entity view
 expect bad-timeout 2 '' 'milliseconds' -- -e "$ep" -t 0 config entity view
-expect usage 2 '' 'usage' -- config entity
+expect usage 2 '' 'Usage' -- config entity
 expect no-gateway 3 '' 'no reply' -- -e "ipc://$dir/none.ipc" -t 100 config entity view
 # the default endpoint comes from the settings file, then from the environment
 printf 'run_dir = %s\n' "$dir" >"$dir/xws.conf"

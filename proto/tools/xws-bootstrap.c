@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <jansson.h>
+#include "xws/cli.h"
 #include "xws/config.h"
 #include "xws/frames.h"
 
@@ -32,15 +33,21 @@
 #define CALL_TIMEOUT_MS 5000 /* one attempt */
 #define RETRY_PAUSE_MS 250
 
-static void s_usage(void)
-{
-    fprintf(stderr, "usage: xws-bootstrap [-c FILE] [-e ENDPOINT] [-w SECONDS] [BOOTSTRAP.json]\n"
-                    "  -c FILE        settings file (default: $XWS_CONFIG)\n"
-                    "  -e ENDPOINT    gateway internal endpoint (default: the internal_endpoint setting)\n"
-                    "  -w SECONDS     how long to retry while a service is not available (default 20)\n"
-                    "  BOOTSTRAP.json the data set (default: the bootstrap_file setting, deploy/bootstrap.json)\n"
-                    "exit status: 0 every item applied now or before, 1 an item refused or unanswered, 2 usage\n");
-}
+static const xws_cli_opt_t s_opts[] = {
+    {'c', "config", "FILE", "settings file (default: $XWS_CONFIG)"},
+    {'e', "endpoint", "ENDPOINT", "the gateway's internal endpoint (default: the internal_endpoint setting)"},
+    {'w', "wait", "SECONDS", "how long to retry while a service is not available (default 20)"},
+    {0},
+};
+
+static const xws_cli_t s_cli = {
+    "xws-bootstrap", "[OPTION]... [BOOTSTRAP.json]",
+    "Loads the bootstrap data set (default: the bootstrap_file setting, deploy/bootstrap.json) through the services, "
+    "over the gateway's internal endpoint. Each item is applied once per store: a later run gets the recorded outcome "
+    "back. One line per item: applied, already applied, or refused with the reason.",
+    s_opts,
+    "Exit status: 0 when every item was applied now or before, 1 when an item was refused or got no answer, 2 for a "
+    "usage error or an unreadable file.\n"};
 
 static long long s_now_ms(void)
 {
@@ -246,39 +253,35 @@ int main(int argc, char **argv)
 {
     const char *config_path = NULL, *endpoint = NULL;
     long wait_s = 20;
-    int opt;
-    while ((opt = getopt(argc, argv, "c:e:w:h")) != -1) {
+    const char *val;
+    int opt, state = 0;
+    while ((opt = xws_cli_next(&s_cli, argc, argv, &state, &val)) != -1) {
         switch (opt) {
         case 'c':
-            config_path = optarg;
+            config_path = val;
             break;
         case 'e':
-            endpoint = optarg;
+            endpoint = val;
             break;
         case 'w': {
             char *end;
-            wait_s = strtol(optarg, &end, 10);
-            if (*optarg == '\0' || *end != '\0' || wait_s < 0 || wait_s > 86400) {
-                fprintf(stderr, "xws-bootstrap: -w wants seconds between 0 and 86400, not '%s'\n", optarg);
+            wait_s = strtol(val, &end, 10);
+            if (*val == '\0' || *end != '\0' || wait_s < 0 || wait_s > 86400) {
+                fprintf(stderr, "xws-bootstrap: -w wants seconds between 0 and 86400, not '%s'\n", val);
                 return EXIT_USAGE;
             }
             break;
         }
-        default:
-            s_usage();
-            return opt == 'h' ? 0 : EXIT_USAGE;
         }
     }
-    if (argc - optind > 1) {
-        s_usage();
-        return EXIT_USAGE;
-    }
+    if (argc - state > 1)
+        return xws_cli_usage_error(&s_cli, "%s", "one data set file at most");
     xws_config_t *cfg = xws_config_load(config_path);
     if (cfg == NULL)
         return EXIT_USAGE;
     if (endpoint == NULL)
         endpoint = xws_config_get(cfg, "internal_endpoint", "ipc://${run_dir}/internal.ipc");
-    const char *path = argc - optind == 1 ? argv[optind] : xws_config_get(cfg, "bootstrap_file", "deploy/bootstrap.json");
+    const char *path = argc - state == 1 ? argv[state] : xws_config_get(cfg, "bootstrap_file", "deploy/bootstrap.json");
 
     json_error_t jerr;
     json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);

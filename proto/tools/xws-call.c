@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "xws/cli.h"
 #include "xws/config.h"
 #include "xws/frames.h"
 
@@ -18,17 +19,22 @@
 #define EXIT_USAGE 2
 #define EXIT_NOREPLY 3
 
-static void s_usage(void)
-{
-    fprintf(stderr, "usage: xws-call [-c FILE] [-e ENDPOINT] [-t TIMEOUT_MS] [-p key=value]... SERVICE RESOURCE ACT "
-                    "[JSON-BODY|-]\n"
-                    "  -c FILE        settings file (default: $XWS_CONFIG)\n"
-                    "  -e ENDPOINT    gateway internal endpoint (default: the internal_endpoint setting)\n"
-                    "  -t TIMEOUT_MS  how long to wait for the reply (default: the deadline_ms setting)\n"
-                    "  -p key=value   a query parameter (repeatable)\n"
-                    "  JSON-BODY      the request body as JSON text, or - to read it from standard input\n"
-                    "exit status: 0 for 2xx/304, 1 other statuses, 2 usage errors, 3 no reply\n");
-}
+static const xws_cli_opt_t s_opts[] = {
+    {'c', "config", "FILE", "settings file (default: $XWS_CONFIG)"},
+    {'e', "endpoint", "ENDPOINT", "the gateway's internal endpoint (default: the internal_endpoint setting)"},
+    {'t', "timeout", "MS", "how long to wait for the reply, in milliseconds (default: the deadline_ms setting)"},
+    {'p', "param", "KEY=VALUE", "a query parameter (repeatable)"},
+    {0},
+};
+
+static const xws_cli_t s_cli = {
+    "xws-call", "[OPTION]... SERVICE RESOURCE ACT [JSON-BODY|-]",
+    "Sends one request to a gateway's internal endpoint (ZeroMQ) and prints the answer: the status on standard error "
+    "as \"status NNN\" (and \"etag ...\"), the body on standard output as compact JSON. JSON-BODY is the request "
+    "body as JSON text, or - to read it from standard input.",
+    s_opts,
+    "Example: xws-call -p id=1 config entity view\n\n"
+    "Exit status: 0 for 2xx and 304, 1 for other statuses, 2 for a usage error, 3 when no reply came.\n"};
 
 /* reads all of standard input into b */
 static int s_read_stdin(xws_buf_t *b)
@@ -48,48 +54,45 @@ int main(int argc, char **argv)
     size_t nparams = 0;
     int opt, rc = EXIT_USAGE;
 
-    while ((opt = getopt(argc, argv, "c:e:t:p:h")) != -1) {
+    const char *val;
+    int state = 0;
+    while ((opt = xws_cli_next(&s_cli, argc, argv, &state, &val)) != -1) {
         switch (opt) {
         case 'c':
-            config_path = optarg;
+            config_path = val;
             break;
         case 'e':
-            endpoint = optarg;
+            endpoint = val;
             break;
         case 't': {
             char *end;
-            timeout_ms = strtol(optarg, &end, 10);
-            if (*optarg == '\0' || *end != '\0' || timeout_ms < 1 || timeout_ms > 86400000) {
-                fprintf(stderr, "xws-call: -t wants milliseconds between 1 and 86400000, not '%s'\n", optarg);
+            timeout_ms = strtol(val, &end, 10);
+            if (*val == '\0' || *end != '\0' || timeout_ms < 1 || timeout_ms > 86400000) {
+                fprintf(stderr, "xws-call: -t wants milliseconds between 1 and 86400000, not '%s'\n", val);
                 free(params);
                 return EXIT_USAGE;
             }
             break;
         }
         case 'p': {
-            const char *eq = strchr(optarg, '=');
-            if (eq == NULL || eq == optarg) {
-                fprintf(stderr, "xws-call: -p wants key=value, not '%s'\n", optarg);
+            const char *eq = strchr(val, '=');
+            if (eq == NULL || eq == val) {
+                fprintf(stderr, "xws-call: -p wants key=value, not '%s'\n", val);
                 free(params);
                 return EXIT_USAGE;
             }
             if ((params = realloc(params, (nparams + 1) * sizeof(*params))) == NULL)
                 abort();
-            params[nparams].key = (xws_slice_t){optarg, (size_t)(eq - optarg)};
+            params[nparams].key = (xws_slice_t){val, (size_t)(eq - val)};
             params[nparams].val = xws_slice(eq + 1);
             nparams++;
             break;
         }
-        default:
-            s_usage();
-            free(params);
-            return opt == 'h' ? 0 : EXIT_USAGE;
         }
     }
-    if (argc - optind < 3 || argc - optind > 4) {
-        s_usage();
+    if (argc - state < 3 || argc - state > 4) {
         free(params);
-        return EXIT_USAGE;
+        return xws_cli_usage_error(&s_cli, "%s", argc - state < 3 ? "SERVICE, RESOURCE and ACT are needed" : "too many arguments");
     }
 
     xws_config_t *cfg = xws_config_load(config_path);
@@ -110,8 +113,8 @@ int main(int argc, char **argv)
     xws_buf_init(&text);
     xws_buf_init(&out);
     xws_client_t *client = NULL;
-    if (argc - optind == 4) {
-        const char *arg = argv[optind + 3];
+    if (argc - state == 4) {
+        const char *arg = argv[state + 3];
         if (strcmp(arg, "-") == 0) {
             if (s_read_stdin(&text) != 0) {
                 fprintf(stderr, "xws-call: cannot read standard input\n");
@@ -127,9 +130,9 @@ int main(int argc, char **argv)
         }
     }
 
-    xws_request_spec_t spec = {.service = xws_slice(argv[optind]),
-                               .resource = xws_slice(argv[optind + 1]),
-                               .act = xws_slice(argv[optind + 2]),
+    xws_request_spec_t spec = {.service = xws_slice(argv[state]),
+                               .resource = xws_slice(argv[state + 1]),
+                               .act = xws_slice(argv[state + 2]),
                                .params = params,
                                .nparams = nparams,
                                .body_msgpack = {body.data, body.size}};

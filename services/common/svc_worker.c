@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "xws/cli.h"
 #include "xws/frames.h"
 #include "svc_coro.h"
 #include "svc_log.h"
@@ -560,8 +561,37 @@ int svc_worker_run(svc_worker_t *self)
 
 int svc_main(const svc_service_t *service, int argc, char **argv)
 {
-    const char *path = NULL;
-    int opt;
+    return svc_main_with(service, NULL, argc, argv);
+}
+
+int svc_main_with(const svc_service_t *service, const svc_command_t *cmd, int argc, char **argv)
+{
+    static const xws_cli_opt_t opts[] = {
+        {'c', "config", "FILE",
+         "settings file (default: $XWS_CONFIG, else built-in defaults); every key can be overridden by the environment variable "
+         "XWS_<KEY>"},
+        {'v', "verbose", NULL, "debug log: one line per request"},
+        {0},
+    };
+    char program[64], summary[512], synopsis[160], epilog[256];
+    const char *base = argv[0] != NULL && strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
+    snprintf(program, sizeof(program), "%s", base != NULL ? base : "xws-worker");
+    size_t n = (size_t)snprintf(summary, sizeof(summary),
+                                "The %s worker service of XWS: connects to the gateway's worker endpoints "
+                                "(worker_endpoints) and to Redis (redis), and serves the resources",
+                                service->service);
+    for (const svc_resource_t *r = service->resources; r->name != NULL && n < sizeof(summary); r++)
+        n += (size_t)snprintf(summary + n, sizeof(summary) - n, "%s %s", r == service->resources ? "" : ",", r->name);
+    if (n < sizeof(summary) - 1)
+        summary[n++] = '.', summary[n] = '\0';
+    snprintf(synopsis, sizeof(synopsis), "[OPTION]...%s%s", cmd != NULL ? " [" : "", cmd != NULL ? cmd->name : "");
+    if (cmd != NULL)
+        snprintf(synopsis + strlen(synopsis), sizeof(synopsis) - strlen(synopsis), " ...]");
+    snprintf(epilog, sizeof(epilog), "%s%s%sExit status: 0 after a clean stop (SIGTERM), 1 on an error, 2 on a usage error.\n",
+             cmd != NULL ? "Commands:\n  " : "", cmd != NULL ? cmd->usage : "", cmd != NULL ? "\n\n" : "");
+    const xws_cli_t cli = {program, synopsis, summary, opts, epilog};
+    const char *path = NULL, *arg;
+    int opt, state = 0;
     /* nothing a worker creates is for other local users (spec: local secrets), whatever the
      * caller's umask */
     umask(077);
@@ -570,24 +600,16 @@ int svc_main(const svc_service_t *service, int argc, char **argv)
      * a fresh zeroed mapping for each one */
     mallopt(M_MMAP_THRESHOLD, 32 << 20);
     mallopt(M_TRIM_THRESHOLD, 64 << 20);
-    optind = 1;
-    while ((opt = getopt(argc, argv, "c:v")) != -1) {
-        switch (opt) {
-        case 'c':
-            path = optarg;
-            break;
-        case 'v':
+    while ((opt = xws_cli_next(&cli, argc, argv, &state, &arg)) != -1) {
+        if (opt == 'c')
+            path = arg;
+        else if (opt == 'v')
             svc_log_set_level(SVC_LOG_DEBUG);
-            break;
-        default:
-            fprintf(stderr, "usage: %s [-c FILE] [-v]\n", argv[0]);
-            return 2;
-        }
     }
-    if (optind != argc) {
-        fprintf(stderr, "usage: %s [-c FILE] [-v]\n", argv[0]);
-        return 2;
-    }
+    if (state < argc && cmd != NULL && strcmp(argv[state], cmd->name) == 0)
+        return cmd->run(path, argc - state, argv + state);
+    if (state != argc)
+        return xws_cli_usage_error(&cli, "unexpected argument '%s'", argv[state]);
     xws_config_t *cfg = xws_config_load(path);
     if (cfg == NULL)
         return 1;

@@ -90,10 +90,22 @@ const char *svc_worker_prefix(svc_worker_t *self);
 long long svc_worker_write_id_ttl(svc_worker_t *self);
 
 /*
- * The usual main(): parses "[-c FILE] [-v]" (-v: debug log, one line per request), loads the
- * settings and runs the worker. Returns the process exit status (0, 1 error, 2 usage).
+ * The usual main(): parses "[-c|--config FILE] [-v|--verbose]" (-v: debug log, one line per
+ * request; -h/--help and -V/--version too, xws/cli.h), loads the settings and runs the worker.
+ * Returns the process exit status (0, 1 error, 2 usage).
  */
 int svc_main(const svc_service_t *service, int argc, char **argv);
+
+/* A command a worker binary also offers ("xws-config account ..."): run instead of the worker. */
+typedef struct {
+    const char *name;  /* the first operand that selects it: "account" */
+    const char *usage; /* its line in --help: "account COMMAND ...  manage web-service accounts" */
+    /* runs it with the settings file given by -c (or NULL) and argv[0] = name; the exit status */
+    int (*run)(const char *config_path, int argc, char **argv);
+} svc_command_t;
+
+/* svc_main, plus the command cmd (may be NULL) selected by its first operand. */
+int svc_main_with(const svc_service_t *service, const svc_command_t *cmd, int argc, char **argv);
 
 #ifdef __cplusplus
 }

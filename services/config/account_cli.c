@@ -20,7 +20,9 @@ static const char s_usage[] = "usage: xws-config [-c FILE] account COMMAND ...\n
                               "  remove NAME\n"
                               "  enable NAME | disable NAME\n"
                               "  passwd NAME (--password P | --password-stdin)\n"
-                              "  set NAME [--login L] [--host X]... [--clear-hosts] [--acl P]... [--clear-acl] [--description T]\n"
+                              "  set NAME [--login L] [--host X]... [--add-host X]... [--remove-host X]... [--clear-hosts]\n"
+                              "           [--acl P]... [--add-acl P]... [--remove-acl P]... [--clear-acl] [--description T]\n"
+                              "           (--host and --acl replace the list; --add-* and --remove-* change it)\n"
                               "  ensure-initial --login L [--password P | --password-stdin]\n";
 
 enum {
@@ -32,15 +34,17 @@ enum {
     O_DISABLED = 1 << 5,
     O_CLEAR = 1 << 6, /* --clear-hosts, --clear-acl */
     O_JSON = 1 << 7,
+    O_EDIT = 1 << 8, /* --add-host, --remove-host, --add-acl, --remove-acl */
 };
+
+/* one list option: a list of opts_t and the option that fills it */
+enum { L_HOSTS, L_ACL, L_ADD_HOSTS, L_RM_HOSTS, L_ADD_ACL, L_RM_ACL, L_COUNT };
 
 typedef struct {
     const char *login;
-    char *password; /* owned (read from stdin or copied) */
-    char **hosts;
-    size_t nhosts;
-    char **acl;
-    size_t nacl;
+    char *password;       /* owned (read from stdin or copied) */
+    char **list[L_COUNT]; /* L_HOSTS: --host, L_ACL: --acl, ... */
+    size_t nlist[L_COUNT];
     const char *description;
     int disabled, clear_hosts, clear_acl, json;
     unsigned seen; /* O_* given */
@@ -52,12 +56,11 @@ static void s_opts_free(opts_t *o)
         OPENSSL_cleanse(o->password, strlen(o->password));
         free(o->password);
     }
-    for (size_t i = 0; i < o->nhosts; i++)
-        free(o->hosts[i]);
-    free(o->hosts);
-    for (size_t i = 0; i < o->nacl; i++)
-        free(o->acl[i]);
-    free(o->acl);
+    for (int l = 0; l < L_COUNT; l++) {
+        for (size_t i = 0; i < o->nlist[l]; i++)
+            free(o->list[l][i]);
+        free(o->list[l]);
+    }
 }
 
 static int s_usage_error(const char *fmt, const char *arg)
@@ -87,15 +90,19 @@ static int s_parse(int argc, char **argv, int from, unsigned allowed, opts_t *o)
     for (int i = from; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         unsigned opt;
-        int takes = 1;
+        int takes = 1, list = -1;
         if (strcmp(a, "--login") == 0)
             opt = O_LOGIN;
         else if (strcmp(a, "--password") == 0 || strcmp(a, "--password-stdin") == 0)
             opt = O_PASSWORD, takes = strcmp(a, "--password") == 0;
         else if (strcmp(a, "--host") == 0)
-            opt = O_HOST;
+            opt = O_HOST, list = L_HOSTS;
         else if (strcmp(a, "--acl") == 0)
-            opt = O_ACL;
+            opt = O_ACL, list = L_ACL;
+        else if (strcmp(a, "--add-host") == 0 || strcmp(a, "--remove-host") == 0)
+            opt = O_EDIT, list = a[2] == 'a' ? L_ADD_HOSTS : L_RM_HOSTS;
+        else if (strcmp(a, "--add-acl") == 0 || strcmp(a, "--remove-acl") == 0)
+            opt = O_EDIT, list = a[2] == 'a' ? L_ADD_ACL : L_RM_ACL;
         else if (strcmp(a, "--description") == 0)
             opt = O_DESC;
         else if (strcmp(a, "--disabled") == 0)
@@ -132,18 +139,19 @@ static int s_parse(int argc, char **argv, int from, unsigned allowed, opts_t *o)
             }
             break;
         case O_HOST:
-            if (cfg_normalise_host(v, canon, sizeof(canon), &why) != 0) {
-                fprintf(stderr, "xws-config: --host %s: %s\n", v, why);
-                return 1;
-            }
-            cfg_list_add(&o->hosts, &o->nhosts, canon);
-            break;
         case O_ACL:
-            if (cfg_check_acl(v, &why) != 0) {
-                fprintf(stderr, "xws-config: --acl %s: %s\n", v, why);
+        case O_EDIT:
+            if (list == L_HOSTS || list == L_ADD_HOSTS || list == L_RM_HOSTS) {
+                if (cfg_normalise_host(v, canon, sizeof(canon), &why) != 0) {
+                    fprintf(stderr, "xws-config: %s %s: %s\n", a, v, why);
+                    return 1;
+                }
+                v = canon;
+            } else if (cfg_check_acl(v, &why) != 0) {
+                fprintf(stderr, "xws-config: %s %s: %s\n", a, v, why);
                 return 1;
             }
-            cfg_list_add(&o->acl, &o->nacl, v);
+            cfg_list_add(&o->list[list], &o->nlist[list], v);
             break;
         case O_DESC:
             if (strlen(v) > 1000 || !svc_printable(v, strlen(v), 0)) {
@@ -188,6 +196,41 @@ static void s_merge(char ***list, size_t *n, char **add, size_t nadd)
         if (k == *n)
             cfg_list_add(list, n, add[i]);
     }
+}
+
+/* set's edit of one list: emptied first when replace, then the replacement, additions, removals */
+static void s_edit_list(char ***list, size_t *n, int replace, const opts_t *o, int with, int add, int rm)
+{
+    if (replace) {
+        for (size_t i = 0; i < *n; i++)
+            free((*list)[i]);
+        *n = 0;
+    }
+    s_merge(list, n, o->list[with], o->nlist[with]);
+    s_merge(list, n, o->list[add], o->nlist[add]);
+    for (size_t r = 0; r < o->nlist[rm]; r++) {
+        size_t k = 0;
+        while (k < *n && strcmp((*list)[k], o->list[rm][r]) != 0)
+            k++;
+        if (k < *n) {
+            free((*list)[k]);
+            memmove(&(*list)[k], &(*list)[k + 1], (*n - k - 1) * sizeof(**list));
+            (*n)--;
+        }
+    }
+}
+
+/* says on stdout what a command did, and what the account is now */
+static void s_said(const cfg_account_t *a, const char *what)
+{
+    printf("account %s %s: login %s, %s, hosts ", a->name, what, a->login[0] ? a->login : "(host-only)",
+           a->disabled ? "disabled" : "enabled");
+    for (size_t i = 0; i < a->nhosts; i++)
+        printf("%s%s", i ? "," : "", a->hosts[i]);
+    printf("%s, acl ", a->nhosts ? "" : "(any)");
+    for (size_t i = 0; i < a->nacl; i++)
+        printf("%s%s", i ? "," : "", a->acl[i]);
+    printf("%s\n", a->nacl ? "" : "(none: every request is refused)");
 }
 
 /* prints the message of an error reply; returns 1 */
@@ -237,7 +280,7 @@ static int s_put(svc_ctx_t *ctx, const cfg_account_t *a, const char *old, size_t
 typedef int (*s_change_fn)(cfg_account_t *a, opts_t *o);
 
 /* read-modify-write of account name with compare-and-set; returns the exit status */
-static int s_modify(svc_ctx_t *ctx, const char *name, opts_t *o, s_change_fn change)
+static int s_modify(svc_ctx_t *ctx, const char *name, opts_t *o, s_change_fn change, const char *what)
 {
     for (int attempt = 0; attempt < 10; attempt++) {
         const char *argv[] = {"HGET", svc_key(ctx, "account:data"), name};
@@ -267,6 +310,8 @@ static int s_modify(svc_ctx_t *ctx, const char *name, opts_t *o, s_change_fn cha
         }
         int conflict;
         int rc = s_put(ctx, &a, old, oldlen, &conflict);
+        if (rc == 0 && !conflict)
+            s_said(&a, what);
         cfg_account_dispose(&a);
         if (rc != 0)
             return s_report(ctx);
@@ -310,18 +355,8 @@ static int s_set(cfg_account_t *a, opts_t *o)
         if (a->password[0] == '\0')
             fprintf(stderr, "xws-config: note: account %s has no password yet: set one with 'passwd'\n", a->name);
     }
-    if (o->clear_hosts) {
-        for (size_t i = 0; i < a->nhosts; i++)
-            free(a->hosts[i]);
-        a->nhosts = 0;
-    }
-    s_merge(&a->hosts, &a->nhosts, o->hosts, o->nhosts);
-    if (o->clear_acl) {
-        for (size_t i = 0; i < a->nacl; i++)
-            free(a->acl[i]);
-        a->nacl = 0;
-    }
-    s_merge(&a->acl, &a->nacl, o->acl, o->nacl);
+    s_edit_list(&a->hosts, &a->nhosts, o->clear_hosts || (o->seen & O_HOST), o, L_HOSTS, L_ADD_HOSTS, L_RM_HOSTS);
+    s_edit_list(&a->acl, &a->nacl, o->clear_acl || (o->seen & O_ACL), o, L_ACL, L_ADD_ACL, L_RM_ACL);
     if (o->description != NULL) {
         free(a->description);
         a->description = svc_strdup(o->description);
@@ -339,7 +374,7 @@ static int s_cmd_add(svc_ctx_t *ctx, const char *name, opts_t *o)
         return s_usage_error("%s", "--password needs --login (a host-only account has no password)");
     if (o->login != NULL && o->password == NULL)
         return s_usage_error("%s", "an account with --login needs --password or --password-stdin");
-    if (o->login == NULL && o->nhosts == 0)
+    if (o->login == NULL && o->nlist[L_HOSTS] == 0)
         return s_usage_error("%s", "give --login and a password, or --host for a host-only account");
     cfg_account_t a = {0};
     char h[160] = "";
@@ -350,9 +385,11 @@ static int s_cmd_add(svc_ctx_t *ctx, const char *name, opts_t *o)
     a.password = svc_strdup(h);
     a.description = svc_strdup(o->description ? o->description : "");
     a.disabled = o->disabled;
-    s_merge(&a.hosts, &a.nhosts, o->hosts, o->nhosts);
-    s_merge(&a.acl, &a.nacl, o->acl, o->nacl);
+    s_merge(&a.hosts, &a.nhosts, o->list[L_HOSTS], o->nlist[L_HOSTS]);
+    s_merge(&a.acl, &a.nacl, o->list[L_ACL], o->nlist[L_ACL]);
     int rc = s_put(ctx, &a, "", 0, NULL); /* a create never conflicts */
+    if (rc == 0)
+        s_said(&a, "added");
     cfg_account_dispose(&a);
     return rc == 0 ? 0 : s_report(ctx);
 }
@@ -407,7 +444,10 @@ static int s_cmd_remove(svc_ctx_t *ctx, const char *name)
 {
     const char *keys[] = {svc_key(ctx, "account:data"), svc_key(ctx, "account:login"), svc_key(ctx, "ver:account")};
     const char *args[] = {name};
-    return svc_write(ctx, "config_account_remove", 3, keys, 1, args, NULL) == 0 ? 0 : s_report(ctx);
+    if (svc_write(ctx, "config_account_remove", 3, keys, 1, args, NULL) != 0)
+        return s_report(ctx);
+    printf("account %s removed\n", name);
+    return 0;
 }
 
 static int s_cmd_ensure(svc_ctx_t *ctx, opts_t *o)
@@ -440,12 +480,18 @@ static int s_cmd_ensure(svc_ctx_t *ctx, opts_t *o)
         rc = s_report(ctx);
     else if (ctx->status == 200) /* 204: there were accounts already */
         printf("login: %s\npassword: %s\n", o->login, password);
+    else
+        printf("web-service accounts exist already: nothing done\n");
     OPENSSL_cleanse(generated, sizeof(generated));
     return rc;
 }
 
 int cfg_account_cli(const char *cfg_path, int argc, char **argv)
 {
+    if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0)) {
+        fputs(s_usage, stdout);
+        return 0;
+    }
     if (argc < 2)
         return s_usage_error("%s", "a command is needed");
     const char *cmd = argv[1], *name = NULL;
@@ -460,7 +506,7 @@ int cfg_account_cli(const char *cfg_path, int argc, char **argv)
         {"enable", 1, 0},
         {"disable", 1, 0},
         {"passwd", 1, O_PASSWORD},
-        {"set", 1, O_LOGIN | O_HOST | O_CLEAR | O_ACL | O_DESC},
+        {"set", 1, O_LOGIN | O_HOST | O_CLEAR | O_ACL | O_DESC | O_EDIT},
         {"ensure-initial", 0, O_LOGIN | O_PASSWORD},
     };
     size_t c = 0;
@@ -519,13 +565,13 @@ int cfg_account_cli(const char *cfg_path, int argc, char **argv)
     else if (strcmp(cmd, "remove") == 0)
         rc = s_cmd_remove(&ctx, name);
     else if (strcmp(cmd, "enable") == 0)
-        rc = s_modify(&ctx, name, &o, s_enable);
+        rc = s_modify(&ctx, name, &o, s_enable, "enabled");
     else if (strcmp(cmd, "disable") == 0)
-        rc = s_modify(&ctx, name, &o, s_disable);
+        rc = s_modify(&ctx, name, &o, s_disable, "disabled");
     else if (strcmp(cmd, "passwd") == 0)
-        rc = s_modify(&ctx, name, &o, s_passwd);
+        rc = s_modify(&ctx, name, &o, s_passwd, "has a new password");
     else if (strcmp(cmd, "set") == 0)
-        rc = s_modify(&ctx, name, &o, s_set);
+        rc = s_modify(&ctx, name, &o, s_set, "updated");
     else
         rc = s_cmd_ensure(&ctx, &o);
     svc_ctx_dispose(&ctx);

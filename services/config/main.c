@@ -11,17 +11,10 @@
 
 int main(int argc, char **argv)
 {
-    const char *cfg_path = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
-            cfg_path = argv[++i];
-        else if (strcmp(argv[i], "account") == 0)
-            return cfg_account_cli(cfg_path, argc - i, argv + i);
-        else if (strcmp(argv[i], "-v") != 0)
-            break;
-    }
     const svc_resource_t resources[] = {
         cfg_entity_resource, cfg_mail_resource, cfg_context_resource, cfg_account_resource, {NULL, NULL, NULL}};
     const svc_service_t service = {"config", cfg_lua, resources, NULL};
-    return svc_main(&service, argc, argv);
+    const svc_command_t account = {"account", "account COMMAND ...  manage the web-service accounts ('account --help')",
+                                   cfg_account_cli};
+    return svc_main_with(&service, &account, argc, argv);
 }

@@ -358,8 +358,16 @@ static void s_account_test_redis(void)
     EXPECT(a, 200);
     a = s_call("account", "snapshot", NULL, NULL, "gateway", NULL, NULL);
     XWS_CHECK(s_strip_cred(a.body) == 2);
+    /* --acl replaces the list */
     XWS_CHECK(strstr(a.body, "{\"name\":\"gw\",\"login\":\"jo2\",\"hostonly\":false,\"disabled\":false,\"hosts\":[],"
-                             "\"acl\":[\"service/ipbx\",\"callcenter\"]}") != NULL);
+                             "\"acl\":[\"callcenter\"]}") != NULL);
+    /* --add-acl and --remove-acl change it */
+    char *edit[] = {"account", "set", "gw", "--add-acl", "service/ipbx", "--add-acl", "xivo", "--remove-acl", "callcenter", NULL};
+    XWS_CHECK(cfg_account_cli(NULL, 9, edit) == 0);
+    a = s_call("account", "snapshot", NULL, NULL, "gateway", NULL, NULL);
+    XWS_CHECK(s_strip_cred(a.body) == 2);
+    XWS_CHECK(strstr(a.body, "\"name\":\"gw\",\"login\":\"jo2\",\"hostonly\":false,\"disabled\":false,\"hosts\":[],"
+                             "\"acl\":[\"service/ipbx\",\"xivo\"]}") != NULL);
     char *pwho[] = {"account", "passwd", "mon", "--password", "x", NULL};
     XWS_CHECK(cfg_account_cli(NULL, 5, pwho) == 1); /* host-only */
     char *rm[] = {"account", "remove", "gw", NULL};

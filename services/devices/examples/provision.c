@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "xws/cli.h"
 #include "xws/config.h"
 #include "xws/frames.h"
 
@@ -63,32 +64,43 @@ static long long s_first_id(const xws_reply_t *rep)
     return -1;
 }
 
+static const xws_cli_opt_t s_opts[] = {
+    {'c', "config", "FILE", "settings file (default: $XWS_CONFIG)"},
+    {'e', "endpoint", "ENDPOINT", "the gateway's internal endpoint (default: the internal_endpoint setting)"},
+    {0},
+};
+
+static const xws_cli_t s_cli = {
+    "xws-devices-provision", "[OPTION]... MAC [FIELD=VALUE]...",
+    "An example provisioning client on the internal endpoint: looks the phone up by its MAC, adds it when it is "
+    "unknown or updates it with the given fields, then lists every device as JSON on standard output. Standard error "
+    "tells what happened (added ID, updated ID, or the error answer).",
+    s_opts,
+    "Example: xws-devices-provision 00:08:5D:2A:4F:B1 ip=10.0.0.5 vendor=Aastra model=6731i configured=1\n\n"
+    "Exit status: 0 done, 1 refused or failed, 2 usage.\n"};
+
 int main(int argc, char **argv)
 {
-    const char *config_path = NULL, *endpoint = NULL;
-    int opt;
-    while ((opt = getopt(argc, argv, "c:e:")) != -1) {
+    const char *config_path = NULL, *endpoint = NULL, *val;
+    int opt, first = 0;
+    while ((opt = xws_cli_next(&s_cli, argc, argv, &first, &val)) != -1) {
         if (opt == 'c')
-            config_path = optarg;
+            config_path = val;
         else if (opt == 'e')
-            endpoint = optarg;
-        else
-            optind = argc + 1;
+            endpoint = val;
     }
-    if (optind >= argc) {
-        fprintf(stderr, "usage: xws-devices-provision [-c FILE] [-e ENDPOINT] MAC [field=value]...\n");
-        return 2;
-    }
-    const char *mac = argv[optind];
+    if (first >= argc)
+        return xws_cli_usage_error(&s_cli, "%s", "a MAC address is needed");
+    const char *mac = argv[first];
     /* the body: {"mac": MAC, field: value, ...} (values as text: the service reads flags and numbers from text) */
     msgpack_sbuffer body;
     msgpack_sbuffer_init(&body);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &body, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, (size_t)(argc - optind));
+    msgpack_pack_map(&pk, (size_t)(argc - first));
     msgpack_pack_str_with_body(&pk, "mac", 3);
     msgpack_pack_str_with_body(&pk, mac, strlen(mac));
-    for (int i = optind + 1; i < argc; i++) {
+    for (int i = first + 1; i < argc; i++) {
         const char *eq = strchr(argv[i], '=');
         if (eq == NULL || eq == argv[i]) {
             fprintf(stderr, "xws-devices-provision: '%s' is not field=value\n", argv[i]);

@@ -1,0 +1,126 @@
+"""The command-line programs explain themselves: --help and --version everywhere (long options),
+usage errors with exit status 2, account commands that say what they did, `account set --acl`
+replacing the ACL (--add-acl / --remove-acl to change it), and the manual pages generated from
+the --help texts."""
+
+import json
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import BIN_DIR, PROJECT, System
+
+PROGRAMS = ["xws-gateway", "xws-config", "xws-ipbx-lines", "xws-ipbx-users", "xws-devices", "xws-extensions",
+            "xws-bootstrap", "xws-call", "xws-devices-provision"]
+MAN_PAGES = [p for p in PROGRAMS if p != "xws-devices-provision"]
+
+
+def version():
+    m = re.search(r"^project\(xws VERSION ([0-9.]+)", (PROJECT / "CMakeLists.txt").read_text(), re.M)
+    assert m
+    return m.group(1)
+
+
+def run(*argv):
+    return subprocess.run([str(a) for a in argv], capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+
+
+@pytest.mark.parametrize("prog", PROGRAMS)
+def test_help_version_and_usage_errors(prog):
+    exe = BIN_DIR / prog
+    assert exe.is_file(), exe
+    for flag in ("--help", "-h"):
+        r = run(exe, flag)
+        assert r.returncode == 0, r
+        assert r.stdout.startswith("Usage: %s " % prog), r.stdout
+        assert "  -h, --help" in r.stdout and "  -V, --version" in r.stdout
+        assert "-c, --config FILE" in r.stdout or prog == "xws-gateway" and "--config" in r.stdout
+    for flag in ("--version", "-V"):
+        r = run(exe, flag)
+        assert r.returncode == 0 and r.stdout == "%s (XWS) %s\n" % (prog, version()), r
+    r = run(exe, "--no-such-option")
+    assert r.returncode == 2, r
+    assert "unknown option --no-such-option" in r.stderr and "Try '%s --help'" % prog in r.stderr, r.stderr
+    r = run(exe, "--config")
+    assert r.returncode == 2 and "needs a value" in r.stderr, r
+
+
+def test_config_help_lists_account_and_account_help():
+    r = run(BIN_DIR / "xws-config", "--help")
+    assert "account COMMAND" in r.stdout
+    r = run(BIN_DIR / "xws-config", "account", "--help")
+    assert r.returncode == 0 and "ensure-initial" in r.stdout and "--add-acl" in r.stdout, r
+
+
+def test_launcher_help_and_version():
+    launch = PROJECT / "deploy" / "xws-launch"
+    r = run(launch, "--help")
+    assert r.returncode == 0 and "--password-file" in r.stdout, r
+    r = run(launch, "--version")
+    assert r.returncode == 0 and r.stdout == "xws-launch (XWS) %s\n" % version(), r
+    r = run(launch, "--bogus")
+    assert r.returncode == 2
+
+
+@pytest.mark.skipif(shutil.which("help2man") is None, reason="help2man is not installed (deploy/install-deps.sh)")
+@pytest.mark.parametrize("prog", MAN_PAGES)
+def test_manual_pages(prog):
+    page = BIN_DIR.parent / "man" / ("%s.1" % prog)
+    assert page.is_file(), "no manual page %s (the build makes them with help2man)" % page
+    text = page.read_text()
+    assert text.count(".TH %s" % prog.upper()) == 1
+    assert "\\-\\-version" in text and "\\-\\-help" in text
+    if shutil.which("groff"):
+        r = subprocess.run(["groff", "-man", "-Tutf8", str(page)], capture_output=True, text=True, timeout=30)
+        plain = re.sub(".\b", "", r.stdout)  # groff's bold is overstriking
+        assert r.returncode == 0 and "SYNOPSIS" in plain and "OPTIONS" in plain and "--version" in plain, plain
+
+
+@pytest.fixture(scope="module")
+def system():
+    s = System(workers=1)
+    yield s
+    s.stop()
+
+
+def acl_of(system, name):
+    r = system.cli_ok("account", "list", "--json")
+    accounts = json.loads(r.stdout)
+    if isinstance(accounts, dict):
+        accounts = accounts.get("accounts", [])
+    for a in accounts:
+        if a["name"] == name:
+            return a["acl"], a["hosts"]
+    pytest.fail("no account %s in %s" % (name, r.stdout))
+
+
+def test_account_commands_say_what_they_did(system):
+    r = system.cli_ok("account", "add", "prov", "--login", "prov", "--password", "prov-pass-1",
+                      "--acl", "service/ipbx", "--host", "10.0.0.0/8")
+    assert r.stdout.decode().startswith("account prov added: login prov, enabled, hosts 10.0.0.0/8, acl service/ipbx")
+    r = system.cli_ok("account", "set", "prov", "--acl", "callcenter")
+    assert "account prov updated" in r.stdout.decode() and "acl callcenter\n" in r.stdout.decode(), r.stdout
+    assert acl_of(system, "prov")[0] == ["callcenter"]  # --acl replaces
+    r = system.cli_ok("account", "set", "prov", "--add-acl", "service/ipbx", "--add-acl", "xivo/configuration",
+                      "--remove-acl", "callcenter")
+    assert acl_of(system, "prov")[0] == ["service/ipbx", "xivo/configuration"]
+    system.cli_ok("account", "set", "prov", "--add-host", "192.0.2.1", "--remove-host", "10.0.0.0/8")
+    assert acl_of(system, "prov")[1] == ["192.0.2.1"]
+    system.cli_ok("account", "set", "prov", "--host", "198.51.100.0/24")  # --host replaces too
+    assert acl_of(system, "prov")[1] == ["198.51.100.0/24"]
+    r = system.cli_ok("account", "disable", "prov")
+    assert "account prov disabled" in r.stdout.decode()
+    r = system.cli_ok("account", "enable", "prov")
+    assert "account prov enabled" in r.stdout.decode()
+    r = system.cli_ok("account", "passwd", "prov", "--password-stdin", input=b"prov-pass-2\n")
+    assert "account prov has a new password" in r.stdout.decode() and "prov-pass-2" not in r.stdout.decode()
+    r = system.cli_ok("account", "remove", "prov")
+    assert r.stdout.decode() == "account prov removed\n"
+    r = system.cli("account", "remove", "prov")
+    assert r.returncode == 1
+    r = system.cli_ok("account", "ensure-initial", "--login", "admin2")
+    assert "exist already" in r.stdout.decode()
+    r = system.cli("account", "set", "nobody", "--bogus")
+    assert r.returncode == 2
