@@ -18,6 +18,8 @@ PACKAGES=(
     python3 python3-pytest
     # manual pages (generated from each program's --help)
     help2man
+    # fuzzing (libFuzzer)
+    clang libclang-rt-14-dev
     # benchmark
     wrk nghttp2-client h2o procps gnuplot-nox
 )

@@ -4,12 +4,15 @@
 #   2. check the formatting of every .c/.h file (clang-format, the project's .clang-format)
 #   3. build with AddressSanitizer + UndefinedBehaviorSanitizer (Debug) into build-asan/
 #   4. run the unit self-tests (ctest)
-#   5. run the black-box suite (tests/blackbox, pytest) against build-asan/bin
+#   5. fuzz: build the libFuzzer targets with clang into build-fuzz/ and run each for
+#      FUZZ_SECONDS (default 15) from its seed corpus (tests/fuzz/corpus/)
+#   6. run the black-box suite (tests/blackbox, pytest) against build-asan/bin
 # A failing step does not hide the later ones (except a failed build). Exits non-zero when
 # anything failed, after a summary of the steps.
 #
 # Environment: JOBS (parallel build jobs, default: number of CPUs), PYTEST_ARGS (extra pytest
-# arguments, e.g. "-k entity -x"), XWS_KEEP_LOGS=1 (keep the test systems' logs in /tmp).
+# arguments, e.g. "-k entity -x"), XWS_KEEP_LOGS=1 (keep the test systems' logs in /tmp),
+# FUZZ_SECONDS (per fuzz target; 0 skips the fuzzing step).
 set -uo pipefail
 
 PROJECT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -129,7 +132,37 @@ LOGDIR=$(mktemp -d)
 rc=${PIPESTATUS[0]}
 step_result "ctest" $rc
 
-# 5. black-box suite
+# 5. fuzzing: a crash, a sanitizer report or a broken invariant fails the step (the input is kept
+# in the log directory as fuzz-<target>-crash-*)
+FUZZ_SECONDS=${FUZZ_SECONDS:-15}
+if [ "$FUZZ_SECONDS" -gt 0 ]; then
+    banner "fuzzing (${FUZZ_SECONDS} s per target)"
+    FUZZ_BUILD=$PROJECT/build-fuzz
+    rc=0
+    if CC=clang cmake -S "$PROJECT" -B "$FUZZ_BUILD" -DXWS_FUZZ=ON -DXWS_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+        >"$LOGDIR/fuzz-build.log" 2>&1 && cmake --build "$FUZZ_BUILD" -j "$JOBS" --target fuzz >>"$LOGDIR/fuzz-build.log" 2>&1; then
+        for target in query record proto; do
+            exe=$FUZZ_BUILD/bin/xws-fuzz-$target
+            [ "$target" = proto ] && exe=$FUZZ_BUILD/bin/xws-proto-fuzz
+            work=$(mktemp -d)
+            if timeout -k 10 $((FUZZ_SECONDS + 120)) "$exe" -max_total_time="$FUZZ_SECONDS" -print_final_stats=1 \
+                -artifact_prefix="$LOGDIR/fuzz-$target-" "$work" "$PROJECT/tests/fuzz/corpus/$target" >"$LOGDIR/fuzz-$target.log" 2>&1; then
+                echo "fuzz $target: $(grep -E '^stat::number_of_executed_units' "$LOGDIR/fuzz-$target.log" | awk '{print $2}') runs, no failure"
+            else
+                echo "fuzz $target: FAILED"
+                tail -n 40 "$LOGDIR/fuzz-$target.log"
+                rc=1
+            fi
+            rm -rf "$work"
+        done
+    else
+        tail -n 40 "$LOGDIR/fuzz-build.log"
+        rc=1
+    fi
+    step_result "fuzzing" $rc
+fi
+
+# 6. black-box suite
 banner "black-box suite (pytest)"
 # shellcheck disable=SC2086
 XWS_BIN_DIR=$BUILD/bin timeout -k 20 720 /usr/bin/python3 -m pytest -ra -p no:cacheprovider \
