@@ -323,6 +323,14 @@ int svc_write_cas(svc_ctx_t *ctx, int *conflict, const char *fn, int nkeys, cons
     free(l);
     int rc = r == NULL ? svc_reply_unavailable(ctx) : svc_outcome_reply(ctx, r, conflict);
     freeReplyObject(r);
+    int acked;
+    if (svc_redis_wait_wanted(ctx->redis) > 0 && (conflict == NULL || !*conflict) && ctx->status < 300 &&
+        svc_redis_wait(ctx->redis, &acked) != 0)
+        /* applied on the primary, not known to be on enough replicas: a failover now could lose it */
+        rc = svc_reply_error(ctx, 503, "store_unavailable", "",
+                             "the write reached the primary data store but only %d of %d replicas confirmed it; it may "
+                             "be lost if the primary fails now: check, then retry",
+                             acked, svc_redis_wait_wanted(ctx->redis));
     return rc;
 }
 

@@ -33,11 +33,21 @@ typedef struct {
     s_waiter_t *head, *tail;
 } s_wlist_t;
 
+typedef struct {
+    char *host;
+    int port;
+} s_addr_t;
+
 struct svc_redis {
     char *spec;          /* as given */
     char *path;          /* unix socket path, or NULL */
-    char *host;          /* tcp host, or NULL */
+    char *host;          /* tcp host, or NULL (with Sentinel: the primary last resolved) */
     int port;            /* tcp port */
+    s_addr_t *sentinels; /* sentinel://...: the Sentinels asked for the primary, or NULL */
+    size_t nsentinels;
+    char *master;        /* the name of the primary for the Sentinels */
+    int wait_replicas;   /* WAIT for this many replicas after a write (0: none) */
+    int wait_timeout_ms; /* how long WAIT may take */
     struct timeval tmo;  /* connect and command timeout */
     const char *libname; /* function library name (borrowed) */
     const char *lua;     /* library body (borrowed) or NULL */
@@ -80,6 +90,37 @@ static s_waiter_t *s_wpop(s_wlist_t *l)
 }
 
 /* parses spec into self: 0, -1 malformed, -2 refused and reported */
+/* parses "host:port" or "[v6]:port" (len bytes) into a new *host and *port; 0 or -1 */
+static int s_parse_hostport(const char *h, size_t len, char **host, int *port)
+{
+    char buf[300];
+    if (len == 0 || len >= sizeof(buf))
+        return -1;
+    memcpy(buf, h, len);
+    buf[len] = '\0';
+    h = buf;
+    const char *colon, *hend;
+    if (*h == '[') {
+        hend = strchr(h, ']');
+        if (hend == NULL || hend[1] != ':')
+            return -1;
+        colon = hend + 1;
+        h++;
+    } else {
+        colon = strrchr(h, ':');
+        if (colon == NULL)
+            return -1;
+        hend = colon;
+    }
+    char *end;
+    long p = strtol(colon + 1, &end, 10);
+    if (hend == h || *end != '\0' || colon[1] == '\0' || p < 1 || p > 65535)
+        return -1;
+    *host = svc_strndup(h, (size_t)(hend - h));
+    *port = (int)p;
+    return 0;
+}
+
 static int s_parse(svc_redis_t *self, const char *spec)
 {
     if (strncmp(spec, "unix:", 5) == 0) {
@@ -97,26 +138,24 @@ static int s_parse(svc_redis_t *self, const char *spec)
         self->path = svc_strdup(p);
         return 0;
     }
-    if (strncmp(spec, "tcp://", 6) == 0) {
-        const char *h = spec + 6, *colon, *hend;
-        if (*h == '[') {
-            hend = strchr(h, ']');
-            if (hend == NULL || hend[1] != ':')
-                return -1;
-            colon = hend + 1;
-            h++;
-        } else {
-            colon = strrchr(h, ':');
-            if (colon == NULL)
-                return -1;
-            hend = colon;
-        }
-        char *end;
-        long port = strtol(colon + 1, &end, 10);
-        if (hend == h || *end != '\0' || colon[1] == '\0' || port < 1 || port > 65535)
+    if (strncmp(spec, "tcp://", 6) == 0)
+        return s_parse_hostport(spec + 6, strlen(spec + 6), &self->host, &self->port);
+    if (strncmp(spec, "sentinel://", 11) == 0) {
+        /* sentinel://host:port[,host:port...]/master */
+        const char *list = spec + 11, *slash = strchr(list, '/');
+        if (slash == NULL || slash[1] == '\0' || slash == list)
             return -1;
-        self->host = svc_strndup(h, (size_t)(hend - h));
-        self->port = (int)port;
+        for (const char *p = list; p < slash;) {
+            const char *comma = memchr(p, ',', (size_t)(slash - p));
+            const char *end = comma != NULL ? comma : slash;
+            self->sentinels = svc_realloc(self->sentinels, (self->nsentinels + 1) * sizeof(*self->sentinels));
+            s_addr_t *a = &self->sentinels[self->nsentinels];
+            if (s_parse_hostport(p, (size_t)(end - p), &a->host, &a->port) != 0)
+                return -1;
+            self->nsentinels++;
+            p = end + (comma != NULL);
+        }
+        self->master = svc_strdup(slash + 1);
         return 0;
     }
     return -1;
@@ -129,7 +168,10 @@ svc_redis_t *svc_redis_new(const char *spec, int timeout_ms, const char *libname
     int bad = s_parse(self, spec);
     if (bad != 0) {
         if (bad == -1)
-            svc_log(SVC_LOG_ERROR, "redis: malformed address '%s' (expected unix:/path or tcp://host:port)", spec);
+            svc_log(SVC_LOG_ERROR,
+                    "redis: malformed address '%s' (expected unix:/path, tcp://host:port or "
+                    "sentinel://host:port[,host:port...]/master)",
+                    spec);
         svc_redis_destroy(&self);
         return NULL;
     }
@@ -168,6 +210,10 @@ void svc_redis_destroy(svc_redis_t **self_p)
     free(self->spec);
     free(self->path);
     free(self->host);
+    for (size_t i = 0; i < self->nsentinels; i++)
+        free(self->sentinels[i].host);
+    free(self->sentinels);
+    free(self->master);
     free(self);
     *self_p = NULL;
 }
@@ -210,6 +256,63 @@ static void s_drop(svc_redis_t *self, const char *why, int timed_out)
     }
 }
 
+/* a failed connect attempt: logged (once, then at the longest back-off), back-off doubled; -1 */
+static int s_connect_failed(svc_redis_t *self, long long now, const char *why)
+{
+    if (!self->failing || self->backoff_ms >= BACKOFF_MAX_MS)
+        svc_log(SVC_LOG_ERROR, "redis: cannot connect to %s: %s (next attempt in %d ms)", self->spec, why, self->backoff_ms);
+    self->failing = 1;
+    self->retry_at = now + self->backoff_ms;
+    self->backoff_ms = self->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : self->backoff_ms * 2;
+    return -1;
+}
+
+/* asks the Sentinels, in order, for the address of the primary; 0 (self->host/port set), or -1 */
+static int s_resolve(svc_redis_t *self, char *why, size_t whylen)
+{
+    /* a Sentinel that does not answer must not hold the worker long: at most 500 ms each */
+    struct timeval tmo = self->tmo;
+    if (tmo.tv_sec > 0 || tmo.tv_usec > 500000)
+        tmo = (struct timeval){0, 500000};
+    snprintf(why, whylen, "no Sentinel answered for primary %s", self->master);
+    for (size_t i = 0; i < self->nsentinels; i++) {
+        redisContext *c = redisConnectWithTimeout(self->sentinels[i].host, self->sentinels[i].port, tmo);
+        if (c == NULL)
+            abort();
+        redisReply *r = NULL;
+        if (c->err == 0 && redisSetTimeout(c, tmo) == REDIS_OK)
+            r = redisCommand(c, "SENTINEL get-master-addr-by-name %s", self->master);
+        int ok = r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[0]->type == REDIS_REPLY_STRING &&
+                 r->element[1]->type == REDIS_REPLY_STRING;
+        if (ok) {
+            long port = strtol(r->element[1]->str, NULL, 10);
+            ok = port >= 1 && port <= 65535;
+            if (ok) {
+                free(self->host);
+                self->host = svc_strdup(r->element[0]->str);
+                self->port = (int)port;
+            }
+        } else if (r != NULL && r->type == REDIS_REPLY_NIL) {
+            snprintf(why, whylen, "the Sentinels do not know a primary named %s", self->master);
+        }
+        freeReplyObject(r);
+        redisFree(c);
+        if (ok)
+            return 0;
+    }
+    return -1;
+}
+
+/* 1 when the server on c says it is a primary (ROLE) */
+static int s_is_primary(redisContext *c)
+{
+    redisReply *r = redisCommand(c, "ROLE");
+    int ok = r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements > 0 && r->element[0]->type == REDIS_REPLY_STRING &&
+             strcmp(r->element[0]->str, "master") == 0;
+    freeReplyObject(r);
+    return ok;
+}
+
 int svc_redis_connect(svc_redis_t *self)
 {
     assert(self != NULL);
@@ -219,19 +322,23 @@ int svc_redis_connect(svc_redis_t *self)
     if (now < self->retry_at)
         return -1;
     self->reconnect_free = 0;
+    char why[256];
+    if (self->nsentinels > 0 && s_resolve(self, why, sizeof(why)) != 0)
+        return s_connect_failed(self, now, why);
     redisContext *c = self->path != NULL ? redisConnectUnixWithTimeout(self->path, self->tmo)
                                          : redisConnectWithTimeout(self->host, self->port, self->tmo);
     if (c == NULL)
         abort(); /* hiredis returns NULL only when out of memory */
     if (c->err != 0 || redisSetTimeout(c, self->tmo) != REDIS_OK) {
-        if (!self->failing || self->backoff_ms >= BACKOFF_MAX_MS)
-            svc_log(SVC_LOG_ERROR, "redis: cannot connect to %s: %s (next attempt in %d ms)", self->spec, c->errstr,
-                    self->backoff_ms);
-        self->failing = 1;
+        snprintf(why, sizeof(why), "%s", c->errstr);
         redisFree(c);
-        self->retry_at = now + self->backoff_ms;
-        self->backoff_ms = self->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : self->backoff_ms * 2;
-        return -1;
+        return s_connect_failed(self, now, why);
+    }
+    if (self->nsentinels > 0 && !s_is_primary(c)) {
+        /* the Sentinels' answer is behind a failover in progress: ask again after the back-off */
+        snprintf(why, sizeof(why), "%s:%d is not a primary (a failover is in progress)", self->host, self->port);
+        redisFree(c);
+        return s_connect_failed(self, now, why);
     }
     self->ctx = c;
     self->timed_out = 0;
@@ -390,6 +497,12 @@ redisReply *svc_redis_fcall(svc_redis_t *self, int readonly, const char *fn, int
     for (int i = 0; i < 3 + nkeys; i++)
         lens[i] = strlen(argv[i]);
     redisReply *r = svc_redis_command(self, argc, argv, lens);
+    if (r != NULL && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "READONLY", 8) == 0 && self->ctx != NULL) {
+        /* the server became a replica (a failover): nothing was written; find the new primary */
+        freeReplyObject(r);
+        r = NULL;
+        s_drop(self, "the server is a replica now (failover)", 0);
+    }
     if (r != NULL && r->type == REDIS_REPLY_ERROR && strstr(r->str, "Function not found") != NULL) {
         freeReplyObject(r);
         r = NULL;
@@ -400,6 +513,37 @@ redisReply *svc_redis_fcall(svc_redis_t *self, int readonly, const char *fn, int
     free(argv);
     free(lens);
     return r;
+}
+
+void svc_redis_set_wait(svc_redis_t *self, int replicas, int timeout_ms)
+{
+    assert(self != NULL);
+    int tmo_ms = (int)(self->tmo.tv_sec * 1000 + self->tmo.tv_usec / 1000);
+    self->wait_replicas = replicas > 0 ? replicas : 0;
+    /* WAIT must end before the command timeout, which would drop the connection */
+    self->wait_timeout_ms = timeout_ms > 0 && timeout_ms < tmo_ms - 100 ? timeout_ms : (tmo_ms > 200 ? tmo_ms - 100 : 100);
+}
+
+int svc_redis_wait(svc_redis_t *self, int *acked)
+{
+    assert(self != NULL);
+    *acked = 0;
+    if (self->wait_replicas == 0)
+        return 0;
+    char n[16], t[16];
+    snprintf(n, sizeof(n), "%d", self->wait_replicas);
+    snprintf(t, sizeof(t), "%d", self->wait_timeout_ms);
+    const char *argv[] = {"WAIT", n, t};
+    redisReply *r = svc_redis_command(self, 3, argv, NULL);
+    if (r != NULL && r->type == REDIS_REPLY_INTEGER)
+        *acked = (int)r->integer;
+    freeReplyObject(r);
+    return *acked >= self->wait_replicas ? 0 : -1;
+}
+
+int svc_redis_wait_wanted(const svc_redis_t *self)
+{
+    return self->wait_replicas;
 }
 
 /* ---- commands of coroutines ------------------------------------------------------------------ */
@@ -551,6 +695,15 @@ void svc_redis_test(void)
     XWS_CHECK(svc_redis_new("tcp://host:0", 100, "t", NULL) == NULL);
     XWS_CHECK(svc_redis_new("tcp://:80", 100, "t", NULL) == NULL);
     XWS_CHECK(svc_redis_new("unix:", 100, "t", NULL) == NULL);
+    r = svc_redis_new("sentinel://127.0.0.1:1,[::1]:2/mymaster", 100, "t", NULL);
+    XWS_CHECK(r != NULL && r->nsentinels == 2 && r->sentinels[1].port == 2 && strcmp(r->sentinels[1].host, "::1") == 0 &&
+              strcmp(r->master, "mymaster") == 0);
+    XWS_CHECK(svc_redis_connect(r) == -1); /* no Sentinel answers */
+    svc_redis_destroy(&r);
+    XWS_CHECK(svc_redis_new("sentinel://127.0.0.1:1", 100, "t", NULL) == NULL);
+    XWS_CHECK(svc_redis_new("sentinel://127.0.0.1:1/", 100, "t", NULL) == NULL);
+    XWS_CHECK(svc_redis_new("sentinel:///m", 100, "t", NULL) == NULL);
+    XWS_CHECK(svc_redis_new("sentinel://127.0.0.1:1,x/m", 100, "t", NULL) == NULL);
     char longpath[160] = "unix:/";
     memset(longpath + 6, 'x', sizeof(longpath) - 7);
     XWS_CHECK(svc_redis_new(longpath, 100, "t", NULL) == NULL);

@@ -24,8 +24,11 @@ typedef struct svc_redis svc_redis_t;
 struct svc_coro;
 
 /*
- * Creates a connection handle for spec ("unix:/path/redis.sock" or "tcp://host:port", host may
- * be "[v6addr]"). timeout_ms: connect and command timeout. libname/lua: the function library
+ * Creates a connection handle for spec ("unix:/path/redis.sock", "tcp://host:port", host may
+ * be "[v6addr]", or "sentinel://host:port[,host:port...]/master": the primary named master,
+ * asked of those Redis Sentinels at every connect; a connection to a server that is not a
+ * primary, or a write refused with READONLY (a failover under way), is dropped and the primary
+ * asked for again, with the usual back-off). timeout_ms: connect and command timeout. libname/lua: the function library
  * (lua holds the library body without the "#!lua" line; both borrowed, must outlive the handle;
  * lua may be NULL for no library). Does not connect yet. Returns NULL (and logs) on a malformed
  * spec.
@@ -63,6 +66,17 @@ redisReply *svc_redis_fcall(svc_redis_t *self, int readonly, const char *fn, int
 
 /* Loads the library now (FUNCTION LOAD REPLACE). 0, or -1 (logged). */
 int svc_redis_load(svc_redis_t *self);
+
+/*
+ * Acknowledged writes (setting redis_wait_replicas): after each write, WAIT until `replicas`
+ * replicas have it, for at most timeout_ms (kept below the command timeout). 0 replicas: off.
+ */
+void svc_redis_set_wait(svc_redis_t *self, int replicas, int timeout_ms);
+/* The replicas a write waits for (0: none). */
+int svc_redis_wait_wanted(const svc_redis_t *self);
+/* WAIT as set: 0 when enough replicas have every write of this connection so far (or none is
+ * wanted), -1 otherwise; *acked: how many did. */
+int svc_redis_wait(svc_redis_t *self, int *acked);
 
 /* The spec given to svc_redis_new (for messages). */
 const char *svc_redis_spec(const svc_redis_t *self);

@@ -107,6 +107,13 @@ svc_worker_t *svc_worker_new(const svc_service_t *service, xws_config_t *cfg)
     self->redis = svc_redis_new(xws_config_get(cfg, "redis", "unix:${run_dir}/redis.sock"), (int)tmo, self->libname, service->lua);
     if (self->redis == NULL)
         goto fail;
+    long long wait_replicas = xws_config_int(cfg, "redis_wait_replicas", 0);
+    long long wait_ms = xws_config_int(cfg, "redis_wait_timeout_ms", 1000);
+    if (wait_replicas < 0 || wait_replicas > 64 || wait_ms < 0) {
+        svc_log(SVC_LOG_ERROR, "setting redis_wait_replicas (0-64) or redis_wait_timeout_ms is malformed");
+        goto fail;
+    }
+    svc_redis_set_wait(self->redis, (int)wait_replicas, (int)wait_ms);
     /* endpoints: comma-separated, blanks around them ignored */
     const char *eps = xws_config_get(cfg, "worker_endpoints", "ipc://${run_dir}/workers.ipc");
     char *copy = svc_strdup(eps), *save = NULL;
