@@ -738,3 +738,46 @@ def test_concurrent_adds_of_one_name(system, k):
     assert e["name"] == "samename"
     assert list(numbers(system, "default")) == [e["number"]]
     assert context_refs(system, "default") == refs + 1
+
+
+@pytest.mark.parametrize("k", KINDS, ids=repr)
+def test_concurrent_edits_to_one_number(system, k):
+    """32 objects without a number, each edited at once to take the same one: exactly one wins."""
+    clear(system)
+    ids = [add_ok(system, k, name="editor%d" % i) for i in range(32)]
+    served = [p.text().count(" %ss/edit " % k.kind) for p in users_workers(system)]
+    results = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(len(ids))
+
+    def one(gid):
+        barrier.wait()
+        r = call(system, k, "edit", {"number": k.num(95)}, id=gid)
+        with lock:
+            results.append((gid, r))
+
+    threads = [threading.Thread(target=one, args=(gid,)) for gid in ids]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    now = [p.text().count(" %ss/edit " % k.kind) for p in users_workers(system)]
+    assert all(n > s for n, s in zip(now, served)), (served, now)
+    assert sorted(r.status for _, r in results) == [200] + [400] * 31
+    [winner] = [gid for gid, r in results if r.status == 200]
+    for _, r in results:
+        if r.status == 400:
+            assert_error(r, 400, "number_taken", "number")
+    assert [e["id"] for e in items(system, k) if e["number"]] == [winner]
+    assert numbers(system, "default") == {k.num(95): "%s:%s/%d" % (k.kind, k.kind, winner)}
+
+
+@pytest.mark.parametrize("k", KINDS, ids=repr)
+def test_add_ignores_server_fields(system, k):
+    clear(system)
+    gid = add_ok(system, k, name="plainid", id=999, user=[1, 2])
+    assert gid != 999
+    assert view(system, k, gid)["user"] is False
+    assert call(system, k, "edit", {"id": 998}, id=gid).status == 200
+    assert call(system, k, "view", id=998).status == 404
+    assert view(system, k, gid)["id"] == gid
