@@ -5,11 +5,13 @@
  * (the record, its name index, its context reference, its number and, on delete, the cascade of
  * lua/refs.lua in one atomic step).
  */
+#include <assert.h>
 #include <string.h>
 #include "groups.h"
+#include "refs.h"
 
-#define GROUPS_PUT_NKEYS 12 /* KEYS of ipbx_groups_put after the write id (lua/groups.lua) */
-#define GROUPS_DEL_NKEYS 24 /* KEYS of ipbx_groups_del: the same, then the 12 cascade keys of lua/refs.lua */
+#define GROUPS_PUT_NKEYS 12                                   /* KEYS of ipbx_groups_put after the write id (lua/groups.lua) */
+#define GROUPS_DEL_NKEYS (GROUPS_PUT_NKEYS + IPBX_REFS_NKEYS) /* ipbx_groups_del: the same, then the cascade keys (refs.h) */
 
 /* ---- reading --------------------------------------------------------------------------------------- */
 
@@ -95,6 +97,7 @@ static void s_write_keys(svc_ctx_t *ctx, const groups_kind_t *k, const char *key
                          const char *newctx)
 {
     const svc_records_t *d = k->records;
+    assert(d->nindexes == 2); /* name, context: the layout of lua/groups.lua */
     keys[0] = svc_key(ctx, d->seq);
     keys[1] = svc_key(ctx, d->crud.data_key);
     keys[2] = svc_ctx_printf(ctx, "%sver:%s", ctx->prefix, d->crud.resource);
@@ -107,11 +110,7 @@ static void s_write_keys(svc_ctx_t *ctx, const groups_kind_t *k, const char *key
     keys[9] = svc_number_idx_key(ctx, oldctx);
     keys[10] = svc_number_key(ctx, newctx);
     keys[11] = svc_number_idx_key(ctx, newctx);
-    static const char *const cascade[] = {"pickup:rows",       "pickup:target", "ver:pickup",    "user:dialaction",
-                                          "dialaction:target", "user:groups",   "group:members", "ver:groups",
-                                          "user:queues",       "queue:members", "ver:queues",    "ver:users"};
-    for (size_t i = 0; i < 12; i++)
-        keys[12 + i] = svc_key(ctx, cascade[i]);
+    ipbx_refs_keys(ctx, &keys[GROUPS_PUT_NKEYS]);
 }
 
 /*
