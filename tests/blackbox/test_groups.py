@@ -231,6 +231,12 @@ def test_add_list_view_shape(system, k):
     assert redis_cli(system, "HGET", PREFIX + k.kind + ":name", "sales").strip() == str(gid)
     # the same through the private path
     assert system.get(k.private, {"act": "view", "id": gid}).json() == v
+    # no deleteall: like any unknown act it lists, and deletes nothing
+    before = snapshot(system)
+    for act in ("deleteall", "bogus", ""):
+        r = call(system, k, act)
+        assert (r.status, r.json()) == (200, [e]), act
+    assert snapshot(system) == before
 
 
 @pytest.mark.parametrize("k", KINDS, ids=repr)
