@@ -17,7 +17,10 @@ from conftest import ADMIN, BIN_DIR, ENTITY, PROJECT, System, free_port, sanitiz
 MAIL = "/xivo/configuration/json.php/restricted/network/mail/"
 CONTEXT = "/service/ipbx/json.php/restricted/system_management/context/"
 BOOTSTRAP = PROJECT / "deploy" / "bootstrap.json"
-KEYS = ["mail", "entity/default", "context/to-extern", "context/from-extern", "context/default"]
+GROUPS = "/service/ipbx/json.php/restricted/pbx_settings/groups/"
+QUEUES = "/callcenter/json.php/restricted/settings/queues/"
+KEYS = ["mail", "entity/default", "context/to-extern", "context/from-extern", "context/default", "group/accueil",
+        "group/tous", "queue/commerciale", "queue/technique"]
 
 FRESH_MAIL = {"id": 1, "mydomain": "", "origin": "xivo-clients.proformatique.com", "relayhost": "",
               "fallback_relayhost": "", "canonical": []}
@@ -50,6 +53,24 @@ CONTEXTS = {
 }
 
 
+# ids 1, 2 of each kind on a fresh store (spec section 7: the document's user example names them)
+FRESH_GROUPS = [
+    {"id": 1, "name": "accueil", "number": "500", "context": "default", "description": ""},
+    {"id": 2, "name": "tous", "number": "501", "context": "default", "description": ""},
+]
+FRESH_QUEUES = [
+    {"id": 1, "name": "commerciale", "displayname": "Commerciale", "number": "600", "context": "default",
+     "description": ""},
+    {"id": 2, "name": "technique", "displayname": "Technique", "number": "601", "context": "default",
+     "description": ""},
+]
+
+
+def start_workers(system):
+    """The services the bootstrap items go to, beyond the config worker System starts."""
+    system.start_worker("xws-ipbx-users")
+
+
 def need_tool():
     if not (BIN_DIR / "xws-bootstrap").is_file():
         pytest.fail("binary xws-bootstrap missing in %s" % BIN_DIR)
@@ -71,7 +92,8 @@ def lines_for(outcome):
 
 def state(system):
     """(status, etag, body) of every read the bootstrap data show."""
-    reads = [(MAIL, {"act": "view"}), (ENTITY, {"act": "list"}), (CONTEXT, {"act": "list"})]
+    reads = [(MAIL, {"act": "view"}), (ENTITY, {"act": "list"}), (CONTEXT, {"act": "list"}), (GROUPS, {"act": "list"}),
+             (QUEUES, {"act": "list"})]
     reads += [(CONTEXT, {"act": "view", "id": n}) for n in sorted(CONTEXTS)]
     out = []
     for path, q in reads:
@@ -90,6 +112,7 @@ def redis_cli(system, *args):
 @pytest.fixture(scope="module")
 def fresh():
     s = System(workers=1)
+    start_workers(s)
     yield s
     s.stop()
 
@@ -113,6 +136,16 @@ def test_data_are_exactly_section_7(fresh):
         v = fresh.get(CONTEXT, {"act": "view", "id": name}, auth=ADMIN)
         assert v.status == 200, v
         assert v.json() == expected, name
+    assert fresh.get(GROUPS, {"act": "list"}, auth=ADMIN).json() == FRESH_GROUPS
+    assert fresh.get(QUEUES, {"act": "list"}, auth=ADMIN).json() == FRESH_QUEUES
+    for path, items in ((GROUPS, FRESH_GROUPS), (QUEUES, FRESH_QUEUES)):
+        for item in items:
+            assert fresh.get(path, {"act": "view", "id": item["id"]}, auth=ADMIN).json() == dict(item, user=False)
+    # their numbers are held in context default; they count as references of the context
+    held = redis_cli(fresh, "HGETALL", "xws:context:numbers:default").split()
+    assert dict(zip(held[0::2], held[1::2])) == {"500": "group:group/1", "501": "group:group/2", "600": "queue:queue/1",
+                                                 "601": "queue:queue/2"}
+    assert redis_cli(fresh, "HGET", "xws:context:refs", "default") == "4"
 
 
 def test_second_run_changes_nothing(fresh):
@@ -138,6 +171,7 @@ def test_outcomes_are_kept_without_expiry(fresh):
 
 def test_deleted_objects_do_not_come_back(fresh):
     assert fresh.get(CONTEXT, {"act": "delete", "id": "to-extern"}, auth=ADMIN).status == 200
+    assert fresh.get(GROUPS, {"act": "delete", "id": 2}, auth=ADMIN).status == 200
     edited = {"mydomain": "example.com", "origin": "example.com", "relayhost": "", "fallback_relayhost": "",
               "canonical": []}
     assert fresh.post(MAIL, {"act": "edit"}, body=edited, auth=ADMIN).status == 200
@@ -148,6 +182,7 @@ def test_deleted_objects_do_not_come_back(fresh):
     assert state(fresh) == before
     assert fresh.get(CONTEXT, {"act": "view", "id": "to-extern"}, auth=ADMIN).status == 404
     assert fresh.get(MAIL, {"act": "view"}, auth=ADMIN).json()["mydomain"] == "example.com"
+    assert [g["name"] for g in fresh.get(GROUPS, {"act": "list"}, auth=ADMIN).json()] == ["accueil"]
 
 
 def test_default_file_and_setting(fresh, tmp_path):
@@ -237,6 +272,7 @@ def test_waits_for_a_worker():
         time.sleep(2)
         assert p.poll() is None, "xws-bootstrap gave up without a worker"
         s.start_worker()
+        start_workers(s)
         out, err = p.communicate(timeout=90)
         assert p.returncode == 0, (out, err)
         assert out.decode().splitlines() == lines_for("applied")
@@ -280,6 +316,8 @@ def test_launcher_bootstraps_on_every_start():
             assert la.get(MAIL, "act=view", auth).json() == FRESH_MAIL
             r = la.get(CONTEXT, "act=list", auth)
             assert [c["name"] for c in r.json()] == ["default", "from-extern", "to-extern"]
+            assert la.get(GROUPS, "act=list", auth).json() == FRESH_GROUPS
+            assert la.get(QUEUES, "act=list", auth).json() == FRESH_QUEUES
             assert la.get(CONTEXT, "act=delete&id=to-extern", auth).status == 200
         finally:
             assert la.stop() == 0, la.text()
