@@ -1,13 +1,14 @@
 /*
- * main.c - xws-ipbx-users: the ipbx-users service worker (resource `users`).
+ * main.c - xws-ipbx-users: the ipbx-users service worker (resources `users` and `pickup`).
  *
  *   xws-ipbx-users [-c FILE] [-v]
  */
+#include "pickup.h"
 #include "users.h"
 
 int main(int argc, char **argv)
 {
-    const svc_resource_t resources[] = {users_resource, {NULL, NULL, NULL}};
+    const svc_resource_t resources[] = {users_resource, pickup_resource, {NULL, NULL, NULL}};
     const svc_service_t service = {"ipbx-users", users_lua, resources, NULL};
     return svc_main(&service, argc, argv);
 }
