@@ -7,7 +7,7 @@
 #include "pickup.h"
 
 static const svc_field_t s_fields[] = {
-    {.name = "commented", .kind = SVC_INT, .flags = SVC_F_DATA, .min = 0, .max = 1, .def = "0"},
+    {.name = "commented", .kind = SVC_BOOL, .flags = SVC_F_DATA, .def = "false", .out = SVC_OUT_NUMBER},
     {.name = "description", .kind = SVC_TEXT, .flags = SVC_F_DATA | SVC_F_MULTILINE, .max_len = 1000},
     {.name = "id", .kind = SVC_INT, .flags = SVC_F_ID},
     {.name = "name", .kind = SVC_TEXT, .flags = SVC_F_DATA | SVC_F_REQUIRED | SVC_F_TRIM, .min_len = 1, .max_len = 128},
