@@ -512,31 +512,32 @@ def users_workers(system):
     return [p for p in system.workers if "ipbx-users" in p.name]
 
 
-def adds_served(system):
-    return [p.text().count(" pickup/add ") for p in users_workers(system)]
+def served(system, act):
+    return [p.text().count(" pickup/%s " % act) for p in users_workers(system)]
 
 
-def race(system, bodies):
-    """Sends the adds at once; checks that both ipbx-users workers answered some of them."""
-    served = adds_served(system)
+def race(system, bodies, act="add", ids=None):
+    """Sends the requests at once (edits of ids[i] when given); checks that both ipbx-users workers answered
+    some of them."""
+    before = served(system, act)
     results = []
     lock = threading.Lock()
     barrier = threading.Barrier(len(bodies))
 
-    def one(body):
+    def one(i, body):
         barrier.wait()
-        r = call(system, "add", body)
+        r = call(system, act, body) if ids is None else call(system, act, body, id=ids[i])
         with lock:
-            results.append((body["name"], r))
+            results.append((body.get("name"), r))
 
-    threads = [threading.Thread(target=one, args=(b,)) for b in bodies]
+    threads = [threading.Thread(target=one, args=(i, b)) for i, b in enumerate(bodies)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    wait_until(lambda: sum(adds_served(system)) - sum(served) >= len(bodies), timeout=30, what="the workers' logs")
-    now = adds_served(system)
-    assert len(now) == 2 and all(n > s for n, s in zip(now, served)), (served, now)
+    wait_until(lambda: sum(served(system, act)) - sum(before) >= len(bodies), timeout=30, what="the workers' logs")
+    now = served(system, act)
+    assert len(now) == 2 and all(n > s for n, s in zip(now, before)), (before, now)
     return results
 
 
@@ -564,3 +565,25 @@ def test_concurrent_adds_of_one_name(system):
             assert_error(r, 400, "already_exists", "name")
     [p] = pickups(system)
     assert p["id"] == 0 and p["name"] == "samename"
+
+
+def test_concurrent_edits_keep_the_reverse_index_exact(system):
+    clear(system)
+    objects = [("user", 1), ("user", 2), ("user", 3), ("group", 1), ("queue", 1)]
+    a = add_ok(system, "left", [row("user", 1)])
+    b = add_ok(system, "right", [row("group", 1)])
+    bodies, ids = [], []
+    for i in range(32):
+        sets = [row(t, n, "pickup" if (i + j) % 4 == 0 else "member") for j, (t, n) in enumerate(objects) if (i >> j) & 1]
+        bodies.append({"members": sets, "description": "edit %d" % i})
+        ids.append(a if i % 2 else b)
+    results = race(system, bodies, act="edit", ids=ids)
+    assert [r.status for _, r in results] == [200] * 32, [r for _, r in results if r.status != 200]
+    assert targets(system) == expected_targets(system)
+    # each pickup holds exactly the set of one of its edits
+    for pid in (a, b):
+        v = view(system, pid)
+        got = sorted((r["category"], r["membertype"], r["memberid"]) for r in (v["members"] or []) + (v["pickups"] or []))
+        sent = [sorted((m["category"], m["membertype"], m["memberid"]) for m in body["members"])
+                for body, i in zip(bodies, ids) if i == pid and body["description"] == v["pickup"]["description"]]
+        assert sent == [got], (pid, got, sent)
