@@ -1179,6 +1179,8 @@ static void s_render_scalar(const svc_field_t *f, const svc_value_t *v, svc_out_
             snprintf(num, sizeof(num), "%lld", v->i), svc_mp_cstr(pk, num);
     } else if (f->kind == SVC_INT) {
         msgpack_pack_int64(pk, v->set ? v->i : 0);
+    } else if (out == SVC_OUT_NUMBER) {
+        msgpack_pack_int(pk, v->set && v->i ? 1 : 0);
     } else if (v->set && v->i) {
         msgpack_pack_true(pk);
     } else {
@@ -1586,4 +1588,25 @@ void svc_field_test(void)
     XWS_CHECK(svc_check_email("a..b@x.fr", 9) == -1);
     XWS_CHECK(svc_check_email("@x.fr", 5) == -1);
     XWS_CHECK(svc_check_email("a b@x.fr", 8) == -1);
+
+    /* a flag rendered as the number 0/1 */
+    static const svc_field_t flag_fields[] = {{.name = "f", .kind = SVC_BOOL, .flags = SVC_F_DATA, .out = SVC_OUT_NUMBER}};
+    static const svc_table_t flag_table = SVC_TABLE(flag_fields);
+    for (int on = 0; on < 3; on++) {
+        svc_record_t *fr = svc_record_new(&flag_table);
+        if (on < 2)
+            svc_record_set_int(fr, "f", on);
+        msgpack_sbuffer fsb;
+        msgpack_sbuffer_init(&fsb);
+        msgpack_packer fpk;
+        msgpack_packer_init(&fpk, &fsb, svc_mp_write);
+        svc_record_render(fr, &fpk);
+        const char *fwant = on == 1 ? "\x81\xa1"
+                                      "f\x01"
+                                    : "\x81\xa1"
+                                      "f\x00";
+        XWS_CHECK(fsb.size == 4 && memcmp(fsb.data, fwant, 4) == 0);
+        msgpack_sbuffer_destroy(&fsb);
+        svc_record_destroy(&fr);
+    }
 }

@@ -94,6 +94,7 @@ enum {
 typedef enum {
     SVC_OUT_NATIVE, /* text as str, int as int, bool as bool */
     SVC_OUT_STRING, /* int and bool as their decimal text ("0"/"1" for flags; "" when unset) */
+    SVC_OUT_NUMBER, /* bool as the number 0/1 (the pickup's `commented`); int and text as native */
 } svc_out_t;
 
 typedef struct svc_record svc_record_t;
