@@ -165,7 +165,7 @@ fi
 # 6. black-box suite
 banner "black-box suite (pytest)"
 # shellcheck disable=SC2086
-XWS_BIN_DIR=$BUILD/bin timeout -k 20 720 /usr/bin/python3 -m pytest -ra -p no:cacheprovider \
+XWS_BIN_DIR=$BUILD/bin timeout -k 20 1800 /usr/bin/python3 -m pytest -ra -p no:cacheprovider \
     "$PROJECT/tests/blackbox" ${PYTEST_ARGS:-} 2>&1 | tee "$LOGDIR/pytest.log"
 rc=${PIPESTATUS[0]}
 step_result "black-box suite" $rc
