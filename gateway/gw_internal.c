@@ -52,6 +52,13 @@ gw_ipc_file_t gw_endpoint_file(const char *ep)
     return f;
 }
 
+void gw_endpoint_share(const char *ep)
+{
+    const char *path = s_ipc_path(ep);
+    if (path != NULL && chmod(path, 0770) != 0)
+        fprintf(stderr, "xws-gateway: cannot open %s to its group: %s\n", path, strerror(errno));
+}
+
 void gw_endpoint_unlink(const char *ep, gw_ipc_file_t file)
 {
     struct stat st;

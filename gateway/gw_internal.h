@@ -36,6 +36,9 @@ typedef struct {
 /* Reads the identity of endpoint's socket file, just after this process bound it. */
 gw_ipc_file_t gw_endpoint_file(const char *endpoint);
 
+/* Opens the socket file of an "ipc://PATH" endpoint to its group (0770); nothing for other transports. */
+void gw_endpoint_share(const char *endpoint);
+
 /*
  * Removes the socket file of an "ipc://PATH" endpoint that this process bound, at a clean stop,
  * unless it is no longer the file recorded at the bind (another gateway bound the path since).

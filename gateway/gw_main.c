@@ -391,6 +391,16 @@ int main(int argc, char **argv)
     app->verifier = gw_verifier_new(app);
     if ((app->internal = gw_internal_new(app, internal_ep, curve_secret, curve_clients)) == NULL)
         goto out;
+    /* ipc sockets are the owner's only (umask 077) unless local consumers of the group are
+     * meant to reach them (systemd: a provisioning service running as another user in group xws) */
+    const char *group_access = xws_config_get(cfg, "ipc_group_access", "no");
+    if (strcmp(group_access, "yes") == 0) {
+        gw_endpoint_share(worker_ep);
+        gw_endpoint_share(internal_ep);
+    } else if (strcmp(group_access, "no") != 0) {
+        fprintf(stderr, "xws-gateway: ipc_group_access must be yes or no, not '%s'\n", group_access);
+        goto out;
+    }
     int fd = s_listen(listen_on);
     if (fd < 0)
         goto out;

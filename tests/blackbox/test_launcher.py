@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BIN_DIR, ENTITY, PROJECT, Response, _SSL, basic, free_port, sanitizer_reports, wait_until
+from conftest import BIN_DIR, ENTITY, PROJECT, Response, System, _SSL, basic, free_port, sanitizer_reports, wait_until
 
 LAUNCH = PROJECT / "deploy" / "xws-launch"
 
@@ -223,3 +223,18 @@ def test_launch_keeps_secrets_local(run_dir):
     calls = argv_log.read_text()
     assert "ensure-initial" in calls and "--password-stdin" in calls, calls
     assert "file-secret-pass-7" not in calls, calls
+
+
+@pytest.mark.parametrize("access,mode", [(None, 0o700), ("yes", 0o770)])
+def test_ipc_sockets_are_the_owners_unless_shared_with_the_group(access, mode):
+    """The gateway's ipc sockets are 0700 whatever the umask, 0770 with ipc_group_access = yes."""
+    old = os.umask(0o002)
+    try:
+        s = System(workers=1, extra_env={"XWS_IPC_GROUP_ACCESS": access} if access else None)
+    finally:
+        os.umask(old)
+    try:
+        for name in ("workers.ipc", "internal.ipc"):
+            assert stat.S_IMODE(os.stat(s.dir / name).st_mode) == mode, (name, oct(os.stat(s.dir / name).st_mode))
+    finally:
+        s.stop()
