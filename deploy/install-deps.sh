@@ -14,8 +14,8 @@ PACKAGES=(
     libh2o-evloop-dev libssl-dev libczmq-dev libmsgpack-dev libjansson-dev libhiredis-dev
     # run
     redis-server redis-tools openssl curl
-    # test
-    python3 python3-pytest
+    # test (systemd: systemd-analyze verify of the units)
+    python3 python3-pytest systemd
     # manual pages (generated from each program's --help)
     help2man
     # fuzzing (libFuzzer)

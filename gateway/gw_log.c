@@ -20,6 +20,7 @@
 struct gw_log {
     int fd;           /* -1: disabled */
     int owned;        /* 1: close at destroy */
+    char *path;       /* the file of an owned fd (for gw_log_reopen), or NULL */
     h2o_loop_t *loop; /* NULL: no timer */
     h2o_timeout_t flush_timeout;
     h2o_timeout_entry_t flush_entry;
@@ -158,7 +159,26 @@ gw_log_t *gw_log_new(h2o_loop_t *loop, const char *target)
         fprintf(stderr, "xws-gateway: cannot open the access log %s: %s\n", target, strerror(errno));
         return NULL;
     }
-    return s_new(loop, fd, 1);
+    gw_log_t *self = s_new(loop, fd, 1);
+    if ((self->path = strdup(target)) == NULL)
+        abort();
+    return self;
+}
+
+int gw_log_reopen(gw_log_t *self)
+{
+    if (self == NULL || self->path == NULL)
+        return 0;
+    int fd = open(self->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0666);
+    if (fd < 0) {
+        fprintf(stderr, "xws-gateway: cannot reopen the access log %s: %s (still writing to the old file)\n", self->path,
+                strerror(errno));
+        return -1;
+    }
+    gw_log_flush(self); /* what is buffered goes to the old file (a rotated log's last lines) */
+    close(self->fd);
+    self->fd = fd;
+    return 0;
 }
 
 void gw_log_destroy(gw_log_t **self_p)
@@ -188,6 +208,7 @@ void gw_log_destroy(gw_log_t **self_p)
         h2o_timeout_dispose(self->loop, &self->flush_timeout);
     }
     free(self->buf);
+    free(self->path);
     free(self);
     *self_p = NULL;
 }

@@ -47,6 +47,9 @@ typedef struct gw_log gw_log_t;
  * opened.
  */
 gw_log_t *gw_log_new(h2o_loop_t *loop, const char *target);
+/* Opens the file again (after a log rotation moved it: SIGHUP), the buffered lines going to the
+ * old one first. 0 (also for standard output or no log), -1 (reported; the old file is kept). */
+int gw_log_reopen(gw_log_t *self);
 /* NULL-safe; writes what is buffered (waiting at most GW_LOG_EXIT_WAIT_MS for a non-blocking output
  * that stays full), closes a file, stops the timer, and sets *self_p to NULL. */
 void gw_log_destroy(gw_log_t **self_p);

@@ -18,6 +18,7 @@
 #include <czmq.h>
 #include "xws/cli.h"
 #include "xws/config.h"
+#include "xws/notify.h"
 #include "gw_app.h"
 #include "gw_http.h"
 #include "gw_msg.h"
@@ -44,11 +45,17 @@ static struct {
     h2o_timeout_t tick_timeout;
     h2o_timeout_entry_t tick;
     volatile sig_atomic_t stop;
+    volatile sig_atomic_t reopen; /* SIGHUP: reopen the access log file */
+    uint64_t watchdog_ms;         /* WATCHDOG=1 every this many ms (systemd), 0: none */
+    uint64_t watchdog_at;         /* loop ms of the last one */
 } g;
 
 static void s_on_signal(int sig)
 {
-    g.stop = 1;
+    if (sig == SIGHUP)
+        g.reopen = 1;
+    else
+        g.stop = 1;
 }
 
 /* Reads the listener exactly when a connection may be accepted: not stopping, not resting, below max_connections. */
@@ -117,6 +124,16 @@ static void s_on_accept_pause_end(h2o_timeout_entry_t *entry)
 
 static void s_on_tick(h2o_timeout_entry_t *entry)
 {
+    uint64_t now = h2o_now(g.app.loop);
+    if (g.watchdog_ms > 0 && now - g.watchdog_at >= g.watchdog_ms) {
+        xws_notify("WATCHDOG=1"); /* the loop turns: the service manager need not restart us */
+        g.watchdog_at = now;
+    }
+    if (g.reopen) {
+        g.reopen = 0;
+        if (gw_log_reopen(g.app.log) == 0)
+            fprintf(stderr, "xws-gateway: SIGHUP: log files reopened\n");
+    }
     gw_broker_tick(g.app.broker);
     if (!g.app.stopping) {
         gw_refresh_tick(g.app.refresh);
@@ -268,6 +285,7 @@ int main(int argc, char **argv)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
 
     xws_config_t *cfg = xws_config_load(cfgpath);
     if (cfg == NULL)
@@ -419,6 +437,10 @@ int main(int argc, char **argv)
     g.tick.cb = s_on_tick;
     h2o_timeout_link(app->loop, &g.tick_timeout, &g.tick);
     gw_refresh_now(app->refresh);
+    /* systemd Type=notify: ready once listening and bound to the workers' endpoint */
+    g.watchdog_ms = xws_watchdog_interval_ms();
+    g.watchdog_at = h2o_now(app->loop);
+    xws_notify("READY=1");
 
     while (!g.stop)
         if (h2o_evloop_run(app->loop, INT32_MAX) != 0 && errno != EINTR) {
@@ -429,6 +451,7 @@ int main(int argc, char **argv)
     /* stop: no new connections, finish what is in flight (until the deadline), then say goodbye to the workers */
     fprintf(stderr, "xws-gateway: stopping; %zu request(s) in flight\n", app->nrequests + gw_internal_pending(app->internal));
     app->stopping = 1;
+    xws_notify("STOPPING=1");
     s_listener_update(); /* stops reading it */
     h2o_socket_close(g.listener);
     g.listener = NULL;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include "xws/cli.h"
 #include "xws/frames.h"
+#include "xws/notify.h"
 #include "svc_coro.h"
 #include "svc_log.h"
 #include "svc_mp.h"
@@ -505,6 +506,9 @@ int svc_worker_run(svc_worker_t *self)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    /* SIGHUP (a log rotation): a worker logs to standard error only, so there is nothing to reopen;
+     * it must not stop the worker */
+    signal(SIGHUP, SIG_IGN);
 
     for (size_t i = 0; i < self->nlinks; i++)
         if (s_link_open(self, &self->links[i]) != 0)
@@ -512,6 +516,11 @@ int svc_worker_run(svc_worker_t *self)
     svc_redis_connect(self->redis); /* early, so that a wrong address shows in the log at once */
     svc_log(SVC_LOG_INFO, "worker %s serving %s, %zu gateway endpoint(s), credit %u, redis %s", self->name, self->service->service,
             self->nlinks, self->credit, svc_redis_spec(self->redis));
+    /* systemd Type=notify: ready once its gateway links are open (Redis may come later: requests
+     * then answer store_unavailable); WATCHDOG=1 from the loop while it turns */
+    xws_notify("READY=1");
+    uint64_t watchdog_ms = xws_watchdog_interval_ms();
+    long long watchdog_at = svc_now_mono_ms();
     int tick = self->heartbeat_ms / 4;
     if (tick < 10)
         tick = 10;
@@ -532,6 +541,10 @@ int svc_worker_run(svc_worker_t *self)
         if (fd >= 0 && (rd || wr))
             items[n++] = (zmq_pollitem_t){.fd = fd, .events = (short)((rd ? ZMQ_POLLIN : 0) | (wr ? ZMQ_POLLOUT : 0))};
         long long now = svc_now_mono_ms();
+        if (watchdog_ms > 0 && now - watchdog_at >= (long long)watchdog_ms) {
+            xws_notify("WATCHDOG=1");
+            watchdog_at = now;
+        }
         int wait = tick, rw = svc_redis_wait_ms(self->redis, now);
         if (rw >= 0 && rw < wait)
             wait = rw;
@@ -557,6 +570,7 @@ int svc_worker_run(svc_worker_t *self)
     if (rc != 0)
         return -1; /* (jobs still in flight are abandoned with the process) */
     svc_log(SVC_LOG_INFO, "worker %s stopping: disconnecting from the gateways", self->name);
+    xws_notify("STOPPING=1");
     for (size_t i = 0; i < self->nlinks; i++) {
         zsock_set_linger(self->links[i].sock, 500);
         xws_send_disconnect(self->links[i].sock, NULL);
