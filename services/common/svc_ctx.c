@@ -490,6 +490,6 @@ void svc_ctx_test(void)
     XWS_CHECK(svc_outcome_reply(&ctx, &arr, NULL) == -1 && ctx.status == 500);
     st.type = REDIS_REPLY_STRING;
     XWS_CHECK(svc_outcome_reply(&ctx, &arr, NULL) == -1 && ctx.status == 500);
-    XWS_CHECK(svc_outcome_reply(&ctx, NULL, NULL) == -1 && ctx.status == 500);
+    XWS_CHECK(svc_outcome_reply(&ctx, NULL, NULL) == -1 && ctx.status == 503); /* Redis unavailable */
     svc_ctx_dispose(&ctx);
 }
