@@ -134,7 +134,8 @@ void gwb_worker_forget(gw_broker_t *self, worker_t *w, gwb_gone_t how, const cha
     gw_broker_counts_t *c = &svc->counts;
     c->disconnected += how == GWB_GONE_DISCONNECTED;
     c->expired += how == GWB_GONE_EXPIRED;
-    c->lost += how == GWB_GONE_LOST;
+    c->unreachable += how == GWB_GONE_UNREACHABLE;
+    c->other += how == GWB_GONE_OTHER;
     c->gone.handled += w->report.handled;
     c->gone.replayed += w->report.replayed;
     c->gone.store_errors += w->report.store_errors;
@@ -262,7 +263,7 @@ static void s_on_flush(h2o_timeout_entry_t *entry)
             char why[96];
             snprintf(why, sizeof(why), "cannot be reached (%s)", zmq_strerror(zmq_errno()));
             service_t *svc = w->service;
-            gwb_worker_forget(self, w, GWB_GONE_LOST, why);
+            gwb_worker_forget(self, w, GWB_GONE_UNREACHABLE, why);
             gwb_dispatch(self, svc); /* to the other workers: they join the dirty list */
         }
     }
@@ -322,7 +323,7 @@ void gw_broker_disconnect_all(gw_broker_t *self)
         while (!h2o_linklist_is_empty(&s->workers)) {
             worker_t *w = H2O_STRUCT_FROM_MEMBER(worker_t, link, s->workers.next);
             xws_send_disconnect(self->sock, w->identity);
-            gwb_worker_forget(self, w, GWB_GONE_LOST, "sent DISCONNECT (gateway stopping)");
+            gwb_worker_forget(self, w, GWB_GONE_OTHER, "sent DISCONNECT (gateway stopping)");
         }
 }
 
@@ -466,7 +467,7 @@ void gw_broker_tick(gw_broker_t *self)
                 }
             }
             if (now - w->last_sent >= self->opts.heartbeat_ms && s_send(self, w, XWS_CMD_HEARTBEAT, NULL, 0) != 0) {
-                gwb_worker_forget(self, w, GWB_GONE_LOST, "cannot be reached");
+                gwb_worker_forget(self, w, GWB_GONE_UNREACHABLE, "cannot be reached");
                 freed = 1;
             }
         }

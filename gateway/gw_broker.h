@@ -139,8 +139,9 @@ enum { GW_STORE_UNKNOWN = 0, GW_STORE_OK = 1, GW_STORE_DOWN = 2 };
 typedef struct {
     uint64_t registered;     /* workers that announced READY */
     uint64_t disconnected;   /* workers forgotten after their DISCONNECT (a clean stop) */
-    uint64_t expired;        /* workers forgotten after expiry_ms of silence (a crash, a hang, a lost link) */
-    uint64_t lost;           /* workers forgotten for another reason (unreachable, another service, gateway stopping) */
+    uint64_t expired;        /* workers forgotten after expiry_ms of silence (a hang, a crash or a lost link beyond this host) */
+    uint64_t unreachable;    /* workers forgotten because a send failed: their connection is gone (a crash on this host) */
+    uint64_t other;          /* workers forgotten for another reason (re-registered for another service, gateway stopping) */
     uint64_t redispatched;   /* requests held by a forgotten worker and queued again */
     uint64_t no_worker;      /* submits refused: no live worker */
     uint64_t queue_full;     /* submits refused: the queue was full */

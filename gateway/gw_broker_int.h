@@ -80,7 +80,7 @@ enum { JOB_IDLE = 0, JOB_QUEUED = 1, JOB_INFLIGHT = 2, JOB_EXPIRING = 3 };
 service_t *gwb_service_find(gw_broker_t *self, const char *name, size_t len);
 
 /* Why a worker is forgotten, for the service's counts. */
-typedef enum { GWB_GONE_DISCONNECTED, GWB_GONE_EXPIRED, GWB_GONE_LOST } gwb_gone_t;
+typedef enum { GWB_GONE_DISCONNECTED, GWB_GONE_EXPIRED, GWB_GONE_UNREACHABLE, GWB_GONE_OTHER } gwb_gone_t;
 
 /* Forgets a worker (counted as how, logged with why): what it held goes back to the head of its
  * service's queue, in order (the caller dispatches). */

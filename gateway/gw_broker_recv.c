@@ -72,7 +72,7 @@ static void s_on_ready(gw_broker_t *self, xws_frames_t *f, worker_t *w)
 {
     uint64_t now = h2o_now(self->loop);
     if (w != NULL && !xws_slice_eq(f->service, w->service->name)) {
-        gwb_worker_forget(self, w, GWB_GONE_LOST, "announced another service");
+        gwb_worker_forget(self, w, GWB_GONE_OTHER, "announced another service");
         w = NULL;
     }
     if (w == NULL) {
