@@ -180,13 +180,25 @@ static void s_session_test(zsock_t *router, zpoller_t *poller, pid_t pid)
     XWS_CHECK(s_request(router, poller, peer, "store", "k2") == 503);
     XWS_CHECK(s_request(router, poller, peer, "", "k3") == 200);
 
-    /* heartbeats while idle: two of them come, however long that takes */
+    /* heartbeats while idle: two of them come, however long that takes; each carries the worker's
+     * report, which soon says that Redis (nowhere) does not answer, and counts the requests */
     xws_frames_t f;
-    for (int beats = 0; beats < 2; beats++) {
+    int down = 0;
+    for (int beats = 0; beats < 2 || (!down && beats < 100); beats++) {
         XWS_CHECK(s_expect(router, poller, XWS_CMD_HEARTBEAT, &f) == 0);
-        XWS_CHECK(zframe_eq(f.identity, peer));
+        XWS_CHECK(zframe_eq(f.identity, peer) && f.payload.len > 0);
+        msgpack_unpacked u;
+        XWS_CHECK(svc_mp_unpack(&u, f.payload.ptr, f.payload.len) == 0 && u.data.type == MSGPACK_OBJECT_MAP);
+        const msgpack_object *store = svc_mp_get(&u.data, "store"), *handled = svc_mp_get(&u.data, "handled");
+        const msgpack_object *errors = svc_mp_get(&u.data, "store_errors");
+        XWS_CHECK(store != NULL && handled != NULL && errors != NULL && handled->type == MSGPACK_OBJECT_POSITIVE_INTEGER);
+        XWS_CHECK(handled->via.u64 == 3 && errors->via.u64 == 1); /* k1, k2 (503), k3 */
+        down = xws_slice_eq(svc_mp_slice(store), "down");
+        XWS_CHECK(down || xws_slice_eq(svc_mp_slice(store), "unknown")); /* before the first probe */
+        msgpack_unpacked_destroy(&u);
         xws_frames_dispose(&f);
     }
+    XWS_CHECK(down);
 
     /* malformed messages: the worker survives them all */
     unsigned seed = 12345;
