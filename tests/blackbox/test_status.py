@@ -5,7 +5,8 @@ import math
 import re
 import signal
 
-from conftest import ADMIN, ENTITY, ENTITY_PRIVATE, System, basic, wait_until
+from conftest import ADMIN, ENTITY, ENTITY_PRIVATE, System, wait_until
+from test_gateway_review import Zmtp, mp_pack, mp_unpack
 
 SERVICES = ("config", "ipbx-lines", "ipbx-users", "devices", "extensions")
 BINARIES = ("xws-ipbx-lines", "xws-ipbx-users", "xws-devices", "xws-extensions")  # xws-config: System starts it
@@ -237,6 +238,24 @@ def test_metrics_scrape_and_counters_move():
             what="the worker's report to count the requests",
         )
         assert value(scrape(s), "xws_workers_store_ok", service="config") == 1
+
+        # a write sent again with the same request id is answered from its recorded outcome: counted as replayed
+        replayed = value(scrape(s), "xws_worker_replayed_writes_total", service="config")
+        env = {"v": 1, "rid": "status-replay-1", "service": "config", "resource": "entity", "act": "add",
+               "body": {"name": "replayed", "displayname": "Replayed"}}
+        for expect_replayed in (False, True):
+            z = Zmtp(s.internal_endpoint, timeout=15)
+            try:
+                z.send([b"XWS1", b"\x02", b"k", mp_pack(env)])
+                rep = mp_unpack(z.recv()[3])[0]
+            finally:
+                z.close()
+            assert rep["status"] == 200 and rep.get("replayed", False) is expect_replayed, rep
+        wait_until(
+            lambda: value(scrape(s), "xws_worker_replayed_writes_total", service="config") == replayed + 1,
+            timeout=30,
+            what="the replayed write in the worker's report",
+        )
 
         # a worker that dies is counted as a departure (unreachable: its connection on this host is
         # gone; expired when it only falls silent) and its service loses it
