@@ -60,7 +60,7 @@ struct svc_worker {
     size_t nlinks;
     size_t active;        /* jobs in flight */
     svc_job_t *free_jobs; /* finished jobs, kept with their coroutine stack for the next request */
-    /* the store probe (a PING every heartbeat_ms, in a coroutine of its own) and the report's figures */
+    /* the store probe (a PING every store_probe_ms, in a coroutine of its own) and the report's figures */
     svc_coro_t *probe;
     int probe_ms;         /* store_probe_ms: 0, no probe (the report says "unknown") */
     long long last_probe; /* monotonic ms of the last probe's start */
