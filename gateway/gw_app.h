@@ -16,6 +16,7 @@
 #include "gw_backoff.h"
 #include "gw_broker.h"
 #include "gw_log.h"
+#include "gw_metrics.h"
 
 typedef struct gw_internal gw_internal_t;
 typedef struct gw_refresh gw_refresh_t;
@@ -46,6 +47,7 @@ typedef struct gw_app {
     gw_internal_t *internal;
     gw_refresh_t *refresh;   /* the account snapshot kept fresh (gw_refresh.h) */
     gw_verifier_t *verifier; /* password checks at the config service (gw_verify.h) */
+    gw_metrics_t *metrics;   /* request counters for /metrics (gw_metrics.h) */
 
     /* life */
     size_t nrequests; /* HTTP requests alive */

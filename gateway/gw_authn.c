@@ -5,14 +5,17 @@
 #include "gw_authn.h"
 #include "gw_basic.h"
 #include "gw_refresh.h"
+#include "gw_status.h"
 #include "gw_verify.h"
 
 /* ---- the account of a request --------------------------------------------------------------------------- */
 
 static void s_fail(gw_req_t *r, int count)
 {
-    if (count)
+    if (count) {
         gw_backoff_fail(r->app->backoff, r->addr, r->login, h2o_now(r->app->loop));
+        gw_metrics_auth(r->app->metrics, GW_AUTH_FAILURE);
+    }
     gw_req_send_empty(r, 401);
 }
 
@@ -20,6 +23,10 @@ static void s_fail(gw_req_t *r, int count)
 static void s_authorized(gw_req_t *r, const gw_account_t *acct)
 {
     r->account = h2o_strdup(&r->req->pool, acct->name, strlen(acct->name)).base;
+    if (gw_status_owns(r->route)) { /* /status details, /metrics: any account */
+        gw_status_authorized(r);
+        return;
+    }
     if (r->route->service == NULL) { /* check: any authenticated account may test its credentials */
         gw_req_send(r, 200, NULL, 0);
         return;
@@ -102,6 +109,7 @@ static void s_verify_start(gw_req_t *r)
     memcpy(password, r->password, sizeof(password));
     OPENSSL_cleanse(r->password, sizeof(r->password));
     r->phase = PH_VERIFY;
+    gw_metrics_auth(r->app->metrics, GW_AUTH_PASSWORD_CHECK);
     r->vwait.on_done = s_on_verified;
     r->vwait.deadline_unix_ms = r->deadline_unix_ms;
     int rc = gw_verifier_check(r->app->verifier, &r->vwait, r->ckey, r->login, password, r->addr_text);
@@ -157,6 +165,7 @@ void gw_authn_start(gw_req_t *r)
         return;
     }
     r->phase = PH_DELAY;
+    gw_metrics_auth(app->metrics, GW_AUTH_DELAYED);
     r->delay.cb = s_on_delay;
     h2o_timeout_link(app->loop, &app->backoff_timeout, &r->delay);
 }

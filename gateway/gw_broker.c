@@ -106,6 +106,7 @@ void gwb_finish(gw_broker_t *self, gw_job_t *job, gw_job_outcome_t outcome, cons
 static void s_on_deadline(h2o_timeout_entry_t *entry)
 {
     gw_job_t *job = H2O_STRUCT_FROM_MEMBER(gw_job_t, _timer, entry);
+    job->_service->counts.timeouts++;
     gwb_finish(job->_broker, job, GW_JOB_TIMEOUT, NULL, 0);
 }
 
@@ -126,10 +127,18 @@ static int s_send(gw_broker_t *self, worker_t *w, xws_cmd_t cmd, const xws_slice
 }
 
 /* Forgets a worker: what it held goes back to the head of its service's queue, in order. */
-void gwb_worker_forget(gw_broker_t *self, worker_t *w, const char *why)
+void gwb_worker_forget(gw_broker_t *self, worker_t *w, gwb_gone_t how, const char *why)
 {
     service_t *svc = w->service;
     size_t requeued = 0;
+    gw_broker_counts_t *c = &svc->counts;
+    c->disconnected += how == GWB_GONE_DISCONNECTED;
+    c->expired += how == GWB_GONE_EXPIRED;
+    c->unreachable += how == GWB_GONE_UNREACHABLE;
+    c->other += how == GWB_GONE_OTHER;
+    c->gone.handled += w->report.handled;
+    c->gone.replayed += w->report.replayed;
+    c->gone.store_errors += w->report.store_errors;
     while (!h2o_linklist_is_empty(&w->tickets)) {
         ticket_t *t = H2O_STRUCT_FROM_MEMBER(ticket_t, link, w->tickets.prev); /* last first */
         gw_job_t *job = t->job;
@@ -141,6 +150,7 @@ void gwb_worker_forget(gw_broker_t *self, worker_t *w, const char *why)
             requeued++;
         }
     }
+    c->redispatched += requeued;
     if (h2o_linklist_is_linked(&w->dlink))
         h2o_linklist_unlink(&w->dlink);
     h2o_linklist_unlink(&w->link);
@@ -253,7 +263,7 @@ static void s_on_flush(h2o_timeout_entry_t *entry)
             char why[96];
             snprintf(why, sizeof(why), "cannot be reached (%s)", zmq_strerror(zmq_errno()));
             service_t *svc = w->service;
-            gwb_worker_forget(self, w, why);
+            gwb_worker_forget(self, w, GWB_GONE_UNREACHABLE, why);
             gwb_dispatch(self, svc); /* to the other workers: they join the dirty list */
         }
     }
@@ -314,7 +324,7 @@ void gw_broker_disconnect_all(gw_broker_t *self)
         while (!h2o_linklist_is_empty(&s->workers)) {
             worker_t *w = H2O_STRUCT_FROM_MEMBER(worker_t, link, s->workers.next);
             xws_send_disconnect(self->sock, w->identity);
-            gwb_worker_forget(self, w, "sent DISCONNECT (gateway stopping)");
+            gwb_worker_forget(self, w, GWB_GONE_OTHER, "sent DISCONNECT (gateway stopping)");
         }
 }
 
@@ -369,10 +379,14 @@ int gw_broker_submit_until(gw_broker_t *self, gw_job_t *job, const char *service
     service_t *svc = gwb_service_find(self, service, strlen(service));
     if (svc == NULL)
         return GW_SUBMIT_UNKNOWN;
-    if (svc->nworkers == 0)
+    if (svc->nworkers == 0) {
+        svc->counts.no_worker++;
         return GW_SUBMIT_NO_WORKER;
-    if (svc->nqueued >= self->opts.queue_max)
+    }
+    if (svc->nqueued >= self->opts.queue_max) {
+        svc->counts.queue_full++;
         return GW_SUBMIT_FULL;
+    }
     job->_service = svc;
     job->_broker = self;
     job->_env = malloc(len > 0 ? len : 1);
@@ -436,7 +450,7 @@ void gw_broker_tick(gw_broker_t *self)
             worker_t *w = H2O_STRUCT_FROM_MEMBER(worker_t, link, l);
             l = l->next;
             if (now - w->last_seen > self->opts.expiry_ms) {
-                gwb_worker_forget(self, w, "expired (no heartbeat)");
+                gwb_worker_forget(self, w, GWB_GONE_EXPIRED, "expired (no heartbeat)");
                 freed = 1;
                 continue;
             }
@@ -455,7 +469,7 @@ void gw_broker_tick(gw_broker_t *self)
                 }
             }
             if (now - w->last_sent >= self->opts.heartbeat_ms && s_send(self, w, XWS_CMD_HEARTBEAT, NULL, 0) != 0) {
-                gwb_worker_forget(self, w, "cannot be reached");
+                gwb_worker_forget(self, w, GWB_GONE_UNREACHABLE, "cannot be reached");
                 freed = 1;
             }
         }
@@ -463,6 +477,37 @@ void gw_broker_tick(gw_broker_t *self)
             gwb_dispatch(self, s);
     }
     gwb_drain(self);
+}
+
+size_t gw_broker_services(gw_broker_t *self, gw_broker_service_t *out, size_t max)
+{
+    size_t n = 0;
+    for (service_t *s = self->services; s != NULL; s = s->next, n++) {
+        if (n >= max)
+            continue;
+        gw_broker_service_t *o = &out[n];
+        memset(o, 0, sizeof(*o));
+        o->name = s->name;
+        o->workers = s->nworkers;
+        o->queued = s->nqueued;
+        o->counts = s->counts;
+        o->handled = s->counts.gone.handled;
+        o->replayed = s->counts.gone.replayed;
+        o->store_errors = s->counts.gone.store_errors;
+        for (h2o_linklist_t *l = s->workers.next; l != &s->workers; l = l->next) {
+            const worker_t *w = H2O_STRUCT_FROM_MEMBER(worker_t, link, l);
+            o->inflight += w->inflight;
+            o->credit += w->credit;
+            o->store_ok += w->report.store == GW_STORE_OK;
+            o->store_down += w->report.store == GW_STORE_DOWN;
+            if (w->report.store == GW_STORE_OK && w->report.store_us > o->store_us)
+                o->store_us = w->report.store_us;
+            o->handled += w->report.handled;
+            o->replayed += w->report.replayed;
+            o->store_errors += w->report.store_errors;
+        }
+    }
+    return n;
 }
 
 void gw_broker_describe(gw_broker_t *self, char *buf, size_t size)

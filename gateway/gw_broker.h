@@ -124,6 +124,49 @@ void gw_broker_tick(gw_broker_t *self);
 /* Sends DISCONNECT to every worker and forgets them (for a clean stop). */
 void gw_broker_disconnect_all(gw_broker_t *self);
 
+/* What a worker said in its last report (the HEARTBEAT's third frame, PROTOCOL.md §2). */
+typedef struct {
+    int store;             /* GW_STORE_*: whether its last probe found Redis answering */
+    uint64_t store_us;     /* round trip of its last successful probe, microseconds */
+    uint64_t handled;      /* requests it answered since it started */
+    uint64_t replayed;     /* writes it answered from their recorded outcome (a retried rid) */
+    uint64_t store_errors; /* requests it answered 503 store_unavailable */
+} gw_worker_report_t;
+
+enum { GW_STORE_UNKNOWN = 0, GW_STORE_OK = 1, GW_STORE_DOWN = 2 };
+
+/* Monotonic counts of one service since the gateway started. */
+typedef struct {
+    uint64_t registered;     /* workers that announced READY */
+    uint64_t disconnected;   /* workers forgotten after their DISCONNECT (a clean stop) */
+    uint64_t expired;        /* workers forgotten after expiry_ms of silence (a hang, a crash or a lost link beyond this host) */
+    uint64_t unreachable;    /* workers forgotten because a send failed: their connection is gone (a crash on this host) */
+    uint64_t other;          /* workers forgotten for another reason (re-registered for another service, gateway stopping) */
+    uint64_t redispatched;   /* requests held by a forgotten worker and queued again */
+    uint64_t no_worker;      /* submits refused: no live worker */
+    uint64_t queue_full;     /* submits refused: the queue was full */
+    uint64_t timeouts;       /* jobs that reached their deadline (owners answer 504) */
+    uint64_t bad_reports;    /* reports that could not be read (ignored; the heartbeat still counts) */
+    gw_worker_report_t gone; /* handled, replayed and store_errors of forgotten workers' last reports */
+} gw_broker_counts_t;
+
+/* The state of one service (gw_broker_services). */
+typedef struct {
+    const char *name;                         /* borrowed from the broker */
+    size_t workers;                           /* live workers */
+    size_t queued;                            /* jobs waiting */
+    size_t inflight;                          /* requests held by workers */
+    size_t credit;                            /* sum of the workers' credits */
+    size_t store_ok;                          /* workers whose last report says Redis answered */
+    size_t store_down;                        /* workers whose last report says it did not */
+    uint64_t store_us;                        /* the slowest last probe among the store_ok workers, microseconds (0: none) */
+    uint64_t handled, replayed, store_errors; /* the live workers' last reports plus counts.gone */
+    gw_broker_counts_t counts;
+} gw_broker_service_t;
+
+/* Fills out[0..max-1] with the served services, in the order of the table; returns how many there are. */
+size_t gw_broker_services(gw_broker_t *self, gw_broker_service_t *out, size_t max);
+
 /* Fills buf with a one-line summary: services, workers, queued and in-flight jobs. */
 void gw_broker_describe(gw_broker_t *self, char *buf, size_t size);
 

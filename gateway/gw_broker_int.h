@@ -27,19 +27,20 @@ struct gw_ticket {
 };
 
 struct gw_worker {
-    zframe_t *identity;     /* ROUTER peer id (owned) */
-    char name[80];          /* for logs: the READY name, else the identity in hex */
-    service_t *service;     /* its service */
-    unsigned credit;        /* requests it accepts at once */
-    unsigned inflight;      /* tickets held */
-    uint64_t last_seen;     /* loop ms of its last message */
-    uint64_t last_sent;     /* loop ms of our last message to it */
-    uint64_t last_dispatch; /* loop ms of its last request (idle-longest preference) */
-    int batch;              /* 1 when its READY said it reads several requests per message */
-    h2o_linklist_t tickets; /* ticket_t.link */
-    h2o_linklist_t outbox;  /* ticket_t.olink: dispatched in this loop turn, not sent yet */
-    h2o_linklist_t dlink;   /* in broker->dirty while its outbox is not empty */
-    h2o_linklist_t link;    /* in service->workers */
+    zframe_t *identity;        /* ROUTER peer id (owned) */
+    char name[80];             /* for logs: the READY name, else the identity in hex */
+    service_t *service;        /* its service */
+    unsigned credit;           /* requests it accepts at once */
+    unsigned inflight;         /* tickets held */
+    uint64_t last_seen;        /* loop ms of its last message */
+    uint64_t last_sent;        /* loop ms of our last message to it */
+    uint64_t last_dispatch;    /* loop ms of its last request (idle-longest preference) */
+    int batch;                 /* 1 when its READY said it reads several requests per message */
+    gw_worker_report_t report; /* its last report (PROTOCOL.md §2); zero until the first */
+    h2o_linklist_t tickets;    /* ticket_t.link */
+    h2o_linklist_t outbox;     /* ticket_t.olink: dispatched in this loop turn, not sent yet */
+    h2o_linklist_t dlink;      /* in broker->dirty while its outbox is not empty */
+    h2o_linklist_t link;       /* in service->workers */
 };
 
 struct gw_service {
@@ -47,6 +48,7 @@ struct gw_service {
     h2o_linklist_t workers; /* worker_t.link */
     h2o_linklist_t queue;   /* gw_job_t._link, FIFO */
     size_t nworkers, nqueued;
+    gw_broker_counts_t counts; /* events since the start; the figures of forgotten workers' last reports included */
     service_t *next;
 };
 
@@ -79,8 +81,12 @@ enum { JOB_IDLE = 0, JOB_QUEUED = 1, JOB_INFLIGHT = 2, JOB_EXPIRING = 3 };
 /* The service called name (len bytes), or NULL. */
 service_t *gwb_service_find(gw_broker_t *self, const char *name, size_t len);
 
-/* Forgets a worker: what it held goes back to the head of its service's queue, in order (the caller dispatches). */
-void gwb_worker_forget(gw_broker_t *self, worker_t *w, const char *why);
+/* Why a worker is forgotten, for the service's counts. */
+typedef enum { GWB_GONE_DISCONNECTED, GWB_GONE_EXPIRED, GWB_GONE_UNREACHABLE, GWB_GONE_OTHER } gwb_gone_t;
+
+/* Forgets a worker (counted as how, logged with why): what it held goes back to the head of its
+ * service's queue, in order (the caller dispatches). */
+void gwb_worker_forget(gw_broker_t *self, worker_t *w, gwb_gone_t how, const char *why);
 
 /* Sends queued jobs of svc to workers with spare credit (their REQUESTs leave at the end of the loop turn). */
 void gwb_dispatch(gw_broker_t *self, service_t *svc);

@@ -1,5 +1,6 @@
 /* gw_broker_recv.c - the broker's receiving side: messages from workers (see gw_broker.h, gw_broker_int.h). */
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,7 +72,7 @@ static void s_on_ready(gw_broker_t *self, xws_frames_t *f, worker_t *w)
 {
     uint64_t now = h2o_now(self->loop);
     if (w != NULL && !xws_slice_eq(f->service, w->service->name)) {
-        gwb_worker_forget(self, w, "announced another service");
+        gwb_worker_forget(self, w, GWB_GONE_OTHER, "announced another service");
         w = NULL;
     }
     if (w == NULL) {
@@ -87,6 +88,7 @@ static void s_on_ready(gw_broker_t *self, xws_frames_t *f, worker_t *w)
         h2o_linklist_init_anchor(&w->outbox);
         h2o_linklist_insert(&svc->workers, &w->link);
         svc->nworkers++;
+        svc->counts.registered++;
         w->last_sent = now;
         if (f->name.len > 0) {
             size_t n = f->name.len < 64 ? f->name.len : 64;
@@ -104,6 +106,61 @@ static void s_on_ready(gw_broker_t *self, xws_frames_t *f, worker_t *w)
     w->batch = xws_features_has(f->features, "batch");
     w->last_seen = now;
     gwb_dispatch(self, w->service);
+}
+
+/* Reads a worker's report: {store, store_us, handled, replayed, store_errors, ...} (unknown keys ignored). */
+static int s_report_parse(xws_slice_t data, gw_worker_report_t *r)
+{
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    int rc = -1;
+    if (msgpack_unpack_next(&u, data.ptr, data.len, NULL) != MSGPACK_UNPACK_SUCCESS || u.data.type != MSGPACK_OBJECT_MAP)
+        goto out;
+    static const struct {
+        const char *key;
+        size_t off;
+    } figures[] = {
+        {"store_us", offsetof(gw_worker_report_t, store_us)},
+        {"handled", offsetof(gw_worker_report_t, handled)},
+        {"replayed", offsetof(gw_worker_report_t, replayed)},
+        {"store_errors", offsetof(gw_worker_report_t, store_errors)},
+    };
+    memset(r, 0, sizeof(*r));
+    for (uint32_t i = 0; i < u.data.via.map.size; i++) {
+        const msgpack_object *k = &u.data.via.map.ptr[i].key, *v = &u.data.via.map.ptr[i].val;
+        if (k->type != MSGPACK_OBJECT_STR)
+            goto out;
+        xws_slice_t key = {k->via.str.ptr, k->via.str.size};
+        if (xws_slice_eq(key, "store")) {
+            if (v->type != MSGPACK_OBJECT_STR)
+                goto out;
+            xws_slice_t st = {v->via.str.ptr, v->via.str.size};
+            r->store = xws_slice_eq(st, "ok") ? GW_STORE_OK : xws_slice_eq(st, "down") ? GW_STORE_DOWN : GW_STORE_UNKNOWN;
+            continue;
+        }
+        for (size_t j = 0; j < sizeof(figures) / sizeof(figures[0]); j++)
+            if (xws_slice_eq(key, figures[j].key)) {
+                if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+                    goto out;
+                *(uint64_t *)((char *)r + figures[j].off) = v->via.u64;
+            }
+    }
+    rc = 0;
+out:
+    msgpack_unpacked_destroy(&u);
+    return rc;
+}
+
+/* A worker's report in its HEARTBEAT; one that cannot be read is counted and leaves the store state unknown. */
+static void s_on_report(gw_broker_t *self, worker_t *w, xws_slice_t data)
+{
+    gw_worker_report_t r;
+    if (s_report_parse(data, &r) != 0) {
+        w->service->counts.bad_reports++;
+        w->report.store = GW_STORE_UNKNOWN;
+        return;
+    }
+    w->report = r;
 }
 
 static void s_on_reply(gw_broker_t *self, xws_slice_t key, xws_slice_t payload, worker_t *w, int malformed)
@@ -170,10 +227,12 @@ static void s_handle(gw_broker_t *self, xws_frames_t *f, int rc, const char *err
         }
         break;
     case XWS_CMD_HEARTBEAT:
+        if (f->payload.len > 0)
+            s_on_report(self, w, f->payload);
         break;
     case XWS_CMD_DISCONNECT: {
         service_t *svc = w->service;
-        gwb_worker_forget(self, w, "disconnected");
+        gwb_worker_forget(self, w, GWB_GONE_DISCONNECTED, "disconnected");
         gwb_dispatch(self, svc); /* what it held goes to the others now, not at the next event of the service */
         break;
     }

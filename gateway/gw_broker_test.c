@@ -4,8 +4,8 @@
  * (DEALER sockets speaking PROTOCOL.md §2 over inproc://), and checks: READY and credit, the
  * least-loaded choice, batches of requests per loop turn to a worker whose READY says "batch",
  * the bounded queue, re-dispatch of what a departed or expired worker held (same key), deadlines
- * and late replies, cancellation (queued, in flight, and before the REQUEST left), and the refusal
- * of an unknown service.
+ * and late replies, cancellation (queued, in flight, and before the REQUEST left), the refusal
+ * of an unknown service, the workers' reports and the per-service counts (gw_broker_services).
  */
 #include <endian.h>
 #include <stdio.h>
@@ -142,6 +142,43 @@ static zsock_t *s_worker(const char *service, unsigned credit, const char *name,
 }
 
 /* Pumps until the service has n workers, judged by the description. */
+/* The state of service from gw_broker_services. */
+static gw_broker_service_t s_svc(gw_broker_t *b, const char *service)
+{
+    gw_broker_service_t all[8];
+    size_t n = gw_broker_services(b, all, 8);
+    GW_CHECK(n <= 8);
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(all[i].name, service) == 0)
+            return all[i];
+    GW_CHECK(!"no such service");
+    return all[0];
+}
+
+/* A fake worker's report: {store, store_us, handled} (store NULL: a report that is not a map). */
+static void s_report(zsock_t *w, const char *store, uint64_t store_us, uint64_t handled)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    if (store == NULL) {
+        msgpack_pack_array(&pk, 0);
+    } else {
+        msgpack_pack_map(&pk, 4);
+        msgpack_pack_str_with_body(&pk, "store", 5);
+        msgpack_pack_str_with_body(&pk, store, strlen(store));
+        msgpack_pack_str_with_body(&pk, "store_us", 8);
+        msgpack_pack_uint64(&pk, store_us);
+        msgpack_pack_str_with_body(&pk, "handled", 7);
+        msgpack_pack_uint64(&pk, handled);
+        msgpack_pack_str_with_body(&pk, "future", 6); /* unknown keys are ignored */
+        msgpack_pack_true(&pk);
+    }
+    GW_CHECK(xws_send_heartbeat_report(w, NULL, (xws_slice_t){sb.data, sb.size}) == 0);
+    msgpack_sbuffer_destroy(&sb);
+}
+
 static void s_wait_workers(ctx_t *x, const char *service, size_t n)
 {
     char want[64], desc[512];
@@ -201,6 +238,9 @@ void gw_broker_test(void)
     /* the bounded queue: A is full (e2, e3), two may wait, the next is refused */
     GW_CHECK(s_submit(b, &j[4], "svc", "e4") == GW_SUBMIT_OK && s_submit(b, &j[5], "svc", "e5") == GW_SUBMIT_OK);
     GW_CHECK(s_submit(b, &j[6], "svc", "e6") == GW_SUBMIT_FULL && !gw_job_busy(&j[6].job));
+    gw_broker_service_t st = s_svc(b, "svc");
+    GW_CHECK(st.counts.no_worker == 1 && st.counts.queue_full == 1 && st.counts.registered == 1);
+    GW_CHECK(st.workers == 1 && st.credit == 2 && st.inflight == 2 && st.queued == 2 && st.store_ok == 0);
 
     /* B reads batches: the queued pair reaches it in one message, in order */
     zsock_t *bw = x.alive[1] = s_worker("svc", 3, "B", "batch");
@@ -228,10 +268,21 @@ void gw_broker_test(void)
     s_pump(&x, 30);
     GW_CHECK(j[3].ndone == 1 && j[7].ndone == 1 && j[5].ndone == 1 && strcmp(j[5].reply, "r5") == 0);
 
+    /* reports: the store state and figures of each worker, summed per service */
+    s_report(a, "ok", 70, 4);
+    s_report(bw, "ok", 90, 3);
+    for (uint64_t t1 = s_now_ms(); s_svc(b, "svc").store_ok < 2 && s_now_ms() - t1 < 30000;)
+        s_pump(&x, 2);
+    st = s_svc(b, "svc");
+    GW_CHECK(st.store_ok == 2 && st.store_down == 0 && st.store_us == 90 && st.handled == 7);
+
     /* re-dispatch: B leaves holding e6; A gets it again with the same key */
     x.alive[1] = NULL;
     GW_CHECK(xws_send_disconnect(bw, NULL) == 0);
     s_wait_workers(&x, "svc", 1);
+    st = s_svc(b, "svc");
+    GW_CHECK(st.counts.disconnected == 1 && st.counts.redispatched == 1 && st.counts.registered == 2);
+    GW_CHECK(st.store_ok == 1 && st.store_us == 70 && st.handled == 7); /* B's figures stay in the sum */
     GW_CHECK(s_recv(&x, a, 30000, got, &ngot) == 1 && got[ngot - 1].key == key6 && strcmp(got[ngot - 1].env, "e6") == 0);
     GW_CHECK(j[6].ndone == 0);
     s_reply(a, key6, "r6");
@@ -284,6 +335,18 @@ void gw_broker_test(void)
     GW_CHECK(j[10].ndone == 1 && j[11].ndone == 1);
     gw_broker_describe(b, desc, sizeof(desc));
     GW_CHECK(strstr(desc, "svc: 1 worker(s), 0 in flight") != NULL);
+    GW_CHECK(s_svc(b, "svc").counts.timeouts == 2);
+    /* a report that says "down", then one that cannot be read: no longer counted as reaching the store */
+    s_report(a, "down", 0, 6);
+    for (uint64_t t1 = s_now_ms(); s_svc(b, "svc").store_down < 1 && s_now_ms() - t1 < 30000;)
+        s_pump(&x, 2);
+    st = s_svc(b, "svc");
+    GW_CHECK(st.store_ok == 0 && st.store_down == 1 && st.handled == 9);
+    s_report(a, NULL, 0, 0);
+    for (uint64_t t1 = s_now_ms(); s_svc(b, "svc").counts.bad_reports < 1 && s_now_ms() - t1 < 30000;)
+        s_pump(&x, 2);
+    st = s_svc(b, "svc");
+    GW_CHECK(st.store_ok == 0 && st.store_down == 0 && st.workers == 1);
 
     /* expiry: A falls silent holding e0; once it is forgotten, D gets e0 with the same key */
     GW_CHECK(s_submit(b, &j[0], "svc", "e0") == GW_SUBMIT_OK);
@@ -297,6 +360,9 @@ void gw_broker_test(void)
     s_reply(d, key0, "r0");
     s_pump(&x, 20);
     GW_CHECK(j[0].ndone == 1 && j[0].outcome == GW_JOB_REPLY && strcmp(j[0].reply, "r0") == 0);
+    st = s_svc(b, "svc");
+    GW_CHECK(st.counts.expired == 1 && st.counts.redispatched == 2 && st.counts.registered == 3 && st.counts.disconnected == 1);
+    GW_CHECK(s_svc(b, "other").workers == 0 && s_svc(b, "other").counts.registered == 0);
     zsock_destroy(&a);
 
     /* destroy with a job queued: no callback */

@@ -15,6 +15,7 @@
 #include "gw_req.h"
 #include "gw_msg.h"
 #include "gw_route.h"
+#include "gw_status.h"
 
 #define WS_VERSION "1.0"
 
@@ -51,7 +52,7 @@ void gw_req_send(gw_req_t *r, int status, const char *body, size_t len)
     req->res.reason = gw_msg_reason(status);
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-xivo-ws-version"), 0, "X-XIVO-WS-VERSION",
                           H2O_STRLIT(WS_VERSION));
-    if (len > 0)
+    if (len > 0 && h2o_find_header(&req->res.headers, H2O_TOKEN_CONTENT_TYPE, -1) == -1) /* /metrics sets its own */
         s_add_header(r, H2O_TOKEN_CONTENT_TYPE, "application/json");
     if (status == 503)
         s_add_header(r, H2O_TOKEN_RETRY_AFTER, "1");
@@ -66,6 +67,7 @@ void gw_req_send(gw_req_t *r, int status, const char *body, size_t len)
                         r->act.ptr,   r->act.len,       status,          len,         s_mono_us() - r->t0_us,
                         r->account};
     gw_log_access(app->log, &e);
+    gw_metrics_request(app->metrics, r->route, r->act, status, e.duration_us);
     h2o_send_inline(req, body, len);
 }
 
@@ -120,6 +122,7 @@ static void s_on_freed(void *arg)
                             s_mono_us() - r->t0_us,
                             r->account};
         gw_log_access(app->log, &e);
+        gw_metrics_request(app->metrics, r->route, r->act, 499, e.duration_us);
     }
     app->nrequests--;
 }
@@ -303,8 +306,12 @@ static int s_on_req(h2o_handler_t *self, h2o_req_t *req)
     gw_msg_split_target(req->path.base, req->path.len, &r->path, &query);
     gw_match_t m;
     if (gw_route_match(r->path.ptr, r->path.len, &m) != 0) {
-        gw_req_send(r, 404, NULL, 0);
-        return 0;
+        m.route = gw_status_match(r->path.ptr, r->path.len); /* the gateway's own: /status, /metrics */
+        m.mode = GW_MODE_RESTRICTED;
+        if (m.route == NULL) {
+            gw_req_send(r, 404, NULL, 0);
+            return 0;
+        }
     }
     r->route = m.route;
     r->mode = m.mode;
@@ -349,6 +356,10 @@ static int s_on_req(h2o_handler_t *self, h2o_req_t *req)
 
     if (app->stopping) {
         gw_req_send_error(r, 503, "no_worker", "", "the gateway is stopping");
+        return 0;
+    }
+    if (gw_status_owns(r->route)) {
+        gw_status_handle(r);
         return 0;
     }
     if (r->mode == GW_MODE_PRIVATE) {

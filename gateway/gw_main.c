@@ -396,6 +396,7 @@ int main(int argc, char **argv)
     int rc = 1;
     if ((app->accept_ctx.ssl_ctx = gw_tls_new(tls_cert, tls_key, data_dir)) == NULL)
         goto out;
+    app->metrics = gw_metrics_new(gw_app_unix_ms());
     if ((app->accounts = gw_accounts_new()) == NULL || (app->backoff = gw_backoff_new()) == NULL ||
         (app->log = gw_log_new(app->loop, access_log)) == NULL)
         goto out;
@@ -484,6 +485,7 @@ out:
     gw_log_destroy(&app->log);       /* writes the lines still buffered: the last requests of a SIGTERM stop included */
     gw_accounts_destroy(&app->accounts);
     gw_backoff_destroy(&app->backoff);
+    gw_metrics_destroy(&app->metrics);
     if (app->accept_ctx.ssl_ctx != NULL)
         SSL_CTX_free(app->accept_ctx.ssl_ctx);
     app->accept_ctx.ssl_ctx = NULL;

@@ -18,6 +18,7 @@ struct gw_refresh {
     uint64_t last;          /* loop ms of the last snapshot request */
     int state;              /* last outcome reported on stderr (to log changes only) */
     uint64_t seq;           /* snapshot requests sent so far (the one in flight is number seq) */
+    uint64_t last_ok;       /* loop ms of the last answer that loaded or confirmed the snapshot (0: none yet) */
     h2o_linklist_t waiting; /* gw_refresh_wait_t._link: parked until a snapshot request after their own */
 };
 
@@ -118,6 +119,7 @@ static void s_on_loaded(gw_job_t *job, gw_job_outcome_t outcome, const void *rep
     }
     if (rep.status == 304) {
         s_state(self, REFRESH_OK, "snapshot up to date");
+        self->last_ok = h2o_now(app->loop);
     } else if (rep.status == 200 && rep.body != NULL) {
         uint64_t before = gw_accounts_version(app->accounts);
         int was_ready = gw_accounts_ready(app->accounts);
@@ -130,6 +132,7 @@ static void s_on_loaded(gw_job_t *job, gw_job_outcome_t outcome, const void *rep
                 fprintf(stderr, "xws-gateway: accounts: version %" PRIu64 ", %zu account(s)\n", gw_accounts_version(app->accounts),
                         gw_accounts_count(app->accounts));
             self->state = REFRESH_OK;
+            self->last_ok = h2o_now(app->loop);
         }
     } else {
         char msg[160];
@@ -183,6 +186,11 @@ void gw_refresh_now(gw_refresh_t *self)
         }
     }
     msgpack_sbuffer_destroy(&env);
+}
+
+uint64_t gw_refresh_last_ok(const gw_refresh_t *self)
+{
+    return self->last_ok;
 }
 
 void gw_refresh_tick(gw_refresh_t *self)
@@ -313,6 +321,7 @@ void gw_refresh_test(void)
     for (int i = 0; i < 500 && !gw_accounts_ready(app.accounts); i++)
         s_test_pump(&app, 1);
     GW_CHECK(gw_accounts_ready(app.accounts) && gw_accounts_version(app.accounts) == 5 && gw_accounts_count(app.accounts) == 1);
+    GW_CHECK(gw_refresh_last_ok(rf) != 0);
     GW_CHECK(!s_test_recv(&app, worker, 20, &key, &since));
 
     /* parked while nothing is in flight: the next request's end answers it; later ones carry `since` */
@@ -340,6 +349,8 @@ void gw_refresh_test(void)
     GW_CHECK(t[1].ndone == 1 && t[1].ok == 1 && t[2].ndone == 0);
 
     /* a failed refresh: the parked request hears ok = 0; the loaded snapshot stays */
+    uint64_t ok_at = gw_refresh_last_ok(rf);
+    GW_CHECK(ok_at != 0);
     s_test_park(rf, &t[3]);
     gw_refresh_now(rf);
     GW_CHECK(s_test_recv(&app, worker, 15000, &key, &since));
@@ -347,6 +358,7 @@ void gw_refresh_test(void)
     for (int i = 0; i < 500 && t[3].ndone == 0; i++)
         s_test_pump(&app, 1);
     GW_CHECK(t[3].ndone == 1 && t[3].ok == 0 && gw_accounts_version(app.accounts) == 6);
+    GW_CHECK(gw_refresh_last_ok(rf) == ok_at); /* a failed refresh does not count as fresh */
 
     /* destroy with a request in flight and a parked waiter: no callback */
     s_test_park(rf, &t[0]);

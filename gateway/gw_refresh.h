@@ -37,6 +37,10 @@ void gw_refresh_now(gw_refresh_t *self);
 /* Periodic work: asks when the period passed (or 100 ms while no snapshot is loaded). Call it from the tick. */
 void gw_refresh_tick(gw_refresh_t *self);
 
+/* Loop time (ms) of the last snapshot answer from the config service that loaded or confirmed
+ * (304) the accounts: the config worker read them from Redis then. 0 before the first. */
+uint64_t gw_refresh_last_ok(const gw_refresh_t *self);
+
 /* Withdraws the request in flight, if any (the gateway is stopping). */
 void gw_refresh_stop(gw_refresh_t *self);
 

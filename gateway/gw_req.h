@@ -1,7 +1,7 @@
 /*
  * gw_req - the state of one HTTP request, shared by gw_http (answering, dispatch, the handler) and
  * gw_authn (the authentication flow), and the calls gw_authn makes back into gw_http. Private to
- * those two files. The state lives in the request's pool; h2o frees it with the request.
+ * those two files and gw_status (the gateway's own routes). The state lives in the request's pool; h2o frees it with the request.
  */
 #ifndef GW_REQ_H
 #define GW_REQ_H

@@ -8,10 +8,12 @@
 #include "gw_http.h"
 #include "gw_internal.h"
 #include "gw_log.h"
+#include "gw_metrics.h"
 #include "gw_msg.h"
 #include "gw_net.h"
 #include "gw_refresh.h"
 #include "gw_route.h"
+#include "gw_status.h"
 #include "gw_tls.h"
 #include "gw_verify.h"
 
@@ -25,7 +27,8 @@ int main(void)
         {"gw_basic", gw_basic_test},   {"gw_backoff", gw_backoff_test}, {"gw_accounts", gw_accounts_test},
         {"gw_log", gw_log_test},       {"gw_tls", gw_tls_test},         {"gw_broker", gw_broker_test},
         {"gw_verify", gw_verify_test}, {"gw_refresh", gw_refresh_test}, {"gw_internal", gw_internal_test},
-        {"gw_msg", gw_msg_test},       {"gw_http", gw_http_test},
+        {"gw_msg", gw_msg_test},       {"gw_http", gw_http_test},       {"gw_metrics", gw_metrics_test},
+        {"gw_status", gw_status_test},
     };
     size_t n = sizeof(tests) / sizeof(tests[0]);
     for (size_t i = 0; i < n; i++) {

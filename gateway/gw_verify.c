@@ -258,7 +258,8 @@ static void s_on_done(gw_job_t *job, gw_job_outcome_t outcome, const void *reply
             while ((w = s_next_waiter(v)) != NULL)
                 w->on_done(w, &res);
         } else if (status == 503) {
-            s_error_all(v, 503, "no_worker", "the account service is not available");
+            s_error_all(v, 503, "store_unavailable",
+                        "the data store is unavailable, try again"); /* the config service's only 503 */
         } else {
             fprintf(stderr, "xws-gateway: the config service answered %u to a password check\n", status);
             s_error_all(v, 500, "internal_error", "the password could not be checked");

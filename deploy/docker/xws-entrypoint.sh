@@ -11,8 +11,9 @@
 #                         XWS_ADMIN_PASSWORD; default random, printed once)
 #   bootstrap [ARGS]      loads the bootstrap data set through the gateway's internal endpoint
 #                         (xws-bootstrap; retries for XWS_BOOTSTRAP_WAIT seconds, default 60)
-#   health                exits 0 when the gateway of this container answers HTTPS and has
-#                         the accounts (the compose health check)
+#   health                exits 0 when the gateway of this container is ready (GET /status/ready:
+#                         every service has a worker that reaches Redis, the accounts are loaded;
+#                         the compose health check)
 #   account COMMAND ...   xws-config account COMMAND ... (list, add, passwd, ...)
 #   call ARGS ...         xws-call ARGS ...
 #   help                  this text
@@ -108,17 +109,18 @@ role_init() {
     fi
 }
 
-# role_health: 200 (host-only account), 401 (no credentials) or 403 on the check path means the
-# gateway is up and has loaded the accounts from the config service.
+# role_health: the gateway's readiness (GET /status/ready, no credentials): 200 once every
+# service has a worker that reaches Redis and the accounts are loaded; 503 with the reasons.
 role_health() {
-    local listen port code
+    local listen port out code
     listen=$(setting listen 127.0.0.1:8443)
     port=${listen##*:}
-    code=$(curl -sk -o /dev/null -m 3 -w '%{http_code}' "https://127.0.0.1:$port/xivo/configuration/json.php/restricted/check/" || true)
+    out=$(curl -sk -m 3 -w '\n%{http_code}' "https://127.0.0.1:$port/status/ready" || true)
+    code=${out##*$'\n'}
     case "$code" in
-    200 | 401 | 403) exit 0 ;;
+    200) exit 0 ;;
     *)
-        echo "gateway answers ${code:-nothing} on port $port"
+        echo "gateway not ready on port $port (${code:-no answer}): ${out%$'\n'*}"
         exit 1
         ;;
     esac

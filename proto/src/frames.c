@@ -179,7 +179,12 @@ static int s_parse(xws_frames_t *f, const char **err)
     case XWS_CMD_REQUEST:
     case XWS_CMD_REPLY:
         return s_parse_pairs(f, fr[2], n, err);
-    case XWS_CMD_HEARTBEAT:
+    case XWS_CMD_HEARTBEAT: /* an optional third frame: the worker's report */
+        if (n == 3) {
+            f->payload = s_frame_slice(fr[2]);
+            return f->payload.len <= XWS_MAX_REPORT ? 0 : s_fail(err, "oversized report");
+        }
+        return n == 2 ? 0 : s_fail(err, "bad frame count");
     case XWS_CMD_DISCONNECT:
         return n == 2 ? 0 : s_fail(err, "bad frame count");
     }
@@ -277,6 +282,13 @@ int xws_send_reply(zsock_t *sock, zframe_t *identity, xws_slice_t key, xws_slice
 int xws_send_heartbeat(zsock_t *sock, zframe_t *identity)
 {
     return xws_frames_send(sock, identity, XWS_CMD_HEARTBEAT, NULL, 0);
+}
+
+int xws_send_heartbeat_report(zsock_t *sock, zframe_t *identity, xws_slice_t report)
+{
+    if (report.len > XWS_MAX_REPORT)
+        return -1;
+    return xws_frames_send(sock, identity, XWS_CMD_HEARTBEAT, &report, 1);
 }
 
 int xws_send_disconnect(zsock_t *sock, zframe_t *identity)
@@ -670,7 +682,8 @@ void xws_frames_test(void)
         {{"XWS1", SIX}, {4, 1}, 2, "unknown command", 0},
         {{"XWS1", "\x04\x04"}, {4, 2}, 2, "unknown command", 0},
         {{"XWS1", ""}, {4, 0}, 2, "unknown command", 0},
-        {{"XWS1", H, "x"}, {4, 1, 1}, 3, "bad frame count", 0},
+        {{"XWS1", H, "x"}, {4, 1, 1}, 3, NULL, 0}, /* a report frame */
+        {{"XWS1", H, "x", "y"}, {4, 1, 1, 1}, 4, "bad frame count", 0},
         {{"XWS1", R, "config"}, {4, 1, 6}, 3, "bad frame count", 0},
         {{"XWS1", R, "config", "1", "w", "X"}, {4, 1, 6, 1, 1, 1}, 6, "bad features", 0},
         {{"XWS1", R, "config", "1", "w", "batch"}, {4, 1, 6, 1, 1, 5}, 6, NULL, 0},
@@ -712,6 +725,17 @@ void xws_frames_test(void)
     lens[3] = XWS_MAX_ENVELOPE;
     s_expect(dealer, router, fr, lens, 4, NULL, 1);
     CHECK(xws_send_request(dealer, NULL, xws_slice("k"), (xws_slice_t){big, XWS_MAX_ENVELOPE + 1}) == -1);
+    /* a worker's report in a HEARTBEAT: up to XWS_MAX_REPORT bytes */
+    const char *hb[] = {"XWS1", H, big};
+    size_t hblens[] = {4, 1, XWS_MAX_REPORT + 1};
+    s_expect(dealer, router, hb, hblens, 3, "oversized report", 0);
+    CHECK(xws_send_heartbeat_report(dealer, NULL, (xws_slice_t){big, XWS_MAX_REPORT + 1}) == -1);
+    CHECK(xws_send_heartbeat_report(dealer, NULL, xws_slice("\x81\xa1s\x01")) == 0);
+    CHECK(s_recv_wait(&f, router, 1, &err) == 0 && f.cmd == XWS_CMD_HEARTBEAT && xws_slice_eq(f.payload, "\x81\xa1s\x01"));
+    xws_frames_dispose(&f);
+    CHECK(xws_send_heartbeat(dealer, NULL) == 0);
+    CHECK(s_recv_wait(&f, router, 1, &err) == 0 && f.cmd == XWS_CMD_HEARTBEAT && f.payload.len == 0);
+    xws_frames_dispose(&f);
     free(big);
     /* a DEALER never sees an identity frame: an empty message cannot occur, a short one is refused */
     zframe_t *id = NULL;

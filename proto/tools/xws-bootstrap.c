@@ -10,9 +10,10 @@
  * store: a later run gets the recorded outcome back (nothing changes, and an object an operator
  * deleted since does not come back). Items are sent in file order.
  *
- * While the gateway does not answer or the service has no worker (503, 504), a request is retried
- * for up to SECONDS (default 20) from the start of the run. One line per item goes to standard
- * output: "applied", "already applied" or "refused: <status> <error> (<field>): <message>".
+ * While the gateway does not answer, the service has no worker or its data store is down (503,
+ * 504), a request is retried for up to SECONDS (default 20) from the start of the run. One line
+ * per item goes to standard output: "applied", "already applied" or "refused: <status> <error>
+ * (<field>): <message>".
  * Exit status: 0 when every item was applied now or before, 1 when an item was refused or got no
  * answer, 2 for a usage error or an unreadable file.
  */
@@ -217,7 +218,9 @@ static item_result_t s_apply(xws_client_t **client, const char *endpoint, json_t
                            field.ptr, (int)msg.len, msg.ptr, rep.replayed ? " (recorded at an earlier run)" : "");
                     res = ITEM_REFUSED;
                 } else {
-                    why = st == 503 ? "the service has no worker (503)" : "the service did not answer in time (504)";
+                    why = st == 504 ? "the service did not answer in time (504)"
+                          : xws_slice_eq(s_mp_str(rep.body, "error"), "store_unavailable") ? "the data store is unavailable (503)"
+                                                                                           : "the service has no worker (503)";
                 }
                 xws_reply_dispose(&rep);
                 if (res != ITEM_NO_ANSWER)

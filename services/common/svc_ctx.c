@@ -129,7 +129,7 @@ msgpack_packer *svc_reply_begin(svc_ctx_t *ctx, unsigned status)
 
 int svc_reply_unavailable(svc_ctx_t *ctx)
 {
-    return svc_reply_error(ctx, 500, "internal_error", "", "the data store is unavailable, try again");
+    return svc_reply_error(ctx, 503, "store_unavailable", "", "the data store is unavailable, try again");
 }
 
 int svc_reply_internal(svc_ctx_t *ctx, const char *fmt, ...)
@@ -498,6 +498,6 @@ void svc_ctx_test(void)
     XWS_CHECK(svc_outcome_reply(&ctx, &arr, NULL) == -1 && ctx.status == 500);
     st.type = REDIS_REPLY_STRING;
     XWS_CHECK(svc_outcome_reply(&ctx, &arr, NULL) == -1 && ctx.status == 500);
-    XWS_CHECK(svc_outcome_reply(&ctx, NULL, NULL) == -1 && ctx.status == 500);
+    XWS_CHECK(svc_outcome_reply(&ctx, NULL, NULL) == -1 && ctx.status == 503); /* Redis unavailable */
     svc_ctx_dispose(&ctx);
 }

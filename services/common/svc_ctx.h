@@ -69,11 +69,11 @@ int svc_reply_error(svc_ctx_t *ctx, unsigned status, const char *code, const cha
 int svc_reply_empty(svc_ctx_t *ctx, unsigned status);
 /* Starts a reply with a body: returns the packer; the caller packs exactly one object. */
 msgpack_packer *svc_reply_begin(svc_ctx_t *ctx, unsigned status);
-/* 500 internal_error "the data store is unavailable" (Redis down). Returns -1. */
+/* 503 store_unavailable "the data store is unavailable" (Redis down or not answering; the gateway adds Retry-After). Returns -1. */
 int svc_reply_unavailable(svc_ctx_t *ctx);
 /* 500 internal_error; what is logged (never sent) says why. Returns -1. */
 int svc_reply_internal(svc_ctx_t *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Answers a failed Redis call: NULL → 500 (unavailable), an error reply → 500 (logged). Returns -1. */
+/* Answers a failed Redis call: NULL → 503 store_unavailable, an error reply → 500 (logged). Returns -1. */
 int svc_reply_redis_failure(svc_ctx_t *ctx, const redisReply *r, const char *what);
 
 /* ---- parameters and body ---------------------------------------------------------------------- */

@@ -20,6 +20,7 @@ typedef struct {
     zsock_t *sock;                         /* DEALER connected to it */
     long long last_recv;                   /* monotonic ms of the last message from the gateway */
     long long last_send;                   /* monotonic ms of the last message to it */
+    long long last_report;                 /* monotonic ms of the last HEARTBEAT with the worker's report */
     int heard;                             /* 1 once the gateway answered since the socket was opened */
     long long last_ready;                  /* monotonic ms of the last READY to it */
     int ready_due;                         /* a DISCONNECT asked for READY again, held back by READY_MIN_MS */
@@ -41,6 +42,10 @@ typedef struct svc_job {
     struct svc_job *next;  /* in the free list, or in its link's done list */
 } svc_job_t;
 
+/* what the last store probe found */
+enum { STORE_UNKNOWN = 0, STORE_OK = 1, STORE_DOWN = 2 };
+static const char *const s_store_names[] = {"unknown", "ok", "down"};
+
 /* READY is repeated at most this often, so that a gateway refusing this worker (a DISCONNECT
  * answer to every READY, e.g. an unknown service) does not turn into a busy loop */
 #define READY_MIN_MS 1000
@@ -58,6 +63,13 @@ struct svc_worker {
     size_t nlinks;
     size_t active;        /* jobs in flight */
     svc_job_t *free_jobs; /* finished jobs, kept with their coroutine stack for the next request */
+    /* the store probe (a PING every store_probe_ms, in a coroutine of its own) and the report's figures */
+    svc_coro_t *probe;
+    int probe_ms;         /* store_probe_ms: 0, no probe (the report says "unknown") */
+    long long last_probe; /* monotonic ms of the last probe's start */
+    int store;            /* STORE_*: what the last probe found */
+    long long store_us;   /* round trip of the last successful probe */
+    unsigned long long handled, replayed, store_errors;
 };
 
 static volatile sig_atomic_t s_stop = 0;
@@ -84,18 +96,20 @@ svc_worker_t *svc_worker_new(const svc_service_t *service, xws_config_t *cfg)
     assert(service != NULL && service->service != NULL && cfg != NULL);
     svc_worker_t *self = svc_calloc(1, sizeof(*self));
     self->service = service;
-    long long tmo, hb, exp, credit, ttl;
+    long long tmo, hb, exp, credit, ttl, probe;
     if (s_int_setting(cfg, "redis_timeout_ms", 2000, 1, 600000, &tmo) != 0 ||
         s_int_setting(cfg, "heartbeat_ms", 1000, 10, 600000, &hb) != 0 ||
         s_int_setting(cfg, "expiry_ms", 3000, 30, 3600000, &exp) != 0 ||
         s_int_setting(cfg, "worker_credit", SVC_DEFAULT_CREDIT, 1, 1000, &credit) != 0 ||
-        s_int_setting(cfg, "write_id_ttl", 600, 1, 86400 * 30, &ttl) != 0)
+        s_int_setting(cfg, "write_id_ttl", 600, 1, 86400 * 30, &ttl) != 0 ||
+        s_int_setting(cfg, "store_probe_ms", 1000, 0, 3600000, &probe) != 0)
         goto fail;
     if (exp <= hb) {
         svc_log(SVC_LOG_ERROR, "setting expiry_ms (%lld) must be larger than heartbeat_ms (%lld)", exp, hb);
         goto fail;
     }
     self->heartbeat_ms = (int)hb, self->expiry_ms = (int)exp, self->credit = (unsigned)credit, self->write_id_ttl = ttl;
+    self->probe_ms = (int)probe;
     self->prefix = svc_strdup(xws_config_get(cfg, "redis_prefix", "xws:"));
     size_t slen = strlen(service->service);
     self->libname = svc_malloc(slen + 5);
@@ -159,6 +173,7 @@ void svc_worker_destroy(svc_worker_t **self_p)
         free(self->links[i].endpoint);
     }
     free(self->links);
+    svc_coro_destroy(&self->probe);
     svc_redis_destroy(&self->redis);
     free(self->prefix);
     free(self->libname);
@@ -243,6 +258,9 @@ int svc_worker_handle(svc_worker_t *self, const void *envelope, size_t len, msgp
     s_dispatch(self, &req, &ctx);
     xws_slice_t body = {ctx.body.data, ctx.body.size};
     xws_slice_t etag = ctx.status == 200 || ctx.status == 304 ? xws_slice(ctx.etag) : XWS_SLICE_NULL;
+    self->handled++;
+    self->replayed += ctx.replayed ? 1 : 0;
+    self->store_errors += ctx.status == 503 ? 1 : 0; /* a worker's only 503: svc_reply_unavailable */
     size_t mark = out->size;
     if (xws_reply_encode_flags(ctx.status, etag, body, ctx.replayed ? XWS_REPLY_REPLAYED : 0, out) != 0) {
         svc_log(SVC_LOG_ERROR, "request %s: reply could not be encoded (status %u)", ctx.rid, ctx.status);
@@ -398,6 +416,10 @@ static void s_resume_ready(svc_worker_t *self)
     svc_coro_t *co;
     int large;
     while ((co = svc_redis_next_ready(self->redis, &large)) != NULL) {
+        if (co == self->probe) {
+            svc_coro_resume(co);
+            continue;
+        }
         if (large) /* a long list to render: what is finished does not wait for it */
             s_send_replies(self);
         svc_coro_resume(co);
@@ -468,6 +490,52 @@ static void s_drain(svc_worker_t *self, svc_link_t *l)
     }
 }
 
+/* The store probe, every store_probe_ms: one PING through the worker's own connection (pipelined with the requests' commands). */
+static void s_probe_main(void *arg)
+{
+    svc_worker_t *self = arg;
+    const char *argv[] = {"PING"};
+    long long t0 = svc_now_mono_us();
+    redisReply *r = svc_redis_command(self->redis, 1, argv, NULL);
+    int store = r != NULL && r->type == REDIS_REPLY_STATUS ? STORE_OK : STORE_DOWN;
+    if (store == STORE_OK)
+        self->store_us = svc_now_mono_us() - t0;
+    if (store != self->store)
+        svc_log(store == STORE_OK ? SVC_LOG_INFO : SVC_LOG_WARN, "store probe: Redis at %s %s", svc_redis_spec(self->redis),
+                store == STORE_OK ? "answers" : "does not answer");
+    self->store = store;
+    if (r != NULL)
+        freeReplyObject(r);
+}
+
+/*
+ * The worker's report (PROTOCOL.md §2), in a HEARTBEAT every heartbeat_ms whatever else was sent:
+ * a msgpack map {store, store_us, handled, replayed, store_errors, inflight}.
+ */
+static void s_send_report(svc_worker_t *self, svc_link_t *l)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 6);
+    svc_mp_key(&pk, "store");
+    svc_mp_cstr(&pk, s_store_names[self->store]);
+    svc_mp_key(&pk, "store_us");
+    msgpack_pack_uint64(&pk, (uint64_t)self->store_us);
+    svc_mp_key(&pk, "handled");
+    msgpack_pack_uint64(&pk, self->handled);
+    svc_mp_key(&pk, "replayed");
+    msgpack_pack_uint64(&pk, self->replayed);
+    svc_mp_key(&pk, "store_errors");
+    msgpack_pack_uint64(&pk, self->store_errors);
+    svc_mp_key(&pk, "inflight");
+    msgpack_pack_uint64(&pk, self->active);
+    assert(sb.size <= XWS_MAX_REPORT); /* six small figures */
+    xws_send_heartbeat_report(l->sock, NULL, (xws_slice_t){sb.data, sb.size});
+    msgpack_sbuffer_destroy(&sb);
+}
+
 /* heartbeats, expiry of silent gateways, READY held back; -1 when a socket cannot be re-created */
 static int s_timers(svc_worker_t *self)
 {
@@ -486,10 +554,14 @@ static int s_timers(svc_worker_t *self)
         } else if (l->ready_due && now - l->last_ready >= READY_MIN_MS) {
             svc_log(SVC_LOG_INFO, "gateway at %s does not know this worker: announcing it again", l->endpoint);
             s_send_ready(self, l);
-        } else if (now - l->last_send >= self->heartbeat_ms) {
-            l->last_send = now;
-            xws_send_heartbeat(l->sock, NULL);
+        } else if (now - l->last_report >= self->heartbeat_ms) {
+            l->last_send = l->last_report = now;
+            s_send_report(self, l);
         }
+    }
+    if (self->probe_ms > 0 && !s_stop && !svc_coro_busy(self->probe) && now - self->last_probe >= self->probe_ms) {
+        self->last_probe = now;
+        svc_coro_start(self->probe, s_probe_main, self);
     }
     svc_redis_expire(self->redis, now);
     return 0;
@@ -513,6 +585,8 @@ int svc_worker_run(svc_worker_t *self)
     for (size_t i = 0; i < self->nlinks; i++)
         if (s_link_open(self, &self->links[i]) != 0)
             return -1;
+    if (self->probe == NULL)
+        self->probe = svc_coro_new(0);
     svc_redis_connect(self->redis); /* early, so that a wrong address shows in the log at once */
     svc_log(SVC_LOG_INFO, "worker %s serving %s, %zu gateway endpoint(s), credit %u, redis %s", self->name, self->service->service,
             self->nlinks, self->credit, svc_redis_spec(self->redis));
@@ -530,7 +604,7 @@ int svc_worker_run(svc_worker_t *self)
     int rc = 0;
     /* after a stop is asked, no new request is taken, and the jobs in flight are finished (each
      * is bounded by the Redis timeout) before the gateways hear DISCONNECT */
-    while (!s_stop || self->active > 0) {
+    while (!s_stop || self->active > 0 || svc_coro_busy(self->probe)) {
         /* one turn: wait for gateways and Redis; resume the jobs whose replies came; start the new
          * requests; send every Redis command queued by all of them in one write */
         int n = 0, rd, wr;

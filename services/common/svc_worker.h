@@ -3,10 +3,11 @@
  * of acts with their handlers, plus a Redis function library; svc_worker runs the loop.
  *
  * The loop connects one DEALER per gateway worker endpoint (worker_endpoints), announces
- * READY <service> <worker_credit> <service-pid> batch, sends HEARTBEAT when it has sent nothing
- * for heartbeat_ms, treats a gateway silent for expiry_ms as gone (the socket is re-created and
- * READY sent again; replies still owed to the old socket are dropped), and answers DISCONNECT
- * with READY (at most once a second).
+ * READY <service> <worker_credit> <service-pid> batch, sends a HEARTBEAT with its report every
+ * heartbeat_ms (PROTOCOL.md §2: the state of the store as its own PING probe found it, every
+ * store_probe_ms, and its request, replayed-write and store-error counts), treats a gateway silent for expiry_ms as gone (the
+ * socket is re-created and READY sent again; replies still owed to the old socket are dropped), and answers DISCONNECT with READY
+ * (at most once a second).
  *
  * Requests overlap in one thread: each REQUEST (or each pair of a REQUEST batch) runs its
  * handler in a coroutine of its own (svc_coro), and a handler's Redis calls suspend it instead
@@ -25,7 +26,7 @@
  * sent to every gateway, and svc_worker_run returns 0.
  *
  * Settings read (deploy/xws.conf): redis, redis_prefix, redis_timeout_ms, worker_endpoints,
- * heartbeat_ms, expiry_ms, worker_credit, write_id_ttl.
+ * heartbeat_ms, expiry_ms, worker_credit, write_id_ttl, store_probe_ms.
  */
 #ifndef SVC_WORKER_H
 #define SVC_WORKER_H

@@ -106,6 +106,8 @@ def test_launch_first_start_restart_and_data_kept(run_dir):
         assert "login:    chief" in out, out
         assert "password: chief-pass-1" in out, out
         assert "curl -k -u 'chief:chief-pass-1'" in out
+        # it waited for the gateway's readiness (every service reaches Redis)
+        assert "not ready" not in out and "does not answer" not in out, out
         auth = ("chief", "chief-pass-1")
         wait_until(lambda: la.get(ENTITY, "act=list", auth).status in (200, 204), timeout=20, what="first request")
         r = la.post(ENTITY, "act=add", b'{"name":"kept","displayname":"Kept Across Restarts"}', auth)
@@ -125,6 +127,9 @@ def test_launch_first_start_restart_and_data_kept(run_dir):
     assert "stopped" in text
     assert not sanitizer_reports(text), sanitizer_reports(text)
     assert "Redis is now ready to exit" in text
+    # the readiness wait left 200 lines in the access log, no 401
+    assert re.search(r"GET /status/ready act=- 200 ", text), text
+    assert not re.search(r" act=\S* 401 ", text), text
     assert not children_of(la.popen.pid)
     assert (run_dir / "redis" / "appendonlydir").is_dir()
     # a clean stop leaves no socket file behind

@@ -25,7 +25,7 @@ typedef struct {
     xws_slice_t name;     /* READY: optional worker name */
     xws_slice_t features; /* READY: optional features, comma-separated (e.g. "batch") */
     xws_slice_t key;      /* REQUEST, REPLY: key frame of the first pair */
-    xws_slice_t payload;  /* REQUEST, REPLY: envelope bytes of the first pair */
+    xws_slice_t payload;  /* REQUEST, REPLY: envelope bytes of the first pair; HEARTBEAT: the worker's report (empty: none) */
     size_t count;         /* REQUEST, REPLY: number of (key, envelope) pairs, 1 to XWS_MAX_BATCH */
     xws_slice_t *_more;   /* pairs 2..count as key, envelope, key, ... (owned; NULL when count is 1) */
 } xws_frames_t;
@@ -64,6 +64,8 @@ int xws_send_batch(zsock_t *sock, zframe_t *identity, xws_cmd_t cmd, const xws_s
 int xws_send_request(zsock_t *sock, zframe_t *identity, xws_slice_t key, xws_slice_t envelope);
 int xws_send_reply(zsock_t *sock, zframe_t *identity, xws_slice_t key, xws_slice_t envelope);
 int xws_send_heartbeat(zsock_t *sock, zframe_t *identity);
+/* A HEARTBEAT carrying a worker's report (PROTOCOL.md §2: msgpack map, ≤ XWS_MAX_REPORT bytes); -1 when larger. */
+int xws_send_heartbeat_report(zsock_t *sock, zframe_t *identity, xws_slice_t report);
 int xws_send_disconnect(zsock_t *sock, zframe_t *identity);
 
 /* ---- synchronous internal client ------------------------------------------------------------ */

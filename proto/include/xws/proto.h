@@ -27,6 +27,7 @@ extern "C" {
 #define XWS_MAX_REPLY (64u << 20)   /* bytes; larger reply envelope frames are malformed (long lists) */
 #define XWS_MAX_KEY 32              /* bytes of the REQUEST/REPLY key frame */
 #define XWS_MAX_BATCH 256           /* (key, envelope) pairs in one REQUEST/REPLY message */
+#define XWS_MAX_REPORT 512          /* bytes of a worker's report frame in a HEARTBEAT */
 
 /* The gateway-only account resource of the config service (PROTOCOL.md §8): its names, shared by
  * the gateway that asks and the config service that answers. */

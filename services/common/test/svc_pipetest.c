@@ -232,6 +232,7 @@ static pid_t s_spawn(const char *ep, const char *redis)
         setenv("XWS_REDIS", redis, 1);
         setenv("XWS_REDIS_TIMEOUT_MS", "600000", 1); /* the test decides when Redis answers */
         setenv("XWS_HEARTBEAT_MS", "1000", 1);
+        setenv("XWS_STORE_PROBE_MS", "0", 1); /* the scripted Redis knows GET only */
         setenv("XWS_EXPIRY_MS", "600000", 1);
         char credit[8];
         snprintf(credit, sizeof(credit), "%d", CREDIT);

@@ -167,7 +167,7 @@ static void s_store_test(void)
     XWS_CHECK(rpid > 0 && kill(rpid, SIGSTOP) == 0);
     svc_ctx_init(&b, NULL, h, "t:", 60, NULL);
     long long h0 = svc_now_mono_ms();
-    XWS_CHECK(svc_write(&b, "svctest_bump", 2, keys, 1, ok, NULL) == -1 && b.status == 500);
+    XWS_CHECK(svc_write(&b, "svctest_bump", 2, keys, 1, ok, NULL) == -1 && b.status == 503);
     XWS_CHECK(svc_now_mono_ms() - h0 >= HANG_TIMEOUT_MS - 50); /* it waited for the timeout */
     XWS_CHECK(kill(rpid, SIGCONT) == 0);
     XWS_CHECK(s_connections(spec) == conns + 1); /* the asking one only: h did not connect again */
@@ -178,7 +178,7 @@ static void s_store_test(void)
     int quick = 0;
     for (int i = 0; i < 10 && !quick; i++) {
         long long t = svc_now_mono_ms();
-        XWS_CHECK(svc_write(&b, "svctest_bump", 2, keys, 1, ok, NULL) == -1 && b.status == 500);
+        XWS_CHECK(svc_write(&b, "svctest_bump", 2, keys, 1, ok, NULL) == -1 && b.status == 503);
         quick = svc_now_mono_ms() - t < HANG_TIMEOUT_MS - 50;
     }
     XWS_CHECK(quick);
@@ -193,12 +193,12 @@ static void s_store_test(void)
     svc_ctx_dispose(&b);
     svc_redis_destroy(&h);
 
-    /* Redis goes away: 500s without waiting for it (a refused connection); it comes back: served again after the back-off */
+    /* Redis goes away: 503s without waiting for it (a refused connection); it comes back: served again after the back-off */
     s_redis_stop();
     svc_ctx_init(&b, NULL, r, "t:", 60, NULL);
     long long t0 = svc_now_mono_ms();
-    XWS_CHECK(svc_write(&b, "svctest_bump", 2, keys, 1, ok, NULL) == -1 && b.status == 500);
-    XWS_CHECK(svc_write(&b, "svctest_bump", 2, keys, 1, ok, NULL) == -1 && b.status == 500);
+    XWS_CHECK(svc_write(&b, "svctest_bump", 2, keys, 1, ok, NULL) == -1 && b.status == 503);
+    XWS_CHECK(svc_write(&b, "svctest_bump", 2, keys, 1, ok, NULL) == -1 && b.status == 503);
     XWS_CHECK(svc_now_mono_ms() - t0 < WAIT_MS / 2); /* far from r's timeout */
     XWS_CHECK(s_redis_start() == 0);
     int served = 0;

@@ -3,7 +3,7 @@
  * drives worker processes built on svc_worker: READY, REQUEST/REPLY, heartbeats, DISCONNECT →
  * READY, thousands of malformed messages (the worker survives and answers bad_envelope when it
  * can read a key), SIGTERM (DISCONNECT, exit status 0), and expiry of a silent gateway (reconnect
- * + READY). The worker's Redis points nowhere: handlers that need it answer 500.
+ * + READY). The worker's Redis points nowhere: handlers that need it answer 503 store_unavailable.
  *
  * No check depends on how fast the machine is: every wait is "until it happens, or WAIT_MS", and
  * the first worker's expiry_ms is far longer than any silence of the test, so that a loaded
@@ -31,7 +31,7 @@ static int s_ping(svc_ctx_t *ctx)
 static int s_store(svc_ctx_t *ctx)
 {
     const char *res[] = {"thing", NULL};
-    if (svc_etag_or_reply(ctx, res) != 0) /* Redis is unreachable: 500 */
+    if (svc_etag_or_reply(ctx, res) != 0) /* Redis is unreachable: 503 */
         return -1;
     return svc_reply_empty(ctx, 204);
 }
@@ -177,16 +177,28 @@ static void s_session_test(zsock_t *router, zpoller_t *poller, pid_t pid)
 {
     zframe_t *peer = s_ready(router, poller, pid);
     XWS_CHECK(s_request(router, poller, peer, "ping", "k1") == 200);
-    XWS_CHECK(s_request(router, poller, peer, "store", "k2") == 500);
+    XWS_CHECK(s_request(router, poller, peer, "store", "k2") == 503);
     XWS_CHECK(s_request(router, poller, peer, "", "k3") == 200);
 
-    /* heartbeats while idle: two of them come, however long that takes */
+    /* heartbeats while idle: two of them come, however long that takes; each carries the worker's
+     * report, which soon says that Redis (nowhere) does not answer, and counts the requests */
     xws_frames_t f;
-    for (int beats = 0; beats < 2; beats++) {
+    int down = 0;
+    for (int beats = 0; beats < 2 || (!down && beats < 100); beats++) {
         XWS_CHECK(s_expect(router, poller, XWS_CMD_HEARTBEAT, &f) == 0);
-        XWS_CHECK(zframe_eq(f.identity, peer));
+        XWS_CHECK(zframe_eq(f.identity, peer) && f.payload.len > 0);
+        msgpack_unpacked u;
+        XWS_CHECK(svc_mp_unpack(&u, f.payload.ptr, f.payload.len) == 0 && u.data.type == MSGPACK_OBJECT_MAP);
+        const msgpack_object *store = svc_mp_get(&u.data, "store"), *handled = svc_mp_get(&u.data, "handled");
+        const msgpack_object *errors = svc_mp_get(&u.data, "store_errors");
+        XWS_CHECK(store != NULL && handled != NULL && errors != NULL && handled->type == MSGPACK_OBJECT_POSITIVE_INTEGER);
+        XWS_CHECK(handled->via.u64 == 3 && errors->via.u64 == 1); /* k1, k2 (503), k3 */
+        down = xws_slice_eq(svc_mp_slice(store), "down");
+        XWS_CHECK(down || xws_slice_eq(svc_mp_slice(store), "unknown")); /* before the first probe */
+        msgpack_unpacked_destroy(&u);
         xws_frames_dispose(&f);
     }
+    XWS_CHECK(down);
 
     /* malformed messages: the worker survives them all */
     unsigned seed = 12345;
