@@ -188,7 +188,9 @@ def test_element_shape_types_and_defaults(system):
     [e] = users(system)
     assert list(e) == UF_KEYS
     for k in UF_KEYS:
-        if k in INT_KEYS:
+        if k == "cti_profile_id":
+            assert e[k] is None, k  # none
+        elif k in INT_KEYS:
             assert type(e[k]) is int, k
         elif k in BOOL_KEYS:
             assert type(e[k]) is bool, k
