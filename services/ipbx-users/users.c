@@ -355,7 +355,7 @@ static void s_render_members(svc_ctx_t *ctx, const s_user_t *u, const redisReply
         lctx = s_lstr(l, "protocol", "context");
     }
     const char *tech = strcmp(proto, "sip") == 0    ? "SIP"
-                       : strcmp(proto, "iax") == 0  ? "IAX2"
+                       : strcmp(proto, "iax") == 0  ? "IAX"
                        : strcmp(proto, "sccp") == 0 ? "SCCP"
                                                     : "";
     msgpack_pack_array(pk, n);
@@ -679,6 +679,68 @@ static int s_new_line_or_reply(svc_ctx_t *ctx, const svc_record_t *row, const ch
     return rc;
 }
 
+/*
+ * Packs a row that attaches line id: {'attach', id, number given, row index}, and when the row
+ * gives the line a new number (taken if free, spec §5.3): + {line read, line renumbered, its index
+ * entries before and after, context index, number before}. The line is read here (a line that does
+ * not exist is refused by the Redis function). 0, or -1 with the reply set.
+ */
+static int s_pack_attach_or_reply(svc_ctx_t *ctx, const svc_record_t *row, long long id, s_ctxs_t *c, msgpack_packer *pk)
+{
+    size_t idx = svc_record_row_index(row), numlen;
+    const char *num = svc_record_str(row, "number", &numlen);
+    const char *sid = svc_ctx_printf(ctx, "%lld", id);
+    redisReply *r = NULL;
+    if (numlen > 0) {
+        const char *argv[] = {"HGET", svc_key(ctx, "line:data"), sid};
+        r = svc_redis_command(ctx->redis, 3, argv, NULL);
+        if (r == NULL || (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_NIL)) {
+            svc_reply_redis_failure(ctx, r, "reading a line");
+            freeReplyObject(r);
+            return -1;
+        }
+    }
+    svc_record_t *old = NULL, *line = NULL;
+    int rc = 0;
+    if (r != NULL && r->type == REDIS_REPLY_STRING) {
+        old = svc_record_new(&lines_table);
+        line = svc_record_new(&lines_table);
+        if (svc_record_load_stored(old, r->str, r->len) != 0 || svc_record_load_stored(line, r->str, r->len) != 0)
+            rc = svc_reply_internal(ctx, "line %lld: corrupt record", id);
+        else if (strcmp(s_lstr(old, "linefeatures", "number"), num) == 0)
+            svc_record_destroy(&line); /* the line's own number: nothing to take */
+    }
+    if (rc == 0 && line != NULL) {
+        svc_record_set_str(svc_record_obj(line, "linefeatures"), "number", num, numlen);
+        rc = lines_fix_or_reply(ctx, line);
+        if (rc == 0)
+            rc = svc_record_check_or_reply(ctx, line);
+        if (rc != 0)
+            s_row_error(ctx, idx);
+    }
+    if (rc == 0) {
+        msgpack_pack_array(pk, line != NULL ? 10 : 4);
+        svc_mp_cstr(pk, "attach");
+        svc_mp_cstr(pk, sid);
+        svc_mp_strn(pk, num, numlen);
+        msgpack_pack_uint64(pk, idx);
+        if (line != NULL) {
+            size_t bl;
+            const char *blob = svc_record_blob(ctx, line, &bl);
+            svc_mp_strn(pk, r->str, r->len);
+            svc_mp_strn(pk, blob, bl);
+            svc_index_pack_entries(ctx, &lines_records, old, pk);
+            svc_index_pack_entries(ctx, &lines_records, line, pk);
+            msgpack_pack_uint64(pk, s_ctx_index(ctx, c, s_lstr(line, "protocol", "context")));
+            svc_mp_cstr(pk, s_lstr(old, "linefeatures", "number"));
+        }
+    }
+    svc_record_destroy(&old);
+    svc_record_destroy(&line);
+    freeReplyObject(r);
+    return rc;
+}
+
 /* packs the rows of the new line set (validating the new lines). 0, or -1 with the reply set */
 static int s_pack_rows_or_reply(svc_ctx_t *ctx, svc_record_t *body, s_ctxs_t *c, msgpack_packer *pk)
 {
@@ -690,11 +752,8 @@ static int s_pack_rows_or_reply(svc_ctx_t *ctx, svc_record_t *body, s_ctxs_t *c,
         size_t idx = svc_record_row_index(row);
         long long id = svc_record_int(row, "id");
         if (id != 0) {
-            msgpack_pack_array(pk, 4);
-            svc_mp_cstr(pk, "attach");
-            svc_mp_cstr(pk, svc_ctx_printf(ctx, "%lld", id));
-            svc_mp_cstr(pk, svc_record_str(row, "number", NULL));
-            msgpack_pack_uint64(pk, idx);
+            if (s_pack_attach_or_reply(ctx, row, id, c, pk) != 0)
+                return -1;
             continue;
         }
         svc_record_t *line;
@@ -1037,11 +1096,14 @@ static int s_add(svc_ctx_t *ctx)
     const msgpack_object *uf = svc_mp_get(body, "userfeatures");
     if (uf == NULL || uf->type == MSGPACK_OBJECT_NIL)
         return svc_reply_error(ctx, 400, "missing_field", "userfeatures", "userfeatures is required");
-    int conflict = 0;
-    int rc = s_put(ctx, body, NULL, &conflict);
-    if (rc == 0 && conflict)
-        rc = svc_reply_internal(ctx, "users add: unexpected conflict outcome");
-    return rc;
+    /* a conflict: a line the add renumbers changed since it was read */
+    for (int attempt = 0; attempt < 10; attempt++) {
+        int conflict = 0;
+        int rc = s_put(ctx, body, NULL, &conflict);
+        if (rc != 0 || !conflict)
+            return rc;
+    }
+    return svc_reply_internal(ctx, "users add kept conflicting with other writers");
 }
 
 static int s_edit(svc_ctx_t *ctx)

@@ -529,12 +529,43 @@ def test_attach_refusals_change_nothing(system):
     assert_error(call(system, "add", {"userfeatures": {"firstname": "T"}, "linefeatures": {"id": [free, free]}}),
                  400, "invalid_value", "linefeatures.id[1]")
     assert_error(call(system, "add", {"userfeatures": {"firstname": "T"},
-                                      "linefeatures": {"id": [free], "number": ["122"]}}),
-                 400, "invalid_value", "linefeatures.number[0]")
+                                      "linefeatures": {"id": [free], "number": ["120"]}}),
+                 400, "number_taken", "linefeatures.number[0]")
+    assert_error(call(system, "add", {"userfeatures": {"firstname": "T"},
+                                      "linefeatures": {"id": [free], "number": ["999"]}}),
+                 400, "out_of_range", "linefeatures.number[0]")
+    assert_error(call(system, "add", {"userfeatures": {"firstname": "T"},
+                                      "linefeatures": {"id": [free, ""], "number": ["125", "125"],
+                                                       "protocol": ["", "sip"], "context": ["", "default"]}}),
+                 400, "number_taken", "linefeatures.number[1]")
     assert snapshot(system) == before
     # the owner may name its own line again
     assert call(system, "edit", {"linefeatures": {"id": [owned], "number": ["120"]}}, id=owner).status == 200
     assert snapshot(system) == before
+
+
+def test_attached_line_takes_a_free_number(system):
+    clear(system)
+    free = add_line(system, "123")
+    bare = add_line(system)
+    r = call(system, "add", {"userfeatures": {"firstname": "Taker"},
+                             "linefeatures": {"id": [free, bare], "number": ["124", "125"]}})
+    assert r.status == 200, r
+    uid = int(r.json())
+    assert [(l["id"], l["number"]) for l in view(system, uid)["linefeatures"]] == [(free, "124"), (bare, "125")]
+    assert numbers(system) == {"124": "user:line/%d" % free, "125": "user:line/%d" % bare}
+    # an sccp line is named by its number: the name follows
+    sccp = call(system, "add", {"protocol": {"protocol": "sccp", "context": "default"},
+                                "linefeatures": {"number": "126"}}, path=LINES)
+    assert sccp.status == 200, sccp
+    sid = max(l["id"] for l in lines(system))
+    assert call(system, "edit", {"linefeatures": {"id": [free, bare, sid], "number": ["124", "", "127"]}},
+                id=uid).status == 200
+    got = {l["id"]: l for l in lines(system)}
+    assert (got[sid]["number"], got[sid]["name"]) == ("127", "127")
+    assert set(numbers(system)) == {"124", "125", "127"}
+    assert call(system, "delete", id=uid).status == 200
+    assert numbers(system) == {}
 
 
 def test_second_of_three_failing_leaves_nothing(system):
@@ -984,7 +1015,7 @@ DOC_LINES_TYPO = b'''{"userfeatures": {"firstname": "John"}, "linefeatures": {
 
 def test_document_lines_example_first_and_last_created(system):
     clear(system)
-    free = add_line(system, "4000")
+    free = add_line(system)  # a free line without a number: the row gives it 4000
     body = DOC_LINES_TYPO.replace(b'"45"', b'"%d"' % free)
     r = system.post(USERS, {"act": "add"}, body=body, auth=ADMIN, headers={"Content-Type": "application/json"})
     assert r.status == 400 and r.json()["error"] == "invalid_json", r

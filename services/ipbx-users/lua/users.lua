@@ -21,7 +21,9 @@
 -- Lines are described by the worker:
 --   an old line (one the user has now): {id, record read, index entries, context index, number}
 --   a row of the new set: {'new', record, index entries, context index, number, row index}
---                      or {'attach', id, number given, row index}
+--                      or {'attach', id, number given, row index}, and when the row gives the line a
+--                         new number: + {line read, line renumbered, index entries before, after,
+--                         context index, number before}
 -- The index entries are those of the ipbx-lines declaration (1: protocol.name unique, folded;
 -- 2: protocol.context, a reference to a context), maintained with xws_records_check/_apply over
 -- the line keys laid out as the lines library lays them out.
@@ -253,7 +255,7 @@ local function users_put(k, a)
             return xws_fail(400, 'already_exists', 'userfeatures.loginclient', 'the client login ' .. nlogin .. ' is taken')
         end
     end
-    local final, keep, newids = {}, {}, {}
+    local final, keep, newids, renumbered = {}, {}, {}, {}
     local firstctx = nil
     if setlines then
         local nextline = tonumber(redis.call('GET', k[9]) or '0') or 0
@@ -285,13 +287,29 @@ local function users_put(k, a)
                 if attached[id] then
                     return xws_fail(400, 'invalid_value', users_field('id', idx), 'line ' .. id .. ' is given twice')
                 end
-                if num ~= '' then
-                    local ok, l = pcall(cmsgpack.unpack, blob)
-                    local have = ok and type(l) == 'table' and type(l.linefeatures) == 'table' and l.linefeatures.number or ''
-                    if have ~= num then
-                        return xws_fail(400, 'invalid_value', users_field('number', idx),
-                            'line ' .. id .. ' has number ' .. (have == '' and 'none' or have))
+                if r[5] then
+                    -- a new number for the line: free in its context and in range (taken below)
+                    if blob ~= r[5] then
+                        return {0, 'changed'}
                     end
+                    local lctx = users_line_context(blob) or ''
+                    local seen = lctx .. '\0' .. num
+                    if numbers_seen[seen] then
+                        return xws_fail(400, 'number_taken', users_field('number', idx),
+                            'number ' .. num .. ' is given twice in context ' .. lctx)
+                    end
+                    numbers_seen[seen] = true
+                    local err = xws_number_check(users_numkeys(k, r[9]), k[14], lctx, num, 'user', freed[seen] or ('line/' .. id),
+                        users_field('number', idx))
+                    if err then
+                        return err
+                    end
+                    err = xws_records_check(lk, id, r[7] or {}, r[8] or {}, kinds, msgs)
+                    if err then
+                        err[3] = users_field('number', idx)
+                        return err
+                    end
+                    renumbered[#renumbered + 1] = r
                 end
                 attached[id] = true
                 firstctx = firstctx or users_line_context(blob)
@@ -439,6 +457,16 @@ local function users_put(k, a)
             if not keep[l[1]] then
                 users_line_remove(k, lk, kinds, l)
             end
+        end
+        for _, r in ipairs(renumbered) do
+            local id = r[2]
+            redis.call('HSET', k[10], id, r[6])
+            xws_records_apply(lk, id, r[7] or {}, r[8] or {}, kinds)
+            local numbers, numidx = users_numkeys(k, r[9])
+            if (r[10] or '') ~= '' then
+                xws_number_release(numbers, numidx, r[10], 'user', 'line/' .. id)
+            end
+            xws_number_take(numbers, numidx, r[3], 'user', 'line/' .. id)
         end
         for _, r in ipairs(newids) do
             local id = r.id
