@@ -255,6 +255,9 @@ static const svc_field_t s_lf_fields[] = {
     {.name = "rules_order", .kind = SVC_INT, .flags = SVC_F_DATA, .min = 0, .max = 9999},
     {.name = "rules_group", .kind = SVC_TEXT, .flags = SVC_F_DATA, .max_len = 16},
     {.name = "secret", .kind = SVC_TEXT, .flags = SVC_F_DATA, .max_len = 80},
+    /* the device of a new line (an existing device id) and its slot on it (1-12; 0 or empty: 1, the lines' default) */
+    {.name = "device", .kind = SVC_TEXT, .flags = SVC_F_DATA | SVC_F_TRIM, .max_len = 18, .charset = "0-9"},
+    {.name = "num", .kind = SVC_INT, .flags = SVC_F_DATA, .min = 0, .max = 12},
 };
 static const svc_rule_t s_lf_rules[] = {{.kind = SVC_RULE_CHECK, .check = s_new_line_needs}};
 const svc_table_t users_lf_table = SVC_TABLE(s_lf_fields, SVC_RULES(s_lf_rules));

@@ -12,7 +12,7 @@
 #include "lines.h"
 #include "users.h"
 
-#define USERS_NKEYS 39 /* KEYS of a write after the write id, before the number keys (lua/users.lua) */
+#define USERS_NKEYS 40 /* KEYS of a write after the write id, before the number keys (lua/users.lua) */
 #define LINES_PROVISIONING_BASE 100000
 #define USERS_READ_KEYS 15 /* KEYS of ipbx_users_read (the same number as text below) */
 #define USERS_READ_KEYS_TEXT "15"
@@ -541,7 +541,7 @@ static const char **s_write_keys(svc_ctx_t *ctx, const s_ctxs_t *c, size_t *nkey
         "pickup:rows", "pickup:target", "ver:pickup", "user:dialaction", "dialaction:target", "user:groups", "group:members",
         "ver:groups", "user:queues", "queue:members", "ver:queues", "ver:users",
         /* the references of dialactions and memberships */
-        "group:name", "queue:name", "group:data", "queue:data"};
+        "group:name", "queue:name", "group:data", "queue:data", "device:data"};
     for (size_t i = 0; i < USERS_NKEYS; i++)
         keys[i] = svc_key(ctx, names[i]);
     for (size_t i = 0; i < c->n; i++) {
@@ -646,7 +646,11 @@ static int s_new_line_or_reply(svc_ctx_t *ctx, const svc_record_t *row, const ch
     if (secret[0] != '\0' && strcmp(proto, "custom") != 0)
         s_kv(&pk, "secret", secret);
     svc_mp_cstr(&pk, "linefeatures");
-    msgpack_pack_map(&pk, 5);
+    msgpack_pack_map(&pk, 5 + (svc_record_int(row, "num") > 0));
+    if (svc_record_int(row, "num") > 0) {
+        svc_mp_cstr(&pk, "num");
+        msgpack_pack_int64(&pk, svc_record_int(row, "num"));
+    }
     s_kv(&pk, "number", svc_record_str(row, "number", NULL));
     s_kv(&pk, "rules_type", svc_record_str(row, "rules_type", NULL));
     s_kv(&pk, "rules_time", svc_record_str(row, "rules_time", NULL));
@@ -719,11 +723,13 @@ static int s_pack_attach_or_reply(svc_ctx_t *ctx, const svc_record_t *row, long 
             s_row_error(ctx, idx);
     }
     if (rc == 0) {
-        msgpack_pack_array(pk, line != NULL ? 10 : 4);
+        msgpack_pack_array(pk, line != NULL ? 12 : 6);
         svc_mp_cstr(pk, "attach");
         svc_mp_cstr(pk, sid);
         svc_mp_strn(pk, num, numlen);
         msgpack_pack_uint64(pk, idx);
+        svc_mp_cstr(pk, svc_record_str(row, "device", NULL));
+        msgpack_pack_int64(pk, svc_record_int(row, "num"));
         if (line != NULL) {
             size_t bl;
             const char *blob = svc_record_blob(ctx, line, &bl);
@@ -761,7 +767,7 @@ static int s_pack_rows_or_reply(svc_ctx_t *ctx, svc_record_t *body, s_ctxs_t *c,
             return -1;
         size_t bl;
         const char *blob = svc_record_blob(ctx, line, &bl);
-        msgpack_pack_array(pk, 6);
+        msgpack_pack_array(pk, 7);
         svc_mp_cstr(pk, "new");
         svc_mp_strn(pk, blob, bl);
         svc_index_pack_entries(ctx, &lines_records, line, pk);
@@ -770,6 +776,7 @@ static int s_pack_rows_or_reply(svc_ctx_t *ctx, svc_record_t *body, s_ctxs_t *c,
         svc_mp_cstr(pk,
                     svc_ctx_strndup(ctx, s_lstr(line, "linefeatures", "number"), strlen(s_lstr(line, "linefeatures", "number"))));
         msgpack_pack_uint64(pk, idx);
+        svc_mp_cstr(pk, svc_record_str(row, "device", NULL));
         svc_record_destroy(&line);
     }
     return 0;

@@ -1055,3 +1055,42 @@ def test_concurrent_adds_of_one_number_and_one_login(system):
             assert r.json()["error"] in ("already_exists", "number_taken"), r.json()
     assert len(users(system)) == 1 and [l["number"] for l in lines(system)] == ["191"]
     assert len(redis_cli(system, "HKEYS", PREFIX + "user:login").split()) == 1
+
+
+def test_new_lines_on_a_device(system):
+    clear(system)
+    redis_cli(system, "HSET", PREFIX + "device:data", "7", "x")  # the devices service's record: existence only
+    try:
+        r = call(system, "add", {"protocol": {"protocol": "sip", "context": "default"},
+                                 "linefeatures": {"number": "165", "device": "7", "num": 1}}, path=LINES)
+        assert r.status == 200, r
+        first = max(l["id"] for l in lines(system))
+        rows = {"protocol": ["sip", "sip"], "context": ["default"] * 2, "number": ["166", "167"]}
+        before = snapshot(system)
+        for cells, code, field in (
+            ({"device": ["7", "7"], "num": ["", "2"]}, "already_exists", "linefeatures.num[0]"),
+            ({"device": ["7", "7"], "num": ["2", "2"]}, "already_exists", "linefeatures.num[1]"),
+            ({"device": ["", "99"]}, "unknown_reference", "linefeatures.device[1]"),
+            ({"device": ["7x"]}, "invalid_value", "linefeatures.device[0]"),
+            ({"device": ["7"], "num": ["13"]}, "out_of_range", "linefeatures.num[0]"),
+        ):
+            assert_error(call(system, "add", {"userfeatures": {"firstname": "Dev"}, "linefeatures": dict(rows, **cells)}),
+                         400, code, field)
+            assert snapshot(system) == before, cells
+        uid = add_ok(system, {"userfeatures": {"firstname": "Dev"},
+                              "linefeatures": dict(rows, device=["7", "7"], num=["2", "3"])})
+        got = view(system, uid)["linefeatures"]
+        assert [(l["device"], l["num"]) for l in got] == [("7", 2), ("7", 3)]
+        ids = [l["id"] for l in got]
+        assert hget(system, "line:bydevice", "7") == ",".join(str(x) for x in [first] + ids)
+        # an attached row names the line's own device and slot, or nothing
+        assert_error(call(system, "edit", {"linefeatures": {"id": ids, "device": ["", "8"]}}, id=uid), 400,
+                     "invalid_value", "linefeatures.device[1]")
+        assert_error(call(system, "edit", {"linefeatures": {"id": ids, "num": ["3", ""]}}, id=uid), 400,
+                     "invalid_value", "linefeatures.num[0]")
+        assert call(system, "edit", {"linefeatures": {"id": ids, "device": ["7", "7"], "num": ["2", "3"]}},
+                    id=uid).status == 200
+        assert call(system, "delete", id=uid).status == 200
+        assert hget(system, "line:bydevice", "7") == str(first)
+    finally:
+        redis_cli(system, "HDEL", PREFIX + "device:data", "7")

@@ -15,15 +15,15 @@
 --  25-36 the cascade keys of refs.lua (pickup:rows pickup:target ver:pickup user:dialaction
 --        dialaction:target user:groups group:members ver:groups user:queues queue:members
 --        ver:queues ver:users)
---  37 group:name   38 queue:name   39 group:data   40 queue:data
---  41, 42 context:numbers:<ctx>, context:numidx:<ctx> of context 0; 43, 44 of context 1; ...
+--  37 group:name   38 queue:name   39 group:data   40 queue:data   41 device:data
+--  42, 43 context:numbers:<ctx>, context:numidx:<ctx> of context 0; 44, 45 of context 1; ...
 --
 -- Lines are described by the worker:
 --   an old line (one the user has now): {id, record read, index entries, context index, number}
---   a row of the new set: {'new', record, index entries, context index, number, row index}
---                      or {'attach', id, number given, row index}, and when the row gives the line a
---                         new number: + {line read, line renumbered, index entries before, after,
---                         context index, number before}
+--   a row of the new set: {'new', record, index entries, context index, number, row index, device}
+--                      or {'attach', id, number given, row index, device given, slot given (0: none)},
+--                         and when the row gives the line a new number: + {line read, line
+--                         renumbered, index entries before, after, context index, number before}
 -- The index entries are those of the ipbx-lines declaration (1: protocol.name unique, folded;
 -- 2: protocol.context, a reference to a context), maintained with xws_records_check/_apply over
 -- the line keys laid out as the lines library lays them out.
@@ -34,7 +34,7 @@ end
 
 local function users_numkeys(k, ci)
     ci = tonumber(ci) or 0
-    return k[41 + 2 * ci], k[42 + 2 * ci]
+    return k[42 + 2 * ci], k[43 + 2 * ci]
 end
 
 local USERS_REFS_FIRST = 25
@@ -92,6 +92,12 @@ local function users_unpack(blob)
         return t
     end
     return nil
+end
+
+-- the device slot (linefeatures.num) of a stored line, or nil
+local function users_line_slot(blob)
+    local l = users_unpack(blob)
+    return l and type(l.linefeatures) == 'table' and l.linefeatures.num or nil
 end
 
 -- the context of a stored line, or nil
@@ -259,7 +265,7 @@ local function users_put(k, a)
     local firstctx = nil
     if setlines then
         local nextline = tonumber(redis.call('GET', k[9]) or '0') or 0
-        local numbers_seen, names_seen, attached = {}, {}, {}
+        local numbers_seen, names_seen, attached, slots_seen = {}, {}, {}, {}
         -- the numbers of the lines this edit removes are free for the new lines of the same call
         local kept, freed = {}, {}
         for _, r in ipairs(rows) do
@@ -287,9 +293,18 @@ local function users_put(k, a)
                 if attached[id] then
                     return xws_fail(400, 'invalid_value', users_field('id', idx), 'line ' .. id .. ' is given twice')
                 end
-                if r[5] then
+                local dev, slot = r[5] or '', tonumber(r[6]) or 0
+                if dev ~= '' and dev ~= (redis.call('HGET', k[18], id) or '') then
+                    return xws_fail(400, 'invalid_value', users_field('device', idx),
+                        'line ' .. id .. ' is not on device ' .. dev .. ' (a line is put on a device through the lines resource)')
+                end
+                if slot ~= 0 and slot ~= tonumber(users_line_slot(blob) or 1) then
+                    return xws_fail(400, 'invalid_value', users_field('num', idx),
+                        'line ' .. id .. ' is not in slot ' .. slot .. ' of its device (change it through the lines resource)')
+                end
+                if r[7] then
                     -- a new number for the line: free in its context and in range (taken below)
-                    if blob ~= r[5] then
+                    if blob ~= r[7] then
                         return {0, 'changed'}
                     end
                     local lctx = users_line_context(blob) or ''
@@ -299,12 +314,12 @@ local function users_put(k, a)
                             'number ' .. num .. ' is given twice in context ' .. lctx)
                     end
                     numbers_seen[seen] = true
-                    local err = xws_number_check(users_numkeys(k, r[9]), k[14], lctx, num, 'user', freed[seen] or ('line/' .. id),
+                    local err = xws_number_check(users_numkeys(k, r[11]), k[14], lctx, num, 'user', freed[seen] or ('line/' .. id),
                         users_field('number', idx))
                     if err then
                         return err
                     end
-                    err = xws_records_check(lk, id, r[7] or {}, r[8] or {}, kinds, msgs)
+                    err = xws_records_check(lk, id, r[9] or {}, r[10] or {}, kinds, msgs)
                     if err then
                         err[3] = users_field('number', idx)
                         return err
@@ -349,6 +364,25 @@ local function users_put(k, a)
                 if err then
                     err[3] = users_field(err[3] == 'protocol.context' and 'context' or 'name', idx)
                     return err
+                end
+                local dev = r[7] or ''
+                if dev ~= '' then
+                    if redis.call('HEXISTS', k[41], dev) == 0 then
+                        return xws_fail(400, 'unknown_reference', users_field('device', idx), 'no device has id ' .. dev)
+                    end
+                    local slot = users_line_slot(nrec) or 1
+                    local key = dev .. '\0' .. slot
+                    if slots_seen[key] then
+                        return xws_fail(400, 'already_exists', users_field('num', idx),
+                            'slot ' .. slot .. ' of device ' .. dev .. ' is given twice')
+                    end
+                    slots_seen[key] = true
+                    for x in string.gmatch(redis.call('HGET', k[19], dev) or '', '[^,]+') do
+                        if tonumber(users_line_slot(redis.call('HGET', k[10], x)) or 1) == tonumber(slot) then
+                            return xws_fail(400, 'already_exists', users_field('num', idx),
+                                'slot ' .. slot .. ' of device ' .. dev .. ' is taken by line ' .. x)
+                        end
+                    end
                 end
                 firstctx = firstctx or ctxname
                 final[#final + 1] = id
@@ -460,11 +494,11 @@ local function users_put(k, a)
         end
         for _, r in ipairs(renumbered) do
             local id = r[2]
-            redis.call('HSET', k[10], id, r[6])
-            xws_records_apply(lk, id, r[7] or {}, r[8] or {}, kinds)
-            local numbers, numidx = users_numkeys(k, r[9])
-            if (r[10] or '') ~= '' then
-                xws_number_release(numbers, numidx, r[10], 'user', 'line/' .. id)
+            redis.call('HSET', k[10], id, r[8])
+            xws_records_apply(lk, id, r[9] or {}, r[10] or {}, kinds)
+            local numbers, numidx = users_numkeys(k, r[11])
+            if (r[12] or '') ~= '' then
+                xws_number_release(numbers, numidx, r[12], 'user', 'line/' .. id)
             end
             xws_number_take(numbers, numidx, r[3], 'user', 'line/' .. id)
         end
@@ -476,6 +510,11 @@ local function users_put(k, a)
             if (r[5] or '') ~= '' then
                 local numbers, numidx = users_numkeys(k, r[4])
                 xws_number_take(numbers, numidx, r[5], 'user', 'line/' .. id)
+            end
+            if (r[7] or '') ~= '' then
+                redis.call('HSET', k[18], id, r[7])
+                xws_lookup_edit(k[19], r[7], id, true)
+                xws_bump(k[20])
             end
         end
         for _, id in ipairs(final) do
