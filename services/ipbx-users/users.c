@@ -19,7 +19,8 @@
 #define USERS_READ_WIDTH 10 /* elements of one user in its reply */
 
 static const char *const s_list_deps[] = {"users", NULL};
-static const char *const s_read_deps[] = {"users", "lines", "entity", NULL};
+/* view shows group and queue names and the pickups naming the user */
+static const char *const s_read_deps[] = {"users", "lines", "entity", "groups", "queues", "pickup", NULL};
 static const svc_crud_t s_crud = {"users", &users_uf_table, "user:data", NULL};
 
 /* one line of a user as read */
