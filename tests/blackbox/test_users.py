@@ -1094,3 +1094,39 @@ def test_new_lines_on_a_device(system):
         assert hget(system, "line:bydevice", "7") == str(first)
     finally:
         redis_cli(system, "HDEL", PREFIX + "device:data", "7")
+
+
+def test_dialactions_racing_the_delete_of_their_target(system):
+    """Edits pointing at a user while it is deleted, through two workers: whatever the order, no dialaction
+    is left pointing at the deleted user and the reverse index holds exactly the dialactions that point."""
+    clear(system)
+    callers = [add_ok(system, user("Caller%d" % i)) for i in range(12)]
+    target = add_ok(system, user("Target"))
+    results, lock = [], threading.Lock()
+    barrier = threading.Barrier(len(callers) + 1)
+
+    def edit(uid):
+        barrier.wait()
+        r = call(system, "edit", {"dialaction": {"noanswer": {"actiontype": "user", "actionarg1": str(target)}}},
+                 id=uid)
+        with lock:
+            results.append(r)
+
+    def delete():
+        barrier.wait()
+        r = call(system, "delete", id=target)
+        with lock:
+            results.append(r)
+
+    threads = [threading.Thread(target=edit, args=(u,)) for u in callers] + [threading.Thread(target=delete)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for r in results:
+        assert r.status == 200 or (r.status == 400 and r.json()["field"] == "dialaction.noanswer.actionarg1"), r
+    assert call(system, "view", id=target).status == 404
+    for uid in callers:
+        da = view(system, uid)["dialaction"]
+        assert da is False or da["noanswer"]["actiontype"] == "none", (uid, da)
+    assert redis_cli(system, "HLEN", PREFIX + "dialaction:target").strip() == "0"

@@ -6,6 +6,7 @@ indexes left exact. Groups, queues and pickups are created through their own res
 
 import json
 import subprocess
+import threading
 
 import pytest
 
@@ -301,3 +302,33 @@ def test_user_delete_runs_the_cascade(system):
     assert pickup_member_ids(system, pid) == []
     for key in ("user:groups", "user:queues", "user:dialaction", "dialaction:target", "group:members", "queue:members"):
         assert hlen(system, key) == 0, key
+
+
+def test_concurrent_joins_keep_the_member_list_exact(system):
+    """Users joining and leaving one group at once, through two workers: the group's member list is exactly the
+    users whose memberships name it."""
+    clear(system)
+    g2 = gid(system, "tous")
+    uids = [add_ok(system, {"userfeatures": {"firstname": "J%d" % i}, "group-select": ["tous"] if i % 2 else []})
+            for i in range(16)]
+    barrier = threading.Barrier(len(uids))
+    results, lock = [], threading.Lock()
+
+    def flip(i, uid):
+        barrier.wait()
+        r = call(system, "edit", {"group-select": [] if i % 2 else ["tous", "accueil"]}, id=uid)
+        with lock:
+            results.append(r.status)
+
+    threads = [threading.Thread(target=flip, args=(i, u)) for i, u in enumerate(uids)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [200] * len(uids)
+    joined = [u for i, u in enumerate(uids) if i % 2 == 0]
+    assert sorted(members_of(system, "group", g2)) == joined
+    assert sorted(members_of(system, "group", gid(system, "accueil"))) == joined
+    for i, uid in enumerate(uids):
+        names = [m["queue_name"] for m in (view(system, uid)["groupmember"] or [])]
+        assert names == ([] if i % 2 else ["accueil", "tous"]), (uid, names)
