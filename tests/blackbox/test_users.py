@@ -777,7 +777,10 @@ def test_document_minimal_example(system):
     v = view(system, uid)
     assert (v["userfeatures"]["entityid"], v["userfeatures"]["firstname"]) == (2, "John")
     assert v["linefeatures"] is False
+    assert v["dialaction"] == {e: da_row(uid, e, "none") for e in ("noanswer", "busy", "congestion", "chanunavail")}
+    assert list(v["dialaction"]) == ["noanswer", "busy", "congestion", "chanunavail"]
     assert call(system, "edit", DOC_MINIMAL, id=uid).status == 200
+    assert view(system, uid) == v
 
 
 def test_document_full_example_userfeatures(system):
