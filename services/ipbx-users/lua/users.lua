@@ -634,8 +634,8 @@ end
 -- queue:data, queue:name, pickup:target; ARGV[1]: a user id, or '' for all. Returns {uid, record,
 -- {line id, line record, device, ...}, entity record or '', voicemail record or '', user:extra
 -- record or '', dialaction record or '', {group id, name, options, ...}, {queue id, name,
--- options, ...}, "pid,pid,..." the pickups naming the user, ...}: the last five only for one
--- user ('', {}, {}, '' for all).
+-- options, ...}, "pid,pid,..." the pickups naming the user, ...}: the entity and the last four
+-- only for one user ('' and '', {}, {}, '' for all).
 local function users_read(k, a)
     local ids, recs = {}, {}
     if a[1] == '' then
