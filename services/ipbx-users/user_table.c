@@ -50,6 +50,16 @@ static void s_callerid(const svc_record_t *rec, msgpack_packer *pk)
     msgpack_pack_str_body(pk, "\"", 1);
 }
 
+/* cti_profile_id: the stored number, null when none (0). The stored field is the first of that name */
+static void s_cti_profile(const svc_record_t *rec, msgpack_packer *pk)
+{
+    long long v = svc_record_int(rec, "cti_profile_id");
+    if (v > 0)
+        msgpack_pack_int64(pk, v);
+    else
+        msgpack_pack_nil(pk);
+}
+
 /* ^\+?[0-9*#]{1,128}$ */
 static int s_check_dest(const char *s, size_t len)
 {
@@ -154,7 +164,9 @@ static const svc_field_t s_uf_fields[] = {
     {.name = "musiconhold", .kind = SVC_TEXT, .flags = SVC_F_DATA, .max_len = 128, .charset = "a-zA-Z0-9_-", .def = "default"},
     {.name = "voicemailid", .kind = SVC_INT, .flags = SVC_F_STORED},
     {.name = "profileclient", .kind = SVC_TEXT, .flags = SVC_F_DATA, .max_len = 64, .def = "client"},
-    {.name = "cti_profile_id", .kind = SVC_INT, .flags = SVC_F_DATA, .min = 0, .max = 999999999},
+    /* stored as given (0 = none), rendered by the computed field of the same name: null when none */
+    {.name = "cti_profile_id", .kind = SVC_INT, .flags = SVC_F_DATA | SVC_F_HIDDEN, .min = 0, .max = 999999999},
+    {.name = "cti_profile_id", .kind = SVC_INT, .flags = SVC_F_COMPUTED, .compute = s_cti_profile},
     FLAG("enableclient", "false"),
     FLAG("enablehint", "true"),
     {.name = "enablevoicemail", .kind = SVC_BOOL, .flags = SVC_F_STORED, .def = "false"},
@@ -243,6 +255,9 @@ static const svc_field_t s_lf_fields[] = {
     {.name = "rules_order", .kind = SVC_INT, .flags = SVC_F_DATA, .min = 0, .max = 9999},
     {.name = "rules_group", .kind = SVC_TEXT, .flags = SVC_F_DATA, .max_len = 16},
     {.name = "secret", .kind = SVC_TEXT, .flags = SVC_F_DATA, .max_len = 80},
+    /* the device of a new line (an existing device id) and its slot on it (1-12; 0 or empty: 1, the lines' default) */
+    {.name = "device", .kind = SVC_TEXT, .flags = SVC_F_DATA | SVC_F_TRIM, .max_len = 18, .charset = "0-9"},
+    {.name = "num", .kind = SVC_INT, .flags = SVC_F_DATA, .min = 0, .max = 12},
 };
 static const svc_rule_t s_lf_rules[] = {{.kind = SVC_RULE_CHECK, .check = s_new_line_needs}};
 const svc_table_t users_lf_table = SVC_TABLE(s_lf_fields, SVC_RULES(s_lf_rules));
@@ -332,3 +347,98 @@ static const svc_field_t s_extra_fields[] = {
 };
 static const svc_rule_t s_extra_rules[] = {{.kind = SVC_RULE_CHECK, .check = s_extra_unique}};
 const svc_table_t users_extra_table = SVC_TABLE(s_extra_fields, SVC_RULES(s_extra_rules));
+
+/* ---- dialaction, group and queue memberships ------------------------------------------------------- */
+
+const char *const users_da_events[] = {"noanswer", "busy", "congestion", "chanunavail", NULL};
+
+static const char *const s_actiontypes[] = {"none",    "endcall",     "user",     "group",     "queue",
+                                            "meetme",  "voicemail",   "schedule", "voicemenu", "extension",
+                                            "outcall", "application", "sound",    "custom",    NULL};
+static const char *const s_endcall_actions[] = {"hangup", "busy", "congestion", NULL};
+static const char *const s_app_actions[] = {"faxtomail", "voicemailmain", "callbackdisa", "disa", "directory", "dictate", NULL};
+
+/* what an actiontype needs (spec §5.3): an action among .actions, or actionarg1 naming an object by id */
+static const struct {
+    const char *type;
+    const char *const *actions; /* NULL: action free */
+    int names_object;           /* actionarg1: the id of a user, group or queue (existence checked by lua/users.lua) */
+} s_da_needs[] = {
+    {"endcall", s_endcall_actions, 0}, {"application", s_app_actions, 0}, {"user", NULL, 1}, {"group", NULL, 1}, {"queue", NULL, 1},
+};
+
+static int s_in(const char *const *list, const char *s)
+{
+    for (size_t i = 0; list[i] != NULL; i++)
+        if (strcmp(list[i], s) == 0)
+            return 1;
+    return 0;
+}
+
+static int s_da_check(svc_ctx_t *ctx, svc_record_t *rec)
+{
+    const char *type = svc_record_str(rec, "actiontype", NULL);
+    for (size_t i = 0; i < sizeof(s_da_needs) / sizeof(s_da_needs[0]); i++) {
+        if (strcmp(s_da_needs[i].type, type) != 0)
+            continue;
+        const char *action = svc_record_str(rec, "action", NULL);
+        if (s_da_needs[i].actions != NULL && action[0] == '\0')
+            return svc_record_error_or_reply(ctx, rec, "action", "missing_field", "actiontype %s needs an action", type);
+        if (s_da_needs[i].actions != NULL && !s_in(s_da_needs[i].actions, action))
+            return svc_record_error_or_reply(ctx, rec, "action", "invalid_value", "%s is not an action of actiontype %s", action,
+                                             type);
+        if (s_da_needs[i].names_object) {
+            size_t len;
+            const char *arg = svc_record_str(rec, "actionarg1", &len);
+            if (len == 0)
+                return svc_record_error_or_reply(ctx, rec, "actionarg1", "missing_field", "actiontype %s needs the id of a %s",
+                                                 type, type);
+            int ok = len <= 9 && arg[0] != '0';
+            for (size_t j = 0; ok && j < len; j++)
+                ok = arg[j] >= '0' && arg[j] <= '9';
+            if (!ok)
+                return svc_record_error_or_reply(ctx, rec, "actionarg1", "invalid_value", "actionarg1 is the id of a %s", type);
+        }
+    }
+    return 0;
+}
+
+static const svc_field_t s_da_fields[] = {
+    {.name = "actiontype", .kind = SVC_ENUM, .flags = SVC_F_DATA | SVC_F_REQUIRED, .choices = s_actiontypes},
+    {.name = "action", .kind = SVC_TEXT, .flags = SVC_F_DATA | SVC_F_TRIM, .max_len = 64},
+    {.name = "actionarg1", .kind = SVC_TEXT, .flags = SVC_F_DATA | SVC_F_TRIM, .max_len = 255},
+    {.name = "actionarg2", .kind = SVC_TEXT, .flags = SVC_F_DATA | SVC_F_TRIM, .max_len = 255},
+};
+static const svc_rule_t s_da_rules[] = {{.kind = SVC_RULE_CHECK, .check = s_da_check}};
+const svc_table_t users_da_table = SVC_TABLE(s_da_fields, SVC_RULES(s_da_rules));
+
+static const char *const s_chantypes[] = {"default", "local", NULL};
+
+static const svc_field_t s_group_opt_fields[] = {
+    {.name = "chantype", .kind = SVC_ENUM, .flags = SVC_F_DATA, .choices = s_chantypes, .def = "default"},
+    {.name = "call-limit", .kind = SVC_INT, .flags = SVC_F_DATA, .min = 0, .max = 999999, .def = "0"},
+};
+const svc_table_t users_group_opt_table = SVC_TABLE(s_group_opt_fields);
+
+static const svc_field_t s_queue_opt_fields[] = {
+    {.name = "chantype", .kind = SVC_ENUM, .flags = SVC_F_DATA, .choices = s_chantypes, .def = "default"},
+    {.name = "call-limit", .kind = SVC_INT, .flags = SVC_F_DATA, .min = 0, .max = 999999, .def = "0"},
+    {.name = "penalty", .kind = SVC_INT, .flags = SVC_F_DATA, .min = 0, .max = 999999, .def = "0"},
+};
+const svc_table_t users_queue_opt_table = SVC_TABLE(s_queue_opt_fields);
+
+static const svc_field_t s_member_name = {.kind = SVC_TEXT, .flags = SVC_F_TRIM, .min_len = 1, .max_len = 128};
+
+static const svc_field_t s_select_fields[] = {
+    {.name = "group-select",
+     .kind = SVC_LIST,
+     .flags = SVC_F_DATA | SVC_F_FALSE_IN | SVC_F_DEDUP,
+     .max_len = 1000,
+     .item = &s_member_name},
+    {.name = "queue-select",
+     .kind = SVC_LIST,
+     .flags = SVC_F_DATA | SVC_F_FALSE_IN | SVC_F_DEDUP,
+     .max_len = 1000,
+     .item = &s_member_name},
+};
+const svc_table_t users_select_table = SVC_TABLE(s_select_fields);

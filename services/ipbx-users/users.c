@@ -5,17 +5,22 @@
  * call of a function of lua/users.lua (the user, its lines, their numbers and attachments in one
  * atomic step).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include "lines.h"
 #include "users.h"
 
-#define USERS_NKEYS 23 /* KEYS of a write after the write id, before the number keys (lua/users.lua) */
+#define USERS_NKEYS 40 /* KEYS of a write after the write id, before the number keys (lua/users.lua) */
 #define LINES_PROVISIONING_BASE 100000
+#define USERS_READ_KEYS 15 /* KEYS of ipbx_users_read (the same number as text below) */
+#define USERS_READ_KEYS_TEXT "15"
+#define USERS_READ_WIDTH 10 /* elements of one user in its reply */
 
 static const char *const s_list_deps[] = {"users", NULL};
-static const char *const s_read_deps[] = {"users", "lines", "entity", NULL};
+/* view shows group and queue names and the pickups naming the user */
+static const char *const s_read_deps[] = {"users", "lines", "entity", "groups", "queues", "pickup", NULL};
 static const svc_crud_t s_crud = {"users", &users_uf_table, "user:data", NULL};
 
 /* one line of a user as read */
@@ -38,6 +43,11 @@ typedef struct {
     const redisReply *entity; /* the entity record (view only), "" when none */
     const redisReply *vm;     /* the voicemail record, "" when none */
     const redisReply *extra;  /* phonefunckey and queueskills, "" when none */
+    /* view only (empty otherwise): */
+    const redisReply *da;      /* the dialaction record (msgpack map event -> action), "" when none */
+    const redisReply *groups;  /* {group id, name, options (msgpack map), ...} */
+    const redisReply *queues;  /* the same for queues */
+    const redisReply *pickups; /* "pid,pid,..." the pickups naming the user, "" when none */
 } s_user_t;
 
 static void s_user_free(s_user_t *u)
@@ -67,30 +77,35 @@ static long long s_parse_ll(const char *s, size_t len)
 /* reads user id (0: all) through ipbx_users_read (with etag: the ETag first, 304 → -1). 0 with *out, or -1 with the reply set */
 static int s_read_or_reply(svc_ctx_t *ctx, long long id, int etag, redisReply **out)
 {
-    const char *keys[7] = {svc_key(ctx, "user:data"),   svc_key(ctx, "line:byuser"), svc_key(ctx, "line:data"),
-                           svc_key(ctx, "line:device"), svc_key(ctx, "entity:data"), svc_key(ctx, "user:voicemail"),
-                           svc_key(ctx, "user:extra")};
+    static const char *const names[USERS_READ_KEYS] = {"user:data",   "line:byuser",    "line:data",    "line:device",
+                                                       "entity:data", "user:voicemail", "user:extra",   "user:dialaction",
+                                                       "user:groups", "group:data",     "group:name",   "user:queues",
+                                                       "queue:data",  "queue:name",     "pickup:target"};
+    const char *argv[3 + USERS_READ_KEYS + 1] = {"FCALL_RO", "ipbx_users_read", USERS_READ_KEYS_TEXT};
+    for (size_t i = 0; i < USERS_READ_KEYS; i++)
+        argv[3 + i] = svc_key(ctx, names[i]);
     const char *ids = id > 0 ? svc_ctx_printf(ctx, "%lld", id) : "";
+    argv[3 + USERS_READ_KEYS] = ids;
     redisReply *r = NULL;
     *out = NULL;
     if (etag) {
-        const char *argv[] = {"FCALL_RO", "ipbx_users_read", "7",     keys[0], keys[1], keys[2],
-                              keys[3],    keys[4],           keys[5], keys[6], ids};
-        int e = svc_etag_prefetch_or_reply(ctx, s_read_deps, 11, argv, &r);
+        int e = svc_etag_prefetch_or_reply(ctx, s_read_deps, 3 + USERS_READ_KEYS + 1, argv, &r);
         if (e != 0)
             return e;
     } else {
-        r = svc_redis_fcall(ctx->redis, 1, "ipbx_users_read", 7, keys, 1, &ids, NULL);
+        r = svc_redis_fcall(ctx->redis, 1, "ipbx_users_read", USERS_READ_KEYS, argv + 3, 1, &ids, NULL);
     }
-    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements % 6 != 0) {
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements % USERS_READ_WIDTH != 0) {
         svc_reply_redis_failure(ctx, r, "reading users");
         freeReplyObject(r);
         return -1;
     }
     for (size_t i = 0; i < r->elements; i++) {
         const redisReply *e = r->element[i];
-        int ok = i % 6 == 2 ? e->type == REDIS_REPLY_ARRAY && e->elements % 3 == 0 : e->type == REDIS_REPLY_STRING;
-        for (size_t j = 0; ok && i % 6 == 2 && j < e->elements; j++)
+        size_t col = i % USERS_READ_WIDTH;
+        int arr = col == 2 || col == 7 || col == 8; /* lines, groups, queues: triples of strings */
+        int ok = arr ? e->type == REDIS_REPLY_ARRAY && e->elements % 3 == 0 : e->type == REDIS_REPLY_STRING;
+        for (size_t j = 0; ok && arr && j < e->elements; j++)
             ok = e->element[j]->type == REDIS_REPLY_STRING;
         if (!ok) {
             freeReplyObject(r);
@@ -104,7 +119,7 @@ static int s_read_or_reply(svc_ctx_t *ctx, long long id, int etag, redisReply **
 /* loads user i of a read reply. 0, or -1 with the reply set */
 static int s_user_load_or_reply(svc_ctx_t *ctx, const redisReply *r, size_t i, s_user_t *u)
 {
-    const redisReply *const *e = (const redisReply *const *)&r->element[6 * i];
+    const redisReply *const *e = (const redisReply *const *)&r->element[USERS_READ_WIDTH * i];
     memset(u, 0, sizeof(*u));
     u->id = s_parse_ll(e[0]->str, e[0]->len);
     u->uf = svc_record_new(&users_uf_table);
@@ -116,6 +131,10 @@ static int s_user_load_or_reply(svc_ctx_t *ctx, const redisReply *r, size_t i, s
     u->entity = e[3];
     u->vm = e[4];
     u->extra = e[5];
+    u->da = e[6];
+    u->groups = e[7];
+    u->queues = e[8];
+    u->pickups = e[9];
     u->nlines = e[2]->elements / 3;
     u->lines = svc_calloc(u->nlines + 1, sizeof(*u->lines));
     for (size_t j = 0; j < u->nlines; j++) {
@@ -181,7 +200,7 @@ static int s_search(svc_ctx_t *ctx)
         return -1;
     char etag[sizeof(ctx->etag)];
     memcpy(etag, ctx->etag, sizeof(etag));
-    size_t n = r->elements / 6, nsel = 0, tl = strlen(t);
+    size_t n = r->elements / USERS_READ_WIDTH, nsel = 0, tl = strlen(t);
     s_user_t *users = svc_calloc(n + 1, sizeof(*users));
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
@@ -215,7 +234,7 @@ static int s_read_one_or_reply(svc_ctx_t *ctx, long long id, int etag, redisRepl
     int rc = s_read_or_reply(ctx, id, etag, r);
     if (rc != 0)
         return rc;
-    if ((*r)->elements < 6)
+    if ((*r)->elements < USERS_READ_WIDTH)
         return svc_reply_error(ctx, 404, "not_found", "id", "no user has id %lld", id);
     return s_user_load_or_reply(ctx, *r, 0, u);
 }
@@ -252,6 +271,184 @@ static void s_render_entity(svc_ctx_t *ctx, const s_user_t *u, msgpack_packer *p
     msgpack_pack_str_with_body(pk, "identity", 8);
     svc_mp_cstr(pk, svc_ctx_printf(ctx, "%.*s (%.*s)", (int)disp.len, disp.ptr, (int)name.len, name.ptr));
     msgpack_unpacked_destroy(&e);
+}
+
+static const char *s_lstr(const svc_record_t *line, const char *part, const char *name)
+{
+    return svc_record_str(svc_record_obj((svc_record_t *)line, part), name, NULL);
+}
+
+static void s_kv(msgpack_packer *pk, const char *k, const char *v)
+{
+    svc_mp_cstr(pk, k);
+    svc_mp_cstr(pk, v);
+}
+
+/* the value under key k of map m (NULL-safe) */
+static const msgpack_object *s_get(const msgpack_object *m, const char *k)
+{
+    return m != NULL ? svc_mp_get(m, k) : NULL;
+}
+
+/* the dialaction object of view: event -> the original's dialaction row plus actiontype, in event order; false when none */
+static void s_render_dialaction(const s_user_t *u, msgpack_packer *pk)
+{
+    msgpack_unpacked d;
+    int ok = u->da->len > 0 && svc_mp_unpack(&d, u->da->str, u->da->len) == 0 && d.data.type == MSGPACK_OBJECT_MAP;
+    size_t n = 0;
+    for (size_t i = 0; ok && users_da_events[i] != NULL; i++)
+        n += svc_mp_get(&d.data, users_da_events[i]) != NULL;
+    if (n == 0) {
+        msgpack_pack_false(pk);
+    } else {
+        static const char *const parts[] = {"actiontype", "action", "actionarg1", "actionarg2"};
+        msgpack_pack_map(pk, n);
+        for (size_t i = 0; users_da_events[i] != NULL; i++) {
+            const msgpack_object *a = svc_mp_get(&d.data, users_da_events[i]);
+            if (a == NULL)
+                continue;
+            svc_mp_cstr(pk, users_da_events[i]);
+            msgpack_pack_map(pk, 8);
+            s_kv(pk, "event", users_da_events[i]);
+            s_kv(pk, "category", "user");
+            svc_mp_cstr(pk, "categoryval");
+            char uid[24];
+            snprintf(uid, sizeof(uid), "%lld", u->id);
+            svc_mp_cstr(pk, uid);
+            for (size_t j = 0; j < 4; j++) {
+                xws_slice_t v = svc_mp_slice(svc_mp_get(a, parts[j]));
+                svc_mp_cstr(pk, parts[j]);
+                svc_mp_strn(pk, v.ptr, v.len);
+            }
+            svc_mp_cstr(pk, "linked");
+            msgpack_pack_true(pk);
+        }
+    }
+    if (u->da->len > 0)
+        msgpack_unpacked_destroy(&d);
+}
+
+/* an integer of a stored options map, 0 when absent */
+static long long s_mp_int(const msgpack_object *o)
+{
+    if (o != NULL && o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return (long long)o->via.u64;
+    if (o != NULL && o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+        return o->via.i64;
+    return 0;
+}
+
+/* groupmember / queuemember of view: the original's queuemember rows (category "group" or "queue"), false when none */
+static void s_render_members(svc_ctx_t *ctx, const s_user_t *u, const redisReply *m, const char *category, msgpack_packer *pk)
+{
+    size_t n = m->elements / 3;
+    if (n == 0) {
+        msgpack_pack_false(pk);
+        return;
+    }
+    /* the interface: of the user's first line (Local/<number>@<context> for chantype local) */
+    const char *proto = "", *lname = "", *lnum = "", *lctx = "";
+    if (u->nlines > 0) {
+        svc_record_t *l = u->lines[0].rec;
+        proto = s_lstr(l, "protocol", "protocol");
+        lname = strcmp(proto, "custom") == 0 ? s_lstr(l, "protocol", "interface") : s_lstr(l, "protocol", "name");
+        lnum = s_lstr(l, "linefeatures", "number");
+        lctx = s_lstr(l, "protocol", "context");
+    }
+    const char *tech = strcmp(proto, "sip") == 0    ? "SIP"
+                       : strcmp(proto, "iax") == 0  ? "IAX"
+                       : strcmp(proto, "sccp") == 0 ? "SCCP"
+                                                    : "";
+    msgpack_pack_array(pk, n);
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *id = m->element[3 * i], *name = m->element[3 * i + 1], *opts = m->element[3 * i + 2];
+        msgpack_unpacked o;
+        int ok = svc_mp_unpack(&o, opts->str, opts->len) == 0 && o.data.type == MSGPACK_OBJECT_MAP;
+        const msgpack_object *map = ok ? &o.data : NULL;
+        int local = map != NULL && svc_mp_str_eq(s_get(map, "chantype"), "local");
+        const char *iface = "", *chan = "";
+        if (local && u->nlines > 0)
+            iface = svc_ctx_printf(ctx, "Local/%s@%s", lnum, lctx), chan = "Local";
+        else if (u->nlines > 0 && tech[0] != '\0')
+            iface = svc_ctx_printf(ctx, "%s/%s", tech, lname), chan = tech;
+        else if (u->nlines > 0)
+            iface = lname;
+        msgpack_pack_map(pk, 12);
+        svc_mp_cstr(pk, "queue_name");
+        svc_mp_strn(pk, name->str, name->len);
+        s_kv(pk, "interface", iface);
+        svc_mp_cstr(pk, "penalty");
+        msgpack_pack_int64(pk, s_mp_int(s_get(map, "penalty")));
+        svc_mp_cstr(pk, "call-limit");
+        msgpack_pack_int64(pk, s_mp_int(s_get(map, "call-limit")));
+        svc_mp_cstr(pk, "paused");
+        msgpack_pack_false(pk);
+        svc_mp_cstr(pk, "commented");
+        msgpack_pack_false(pk);
+        s_kv(pk, "usertype", "user");
+        svc_mp_cstr(pk, "userid");
+        msgpack_pack_int64(pk, u->id);
+        s_kv(pk, "channel", chan);
+        s_kv(pk, "category", category);
+        s_kv(pk, "chantype", local ? "local" : "default");
+        svc_mp_cstr(pk, strcmp(category, "group") == 0 ? "groupfeaturesid" : "queuefeaturesid");
+        msgpack_pack_int64(pk, s_parse_ll(id->str, id->len));
+        msgpack_unpacked_destroy(&o);
+    }
+}
+
+/* pickup of view: the ids of the pickups naming the user, false when none */
+static void s_render_pickups(const s_user_t *u, msgpack_packer *pk)
+{
+    const char *p = u->pickups->str, *end = p + u->pickups->len;
+    size_t n = 0;
+    for (const char *q = p; q < end; q++)
+        n += *q == ',';
+    if (u->pickups->len == 0) {
+        msgpack_pack_false(pk);
+        return;
+    }
+    msgpack_pack_array(pk, n + 1);
+    while (p <= end) {
+        const char *c = memchr(p, ',', (size_t)(end - p));
+        if (c == NULL)
+            c = end;
+        msgpack_pack_int64(pk, s_parse_ll(p, (size_t)(c - p)));
+        p = c + 1;
+    }
+}
+
+static int s_cmp_fknum(const void *a, const void *b)
+{
+    long long x = svc_record_int(*(svc_record_t *const *)a, "fknum"), y = svc_record_int(*(svc_record_t *const *)b, "fknum");
+    return x < y ? -1 : x > y;
+}
+
+/* phonefunckey (rows sorted by fknum) and queueskills of view, each false when empty */
+static void s_render_extra(const s_user_t *u, msgpack_packer *pk)
+{
+    svc_record_t *extra = svc_record_new(&users_extra_table);
+    if (u->extra->len == 0 || svc_record_load_stored(extra, u->extra->str, u->extra->len) != 0)
+        svc_record_defaults(extra);
+    static const char *const groups[] = {"phonefunckey", "queueskills"};
+    for (size_t g = 0; g < 2; g++) {
+        size_t n = svc_record_count(extra, groups[g]);
+        svc_mp_cstr(pk, groups[g]);
+        if (n == 0) {
+            msgpack_pack_false(pk);
+            continue;
+        }
+        svc_record_t **rows = svc_calloc(n, sizeof(*rows));
+        for (size_t i = 0; i < n; i++)
+            rows[i] = svc_record_at(extra, groups[g], i);
+        if (g == 0)
+            qsort(rows, n, sizeof(*rows), s_cmp_fknum);
+        msgpack_pack_array(pk, n);
+        for (size_t i = 0; i < n; i++)
+            svc_record_render(rows[i], pk);
+        free(rows);
+    }
+    svc_record_destroy(&extra);
 }
 
 static int s_view(svc_ctx_t *ctx)
@@ -296,18 +493,15 @@ static int s_view(svc_ctx_t *ctx)
         else
             msgpack_pack_false(pk);
         svc_record_destroy(&vm);
-        static const char *const empty[] = {"dialaction", "groupmember", "queuemember"};
-        for (size_t i = 0; i < sizeof(empty) / sizeof(empty[0]); i++) {
-            svc_mp_cstr(pk, empty[i]);
-            msgpack_pack_false(pk);
-        }
-        svc_record_t *extra = svc_record_new(&users_extra_table);
-        if (u.extra->len == 0 || svc_record_load_stored(extra, u.extra->str, u.extra->len) != 0)
-            svc_record_defaults(extra);
-        svc_record_render_fields(extra, pk); /* phonefunckey, queueskills */
-        svc_record_destroy(&extra);
+        svc_mp_cstr(pk, "dialaction");
+        s_render_dialaction(&u, pk);
+        svc_mp_cstr(pk, "groupmember");
+        s_render_members(ctx, &u, u.groups, "group", pk);
+        svc_mp_cstr(pk, "queuemember");
+        s_render_members(ctx, &u, u.queues, "queue", pk);
+        s_render_extra(&u, pk); /* phonefunckey, queueskills */
         svc_mp_cstr(pk, "pickup");
-        msgpack_pack_false(pk);
+        s_render_pickups(&u, pk);
         memcpy(ctx->etag, etag, sizeof(etag));
     }
     s_user_free(&u);
@@ -341,10 +535,14 @@ static const char **s_write_keys(svc_ctx_t *ctx, const s_ctxs_t *c, size_t *nkey
     *nkeys = USERS_NKEYS + 2 * c->n;
     const char **keys = svc_calloc(*nkeys + 1, sizeof(*keys));
     static const char *const names[USERS_NKEYS] = {
-        "user:seq",      "user:data",      "ver:users",         "user:login",    "entity:data", "entity:refs",
-        "user:identity", "line:seq",       "line:data",         "ver:lines",     "line:refs",   "line:name",
-        "context:data",  "context:refs",   "line:owner",        "line:byuser",   "line:device", "line:bydevice",
-        "ver:devices",   "user:voicemail", "voicemail:mailbox", "voicemail:seq", "user:extra"};
+        "user:seq", "user:data", "ver:users", "user:login", "entity:data", "entity:refs", "user:identity", "line:seq", "line:data",
+        "ver:lines", "line:refs", "line:name", "context:data", "context:refs", "line:owner", "line:byuser", "line:device",
+        "line:bydevice", "ver:devices", "user:voicemail", "voicemail:mailbox", "voicemail:seq", "user:extra",
+        /* the cascade keys of lua/refs.lua, in its order */
+        "pickup:rows", "pickup:target", "ver:pickup", "user:dialaction", "dialaction:target", "user:groups", "group:members",
+        "ver:groups", "user:queues", "queue:members", "ver:queues", "ver:users",
+        /* the references of dialactions and memberships */
+        "group:name", "queue:name", "group:data", "queue:data", "device:data"};
     for (size_t i = 0; i < USERS_NKEYS; i++)
         keys[i] = svc_key(ctx, names[i]);
     for (size_t i = 0; i < c->n; i++) {
@@ -375,11 +573,6 @@ static const char *s_kinds(svc_ctx_t *ctx, const char **msgs, size_t *msgslen)
     *msgslen = sb.size;
     msgpack_sbuffer_destroy(&sb);
     return k;
-}
-
-static const char *s_lstr(const svc_record_t *line, const char *part, const char *name)
-{
-    return svc_record_str(svc_record_obj((svc_record_t *)line, part), name, NULL);
 }
 
 /* packs the user's current lines: {id, record read, entries, context index, number} each */
@@ -414,33 +607,51 @@ static int s_row_error(svc_ctx_t *ctx, size_t idx)
     return svc_reply_error(ctx, 400, c, svc_ctx_printf(ctx, "linefeatures.%s[%zu]", name, idx), "%s", m);
 }
 
-static void s_kv(msgpack_packer *pk, const char *k, const char *v)
+/* the callerid of a new sip or iax line of the user: "First Last" <number> (the names cut to fit the line's 160), pooled */
+static const char *s_line_callerid(svc_ctx_t *ctx, const char *names, const char *number)
 {
-    svc_mp_cstr(pk, k);
-    svc_mp_cstr(pk, v);
+    size_t nl = strlen(names), numl = strlen(number), room = 160 - 6 - (numl < 40 ? numl : 40);
+    if (nl > room) {
+        nl = room;
+        while (nl > 0 && ((unsigned char)names[nl] & 0xC0) == 0x80) /* not inside a UTF-8 sequence */
+            nl--;
+    }
+    if (numl == 0)
+        return svc_ctx_printf(ctx, "\"%.*s\"", (int)nl, names);
+    return svc_ctx_printf(ctx, "\"%.*s\" <%s>", (int)nl, names, number);
 }
 
-/* the line record of a row that creates a line, validated with the ipbx-lines declarations. 0, or -1 with the reply set */
-static int s_new_line_or_reply(svc_ctx_t *ctx, const svc_record_t *row, svc_record_t **out)
+/*
+ * The line record of a row that creates a line, validated with the ipbx-lines declarations;
+ * names: the user's "First Last" (the callerid of a sip or iax line). 0, or -1 with the reply set.
+ */
+static int s_new_line_or_reply(svc_ctx_t *ctx, const svc_record_t *row, const char *names, svc_record_t **out)
 {
     size_t idx = svc_record_row_index(row);
     const char *proto = svc_record_str(row, "protocol", NULL), *name = svc_record_str(row, "name", NULL);
     const char *secret = svc_record_str(row, "secret", NULL);
+    int has_cid = strcmp(proto, "sip") == 0 || strcmp(proto, "iax") == 0;
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, svc_mp_write);
     msgpack_pack_map(&pk, 2);
     svc_mp_cstr(&pk, "protocol");
-    msgpack_pack_map(&pk, 2 + (name[0] != '\0') + (secret[0] != '\0' && strcmp(proto, "custom") != 0));
+    msgpack_pack_map(&pk, 2 + (name[0] != '\0') + (secret[0] != '\0' && strcmp(proto, "custom") != 0) + has_cid);
     s_kv(&pk, "protocol", proto);
+    if (has_cid)
+        s_kv(&pk, "callerid", s_line_callerid(ctx, names, svc_record_str(row, "number", NULL)));
     s_kv(&pk, "context", svc_record_str(row, "context", NULL));
     if (name[0] != '\0')
         s_kv(&pk, strcmp(proto, "custom") == 0 ? "interface" : "name", name);
     if (secret[0] != '\0' && strcmp(proto, "custom") != 0)
         s_kv(&pk, "secret", secret);
     svc_mp_cstr(&pk, "linefeatures");
-    msgpack_pack_map(&pk, 5);
+    msgpack_pack_map(&pk, 5 + (svc_record_int(row, "num") > 0));
+    if (svc_record_int(row, "num") > 0) {
+        svc_mp_cstr(&pk, "num");
+        msgpack_pack_int64(&pk, svc_record_int(row, "num"));
+    }
     s_kv(&pk, "number", svc_record_str(row, "number", NULL));
     s_kv(&pk, "rules_type", svc_record_str(row, "rules_type", NULL));
     s_kv(&pk, "rules_time", svc_record_str(row, "rules_time", NULL));
@@ -473,9 +684,74 @@ static int s_new_line_or_reply(svc_ctx_t *ctx, const svc_record_t *row, svc_reco
     return rc;
 }
 
+/*
+ * Packs a row that attaches line id: {'attach', id, number given, row index}, and when the row
+ * gives the line a new number (taken if free, spec §5.3): + {line read, line renumbered, its index
+ * entries before and after, context index, number before}. The line is read here (a line that does
+ * not exist is refused by the Redis function). 0, or -1 with the reply set.
+ */
+static int s_pack_attach_or_reply(svc_ctx_t *ctx, const svc_record_t *row, long long id, s_ctxs_t *c, msgpack_packer *pk)
+{
+    size_t idx = svc_record_row_index(row), numlen;
+    const char *num = svc_record_str(row, "number", &numlen);
+    const char *sid = svc_ctx_printf(ctx, "%lld", id);
+    redisReply *r = NULL;
+    if (numlen > 0) {
+        const char *argv[] = {"HGET", svc_key(ctx, "line:data"), sid};
+        r = svc_redis_command(ctx->redis, 3, argv, NULL);
+        if (r == NULL || (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_NIL)) {
+            svc_reply_redis_failure(ctx, r, "reading a line");
+            freeReplyObject(r);
+            return -1;
+        }
+    }
+    svc_record_t *old = NULL, *line = NULL;
+    int rc = 0;
+    if (r != NULL && r->type == REDIS_REPLY_STRING) {
+        old = svc_record_new(&lines_table);
+        line = svc_record_new(&lines_table);
+        if (svc_record_load_stored(old, r->str, r->len) != 0 || svc_record_load_stored(line, r->str, r->len) != 0)
+            rc = svc_reply_internal(ctx, "line %lld: corrupt record", id);
+        else if (strcmp(s_lstr(old, "linefeatures", "number"), num) == 0)
+            svc_record_destroy(&line); /* the line's own number: nothing to take */
+    }
+    if (rc == 0 && line != NULL) {
+        svc_record_set_str(svc_record_obj(line, "linefeatures"), "number", num, numlen);
+        rc = lines_fix_or_reply(ctx, line);
+        if (rc == 0)
+            rc = svc_record_check_or_reply(ctx, line);
+        if (rc != 0)
+            s_row_error(ctx, idx);
+    }
+    if (rc == 0) {
+        msgpack_pack_array(pk, line != NULL ? 12 : 6);
+        svc_mp_cstr(pk, "attach");
+        svc_mp_cstr(pk, sid);
+        svc_mp_strn(pk, num, numlen);
+        msgpack_pack_uint64(pk, idx);
+        svc_mp_cstr(pk, svc_record_str(row, "device", NULL));
+        msgpack_pack_int64(pk, svc_record_int(row, "num"));
+        if (line != NULL) {
+            size_t bl;
+            const char *blob = svc_record_blob(ctx, line, &bl);
+            svc_mp_strn(pk, r->str, r->len);
+            svc_mp_strn(pk, blob, bl);
+            svc_index_pack_entries(ctx, &lines_records, old, pk);
+            svc_index_pack_entries(ctx, &lines_records, line, pk);
+            msgpack_pack_uint64(pk, s_ctx_index(ctx, c, s_lstr(line, "protocol", "context")));
+            svc_mp_cstr(pk, s_lstr(old, "linefeatures", "number"));
+        }
+    }
+    svc_record_destroy(&old);
+    svc_record_destroy(&line);
+    freeReplyObject(r);
+    return rc;
+}
+
 /* packs the rows of the new line set (validating the new lines). 0, or -1 with the reply set */
 static int s_pack_rows_or_reply(svc_ctx_t *ctx, svc_record_t *body, s_ctxs_t *c, msgpack_packer *pk)
 {
+    const char *names = s_identity(ctx, svc_record_obj(body, "userfeatures"));
     size_t n = svc_record_count(body, "linefeatures");
     msgpack_pack_array(pk, n);
     for (size_t i = 0; i < n; i++) {
@@ -483,19 +759,16 @@ static int s_pack_rows_or_reply(svc_ctx_t *ctx, svc_record_t *body, s_ctxs_t *c,
         size_t idx = svc_record_row_index(row);
         long long id = svc_record_int(row, "id");
         if (id != 0) {
-            msgpack_pack_array(pk, 4);
-            svc_mp_cstr(pk, "attach");
-            svc_mp_cstr(pk, svc_ctx_printf(ctx, "%lld", id));
-            svc_mp_cstr(pk, svc_record_str(row, "number", NULL));
-            msgpack_pack_uint64(pk, idx);
+            if (s_pack_attach_or_reply(ctx, row, id, c, pk) != 0)
+                return -1;
             continue;
         }
         svc_record_t *line;
-        if (s_new_line_or_reply(ctx, row, &line) != 0)
+        if (s_new_line_or_reply(ctx, row, names, &line) != 0)
             return -1;
         size_t bl;
         const char *blob = svc_record_blob(ctx, line, &bl);
-        msgpack_pack_array(pk, 6);
+        msgpack_pack_array(pk, 7);
         svc_mp_cstr(pk, "new");
         svc_mp_strn(pk, blob, bl);
         svc_index_pack_entries(ctx, &lines_records, line, pk);
@@ -504,6 +777,7 @@ static int s_pack_rows_or_reply(svc_ctx_t *ctx, svc_record_t *body, s_ctxs_t *c,
         svc_mp_cstr(pk,
                     svc_ctx_strndup(ctx, s_lstr(line, "linefeatures", "number"), strlen(s_lstr(line, "linefeatures", "number"))));
         msgpack_pack_uint64(pk, idx);
+        svc_mp_cstr(pk, svc_record_str(row, "device", NULL));
         svc_record_destroy(&line);
     }
     return 0;
@@ -575,6 +849,124 @@ static int s_voicemail_or_reply(svc_ctx_t *ctx, const msgpack_object *vmo, const
 }
 
 /*
+ * The dialaction argument of ipbx_users_put from the body: *mode "" (absent: untouched), "set"
+ * (false: none) or "merge" (the events given replace the stored ones), and the msgpack array of
+ * {event, actiontype, action, actionarg1, actionarg2} in sb. 0, or -1 with the reply set (an
+ * unknown event is invalid_value "dialaction.<event>").
+ */
+static int s_dialaction_or_reply(svc_ctx_t *ctx, const msgpack_object *body, const char **mode, msgpack_sbuffer *sb)
+{
+    const msgpack_object *d = svc_mp_get(body, "dialaction");
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, svc_mp_write);
+    *mode = "";
+    if (d == NULL || d->type == MSGPACK_OBJECT_NIL || (d->type == MSGPACK_OBJECT_BOOLEAN && !d->via.boolean)) {
+        if (d != NULL && d->type == MSGPACK_OBJECT_BOOLEAN)
+            *mode = "set";
+        msgpack_pack_array(&pk, 0);
+        return 0;
+    }
+    if (d->type != MSGPACK_OBJECT_MAP)
+        return svc_reply_error(ctx, 400, "invalid_value", "dialaction", "dialaction must be an object keyed by event");
+    for (uint32_t i = 0; i < d->via.map.size; i++) {
+        xws_slice_t key = svc_mp_slice(&d->via.map.ptr[i].key);
+        int known = 0;
+        for (size_t j = 0; users_da_events[j] != NULL && !known; j++)
+            known = svc_mp_str_eq(&d->via.map.ptr[i].key, users_da_events[j]);
+        if (!known)
+            return svc_reply_error(ctx, 400, "invalid_value", svc_ctx_printf(ctx, "dialaction.%.*s", (int)key.len, key.ptr),
+                                   "unknown event %.*s (noanswer, busy, congestion or chanunavail)", (int)key.len, key.ptr);
+    }
+    size_t n = 0;
+    for (size_t j = 0; users_da_events[j] != NULL; j++) {
+        const msgpack_object *a = svc_mp_get(d, users_da_events[j]);
+        n += a != NULL && a->type != MSGPACK_OBJECT_NIL;
+    }
+    msgpack_pack_array(&pk, n);
+    int rc = 0;
+    for (size_t j = 0; users_da_events[j] != NULL && rc == 0; j++) {
+        const char *ev = users_da_events[j];
+        const msgpack_object *a = svc_mp_get(d, ev);
+        if (a == NULL || a->type == MSGPACK_OBJECT_NIL)
+            continue;
+        if (a->type != MSGPACK_OBJECT_MAP)
+            return svc_reply_error(ctx, 400, "invalid_value", svc_ctx_printf(ctx, "dialaction.%s", ev), "expected an object");
+        svc_record_t *rec = svc_record_new(&users_da_table);
+        svc_record_set_path(rec, svc_ctx_printf(ctx, "dialaction.%s.", ev));
+        rc = svc_record_load_body_or_reply(ctx, rec, a);
+        if (rc == 0) {
+            svc_record_defaults(rec);
+            rc = svc_record_check_or_reply(ctx, rec);
+        }
+        if (rc == 0) {
+            msgpack_pack_array(&pk, 5);
+            svc_mp_cstr(&pk, ev);
+            svc_mp_cstr(&pk, svc_record_str(rec, "actiontype", NULL));
+            svc_mp_cstr(&pk, svc_record_str(rec, "action", NULL));
+            svc_mp_cstr(&pk, svc_record_str(rec, "actionarg1", NULL));
+            svc_mp_cstr(&pk, svc_record_str(rec, "actionarg2", NULL));
+        }
+        svc_record_destroy(&rec);
+    }
+    *mode = "merge";
+    return rc;
+}
+
+/*
+ * The membership argument of ipbx_users_put for kind "group" or "queue": *mode "" (no
+ * "<kind>-select": untouched) or "set" (the names selected are the whole set), and in sb the
+ * msgpack array of {name, field, chantype, call-limit[, penalty]} with the options of
+ * body["<kind>"][name] (table opt). sel: the body's selects (users_select_table). 0, or -1 with
+ * the reply set.
+ */
+static int s_members_or_reply(svc_ctx_t *ctx, const msgpack_object *body, const svc_record_t *sel, const char *kind,
+                              const svc_table_t *opt, const char **mode, msgpack_sbuffer *sb)
+{
+    const char *selkey = svc_ctx_printf(ctx, "%s-select", kind);
+    const msgpack_object *so = svc_mp_get(body, selkey), *opts = svc_mp_get(body, kind);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, svc_mp_write);
+    *mode = "";
+    if (so == NULL || so->type == MSGPACK_OBJECT_NIL) {
+        msgpack_pack_array(&pk, 0);
+        return 0;
+    }
+    if (opts != NULL && opts->type != MSGPACK_OBJECT_NIL && opts->type != MSGPACK_OBJECT_MAP)
+        return svc_reply_error(ctx, 400, "invalid_value", kind, "%s must be an object keyed by %s name", kind, kind);
+    size_t n = svc_record_count(sel, selkey);
+    msgpack_pack_array(&pk, n);
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        size_t len;
+        const char *name = svc_record_item_str(sel, selkey, i, &len);
+        const msgpack_object *o = opts != NULL && opts->type == MSGPACK_OBJECT_MAP ? svc_mp_get(opts, name) : NULL;
+        svc_record_t *rec = svc_record_new(opt);
+        svc_record_set_path(rec, svc_ctx_printf(ctx, "%s.%s.", kind, name));
+        if (o != NULL && o->type != MSGPACK_OBJECT_NIL && o->type != MSGPACK_OBJECT_MAP)
+            rc = svc_reply_error(ctx, 400, "invalid_value", svc_ctx_printf(ctx, "%s.%s", kind, name), "expected an object");
+        else if (o != NULL && o->type == MSGPACK_OBJECT_MAP)
+            rc = svc_record_load_body_or_reply(ctx, rec, o);
+        if (rc == 0) {
+            svc_record_defaults(rec);
+            rc = svc_record_check_or_reply(ctx, rec);
+        }
+        if (rc == 0) {
+            int queue = svc_record_declares(rec, "penalty");
+            msgpack_pack_array(&pk, queue ? 5 : 4);
+            svc_mp_strn(&pk, name, len);
+            svc_mp_cstr(&pk, svc_ctx_printf(ctx, "%s[%zu]", selkey, svc_record_item_index(sel, selkey, i)));
+            svc_mp_cstr(&pk, svc_record_str(rec, "chantype", NULL));
+            msgpack_pack_int64(&pk, svc_record_int(rec, "call-limit"));
+            if (queue)
+                msgpack_pack_int64(&pk, svc_record_int(rec, "penalty"));
+        }
+        svc_record_destroy(&rec);
+    }
+    *mode = "set";
+    return rc;
+}
+
+/*
  * One add (old == NULL) or edit: body read on top of the stored user, validated, then
  * ipbx_users_put. 0 or -1 with the reply set, as svc_write_cas (*conflict: read again).
  */
@@ -602,8 +994,30 @@ static int s_put(svc_ctx_t *ctx, const msgpack_object *body, const s_user_t *old
     const char *vmblob = "";
     size_t vmlen = 0;
     const msgpack_object *vmo = svc_mp_get(body, "voicemail"), *vmf = svc_mp_get(body, "vmfeatures");
-    if (rc == 0 && vmo != NULL && vmo->type != MSGPACK_OBJECT_NIL)
+    /* "voicemail": false removes the user's voicemail */
+    int vmdrop = vmo != NULL && vmo->type == MSGPACK_OBJECT_BOOLEAN && !vmo->via.boolean;
+    if (vmdrop) {
+        svc_record_set_int(uf, "voicemailid", 0);
+        svc_record_set_int(uf, "enablevoicemail", 0);
+    } else if (rc == 0 && vmo != NULL && vmo->type != MSGPACK_OBJECT_NIL) {
         rc = s_voicemail_or_reply(ctx, vmo, vmf, old, &vmblob, &vmlen);
+    }
+    /* dialactions and memberships */
+    const char *damode = "", *grmode = "", *qumode = "";
+    msgpack_sbuffer dasb, grsb, qusb;
+    msgpack_sbuffer_init(&dasb);
+    msgpack_sbuffer_init(&grsb);
+    msgpack_sbuffer_init(&qusb);
+    svc_record_t *sel = svc_record_new(&users_select_table);
+    if (rc == 0)
+        rc = s_dialaction_or_reply(ctx, body, &damode, &dasb);
+    if (rc == 0)
+        rc = svc_record_load_body_or_reply(ctx, sel, body);
+    if (rc == 0)
+        rc = s_members_or_reply(ctx, body, sel, "group", &users_group_opt_table, &grmode, &grsb);
+    if (rc == 0)
+        rc = s_members_or_reply(ctx, body, sel, "queue", &users_queue_opt_table, &qumode, &qusb);
+    svc_record_destroy(&sel);
     svc_record_t *extra = svc_record_new(&users_extra_table);
     if (rc == 0 && old != NULL && old->extra->len > 0 && svc_record_load_stored(extra, old->extra->str, old->extra->len) != 0)
         rc = svc_reply_internal(ctx, "user %lld: corrupt record", old->id);
@@ -635,8 +1049,8 @@ static int s_put(svc_ctx_t *ctx, const msgpack_object *body, const s_user_t *old
     if (rc == 0) {
         size_t nkeys;
         const char **keys = s_write_keys(ctx, &c, &nkeys);
-        const char *args[15];
-        size_t lens[15];
+        const char *args[22];
+        size_t lens[22];
         args[0] = old != NULL ? svc_ctx_printf(ctx, "%lld", old->id) : "";
         args[1] = old != NULL ? old->blob : "";
         lens[1] = old != NULL ? old->bloblen : 0;
@@ -661,11 +1075,22 @@ static int s_put(svc_ctx_t *ctx, const msgpack_object *body, const s_user_t *old
         lens[13] = vmlen;
         args[14] = extrablob;
         lens[14] = extralen;
-        rc = svc_write_cas(ctx, conflict, "ipbx_users_put", (int)nkeys, keys, 15, args, lens);
+        args[15] = vmdrop ? "1" : "";
+        args[16] = damode;
+        args[17] = dasb.data != NULL ? dasb.data : "", lens[17] = dasb.size;
+        args[18] = grmode;
+        args[19] = grsb.data != NULL ? grsb.data : "", lens[19] = grsb.size;
+        args[20] = qumode;
+        args[21] = qusb.data != NULL ? qusb.data : "", lens[21] = qusb.size;
+        lens[15] = strlen(args[15]), lens[16] = strlen(args[16]), lens[18] = strlen(args[18]), lens[20] = strlen(args[20]);
+        rc = svc_write_cas(ctx, conflict, "ipbx_users_put", (int)nkeys, keys, 22, args, lens);
         free(keys);
     }
     msgpack_sbuffer_destroy(&oldsb);
     msgpack_sbuffer_destroy(&rowsb);
+    msgpack_sbuffer_destroy(&dasb);
+    msgpack_sbuffer_destroy(&grsb);
+    msgpack_sbuffer_destroy(&qusb);
     free(c.names);
     svc_record_destroy(&rec);
     return rc;
@@ -679,11 +1104,14 @@ static int s_add(svc_ctx_t *ctx)
     const msgpack_object *uf = svc_mp_get(body, "userfeatures");
     if (uf == NULL || uf->type == MSGPACK_OBJECT_NIL)
         return svc_reply_error(ctx, 400, "missing_field", "userfeatures", "userfeatures is required");
-    int conflict = 0;
-    int rc = s_put(ctx, body, NULL, &conflict);
-    if (rc == 0 && conflict)
-        rc = svc_reply_internal(ctx, "users add: unexpected conflict outcome");
-    return rc;
+    /* a conflict: a line the add renumbers changed since it was read */
+    for (int attempt = 0; attempt < 10; attempt++) {
+        int conflict = 0;
+        int rc = s_put(ctx, body, NULL, &conflict);
+        if (rc != 0 || !conflict)
+            return rc;
+    }
+    return svc_reply_internal(ctx, "users add kept conflicting with other writers");
 }
 
 static int s_edit(svc_ctx_t *ctx)
@@ -709,7 +1137,7 @@ static int s_edit(svc_ctx_t *ctx)
 /* ipbx_users_del over the users of reply r (all: deleteall). 0 or -1 with the reply set, *conflict */
 static int s_del(svc_ctx_t *ctx, const redisReply *r, int all, int *conflict)
 {
-    size_t n = r->elements / 6;
+    size_t n = r->elements / USERS_READ_WIDTH;
     s_ctxs_t c = {NULL, 0, 0};
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
@@ -754,7 +1182,7 @@ static int s_delete(svc_ctx_t *ctx)
     for (int attempt = 0; attempt < 10; attempt++) {
         redisReply *r = NULL;
         int rc = s_read_or_reply(ctx, id, 0, &r), conflict = 0;
-        if (rc == 0 && r->elements < 6)
+        if (rc == 0 && r->elements < USERS_READ_WIDTH)
             rc = svc_reply_error(ctx, 404, "not_found", "id", "no user has id %lld", id);
         if (rc == 0)
             rc = s_del(ctx, r, 0, &conflict);

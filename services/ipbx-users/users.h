@@ -25,6 +25,14 @@ extern const svc_table_t users_vm_table;
 extern const svc_table_t users_vmf_table;
 /* phonefunckey (rows) and queueskills of a user (stored in user:extra). */
 extern const svc_table_t users_extra_table;
+/* The events of a dialaction object (NULL-terminated) and one event's action (spec §5.3). */
+extern const char *const users_da_events[];
+extern const svc_table_t users_da_table;
+/* The options of a group membership ({"chantype", "call-limit"}) and of a queue membership (+ "penalty"). */
+extern const svc_table_t users_group_opt_table;
+extern const svc_table_t users_queue_opt_table;
+/* "group-select" and "queue-select": the names of the groups and queues of the user (false: none). */
+extern const svc_table_t users_select_table;
 /* A request body: {"userfeatures": {...}, "linefeatures": {column: [...]}}. */
 extern const svc_table_t users_body_table;
 

@@ -96,6 +96,9 @@ class Replicated:
             except OSError:
                 return False
         wait_until(known, timeout=60, interval=0.5, what="the Sentinels to know each other and the replicas")
+        # and both replicas in sync (they acknowledge the primary's offset)
+        wait_until(lambda: redis_cmd(self.ports[0], "WAIT", 2, 500) == 2, timeout=60, interval=0.5,
+                   what="the replicas to be in sync")
 
     def _spawn(self, name, argv):
         log = open(self.dir / (name + ".log"), "ab")

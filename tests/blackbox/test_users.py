@@ -47,7 +47,8 @@ def system():
         assert s.post(ENTITY, {"act": "add"}, body={"name": "second", "displayname": "Second"}, auth=ADMIN).status == 200
         for body in (
             {"context": {"name": "default", "entity": "default"},
-             "contextnumbers": {"user": [{"numberbeg": "100", "numberend": "299"}],
+             "contextnumbers": {"user": [{"numberbeg": "100", "numberend": "299"},
+                                         {"numberbeg": "4000", "numberend": "4099"}],
                                 "group": [{"numberbeg": "500", "numberend": "599"}]}},
             {"context": {"name": "other", "entity": "default"}},
         ):
@@ -67,7 +68,7 @@ def redis_cli(system, *args):
     r = subprocess.run(["redis-cli", "-s", str(system.dir / "redis.sock")] + [str(a) for a in args],
                        capture_output=True, timeout=10)
     assert r.returncode == 0, r
-    return r.stdout.decode()
+    return r.stdout.decode(errors="backslashreplace")  # msgpack records are bytes
 
 
 def call(system, act, body=None, path=USERS, **params):
@@ -146,7 +147,9 @@ def snapshot(system):
         out.append(view(system, u["id"]))
     for c in ("default", "other"):
         out.append(sorted(numbers(system, c).items()))
-    for key in ("user:login", "line:owner", "line:byuser", "user:identity", "line:name", "entity:refs", "context:refs"):
+    for key in ("user:login", "line:owner", "line:byuser", "user:identity", "line:name", "entity:refs", "context:refs",
+                "user:dialaction", "dialaction:target", "user:groups", "user:queues", "user:voicemail",
+                "voicemail:mailbox", "user:extra"):
         out.append(redis_cli(system, "HGETALL", PREFIX + key))
     for key in ("user:seq", "line:seq"):
         out.append(redis_cli(system, "GET", PREFIX + key))
@@ -188,7 +191,9 @@ def test_element_shape_types_and_defaults(system):
     [e] = users(system)
     assert list(e) == UF_KEYS
     for k in UF_KEYS:
-        if k in INT_KEYS:
+        if k == "cti_profile_id":
+            assert e[k] is None, k  # none
+        elif k in INT_KEYS:
             assert type(e[k]) is int, k
         elif k in BOOL_KEYS:
             assert type(e[k]) is bool, k
@@ -310,6 +315,49 @@ BAD = [
     ({"userfeatures": {"firstname": "A"}, "linefeatures": {"protocol": ["sip", "sip"], "context": ["default", "default"],
                                                            "number": ["150", "150"]}}, "number_taken",
      "linefeatures.number[1]"),
+    # the second of three lines fails (its number is the fixture's line's): nothing of the first is left
+    ({"userfeatures": {"firstname": "A"}, "linefeatures": {"protocol": ["sip"] * 3, "context": ["default"] * 3,
+                                                           "number": ["150", "140", "151"]}}, "number_taken",
+     "linefeatures.number[1]"),
+    ({"userfeatures": {"firstname": "A"}, "dialaction": {"noanswer": {"actiontype": "none"}, "timeout": {}}},
+     "invalid_value", "dialaction.timeout"),
+    ({"userfeatures": {"firstname": "A"}, "dialaction": ["none"]}, "invalid_value", "dialaction"),
+    ({"userfeatures": {"firstname": "A"}, "dialaction": {"busy": "none"}}, "invalid_value", "dialaction.busy"),
+    ({"userfeatures": {"firstname": "A"}, "dialaction": {"busy": {"action": "hangup"}}}, "missing_field",
+     "dialaction.busy.actiontype"),
+    ({"userfeatures": {"firstname": "A"}, "dialaction": {"busy": {"actiontype": "jump"}}}, "invalid_value",
+     "dialaction.busy.actiontype"),
+    ({"userfeatures": {"firstname": "A"}, "dialaction": {"busy": {"actiontype": "endcall"}}}, "missing_field",
+     "dialaction.busy.action"),
+    ({"userfeatures": {"firstname": "A"}, "dialaction": {"congestion": {"actiontype": "endcall", "action": "faxtomail"}}},
+     "invalid_value", "dialaction.congestion.action"),
+    ({"userfeatures": {"firstname": "A"}, "dialaction": {"chanunavail": {"actiontype": "application", "action": "hangup"}}},
+     "invalid_value", "dialaction.chanunavail.action"),
+    ({"userfeatures": {"firstname": "A"}, "dialaction": {"noanswer": {"actiontype": "user"}}}, "missing_field",
+     "dialaction.noanswer.actionarg1"),
+    ({"userfeatures": {"firstname": "A"}, "dialaction": {"noanswer": {"actiontype": "group", "actionarg1": "x1"}}},
+     "invalid_value", "dialaction.noanswer.actionarg1"),
+    ({"userfeatures": {"firstname": "A"}, "dialaction": {"noanswer": {"actiontype": "user", "actionarg1": "99999"}}},
+     "unknown_reference", "dialaction.noanswer.actionarg1"),
+    ({"userfeatures": {"firstname": "A"}, "dialaction": {"busy": {"actiontype": "group", "actionarg1": "99999"}}},
+     "unknown_reference", "dialaction.busy.actionarg1"),
+    ({"userfeatures": {"firstname": "A"}, "dialaction": {"busy": {"actiontype": "queue", "actionarg1": "99999"}}},
+     "unknown_reference", "dialaction.busy.actionarg1"),
+    ({"userfeatures": {"firstname": "A"}, "dialaction": {"busy": {"actiontype": "sound", "actionarg1": "x" * 256}}},
+     "too_long", "dialaction.busy.actionarg1"),
+    ({"userfeatures": {"firstname": "A"}, "group-select": ["nosuchgroup"]}, "unknown_reference", "group-select[0]"),
+    ({"userfeatures": {"firstname": "A"}, "queue-select": ["", "x"]}, "unknown_reference", "queue-select[0]"),
+    ({"userfeatures": {"firstname": "A"}, "group-select": "tous"}, "invalid_value", "group-select"),
+    ({"userfeatures": {"firstname": "A"}, "group-select": ["tous"], "group": ["tous"]}, "invalid_value", "group"),
+    ({"userfeatures": {"firstname": "A"}, "group-select": ["tous"], "group": {"tous": "x"}}, "invalid_value",
+     "group.tous"),
+    ({"userfeatures": {"firstname": "A"}, "group-select": ["tous"], "group": {"tous": {"chantype": "sip"}}},
+     "invalid_value", "group.tous.chantype"),
+    ({"userfeatures": {"firstname": "A"}, "group-select": ["tous"], "group": {"tous": {"call-limit": "-1"}}},
+     "invalid_value", "group.tous.call-limit"),
+    ({"userfeatures": {"firstname": "A"}, "queue-select": ["technique"],
+      "queue": {"technique": {"penalty": -2}}}, "out_of_range", "queue.technique.penalty"),
+    ({"userfeatures": {"firstname": "A", "cti_profile_id": "-1"}}, "invalid_value", "userfeatures.cti_profile_id"),
 ]
 
 
@@ -481,12 +529,43 @@ def test_attach_refusals_change_nothing(system):
     assert_error(call(system, "add", {"userfeatures": {"firstname": "T"}, "linefeatures": {"id": [free, free]}}),
                  400, "invalid_value", "linefeatures.id[1]")
     assert_error(call(system, "add", {"userfeatures": {"firstname": "T"},
-                                      "linefeatures": {"id": [free], "number": ["122"]}}),
-                 400, "invalid_value", "linefeatures.number[0]")
+                                      "linefeatures": {"id": [free], "number": ["120"]}}),
+                 400, "number_taken", "linefeatures.number[0]")
+    assert_error(call(system, "add", {"userfeatures": {"firstname": "T"},
+                                      "linefeatures": {"id": [free], "number": ["999"]}}),
+                 400, "out_of_range", "linefeatures.number[0]")
+    assert_error(call(system, "add", {"userfeatures": {"firstname": "T"},
+                                      "linefeatures": {"id": [free, ""], "number": ["125", "125"],
+                                                       "protocol": ["", "sip"], "context": ["", "default"]}}),
+                 400, "number_taken", "linefeatures.number[1]")
     assert snapshot(system) == before
     # the owner may name its own line again
     assert call(system, "edit", {"linefeatures": {"id": [owned], "number": ["120"]}}, id=owner).status == 200
     assert snapshot(system) == before
+
+
+def test_attached_line_takes_a_free_number(system):
+    clear(system)
+    free = add_line(system, "123")
+    bare = add_line(system)
+    r = call(system, "add", {"userfeatures": {"firstname": "Taker"},
+                             "linefeatures": {"id": [free, bare], "number": ["124", "125"]}})
+    assert r.status == 200, r
+    uid = int(r.json())
+    assert [(l["id"], l["number"]) for l in view(system, uid)["linefeatures"]] == [(free, "124"), (bare, "125")]
+    assert numbers(system) == {"124": "user:line/%d" % free, "125": "user:line/%d" % bare}
+    # an sccp line is named by its number: the name follows
+    sccp = call(system, "add", {"protocol": {"protocol": "sccp", "context": "default"},
+                                "linefeatures": {"number": "126"}}, path=LINES)
+    assert sccp.status == 200, sccp
+    sid = max(l["id"] for l in lines(system))
+    assert call(system, "edit", {"linefeatures": {"id": [free, bare, sid], "number": ["124", "", "127"]}},
+                id=uid).status == 200
+    got = {l["id"]: l for l in lines(system)}
+    assert (got[sid]["number"], got[sid]["name"]) == ("127", "127")
+    assert set(numbers(system)) == {"124", "125", "127"}
+    assert call(system, "delete", id=uid).status == 200
+    assert numbers(system) == {}
 
 
 def test_second_of_three_failing_leaves_nothing(system):
@@ -698,7 +777,10 @@ def test_document_minimal_example(system):
     v = view(system, uid)
     assert (v["userfeatures"]["entityid"], v["userfeatures"]["firstname"]) == (2, "John")
     assert v["linefeatures"] is False
+    assert v["dialaction"] == {e: da_row(uid, e, "none") for e in ("noanswer", "busy", "congestion", "chanunavail")}
+    assert list(v["dialaction"]) == ["noanswer", "busy", "congestion", "chanunavail"]
     assert call(system, "edit", DOC_MINIMAL, id=uid).status == 200
+    assert view(system, uid) == v
 
 
 def test_document_full_example_userfeatures(system):
@@ -794,3 +876,260 @@ def test_voicemail_context_uniqueness_and_cleanup(system):
     assert call(system, "deleteall").status == 200
     assert redis_cli(system, "HLEN", PREFIX + "user:voicemail").strip() == "0"
     assert redis_cli(system, "HLEN", PREFIX + "voicemail:mailbox").strip() == "0"
+
+
+# ---- dialactions, the voicemail removed, function keys, cti profile, callerid of new lines ----------------
+
+
+def hget(system, key, field):
+    return redis_cli(system, "HGET", PREFIX + key, field).strip()
+
+
+def da_row(uid, event, actiontype, action="", arg1="", arg2=""):
+    return {"event": event, "category": "user", "categoryval": str(uid), "actiontype": actiontype, "action": action,
+            "actionarg1": arg1, "actionarg2": arg2, "linked": True}
+
+
+def test_dialactions_stored_merged_and_unlinked(system):
+    clear(system)
+    b = add_ok(system, user("Target", "B"))
+    a = add_ok(system, {"userfeatures": {"firstname": "Caller"}, "dialaction": {
+        "chanunavail": {"actiontype": "application", "action": "faxtomail", "actionarg1": "fax@example.com"},
+        "noanswer": {"actiontype": "user", "actionarg1": str(b), "actionarg2": 20},
+        "busy": {"actiontype": "endcall", "action": "busy"},
+        "congestion": {"actiontype": "voicemenu", "actionarg1": "1"}}})
+    da = view(system, a)["dialaction"]
+    assert list(da) == ["noanswer", "busy", "congestion", "chanunavail"]
+    assert da == {"noanswer": da_row(a, "noanswer", "user", "", str(b), "20"),
+                  "busy": da_row(a, "busy", "endcall", "busy"),
+                  "congestion": da_row(a, "congestion", "voicemenu", "", "1"),
+                  "chanunavail": da_row(a, "chanunavail", "application", "faxtomail", "fax@example.com")}
+    assert hget(system, "dialaction:target", "user:%d" % b) == str(a)
+    assert view(system, b)["dialaction"] is False
+    # an edit names the events it replaces; without dialaction they are kept
+    assert call(system, "edit", {"dialaction": {"busy": {"actiontype": "none"}}}, id=a).status == 200
+    assert call(system, "edit", {"userfeatures": {"lastname": "A"}}, id=a).status == 200
+    got = view(system, a)["dialaction"]
+    assert got == dict(da, busy=da_row(a, "busy", "none"))
+    # moving the noanswer elsewhere drops the reverse index entry
+    assert call(system, "edit", {"dialaction": {"noanswer": {"actiontype": "sound", "actionarg1": "beep"}}},
+                id=a).status == 200
+    assert hget(system, "dialaction:target", "user:%d" % b) == ""
+    assert call(system, "edit", {"dialaction": {"noanswer": {"actiontype": "user", "actionarg1": str(b)}}},
+                id=a).status == 200
+    # a user may point at itself; a refused edit changes nothing
+    before = snapshot(system)
+    assert_error(call(system, "edit", {"dialaction": {"busy": {"actiontype": "user", "actionarg1": "99999"}}}, id=a),
+                 400, "unknown_reference", "dialaction.busy.actionarg1")
+    assert snapshot(system) == before
+    assert call(system, "edit", {"dialaction": {"busy": {"actiontype": "user", "actionarg1": str(a)}}},
+                id=a).status == 200
+    assert hget(system, "dialaction:target", "user:%d" % a) == str(a)
+    # deleting the target turns the dialaction pointing at it into none
+    assert call(system, "delete", id=b).status == 200
+    got = view(system, a)["dialaction"]
+    assert got["noanswer"] == da_row(a, "noanswer", "none")
+    assert got["busy"] == da_row(a, "busy", "user", "", str(a))
+    assert hget(system, "dialaction:target", "user:%d" % b) == ""
+    # false removes them all
+    assert call(system, "edit", {"dialaction": False}, id=a).status == 200
+    assert view(system, a)["dialaction"] is False
+    assert redis_cli(system, "HLEN", PREFIX + "user:dialaction").strip() == "0"
+    assert redis_cli(system, "HLEN", PREFIX + "dialaction:target").strip() == "0"
+
+
+def test_deleting_a_user_forgets_its_own_dialactions(system):
+    clear(system)
+    b = add_ok(system, user("Target"))
+    a = add_ok(system, {"userfeatures": {"firstname": "Caller"},
+                        "dialaction": {"busy": {"actiontype": "user", "actionarg1": str(b)}}})
+    c = add_ok(system, {"userfeatures": {"firstname": "Other"},
+                        "dialaction": {"noanswer": {"actiontype": "user", "actionarg1": str(b)}}})
+    assert hget(system, "dialaction:target", "user:%d" % b) == "%d,%d" % (a, c)
+    assert call(system, "delete", id=a).status == 200
+    assert hget(system, "dialaction:target", "user:%d" % b) == str(c)
+    assert hget(system, "user:dialaction", a) == ""
+    # deleteall: every reference goes with the users
+    assert call(system, "deleteall").status == 200
+    for key in ("user:dialaction", "dialaction:target"):
+        assert redis_cli(system, "HLEN", PREFIX + key).strip() == "0", key
+
+
+def test_voicemail_removed_by_false(system):
+    clear(system)
+    refs = hget(system, "context:refs", "default")
+    uid = add_ok(system, {"userfeatures": {"firstname": "Vm"}, "voicemail": {"mailbox": "710", "fullname": "Vm"}})
+    vmid = view(system, uid)["userfeatures"]["voicemailid"]
+    assert hget(system, "voicemail:mailbox", "710@default") == str(uid)
+    assert call(system, "edit", {"voicemail": False}, id=uid).status == 200
+    v = view(system, uid)
+    assert v["voicemail"] is False
+    assert (v["userfeatures"]["enablevoicemail"], v["userfeatures"]["voicemailid"]) == (False, 0)
+    assert hget(system, "voicemail:mailbox", "710@default") == ""
+    assert hget(system, "context:refs", "default") == refs
+    # false on a user without one, and on add, is accepted and changes nothing
+    assert call(system, "edit", {"voicemail": False}, id=uid).status == 200
+    assert view(system, add_ok(system, {"userfeatures": {"firstname": "N"}, "voicemail": False}))["voicemail"] is False
+    # a new one gets a new id
+    assert call(system, "edit", {"voicemail": {"mailbox": "710", "fullname": "Again"}}, id=uid).status == 200
+    assert view(system, uid)["userfeatures"]["voicemailid"] > vmid
+
+
+def test_function_keys_sorted_and_cti_profile(system):
+    clear(system)
+    uid = add_ok(system, {"userfeatures": {"firstname": "Keys", "cti_profile_id": "3"},
+                          "phonefunckey": {"fknum": ["9", "2", "5"], "type": ["user", "group", "custom"],
+                                           "typeval": ["1", "2", "*10"], "label": ["nine", "two", "five"]}})
+    v = view(system, uid)
+    assert [(k["fknum"], k["label"]) for k in v["phonefunckey"]] == [(2, "two"), (5, "five"), (9, "nine")]
+    assert v["userfeatures"]["cti_profile_id"] == 3
+    assert call(system, "edit", {"userfeatures": {"cti_profile_id": 0}}, id=uid).status == 200
+    assert view(system, uid)["userfeatures"]["cti_profile_id"] is None
+    assert users(system)[0]["cti_profile_id"] is None
+
+
+def test_new_lines_take_the_callerid_of_the_user(system):
+    clear(system)
+    add_ok(system, {"userfeatures": {"firstname": "John", "lastname": "Doe"},
+                    "linefeatures": {"protocol": ["sip", "iax", "sccp"], "context": ["default"] * 3,
+                                     "number": ["120", "", "121"]}})
+    got = {l["protocol"]: l for l in lines(system)}
+    assert got["sip"]["callerid"] == '"John Doe" <120>'
+    assert got["iax"]["callerid"] == '"John Doe"'
+    long = "\u00e9" * 128
+    add_ok(system, {"userfeatures": {"firstname": long, "lastname": long},
+                    "linefeatures": {"protocol": ["sip"], "context": ["default"], "number": ["122"]}})
+    [l] = [l for l in lines(system) if l["number"] == "122"]
+    assert l["callerid"].startswith('"' + "\u00e9" * 10) and l["callerid"].endswith('" <122>')
+    assert len(l["callerid"]) <= 160
+
+
+DOC_LINES_TYPO = b'''{"userfeatures": {"firstname": "John"}, "linefeatures": {
+      "id": ["0","45","0"],
+      "protocol": [{"sip","","sip"],
+      "context": ["default","","default"],
+      "number": ["","4000","4001"],
+      "rules_type": ["simul","simul",""],
+      "rules_time": ["10","10","20"],
+      "rules_order": ["1","2","1"],
+      "rules_group": ["1","1","2"]
+   }}'''
+
+
+def test_document_lines_example_first_and_last_created(system):
+    clear(system)
+    free = add_line(system)  # a free line without a number: the row gives it 4000
+    body = DOC_LINES_TYPO.replace(b'"45"', b'"%d"' % free)
+    r = system.post(USERS, {"act": "add"}, body=body, auth=ADMIN, headers={"Content-Type": "application/json"})
+    assert r.status == 400 and r.json()["error"] == "invalid_json", r
+    assert users(system) == []
+    fixed = body.replace(b'[{"sip"', b'["sip"')
+    r = system.post(USERS, {"act": "add"}, body=fixed, auth=ADMIN, headers={"Content-Type": "application/json"})
+    assert r.status == 200, r
+    got = view(system, int(r.json()))["linefeatures"]
+    assert [l["id"] for l in got][1] == free
+    assert [(l["number"], l["context"], l["protocol"]) for l in got] == \
+        [("", "default", "sip"), ("4000", "default", "sip"), ("4001", "default", "sip")]
+    assert [(l["rules_type"], l["rules_time"], l["rules_group"]) for l in (got[0], got[2])] == \
+        [("simul", "10", "1"), ("", "20", "2")]
+    assert set(numbers(system)) == {"4000", "4001"}
+
+
+def test_concurrent_adds_of_one_number_and_one_login(system):
+    clear(system)
+    results, lock = [], threading.Lock()
+    barrier = threading.Barrier(24)
+
+    def one(i):
+        barrier.wait()
+        r = call(system, "add", {"userfeatures": {"firstname": "R%d" % i, "loginclient": "same", "passwdclient": "pass"},
+                                 "linefeatures": {"protocol": ["sip"], "context": ["default"], "number": ["191"]}})
+        with lock:
+            results.append(r)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(24)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(r.status for r in results) == [200] + [400] * 23
+    for r in results:
+        if r.status == 400:
+            assert r.json()["error"] in ("already_exists", "number_taken"), r.json()
+    assert len(users(system)) == 1 and [l["number"] for l in lines(system)] == ["191"]
+    assert len(redis_cli(system, "HKEYS", PREFIX + "user:login").split()) == 1
+
+
+def test_new_lines_on_a_device(system):
+    clear(system)
+    redis_cli(system, "HSET", PREFIX + "device:data", "7", "x")  # the devices service's record: existence only
+    try:
+        r = call(system, "add", {"protocol": {"protocol": "sip", "context": "default"},
+                                 "linefeatures": {"number": "165", "device": "7", "num": 1}}, path=LINES)
+        assert r.status == 200, r
+        first = max(l["id"] for l in lines(system))
+        rows = {"protocol": ["sip", "sip"], "context": ["default"] * 2, "number": ["166", "167"]}
+        before = snapshot(system)
+        for cells, code, field in (
+            ({"device": ["7", "7"], "num": ["", "2"]}, "already_exists", "linefeatures.num[0]"),
+            ({"device": ["7", "7"], "num": ["2", "2"]}, "already_exists", "linefeatures.num[1]"),
+            ({"device": ["", "99"]}, "unknown_reference", "linefeatures.device[1]"),
+            ({"device": ["7x"]}, "invalid_value", "linefeatures.device[0]"),
+            ({"device": ["7"], "num": ["13"]}, "out_of_range", "linefeatures.num[0]"),
+        ):
+            assert_error(call(system, "add", {"userfeatures": {"firstname": "Dev"}, "linefeatures": dict(rows, **cells)}),
+                         400, code, field)
+            assert snapshot(system) == before, cells
+        uid = add_ok(system, {"userfeatures": {"firstname": "Dev"},
+                              "linefeatures": dict(rows, device=["7", "7"], num=["2", "3"])})
+        got = view(system, uid)["linefeatures"]
+        assert [(l["device"], l["num"]) for l in got] == [("7", 2), ("7", 3)]
+        ids = [l["id"] for l in got]
+        assert hget(system, "line:bydevice", "7") == ",".join(str(x) for x in [first] + ids)
+        # an attached row names the line's own device and slot, or nothing
+        assert_error(call(system, "edit", {"linefeatures": {"id": ids, "device": ["", "8"]}}, id=uid), 400,
+                     "invalid_value", "linefeatures.device[1]")
+        assert_error(call(system, "edit", {"linefeatures": {"id": ids, "num": ["3", ""]}}, id=uid), 400,
+                     "invalid_value", "linefeatures.num[0]")
+        assert call(system, "edit", {"linefeatures": {"id": ids, "device": ["7", "7"], "num": ["2", "3"]}},
+                    id=uid).status == 200
+        assert call(system, "delete", id=uid).status == 200
+        assert hget(system, "line:bydevice", "7") == str(first)
+    finally:
+        redis_cli(system, "HDEL", PREFIX + "device:data", "7")
+
+
+def test_dialactions_racing_the_delete_of_their_target(system):
+    """Edits pointing at a user while it is deleted, through two workers: whatever the order, no dialaction
+    is left pointing at the deleted user and the reverse index holds exactly the dialactions that point."""
+    clear(system)
+    callers = [add_ok(system, user("Caller%d" % i)) for i in range(12)]
+    target = add_ok(system, user("Target"))
+    results, lock = [], threading.Lock()
+    barrier = threading.Barrier(len(callers) + 1)
+
+    def edit(uid):
+        barrier.wait()
+        r = call(system, "edit", {"dialaction": {"noanswer": {"actiontype": "user", "actionarg1": str(target)}}},
+                 id=uid)
+        with lock:
+            results.append(r)
+
+    def delete():
+        barrier.wait()
+        r = call(system, "delete", id=target)
+        with lock:
+            results.append(r)
+
+    threads = [threading.Thread(target=edit, args=(u,)) for u in callers] + [threading.Thread(target=delete)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for r in results:
+        assert r.status == 200 or (r.status == 400 and r.json()["field"] == "dialaction.noanswer.actionarg1"), r
+    assert call(system, "view", id=target).status == 404
+    for uid in callers:
+        da = view(system, uid)["dialaction"]
+        assert da is False or da["noanswer"]["actiontype"] == "none", (uid, da)
+    assert redis_cli(system, "HLEN", PREFIX + "dialaction:target").strip() == "0"

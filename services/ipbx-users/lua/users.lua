@@ -12,12 +12,18 @@
 --   9 line:seq     10 line:data    11 ver:lines    12 line:refs    13 line:name    14 context:data
 --  15 context:refs 16 line:owner   17 line:byuser  18 line:device  19 line:bydevice 20 ver:devices
 --  21 user:voicemail  22 voicemail:mailbox  23 voicemail:seq  24 user:extra
---  25, 26 context:numbers:<ctx>, context:numidx:<ctx> of context 0; 27, 28 of context 1; ...
+--  25-36 the cascade keys of refs.lua (pickup:rows pickup:target ver:pickup user:dialaction
+--        dialaction:target user:groups group:members ver:groups user:queues queue:members
+--        ver:queues ver:users)
+--  37 group:name   38 queue:name   39 group:data   40 queue:data   41 device:data
+--  42, 43 context:numbers:<ctx>, context:numidx:<ctx> of context 0; 44, 45 of context 1; ...
 --
 -- Lines are described by the worker:
 --   an old line (one the user has now): {id, record read, index entries, context index, number}
---   a row of the new set: {'new', record, index entries, context index, number, row index}
---                      or {'attach', id, number given, row index}
+--   a row of the new set: {'new', record, index entries, context index, number, row index, device}
+--                      or {'attach', id, number given, row index, device given, slot given (0: none)},
+--                         and when the row gives the line a new number: + {line read, line
+--                         renumbered, index entries before, after, context index, number before}
 -- The index entries are those of the ipbx-lines declaration (1: protocol.name unique, folded;
 -- 2: protocol.context, a reference to a context), maintained with xws_records_check/_apply over
 -- the line keys laid out as the lines library lays them out.
@@ -28,7 +34,21 @@ end
 
 local function users_numkeys(k, ci)
     ci = tonumber(ci) or 0
-    return k[25 + 2 * ci], k[26 + 2 * ci]
+    return k[42 + 2 * ci], k[43 + 2 * ci]
+end
+
+local USERS_REFS_FIRST = 25
+
+-- the data hash of the objects a dialaction of this actiontype names (nil: it names none)
+local function users_target_data(k, kind)
+    if kind == 'user' then
+        return k[3]
+    elseif kind == 'group' then
+        return k[39]
+    elseif kind == 'queue' then
+        return k[40]
+    end
+    return nil
 end
 
 -- removes line id entirely: record, index entries, number, owner, device
@@ -74,6 +94,12 @@ local function users_unpack(blob)
     return nil
 end
 
+-- the device slot (linefeatures.num) of a stored line, or nil
+local function users_line_slot(blob)
+    local l = users_unpack(blob)
+    return l and type(l.linefeatures) == 'table' and l.linefeatures.num or nil
+end
+
 -- the context of a stored line, or nil
 local function users_line_context(blob)
     local l = users_unpack(blob)
@@ -99,10 +125,109 @@ local function users_field(name, idx)
     return 'linefeatures.' .. name .. '[' .. idx .. ']'
 end
 
+-- nil, or the error outcome of the first given dialaction whose user, group or queue does not
+-- exist. rows: {{event, actiontype, action, actionarg1, actionarg2}, ...}
+local function users_dialactions_check(k, rows)
+    for _, r in ipairs(rows) do
+        local data = users_target_data(k, r[2])
+        if data and redis.call('HEXISTS', data, r[4]) == 0 then
+            return xws_fail(400, 'unknown_reference', 'dialaction.' .. r[1] .. '.actionarg1',
+                'no ' .. r[2] .. ' has id ' .. r[4])
+        end
+    end
+    return nil
+end
+
+-- the set of "<kind>:<id>" targets of a user's dialactions (an event map)
+local function users_dialaction_targets(events)
+    local t = {}
+    for _, a in pairs(events) do
+        if type(a) == 'table' and (a.actiontype == 'user' or a.actiontype == 'group' or a.actiontype == 'queue') then
+            t[a.actiontype .. ':' .. tostring(a.actionarg1)] = true
+        end
+    end
+    return t
+end
+
+-- writes user uid's dialactions: mode 'set' (rows are the whole set) or 'merge' (rows replace the
+-- events they name), keeping dialaction:target exact
+local function users_dialactions_put(r, uid, mode, rows)
+    local old = users_unpack(redis.call('HGET', r.user_dialaction, uid)) or {}
+    local new = {}
+    if mode == 'merge' then
+        for e, a in pairs(old) do
+            new[e] = a
+        end
+    end
+    for _, x in ipairs(rows) do
+        new[x[1]] = {actiontype = x[2], action = x[3], actionarg1 = x[4], actionarg2 = x[5]}
+    end
+    local was, now = users_dialaction_targets(old), users_dialaction_targets(new)
+    for t in pairs(was) do
+        if not now[t] then
+            xws_lookup_edit(r.dialaction_target, t, uid, false)
+        end
+    end
+    for t in pairs(now) do
+        if not was[t] then
+            xws_lookup_edit(r.dialaction_target, t, uid, true)
+        end
+    end
+    if next(new) == nil then
+        redis.call('HDEL', r.user_dialaction, uid)
+    else
+        redis.call('HSET', r.user_dialaction, uid, cmsgpack.pack(new))
+    end
+end
+
+-- the memberships of rows {{name, field, chantype, call-limit[, penalty]}, ...} as a map
+-- group (queue) id -> options; nil and the error outcome when a name is not a group (queue)
+local function users_members_check(namekey, kind, rows)
+    local out = {}
+    for _, x in ipairs(rows) do
+        local id = redis.call('HGET', namekey, x[1])
+        if not id then
+            return nil, xws_fail(400, 'unknown_reference', x[2], 'no ' .. kind .. ' is named ' .. x[1])
+        end
+        local o = {chantype = x[3], ['call-limit'] = x[4]}
+        if kind == 'queue' then
+            o.penalty = x[5]
+        end
+        out[id] = o
+    end
+    return out, nil
+end
+
+-- replaces user uid's memberships (map id -> options), keeping the members lists exact
+local function users_members_put(userkey, memberskey, verkey, uid, new)
+    local old = users_unpack(redis.call('HGET', userkey, uid)) or {}
+    for id in pairs(old) do
+        if new[tostring(id)] == nil then
+            xws_lookup_edit(memberskey, tostring(id), uid, false)
+        end
+    end
+    for id in pairs(new) do
+        if old[id] == nil then
+            xws_lookup_edit(memberskey, id, uid, true)
+        end
+    end
+    if next(new) == nil then
+        redis.call('HDEL', userkey, uid)
+    else
+        redis.call('HSET', userkey, uid, cmsgpack.pack(new))
+    end
+    xws_bump(verkey)
+end
+
 -- put (add and edit). ARGV after the ttl: uid ('' to add), user read ('' to add), new user,
 -- old login (folded), new login (folded), old entity id, new entity id, identity, lines mode
 -- ('' untouched, 'set' the rows are the complete new set), old lines, new rows, kinds, messages,
--- voicemail ('' untouched), phonefunckey and queueskills (user:extra)
+-- voicemail ('' untouched), phonefunckey and queueskills (user:extra), voicemail drop ('1': the
+-- user's voicemail is removed), dialaction mode ('' untouched, 'merge': the rows replace the
+-- events they name, 'set': the rows are the whole set), dialaction rows ({event, actiontype,
+-- action, actionarg1, actionarg2} each), groups mode ('' untouched, 'set'), group rows ({name,
+-- field, chantype, call-limit} each), queues mode, queue rows ({name, field, chantype,
+-- call-limit, penalty} each)
 local function users_put(k, a)
     local uid, old, rec = a[2], a[3], a[4]
     local ologin, nlogin, oent, nent, ident = a[5], a[6], a[7], a[8], a[9]
@@ -136,11 +261,11 @@ local function users_put(k, a)
             return xws_fail(400, 'already_exists', 'userfeatures.loginclient', 'the client login ' .. nlogin .. ' is taken')
         end
     end
-    local final, keep, newids = {}, {}, {}
+    local final, keep, newids, renumbered = {}, {}, {}, {}
     local firstctx = nil
     if setlines then
         local nextline = tonumber(redis.call('GET', k[9]) or '0') or 0
-        local numbers_seen, names_seen, attached = {}, {}, {}
+        local numbers_seen, names_seen, attached, slots_seen = {}, {}, {}, {}
         -- the numbers of the lines this edit removes are free for the new lines of the same call
         local kept, freed = {}, {}
         for _, r in ipairs(rows) do
@@ -168,13 +293,38 @@ local function users_put(k, a)
                 if attached[id] then
                     return xws_fail(400, 'invalid_value', users_field('id', idx), 'line ' .. id .. ' is given twice')
                 end
-                if num ~= '' then
-                    local ok, l = pcall(cmsgpack.unpack, blob)
-                    local have = ok and type(l) == 'table' and type(l.linefeatures) == 'table' and l.linefeatures.number or ''
-                    if have ~= num then
-                        return xws_fail(400, 'invalid_value', users_field('number', idx),
-                            'line ' .. id .. ' has number ' .. (have == '' and 'none' or have))
+                local dev, slot = r[5] or '', tonumber(r[6]) or 0
+                if dev ~= '' and dev ~= (redis.call('HGET', k[18], id) or '') then
+                    return xws_fail(400, 'invalid_value', users_field('device', idx),
+                        'line ' .. id .. ' is not on device ' .. dev .. ' (a line is put on a device through the lines resource)')
+                end
+                if slot ~= 0 and slot ~= tonumber(users_line_slot(blob) or 1) then
+                    return xws_fail(400, 'invalid_value', users_field('num', idx),
+                        'line ' .. id .. ' is not in slot ' .. slot .. ' of its device (change it through the lines resource)')
+                end
+                if r[7] then
+                    -- a new number for the line: free in its context and in range (taken below)
+                    if blob ~= r[7] then
+                        return {0, 'changed'}
                     end
+                    local lctx = users_line_context(blob) or ''
+                    local seen = lctx .. '\0' .. num
+                    if numbers_seen[seen] then
+                        return xws_fail(400, 'number_taken', users_field('number', idx),
+                            'number ' .. num .. ' is given twice in context ' .. lctx)
+                    end
+                    numbers_seen[seen] = true
+                    local err = xws_number_check(users_numkeys(k, r[11]), k[14], lctx, num, 'user', freed[seen] or ('line/' .. id),
+                        users_field('number', idx))
+                    if err then
+                        return err
+                    end
+                    err = xws_records_check(lk, id, r[9] or {}, r[10] or {}, kinds, msgs)
+                    if err then
+                        err[3] = users_field('number', idx)
+                        return err
+                    end
+                    renumbered[#renumbered + 1] = r
                 end
                 attached[id] = true
                 firstctx = firstctx or users_line_context(blob)
@@ -215,6 +365,25 @@ local function users_put(k, a)
                     err[3] = users_field(err[3] == 'protocol.context' and 'context' or 'name', idx)
                     return err
                 end
+                local dev = r[7] or ''
+                if dev ~= '' then
+                    if redis.call('HEXISTS', k[41], dev) == 0 then
+                        return xws_fail(400, 'unknown_reference', users_field('device', idx), 'no device has id ' .. dev)
+                    end
+                    local slot = users_line_slot(nrec) or 1
+                    local key = dev .. '\0' .. slot
+                    if slots_seen[key] then
+                        return xws_fail(400, 'already_exists', users_field('num', idx),
+                            'slot ' .. slot .. ' of device ' .. dev .. ' is given twice')
+                    end
+                    slots_seen[key] = true
+                    for x in string.gmatch(redis.call('HGET', k[19], dev) or '', '[^,]+') do
+                        if tonumber(users_line_slot(redis.call('HGET', k[10], x)) or 1) == tonumber(slot) then
+                            return xws_fail(400, 'already_exists', users_field('num', idx),
+                                'slot ' .. slot .. ' of device ' .. dev .. ' is taken by line ' .. x)
+                        end
+                    end
+                end
                 firstctx = firstctx or ctxname
                 final[#final + 1] = id
                 newids[#newids + 1] = r
@@ -243,6 +412,24 @@ local function users_put(k, a)
         if owner and owner ~= uid then
             return xws_fail(400, 'already_exists', 'voicemail.mailbox',
                 'mailbox ' .. vm.mailbox .. ' of context ' .. vm.context .. ' belongs to user ' .. owner)
+        end
+    end
+    -- dialactions and memberships: their targets exist
+    local darows, groups, queues = xws_unpack_or(a[19], {}), nil, nil
+    local err = users_dialactions_check(k, darows)
+    if err then
+        return err
+    end
+    if a[20] == 'set' then
+        groups, err = users_members_check(k[37], 'group', xws_unpack_or(a[21], {}))
+        if err then
+            return err
+        end
+    end
+    if a[22] == 'set' then
+        queues, err = users_members_check(k[38], 'queue', xws_unpack_or(a[23], {}))
+        if err then
+            return err
         end
     end
     -- writes: the user
@@ -285,12 +472,35 @@ local function users_put(k, a)
     end
     redis.call('HSET', k[8], uid, ident)
     redis.call('HSET', k[24], uid, a[16])
+    if a[17] == '1' and not vm and not adding then
+        users_vm_remove(k, uid)
+    end
+    local r = ipbx_refs_keys(k, USERS_REFS_FIRST)
+    if a[18] ~= '' then
+        users_dialactions_put(r, uid, a[18], darows)
+    end
+    if groups then
+        users_members_put(r.user_groups, r.group_members, r.ver_groups, uid, groups)
+    end
+    if queues then
+        users_members_put(r.user_queues, r.queue_members, r.ver_queues, uid, queues)
+    end
     -- its lines
     if setlines then
         for _, l in ipairs(oldlines) do
             if not keep[l[1]] then
                 users_line_remove(k, lk, kinds, l)
             end
+        end
+        for _, r in ipairs(renumbered) do
+            local id = r[2]
+            redis.call('HSET', k[10], id, r[8])
+            xws_records_apply(lk, id, r[9] or {}, r[10] or {}, kinds)
+            local numbers, numidx = users_numkeys(k, r[11])
+            if (r[12] or '') ~= '' then
+                xws_number_release(numbers, numidx, r[12], 'user', 'line/' .. id)
+            end
+            xws_number_take(numbers, numidx, r[3], 'user', 'line/' .. id)
         end
         for _, r in ipairs(newids) do
             local id = r.id
@@ -300,6 +510,11 @@ local function users_put(k, a)
             if (r[5] or '') ~= '' then
                 local numbers, numidx = users_numkeys(k, r[4])
                 xws_number_take(numbers, numidx, r[5], 'user', 'line/' .. id)
+            end
+            if (r[7] or '') ~= '' then
+                redis.call('HSET', k[18], id, r[7])
+                xws_lookup_edit(k[19], r[7], id, true)
+                xws_bump(k[20])
             end
         end
         for _, id in ipairs(final) do
@@ -337,6 +552,7 @@ local function users_remove(k, lk, kinds, uid, login, ent, oldlines)
     redis.call('HDEL', k[8], uid)
     redis.call('HDEL', k[24], uid)
     users_vm_remove(k, uid)
+    ipbx_refs_forget(ipbx_refs_keys(k, USERS_REFS_FIRST), 'user', uid)
 end
 
 -- delete. ARGV after the ttl: {{uid, user read, login (folded), entity id, old lines}, ...}, kinds,
@@ -381,9 +597,45 @@ local function users_del(k, a)
     return {200}
 end
 
+-- the name of group (queue) id: the record's name, else its entry of the name index, else ''
+local function users_member_name(datakey, namekey, id)
+    local rec = users_unpack(redis.call('HGET', datakey, id))
+    if rec and type(rec.name) == 'string' then
+        return rec.name
+    end
+    local all = redis.call('HGETALL', namekey)
+    for i = 1, #all, 2 do
+        if all[i + 1] == id then
+            return all[i]
+        end
+    end
+    return ''
+end
+
+-- user uid's memberships as {id, name, options (msgpack map), ...}, ordered by id
+local function users_members_read(userkey, datakey, namekey, uid)
+    local m, ids, out = users_unpack(redis.call('HGET', userkey, uid)) or {}, {}, {}
+    for id in pairs(m) do
+        ids[#ids + 1] = tostring(id)
+    end
+    table.sort(ids, function(x, y)
+        return (tonumber(x) or 0) < (tonumber(y) or 0)
+    end)
+    for _, id in ipairs(ids) do
+        out[#out + 1] = id
+        out[#out + 1] = users_member_name(datakey, namekey, id)
+        out[#out + 1] = cmsgpack.pack(m[id])
+    end
+    return out
+end
+
 -- read, in one atomic step. KEYS: user:data, line:byuser, line:data, line:device, entity:data,
--- user:voicemail, user:extra; ARGV[1]: a user id, or '' for all. Returns {uid, record, {line id, line record,
--- device, ...}, entity record or '' (one user only), voicemail record or '', ...}.
+-- user:voicemail, user:extra, user:dialaction, user:groups, group:data, group:name, user:queues,
+-- queue:data, queue:name, pickup:target; ARGV[1]: a user id, or '' for all. Returns {uid, record,
+-- {line id, line record, device, ...}, entity record or '', voicemail record or '', user:extra
+-- record or '', dialaction record or '', {group id, name, options, ...}, {queue id, name,
+-- options, ...}, "pid,pid,..." the pickups naming the user, ...}: the entity and the last four
+-- only for one user ('' and '', {}, {}, '' for all).
 local function users_read(k, a)
     local ids, recs = {}, {}
     if a[1] == '' then
@@ -421,6 +673,17 @@ local function users_read(k, a)
         out[#out + 1] = ent
         out[#out + 1] = redis.call('HGET', k[6], uid) or ''
         out[#out + 1] = redis.call('HGET', k[7], uid) or ''
+        if a[1] ~= '' then
+            out[#out + 1] = redis.call('HGET', k[8], uid) or ''
+            out[#out + 1] = users_members_read(k[9], k[10], k[11], uid)
+            out[#out + 1] = users_members_read(k[12], k[13], k[14], uid)
+            out[#out + 1] = redis.call('HGET', k[15], 'user:' .. uid) or ''
+        else
+            out[#out + 1] = ''
+            out[#out + 1] = {}
+            out[#out + 1] = {}
+            out[#out + 1] = ''
+        end
     end
     return out
 end
