@@ -107,6 +107,9 @@ def test_liveness_readiness_and_details():
         assert r.status == 200 and r.json() == {"live": True}, r
         assert r.header("x-xivo-ws-version") == "1.0" and r.header("cache-control") == "no-store"
         # not ready: no worker of the other services; the answer says why, without credentials
+        # (the config worker's first Redis probe comes with its next heartbeat: wait for it)
+        wait_until(lambda: not any("config" in why for why in s.get("/status/ready").json()["reasons"]), timeout=20,
+                   what="the config worker's first Redis probe")
         r = s.get("/status/ready")
         assert r.status == 503 and r.header("retry-after") == "1", r
         body = r.json()
