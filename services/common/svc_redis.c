@@ -46,6 +46,7 @@ struct svc_redis {
     s_addr_t *sentinels; /* sentinel://...: the Sentinels asked for the primary, or NULL */
     size_t nsentinels;
     char *master;        /* the name of the primary for the Sentinels */
+    char *password;      /* AUTH after every connect (requirepass), or NULL */
     int wait_replicas;   /* WAIT for this many replicas after a write (0: none) */
     int wait_timeout_ms; /* how long WAIT may take */
     struct timeval tmo;  /* connect and command timeout */
@@ -214,6 +215,10 @@ void svc_redis_destroy(svc_redis_t **self_p)
         free(self->sentinels[i].host);
     free(self->sentinels);
     free(self->master);
+    if (self->password != NULL) {
+        memset(self->password, 0, strlen(self->password));
+        free(self->password);
+    }
     free(self);
     *self_p = NULL;
 }
@@ -334,6 +339,16 @@ int svc_redis_connect(svc_redis_t *self)
         redisFree(c);
         return s_connect_failed(self, now, why);
     }
+    if (self->password != NULL) {
+        redisReply *r = redisCommand(c, "AUTH %s", self->password);
+        int ok = r != NULL && r->type == REDIS_REPLY_STATUS;
+        snprintf(why, sizeof(why), "authentication refused: %s", r != NULL && r->type == REDIS_REPLY_ERROR ? r->str : "no answer");
+        freeReplyObject(r);
+        if (!ok) {
+            redisFree(c);
+            return s_connect_failed(self, now, why);
+        }
+    }
     if (self->nsentinels > 0 && !s_is_primary(c)) {
         /* the Sentinels' answer is behind a failover in progress: ask again after the back-off */
         snprintf(why, sizeof(why), "%s:%d is not a primary (a failover is in progress)", self->host, self->port);
@@ -386,6 +401,8 @@ static void s_format(xws_buf_t *out, int argc, const char *const *argv, const si
 static int s_send(svc_redis_t *self, int n, const int *argcs, const char *const *const *argvs, const size_t *const *lenss,
                   redisReply **out)
 {
+    for (int i = 0; i < n; i++)
+        out[i] = NULL; /* every path below may free them */
     svc_coro_t *co = svc_coro_current();
     if (co != NULL) {
         /* in a coroutine: queue the commands, sleep until the owner's loop brings the replies */
@@ -471,7 +488,10 @@ int svc_redis_load(svc_redis_t *self)
     xws_buf_dispose(&text);
     int rc = r != NULL && r->type != REDIS_REPLY_ERROR ? 0 : -1;
     if (r != NULL && r->type == REDIS_REPLY_ERROR)
-        svc_log(SVC_LOG_ERROR, "redis: loading function library %s failed: %s", self->libname, r->str);
+        svc_log(SVC_LOG_ERROR, "redis: loading function library %s failed: %s%s", self->libname, r->str,
+                strstr(r->str, "NOAUTH") != NULL || strstr(r->str, "unauthenticated") != NULL
+                    ? " (this Redis requires a password: set redis_password_file)"
+                    : "");
     freeReplyObject(r);
     return rc;
 }
@@ -513,6 +533,32 @@ redisReply *svc_redis_fcall(svc_redis_t *self, int readonly, const char *fn, int
     free(argv);
     free(lens);
     return r;
+}
+
+void svc_redis_set_password(svc_redis_t *self, const char *password)
+{
+    assert(self != NULL);
+    free(self->password);
+    self->password = password != NULL && password[0] != '\0' ? svc_strdup(password) : NULL;
+}
+
+int svc_redis_password_file(svc_redis_t *self, const char *path)
+{
+    if (path == NULL || path[0] == '\0')
+        return 0;
+    FILE *f = fopen(path, "r");
+    char line[1024];
+    if (f == NULL || fgets(line, sizeof(line), f) == NULL) {
+        svc_log(SVC_LOG_ERROR, "redis_password_file %s: %s", path, f == NULL ? strerror(errno) : "empty");
+        if (f != NULL)
+            fclose(f);
+        return -1;
+    }
+    fclose(f);
+    line[strcspn(line, "\r\n")] = '\0';
+    svc_redis_set_password(self, line);
+    memset(line, 0, sizeof(line));
+    return 0;
 }
 
 void svc_redis_set_wait(svc_redis_t *self, int replicas, int timeout_ms)

@@ -67,6 +67,11 @@ redisReply *svc_redis_fcall(svc_redis_t *self, int readonly, const char *fn, int
 /* Loads the library now (FUNCTION LOAD REPLACE). 0, or -1 (logged). */
 int svc_redis_load(svc_redis_t *self);
 
+/* AUTH password after every connect (Redis requirepass); NULL or "": none. Copied. */
+void svc_redis_set_password(svc_redis_t *self, const char *password);
+/* The same from the first line of file path (a container secret); NULL or "": nothing. 0, or -1 (logged). */
+int svc_redis_password_file(svc_redis_t *self, const char *path);
+
 /*
  * Acknowledged writes (setting redis_wait_replicas): after each write, WAIT until `replicas`
  * replicas have it, for at most timeout_ms (kept below the command timeout). 0 replicas: off.

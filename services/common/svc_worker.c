@@ -129,6 +129,8 @@ svc_worker_t *svc_worker_new(const svc_service_t *service, xws_config_t *cfg)
         goto fail;
     }
     svc_redis_set_wait(self->redis, (int)wait_replicas, (int)wait_ms);
+    if (svc_redis_password_file(self->redis, xws_config_get(cfg, "redis_password_file", "")) != 0)
+        goto fail;
     /* endpoints: comma-separated, blanks around them ignored */
     const char *eps = xws_config_get(cfg, "worker_endpoints", "ipc://${run_dir}/workers.ipc");
     char *copy = svc_strdup(eps), *save = NULL;

@@ -547,7 +547,8 @@ int cfg_account_cli(const char *cfg_path, int argc, char **argv)
     long long tmo = xws_config_int(cfg, "redis_timeout_ms", 2000);
     svc_redis_t *redis =
         svc_redis_new(xws_config_get(cfg, "redis", "unix:${run_dir}/redis.sock"), tmo > 0 ? (int)tmo : 2000, "xws_config", cfg_lua);
-    if (redis == NULL) {
+    if (redis == NULL || svc_redis_password_file(redis, xws_config_get(cfg, "redis_password_file", "")) != 0) {
+        svc_redis_destroy(&redis);
         xws_config_destroy(&cfg);
         s_opts_free(&o);
         return 1;
