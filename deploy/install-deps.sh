@@ -16,6 +16,8 @@ PACKAGES=(
     redis-server redis-tools openssl curl
     # test (systemd: systemd-analyze verify of the units)
     python3 python3-pytest systemd
+    # the Compose file validated without a Docker engine (docker-compose config)
+    docker-compose python3-yaml
     # manual pages (generated from each program's --help)
     help2man
     # fuzzing (libFuzzer)

@@ -11,6 +11,8 @@
 #                         XWS_ADMIN_PASSWORD; default random, printed once)
 #   bootstrap [ARGS]      loads the bootstrap data set through the gateway's internal endpoint
 #                         (xws-bootstrap; retries for XWS_BOOTSTRAP_WAIT seconds, default 60)
+#   health-worker         exits 0 when the worker of this container is serving (its
+#                         health_file, XWS_HEALTH_FILE, is fresh: loop turning, Redis answering)
 #   health                exits 0 when the gateway of this container is ready (GET /status/ready:
 #                         every service has a worker that reaches Redis, the accounts are loaded;
 #                         the compose health check)
@@ -126,6 +128,20 @@ role_health() {
     esac
 }
 
+# role_health_worker: a worker touches its health_file (XWS_HEALTH_FILE) every 2 s while its loop
+# turns and its last probe found Redis answering; older than 15 s (or missing) is unhealthy.
+role_health_worker() {
+    local file=${XWS_HEALTH_FILE:-} age
+    [ -n "$file" ] || { echo "XWS_HEALTH_FILE is not set"; exit 1; }
+    [ -f "$file" ] || { echo "no health file yet ($file): not serving, or Redis not answering"; exit 1; }
+    age=$(($(date +%s) - $(stat -c %Y "$file")))
+    if [ "$age" -gt 15 ]; then
+        echo "health file $file is ${age}s old: the worker's loop is stuck or Redis does not answer"
+        exit 1
+    fi
+    exit 0
+}
+
 role=${1:-help}
 [ $# -gt 0 ] && shift
 
@@ -145,6 +161,9 @@ bootstrap)
     ;;
 health)
     role_health
+    ;;
+health-worker)
+    role_health_worker
     ;;
 account)
     exec xws-config account "$@"

@@ -4,6 +4,7 @@
 #include <malloc.h>
 #include <signal.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "xws/cli.h"
@@ -42,6 +43,9 @@ typedef struct svc_job {
     struct svc_job *next;  /* in the free list, or in its link's done list */
 } svc_job_t;
 
+/* how often the health file is touched (its readers allow a few times this) */
+#define HEALTH_TOUCH_MS 2000
+
 /* what the last store probe found */
 enum { STORE_UNKNOWN = 0, STORE_OK = 1, STORE_DOWN = 2 };
 static const char *const s_store_names[] = {"unknown", "ok", "down"};
@@ -69,6 +73,8 @@ struct svc_worker {
     long long last_probe; /* monotonic ms of the last probe's start */
     int store;            /* STORE_*: what the last probe found */
     long long store_us;   /* round trip of the last successful probe */
+    char *health_file;    /* health_file: touched while the loop turns and Redis answers, or NULL */
+    long long health_at;  /* monotonic ms of the last touch */
     unsigned long long handled, replayed, store_errors;
 };
 
@@ -110,6 +116,8 @@ svc_worker_t *svc_worker_new(const svc_service_t *service, xws_config_t *cfg)
     }
     self->heartbeat_ms = (int)hb, self->expiry_ms = (int)exp, self->credit = (unsigned)credit, self->write_id_ttl = ttl;
     self->probe_ms = (int)probe;
+    const char *health = xws_config_get(cfg, "health_file", "");
+    self->health_file = health[0] != '\0' ? svc_strdup(health) : NULL;
     self->prefix = svc_strdup(xws_config_get(cfg, "redis_prefix", "xws:"));
     size_t slen = strlen(service->service);
     self->libname = svc_malloc(slen + 5);
@@ -176,6 +184,7 @@ void svc_worker_destroy(svc_worker_t **self_p)
     }
     free(self->links);
     svc_coro_destroy(&self->probe);
+    free(self->health_file);
     svc_redis_destroy(&self->redis);
     free(self->prefix);
     free(self->libname);
@@ -564,6 +573,16 @@ static int s_timers(svc_worker_t *self)
     if (self->probe_ms > 0 && !s_stop && !svc_coro_busy(self->probe) && now - self->last_probe >= self->probe_ms) {
         self->last_probe = now;
         svc_coro_start(self->probe, s_probe_main, self);
+    }
+    /* the container health check looks at the file's age: fresh while this loop turns and the
+     * last store probe found Redis answering */
+    if (self->health_file != NULL && self->store == STORE_OK && now - self->health_at >= HEALTH_TOUCH_MS) {
+        self->health_at = now;
+        int fd = open(self->health_file, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+        if (fd < 0 || futimens(fd, NULL) != 0)
+            svc_log(SVC_LOG_WARN, "health_file %s: %s", self->health_file, strerror(errno));
+        if (fd >= 0)
+            close(fd);
     }
     svc_redis_expire(self->redis, now);
     return 0;
