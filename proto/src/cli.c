@@ -19,6 +19,11 @@ static const xws_cli_opt_t s_common[] = {
     {'V', "version", NULL, "print the version and exit"},
 };
 
+const char *xws_version(void)
+{
+    return XWS_VERSION;
+}
+
 static size_t s_count(const xws_cli_opt_t *opts)
 {
     size_t n = 0;

@@ -46,6 +46,11 @@ void svc_ctx_dispose(svc_ctx_t *ctx)
     }
 }
 
+const char *svc_fn(svc_ctx_t *ctx, const char *name)
+{
+    return svc_ctx_printf(ctx, "%s%s", name, svc_redis_fn_suffix(ctx->redis));
+}
+
 char *svc_ctx_strndup(svc_ctx_t *ctx, const char *p, size_t len)
 {
     svc_pool_item_t *it = svc_malloc(sizeof(*it) + len + 1);

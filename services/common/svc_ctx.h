@@ -50,6 +50,10 @@ void svc_ctx_init(svc_ctx_t *ctx, const xws_request_t *req, svc_redis_t *redis, 
 /* Frees the reply body and the pool. */
 void svc_ctx_dispose(svc_ctx_t *ctx);
 
+/* The name of function name of the library as loaded (its version suffix added: svc_redis.h),
+ * for FCALLs built by hand (a pipeline); pooled in ctx. */
+const char *svc_fn(svc_ctx_t *ctx, const char *name);
+
 /* A NUL-terminated copy of p/len that lives until svc_ctx_dispose. */
 char *svc_ctx_strndup(svc_ctx_t *ctx, const char *p, size_t len);
 /* A pooled printf. */

@@ -1,5 +1,6 @@
 /* svc_redis.c - see svc_redis.h */
 #include <assert.h>
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 #include "svc_log.h"
 #include "svc_redis.h"
 #include "svc_util.h"
+#include "xws/cli.h"
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 1000
@@ -50,7 +52,8 @@ struct svc_redis {
     int wait_replicas;   /* WAIT for this many replicas after a write (0: none) */
     int wait_timeout_ms; /* how long WAIT may take */
     struct timeval tmo;  /* connect and command timeout */
-    const char *libname; /* function library name (borrowed) */
+    const char *libname; /* function library name (borrowed), without the version */
+    char suffix[40];     /* "_v0_9_0": of the library's name and of every function's */
     const char *lua;     /* library body (borrowed) or NULL */
     redisContext *ctx;   /* NULL while disconnected */
     long long retry_at;  /* monotonic ms before which no connect is attempted */
@@ -183,6 +186,7 @@ svc_redis_t *svc_redis_new(const char *spec, int timeout_ms, const char *libname
     self->tmo.tv_usec = (timeout_ms % 1000) * 1000;
     self->libname = libname;
     self->lua = lua;
+    svc_redis_set_library_version(self, xws_version());
     self->backoff_ms = BACKOFF_MIN_MS;
     xws_buf_init(&self->obuf);
     return self;
@@ -475,7 +479,8 @@ int svc_redis_load(svc_redis_t *self)
         return -1;
     xws_buf_t text;
     xws_buf_init(&text);
-    xws_buf_addf(&text, "#!lua name=%s\n", self->libname);
+    /* the library and its functions carry the version (prelude.lua, xws_register_function) */
+    xws_buf_addf(&text, "#!lua name=%s%s\nlocal XWS_FN_SUFFIX = '%s'\n", self->libname, self->suffix, self->suffix);
     xws_buf_adds(&text, self->lua);
     const char *argv[] = {"FUNCTION", "LOAD", "REPLACE", text.data};
     size_t lens[] = {8, 4, 7, text.len};
@@ -505,8 +510,10 @@ redisReply *svc_redis_fcall(svc_redis_t *self, int readonly, const char *fn, int
     size_t *lens = svc_calloc((size_t)argc, sizeof(*lens));
     char nk[16];
     snprintf(nk, sizeof(nk), "%d", nkeys);
+    char name[128];
+    snprintf(name, sizeof(name), "%s%s", fn, self->suffix);
     argv[0] = readonly ? "FCALL_RO" : "FCALL";
-    argv[1] = fn;
+    argv[1] = name;
     argv[2] = nk;
     for (int i = 0; i < nkeys; i++)
         argv[3 + i] = keys[i];
@@ -533,6 +540,20 @@ redisReply *svc_redis_fcall(svc_redis_t *self, int readonly, const char *fn, int
     free(argv);
     free(lens);
     return r;
+}
+
+void svc_redis_set_library_version(svc_redis_t *self, const char *version)
+{
+    assert(self != NULL && version != NULL);
+    size_t n = (size_t)snprintf(self->suffix, sizeof(self->suffix), "_v%s", version);
+    for (size_t i = 2; i < n && i < sizeof(self->suffix); i++)
+        if (!isalnum((unsigned char)self->suffix[i]))
+            self->suffix[i] = '_'; /* function names: [A-Za-z0-9_] */
+}
+
+const char *svc_redis_fn_suffix(const svc_redis_t *self)
+{
+    return self->suffix;
 }
 
 void svc_redis_set_password(svc_redis_t *self, const char *password)

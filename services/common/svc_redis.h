@@ -67,6 +67,15 @@ redisReply *svc_redis_fcall(svc_redis_t *self, int readonly, const char *fn, int
 /* Loads the library now (FUNCTION LOAD REPLACE). 0, or -1 (logged). */
 int svc_redis_load(svc_redis_t *self);
 
+/*
+ * The version the function library is named after (default: this build's, xws_version()): the
+ * library is "<libname>_v<version>" and each function "<name>_v<version>" (dots become '_'), so
+ * that workers of two versions run side by side on one Redis (a rolling upgrade). FCALLs through
+ * svc_redis_fcall add the suffix; a command built by hand adds svc_redis_fn_suffix().
+ */
+void svc_redis_set_library_version(svc_redis_t *self, const char *version);
+const char *svc_redis_fn_suffix(const svc_redis_t *self);
+
 /* AUTH password after every connect (Redis requirepass); NULL or "": none. Copied. */
 void svc_redis_set_password(svc_redis_t *self, const char *password);
 /* The same from the first line of file path (a container secret); NULL or "": nothing. 0, or -1 (logged). */

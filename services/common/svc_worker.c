@@ -137,6 +137,9 @@ svc_worker_t *svc_worker_new(const svc_service_t *service, xws_config_t *cfg)
         goto fail;
     }
     svc_redis_set_wait(self->redis, (int)wait_replicas, (int)wait_ms);
+    const char *libversion = xws_config_get(cfg, "function_library_version", "");
+    if (libversion[0] != '\0')
+        svc_redis_set_library_version(self->redis, libversion);
     if (svc_redis_password_file(self->redis, xws_config_get(cfg, "redis_password_file", "")) != 0)
         goto fail;
     /* endpoints: comma-separated, blanks around them ignored */

@@ -132,7 +132,7 @@ static int s_read_argv_or_reply(svc_ctx_t *ctx, const char *argv[10])
 {
     const char *p = svc_param(ctx, "id");
     argv[0] = "FCALL_RO";
-    argv[1] = "devices_read";
+    argv[1] = svc_fn(ctx, "devices_read");
     argv[2] = "4";
     argv[3] = svc_key(ctx, "device:data");
     argv[4] = svc_key(ctx, "device:deviceid");

@@ -47,7 +47,7 @@ static int s_read_or_reply(svc_ctx_t *ctx, long long id, int etag, redisReply **
     redisReply *r = NULL;
     *out = NULL;
     if (etag) {
-        const char *argv[] = {"FCALL_RO", "ipbx_lines_read", "4", keys[0], keys[1], keys[2], keys[3], ids};
+        const char *argv[] = {"FCALL_RO", svc_fn(ctx, "ipbx_lines_read"), "4", keys[0], keys[1], keys[2], keys[3], ids};
         int e = svc_etag_prefetch_or_reply(ctx, s_read_deps, 8, argv, &r);
         if (e != 0)
             return e;

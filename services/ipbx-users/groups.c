@@ -58,8 +58,8 @@ static int s_view(svc_ctx_t *ctx, const groups_kind_t *k)
     if (svc_param_id_or_reply(ctx, "id", &id) != 0)
         return -1;
     const char *ids = svc_ctx_printf(ctx, "%lld", id);
-    const char *argv[] = {"FCALL_RO", "ipbx_groups_read", "2", svc_key(ctx, k->records->crud.data_key), svc_key(ctx, k->members),
-                          ids};
+    const char *argv[] = {
+        "FCALL_RO", svc_fn(ctx, "ipbx_groups_read"), "2", svc_key(ctx, k->records->crud.data_key), svc_key(ctx, k->members), ids};
     redisReply *r = NULL;
     if (svc_etag_prefetch_or_reply(ctx, k->view_deps, 6, argv, &r) != 0)
         return -1;

@@ -105,7 +105,7 @@ static int s_view(svc_ctx_t *ctx)
     if (s_pid_or_reply(ctx, &id) != 0)
         return -1;
     const char *argv[] = {"FCALL_RO",
-                          "ipbx_pickup_read",
+                          svc_fn(ctx, "ipbx_pickup_read"),
                           "2",
                           svc_key(ctx, "pickup:data"),
                           svc_key(ctx, "pickup:rows"),

@@ -81,7 +81,7 @@ static int s_read_or_reply(svc_ctx_t *ctx, long long id, int etag, redisReply **
                                                        "entity:data", "user:voicemail", "user:extra",   "user:dialaction",
                                                        "user:groups", "group:data",     "group:name",   "user:queues",
                                                        "queue:data",  "queue:name",     "pickup:target"};
-    const char *argv[3 + USERS_READ_KEYS + 1] = {"FCALL_RO", "ipbx_users_read", USERS_READ_KEYS_TEXT};
+    const char *argv[3 + USERS_READ_KEYS + 1] = {"FCALL_RO", svc_fn(ctx, "ipbx_users_read"), USERS_READ_KEYS_TEXT};
     for (size_t i = 0; i < USERS_READ_KEYS; i++)
         argv[3 + i] = svc_key(ctx, names[i]);
     const char *ids = id > 0 ? svc_ctx_printf(ctx, "%lld", id) : "";

@@ -28,6 +28,9 @@ typedef struct {
     const char *epilog;        /* exit status, environment, examples (may be NULL) */
 } xws_cli_t;
 
+/* The version of this build ("0.9.0", the CMake project version). */
+const char *xws_version(void);
+
 /* Writes the help text: usage, summary, every option (then -h and -V), epilog. */
 void xws_cli_help(const xws_cli_t *cli, FILE *out);
 

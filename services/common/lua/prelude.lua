@@ -15,6 +15,20 @@
 --   with the request's fingerprint: the same write id with another request (another act, params
 --   or body) is refused with 400 bad_envelope instead of replaying an unrelated outcome.
 
+-- Every function of a library is registered with the library's version suffix: XWS_FN_SUFFIX
+-- ("_v0_9_0"), defined by the loader in front of the library (svc_redis_load), which also names
+-- the library after the version. Workers of two versions therefore run side by side on one Redis
+-- during a rolling upgrade, each calling its own code (svc_redis_fcall adds the same suffix).
+-- (Only the redis API is reachable while a library loads: no type(), hence two helpers.)
+local function xws_register_function(name, callback)
+    redis.register_function(name .. XWS_FN_SUFFIX, callback)
+end
+
+-- the same for a read-only function (flag no-writes: FCALL_RO, runs on replicas too)
+local function xws_register_function_ro(name, callback)
+    redis.register_function {function_name = name .. XWS_FN_SUFFIX, callback = callback, flags = {'no-writes'}}
+end
+
 local function xws_write(keys, args, body)
     local ttl, fp = string.match(args[1], '^(%d+):(%x*)$')
     if ttl == nil then
@@ -268,13 +282,13 @@ end
 
 -- registers <service>_records_put, _del and _delall (svc_records_* call them)
 local function xws_register_records(service)
-    redis.register_function(service .. '_records_put', function(keys, args)
+    xws_register_function(service .. '_records_put', function(keys, args)
         return xws_write(keys, args, xws_records_put)
     end)
-    redis.register_function(service .. '_records_del', function(keys, args)
+    xws_register_function(service .. '_records_del', function(keys, args)
         return xws_write(keys, args, xws_records_del)
     end)
-    redis.register_function(service .. '_records_delall', function(keys, args)
+    xws_register_function(service .. '_records_delall', function(keys, args)
         return xws_write(keys, args, xws_records_delall)
     end)
 end

@@ -1,7 +1,7 @@
 -- test.lua - the function library of the worker library's self-test.
 
 -- KEYS: wid, counter, ver; ARGV: ttl, fail ("1": answer an error, "2": a compare-and-set conflict)
-redis.register_function('svctest_bump', function(keys, args)
+xws_register_function('svctest_bump', function(keys, args)
     return xws_write(keys, args, function(k, a)
         if a[2] == '1' then
             return xws_fail(400, 'invalid_value', 'x', 'asked to fail')
@@ -19,7 +19,7 @@ end)
 xws_register_records('svctest')
 
 -- KEYS: wid, numbers, numidx, ctxdata; ARGV: ttl, "take"/"release", context, number, type, owner
-redis.register_function('svctest_number', function(keys, args)
+xws_register_function('svctest_number', function(keys, args)
     return xws_write(keys, args, function(k, a)
         if a[2] == 'take' then
             local err = xws_number_check(k[2], k[4], a[3], a[4], a[5], a[6], 'number')

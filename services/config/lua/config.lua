@@ -24,7 +24,7 @@ local function account_login(blob)
 end
 
 -- ARGV: ttl, name, record, login, expected old record ('' to create: the name must be free)
-redis.register_function('config_account_put', function(keys, args)
+xws_register_function('config_account_put', function(keys, args)
     return xws_write(keys, args, function(k, a)
         local data, logins, ver = k[2], k[3], k[4]
         local name, rec, login, old = a[2], a[3], a[4], a[5]
@@ -60,7 +60,7 @@ redis.register_function('config_account_put', function(keys, args)
 end)
 
 -- ARGV: ttl, name
-redis.register_function('config_account_remove', function(keys, args)
+xws_register_function('config_account_remove', function(keys, args)
     return xws_write(keys, args, function(k, a)
         local data, logins, ver = k[2], k[3], k[4]
         local name = a[2]
@@ -80,7 +80,7 @@ end)
 
 -- ARGV: ttl, name, record, login. Creates the account only when no account exists at all:
 -- {200} created, {204} there were accounts already.
-redis.register_function('config_account_ensure', function(keys, args)
+xws_register_function('config_account_ensure', function(keys, args)
     return xws_write(keys, args, function(k, a)
         local data, logins, ver = k[2], k[3], k[4]
         if redis.call('HLEN', data) > 0 then
@@ -96,19 +96,19 @@ redis.register_function('config_account_ensure', function(keys, args)
 end)
 
 -- KEYS: data, ver. Returns {version, record, record, ...} read atomically.
-redis.register_function{function_name = 'config_account_all', flags = {'no-writes'}, callback = function(keys, args)
+xws_register_function_ro('config_account_all', function(keys, args)
     local out = {tonumber(redis.call('GET', keys[2]) or '0')}
     for _, v in ipairs(redis.call('HVALS', keys[1])) do
         out[#out + 1] = v
     end
     return out
-end}
+end)
 
 -- KEYS: login, data; ARGV: login. The record of the account with that login, or nil.
-redis.register_function{function_name = 'config_account_by_login', flags = {'no-writes'}, callback = function(keys, args)
+xws_register_function_ro('config_account_by_login', function(keys, args)
     local name = redis.call('HGET', keys[1], args[1])
     if not name then
         return false
     end
     return redis.call('HGET', keys[2], name)
-end}
+end)

@@ -194,10 +194,10 @@ local function ctx_read(keys, args)
     return out
 end
 
-redis.register_function('config_context_put', function(keys, args)
+xws_register_function('config_context_put', function(keys, args)
     return xws_write(keys, args, ctx_put)
 end)
-redis.register_function('config_context_delete', function(keys, args)
+xws_register_function('config_context_delete', function(keys, args)
     return xws_write(keys, args, ctx_delete)
 end)
-redis.register_function {function_name = 'config_context_read', callback = ctx_read, flags = {'no-writes'}}
+xws_register_function_ro('config_context_read', ctx_read)

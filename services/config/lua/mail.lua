@@ -9,6 +9,6 @@ local function mail_edit(keys, args)
     return {200}
 end
 
-redis.register_function('config_mail_edit', function(keys, args)
+xws_register_function('config_mail_edit', function(keys, args)
     return xws_write(keys, args, mail_edit)
 end)

@@ -15,7 +15,7 @@
 -- add and edit: the prelude's put (every check before the first write; compare-and-set for an
 -- edit); its answer is the id as a string, which the worker replaces by the object (add) or
 -- drops (edit)
-redis.register_function('devices_records_put', function(keys, args)
+xws_register_function('devices_records_put', function(keys, args)
     return xws_write(keys, args, xws_records_put)
 end)
 
@@ -46,7 +46,7 @@ local function devices_del(k, a)
     return {200}
 end
 
-redis.register_function('devices_del', function(keys, args)
+xws_register_function('devices_del', function(keys, args)
     return xws_write(keys, args, devices_del)
 end)
 
@@ -83,4 +83,4 @@ local function devices_read(k, a)
     return out
 end
 
-redis.register_function {function_name = 'devices_read', callback = devices_read, flags = {'no-writes'}}
+xws_register_function_ro('devices_read', devices_read)

@@ -232,13 +232,13 @@ local function lines_read(k, a)
     return out
 end
 
-redis.register_function('ipbx_lines_put', function(keys, args)
+xws_register_function('ipbx_lines_put', function(keys, args)
     return xws_write(keys, args, lines_put)
 end)
-redis.register_function('ipbx_lines_del', function(keys, args)
+xws_register_function('ipbx_lines_del', function(keys, args)
     return xws_write(keys, args, lines_del)
 end)
-redis.register_function('ipbx_lines_delall', function(keys, args)
+xws_register_function('ipbx_lines_delall', function(keys, args)
     return xws_write(keys, args, lines_delall)
 end)
-redis.register_function {function_name = 'ipbx_lines_read', callback = lines_read, flags = {'no-writes'}}
+xws_register_function_ro('ipbx_lines_read', lines_read)

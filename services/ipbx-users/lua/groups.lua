@@ -114,10 +114,10 @@ local function ipbx_groups_read(k, a)
     return {redis.call('HGET', k[1], a[1]) or '', redis.call('HGET', k[2], a[1]) or ''}
 end
 
-redis.register_function('ipbx_groups_put', function(keys, args)
+xws_register_function('ipbx_groups_put', function(keys, args)
     return xws_write(keys, args, ipbx_groups_put)
 end)
-redis.register_function('ipbx_groups_del', function(keys, args)
+xws_register_function('ipbx_groups_del', function(keys, args)
     return xws_write(keys, args, ipbx_groups_del)
 end)
-redis.register_function {function_name = 'ipbx_groups_read', callback = ipbx_groups_read, flags = {'no-writes'}}
+xws_register_function_ro('ipbx_groups_read', ipbx_groups_read)

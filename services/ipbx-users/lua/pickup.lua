@@ -133,10 +133,10 @@ local function pickup_read(k, a)
     return {redis.call('HGET', k[1], a[1]) or '', redis.call('HGET', k[2], a[1]) or ''}
 end
 
-redis.register_function('ipbx_pickup_put', function(keys, args)
+xws_register_function('ipbx_pickup_put', function(keys, args)
     return xws_write(keys, args, pickup_put)
 end)
-redis.register_function('ipbx_pickup_del', function(keys, args)
+xws_register_function('ipbx_pickup_del', function(keys, args)
     return xws_write(keys, args, pickup_del)
 end)
-redis.register_function {function_name = 'ipbx_pickup_read', callback = pickup_read, flags = {'no-writes'}}
+xws_register_function_ro('ipbx_pickup_read', pickup_read)

@@ -688,10 +688,10 @@ local function users_read(k, a)
     return out
 end
 
-redis.register_function('ipbx_users_put', function(keys, args)
+xws_register_function('ipbx_users_put', function(keys, args)
     return xws_write(keys, args, users_put)
 end)
-redis.register_function('ipbx_users_del', function(keys, args)
+xws_register_function('ipbx_users_del', function(keys, args)
     return xws_write(keys, args, users_del)
 end)
-redis.register_function {function_name = 'ipbx_users_read', callback = users_read, flags = {'no-writes'}}
+xws_register_function_ro('ipbx_users_read', users_read)
