@@ -252,6 +252,7 @@ static const xws_cli_opt_t s_opts[] = {
     {'c', "config", "FILE",
      "settings file (default: $XWS_CONFIG, else built-in defaults); every key can be overridden by the environment "
      "variable XWS_<KEY>"},
+    {0, "check-config", NULL, "check the settings (file and environment) and exit: 0 when valid, 2 otherwise"},
     {0},
 };
 
@@ -266,9 +267,13 @@ int main(int argc, char **argv)
 {
     const char *cfgpath = NULL, *arg;
     int opt, state = 0;
-    while ((opt = xws_cli_next(&s_cli, argc, argv, &state, &arg)) != -1)
+    int check_only = 0;
+    while ((opt = xws_cli_next(&s_cli, argc, argv, &state, &arg)) != -1) {
         if (opt == 'c')
             cfgpath = arg;
+        else if (opt == 0x101)
+            check_only = 1;
+    }
     if (state != argc)
         return xws_cli_usage_error(&s_cli, "unexpected argument '%s'", argv[state]);
 
@@ -356,6 +361,11 @@ int main(int argc, char **argv)
                 worker_ep);
         xws_config_destroy(&cfg);
         return 2;
+    }
+    if (check_only) {
+        xws_config_destroy(&cfg);
+        printf("xws-gateway: the settings are valid\n");
+        return 0;
     }
     g.max_connections = (size_t)max_connections;
     s_raise_nofile(g.max_connections);

@@ -690,6 +690,7 @@ int svc_main_with(const svc_service_t *service, const svc_command_t *cmd, int ar
          "settings file (default: $XWS_CONFIG, else built-in defaults); every key can be overridden by the environment variable "
          "XWS_<KEY>"},
         {'v', "verbose", NULL, "debug log: one line per request"},
+        {0, "check-config", NULL, "check the settings (file and environment) and exit: 0 when valid, 2 otherwise"},
         {0},
     };
     char program[64], summary[512], synopsis[160], epilog[256];
@@ -710,7 +711,7 @@ int svc_main_with(const svc_service_t *service, const svc_command_t *cmd, int ar
              cmd != NULL ? "Commands:\n  " : "", cmd != NULL ? cmd->usage : "", cmd != NULL ? "\n\n" : "");
     const xws_cli_t cli = {program, synopsis, summary, opts, epilog};
     const char *path = NULL, *arg;
-    int opt, state = 0;
+    int opt, state = 0, check_only = 0;
     /* nothing a worker creates is for other local users (spec: local secrets), whatever the
      * caller's umask */
     umask(077);
@@ -724,6 +725,8 @@ int svc_main_with(const svc_service_t *service, const svc_command_t *cmd, int ar
             path = arg;
         else if (opt == 'v')
             svc_log_set_level(SVC_LOG_DEBUG);
+        else if (opt == 0x102)
+            check_only = 1;
     }
     if (state < argc && cmd != NULL && strcmp(argv[state], cmd->name) == 0)
         return cmd->run(path, argc - state, argv + state);
@@ -731,8 +734,16 @@ int svc_main_with(const svc_service_t *service, const svc_command_t *cmd, int ar
         return xws_cli_usage_error(&cli, "unexpected argument '%s'", argv[state]);
     xws_config_t *cfg = xws_config_load(path);
     if (cfg == NULL)
-        return 1;
+        return 2; /* a configuration error: starting again will not help */
     svc_worker_t *w = svc_worker_new(service, cfg);
+    if (check_only) {
+        int valid = w != NULL;
+        svc_worker_destroy(&w);
+        xws_config_destroy(&cfg);
+        if (valid)
+            printf("%s: the settings are valid\n", program);
+        return valid ? 0 : 2;
+    }
     int rc = w != NULL && svc_worker_run(w) == 0 ? 0 : 1;
     svc_worker_destroy(&w);
     xws_config_destroy(&cfg);

@@ -4,6 +4,7 @@ replacing the ACL (--add-acl / --remove-acl to change it), and the manual pages 
 the --help texts."""
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -124,3 +125,42 @@ def test_account_commands_say_what_they_did(system):
     assert "exist already" in r.stdout.decode()
     r = system.cli("account", "set", "nobody", "--bogus")
     assert r.returncode == 2
+
+
+def test_strict_configuration_names_the_culprit_and_its_source(tmp_path):
+    conf = tmp_path / "xws.conf"
+    conf.write_text("# a typo\nredis_timout_ms = 100\n")
+    r = run(BIN_DIR / "xws-gateway", "--check-config", "-c", conf)
+    assert r.returncode == 2, r
+    assert "%s:2: unknown setting 'redis_timout_ms' (did you mean 'redis_timeout_ms'?)" % conf in r.stderr, r.stderr
+    env = {k: v for k, v in os.environ.items() if not k.startswith("XWS_")}
+    r = subprocess.run([str(BIN_DIR / "xws-config"), "--check-config"], capture_output=True, text=True, timeout=30,
+                       env=dict(env, XWS_DEADLINE_MSS="5"))
+    assert r.returncode == 2 and "unknown variable XWS_DEADLINE_MSS (did you mean XWS_DEADLINE_MS?)" in r.stderr, r
+    r = subprocess.run([str(BIN_DIR / "xws-gateway"), "--check-config"], capture_output=True, text=True, timeout=30,
+                       env=dict(env, XWS_DEADLINE_MS="soon"))
+    assert r.returncode == 2 and "(from the environment, XWS_DEADLINE_MS)" in r.stderr, r
+    conf.write_text("deadline_ms = 3000\nlisten = 127.0.0.1:1\n")
+    r = subprocess.run([str(BIN_DIR / "xws-gateway"), "--check-config", "-c", str(conf)], capture_output=True,
+                       text=True, timeout=30, env=env)
+    assert r.returncode == 0, r
+
+
+def test_every_setting_is_documented_and_known():
+    """The settings the programs accept (proto/src/config.c) are exactly those deploy/xws.conf documents."""
+    src = (PROJECT / "proto" / "src" / "config.c").read_text()
+    table = src[src.index("s_known[] = {"):src.index("};", src.index("s_known[] = {"))]
+    known = set(re.findall(r'"([a-z_]+)"', table))
+    documented = set(re.findall(r"^# ([a-z_]+) =", (PROJECT / "deploy" / "xws.conf").read_text(), re.M))
+    assert known == documented, (sorted(known - documented), sorted(documented - known))
+
+
+def test_launcher_stops_at_once_on_a_configuration_error(tmp_path):
+    conf = tmp_path / "xws.conf"
+    conf.write_text("deadline_ms = 3000\nmax_bodyy = 5\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("XWS_")}
+    r = subprocess.run([str(PROJECT / "deploy" / "xws-launch"), "--bin-dir", str(BIN_DIR), "--run-dir",
+                        str(tmp_path / "run"), "--port", "1", "--config", str(conf)],
+                       capture_output=True, text=True, timeout=60, env=env)
+    assert r.returncode == 2, r
+    assert "unknown setting 'max_bodyy' (did you mean 'max_body'?)" in r.stderr and "nothing was started" in r.stderr
