@@ -18,6 +18,7 @@
 #include <czmq.h>
 #include "xws/config.h"
 #include "gw_app.h"
+#include "gw_guard.h"
 #include "gw_http.h"
 #include "gw_msg.h"
 #include "gw_internal.h"
@@ -352,6 +353,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < 8; i++)
         snprintf(app->instance + 2 * i, 3, "%02x", inst[i]);
 
+    gw_guard_init();
     h2o_config_init(&app->config);
     /*
      * h2o refuses bodies above max_request_entity_size itself (over HTTP/2 with a stream reset, not
