@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <openssl/crypto.h>
 #include <czmq.h>
 #include "xws/frames.h"
 #include "gw_broker.h"
@@ -85,11 +86,12 @@ static void s_job_release(gw_broker_t *self, gw_job_t *job)
     if (h2o_linklist_is_linked(&job->_link))
         h2o_linklist_unlink(&job->_link);
     if (job->_state == JOB_QUEUED)
-        job->_service->nqueued--;
+        gwb_unqueued(job->_service, job);
     if (job->_ticket != NULL) { /* the worker still works on it: keep its credit until it answers */
         job->_ticket->job = NULL;
         job->_ticket = NULL;
     }
+    OPENSSL_cleanse(job->_env, job->_envlen); /* a password check, a record with its secrets */
     free(job->_env);
     job->_env = NULL;
     job->_envlen = 0;
@@ -137,7 +139,7 @@ void gwb_worker_forget(gw_broker_t *self, worker_t *w, const char *why)
         if (job != NULL) {
             h2o_linklist_insert(svc->queue.next, &job->_link);
             job->_state = JOB_QUEUED;
-            svc->nqueued++;
+            gwb_queued(svc, job);
             requeued++;
         }
     }
@@ -159,7 +161,7 @@ static void s_expire_soon(gw_broker_t *self, gw_job_t *job)
 {
     if (job->_state == JOB_QUEUED) {
         h2o_linklist_unlink(&job->_link);
-        job->_service->nqueued--;
+        gwb_unqueued(job->_service, job);
         job->_state = JOB_EXPIRING;
     }
     if (h2o_timeout_is_linked(&job->_timer))
@@ -188,7 +190,7 @@ void gwb_dispatch(gw_broker_t *self, service_t *svc)
             continue;
         }
         h2o_linklist_unlink(&job->_link);
-        svc->nqueued--;
+        gwb_unqueued(svc, job);
         ticket_t *t = s_xcalloc(1, sizeof(*t));
         t->id = job->_id;
         t->job = job;
@@ -369,8 +371,9 @@ int gw_broker_submit_until(gw_broker_t *self, gw_job_t *job, const char *service
         return GW_SUBMIT_UNKNOWN;
     if (svc->nworkers == 0)
         return GW_SUBMIT_NO_WORKER;
-    if (svc->nqueued >= self->opts.queue_max)
-        return GW_SUBMIT_FULL;
+    if (svc->nqueued >= self->opts.queue_max ||
+        (self->opts.queue_max_bytes != 0 && svc->nqueued > 0 && svc->queued_bytes + len > self->opts.queue_max_bytes))
+        return GW_SUBMIT_FULL; /* the first waiting job is accepted whatever its size: the envelope limit bounds it */
     job->_service = svc;
     job->_broker = self;
     job->_env = malloc(len > 0 ? len : 1);
@@ -392,7 +395,7 @@ int gw_broker_submit_until(gw_broker_t *self, gw_job_t *job, const char *service
     h2o_timeout_link(self->loop, &self->deadline, &job->_timer);
     h2o_linklist_insert(&svc->queue, &job->_link);
     job->_state = JOB_QUEUED;
-    svc->nqueued++;
+    gwb_queued(svc, job);
     self->npending++;
     gwb_dispatch(self, svc);
     return GW_SUBMIT_OK;

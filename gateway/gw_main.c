@@ -284,13 +284,14 @@ int main(int argc, char **argv)
     long long max_body = s_setting(cfg, "max_body", 1048576, 0);
     long long max_query = s_setting(cfg, "max_query", 8192, 0);
     long long queue_max = s_setting(cfg, "queue_max", 10000, 0);
+    long long queue_max_bytes = s_setting(cfg, "queue_max_bytes", 64ll << 20, 0);
     long long heartbeat_ms = s_setting(cfg, "heartbeat_ms", 1000, 10);
     long long expiry_ms = s_setting(cfg, "expiry_ms", 3000, 10);
     long long refresh_ms = s_setting(cfg, "accounts_refresh_ms", 1000, 10);
     long long max_connections = s_setting(cfg, "max_connections", 4096, 1);
     const char *insecure = xws_config_get(cfg, "worker_endpoint_insecure", "no");
-    if (deadline_ms < 0 || max_body < 0 || max_query < 0 || queue_max < 0 || heartbeat_ms < 0 || expiry_ms < 0 || refresh_ms < 0 ||
-        max_connections < 0) {
+    if (deadline_ms < 0 || max_body < 0 || max_query < 0 || queue_max < 0 || queue_max_bytes < 0 || heartbeat_ms < 0 ||
+        expiry_ms < 0 || refresh_ms < 0 || max_connections < 0) {
         xws_config_destroy(&cfg);
         return 2;
     }
@@ -379,7 +380,8 @@ int main(int argc, char **argv)
     if ((app->accounts = gw_accounts_new()) == NULL || (app->backoff = gw_backoff_new()) == NULL ||
         (app->log = gw_log_new(app->loop, access_log)) == NULL)
         goto out;
-    gw_broker_opts_t bopts = {worker_ep, (uint64_t)deadline_ms, (uint64_t)heartbeat_ms, (uint64_t)expiry_ms, (size_t)queue_max};
+    gw_broker_opts_t bopts = {worker_ep,           (uint64_t)deadline_ms, (uint64_t)heartbeat_ms,
+                              (uint64_t)expiry_ms, (size_t)queue_max,     (size_t)queue_max_bytes};
     const char *services[16];
     if (gw_route_services(services, sizeof(services) / sizeof(services[0])) < 0)
         abort(); /* the table names more services than this room: a build mistake */

@@ -269,6 +269,8 @@ static void s_format(xws_buf_t *out, int argc, const char *const *argv, const si
 static int s_send(svc_redis_t *self, int n, const int *argcs, const char *const *const *argvs, const size_t *const *lenss,
                   redisReply **out)
 {
+    for (int i = 0; i < n; i++)
+        out[i] = NULL; /* a failed append leaves them unread: the error path frees them */
     svc_coro_t *co = svc_coro_current();
     if (co != NULL) {
         /* in a coroutine: queue the commands, sleep until the owner's loop brings the replies */
@@ -323,7 +325,7 @@ redisReply *svc_redis_command(svc_redis_t *self, int argc, const char **argv, co
     assert(self != NULL && argc > 0);
     const char *const *argvs[1] = {argv};
     const size_t *lenss[1] = {lens};
-    redisReply *r;
+    redisReply *r = NULL;
     s_run(self, 1, &argc, argvs, lenss, &r);
     return r;
 }
@@ -349,7 +351,7 @@ int svc_redis_load(svc_redis_t *self)
     const int argc = 4;
     const char *const *argvs[1] = {argv};
     const size_t *lenss[1] = {lens};
-    redisReply *r;
+    redisReply *r = NULL;
     s_send(self, 1, &argc, argvs, lenss, &r);
     xws_buf_dispose(&text);
     int rc = r != NULL && r->type != REDIS_REPLY_ERROR ? 0 : -1;
