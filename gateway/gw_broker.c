@@ -232,6 +232,8 @@ static int s_flush_worker(gw_broker_t *self, worker_t *w)
                 gwb_ticket_free(self, t);
                 continue;
             }
+            uint64_t now = h2o_now(self->loop); /* the budget left now, not when the envelope was encoded */
+            xws_request_set_budget(t->job->_env, t->job->_envlen, t->deadline_at > now ? t->deadline_at - now : 0);
             keys[n] = htobe64(t->id);
             pairs[2 * n] = (xws_slice_t){(const char *)&keys[n], sizeof(keys[n])};
             pairs[2 * n + 1] = (xws_slice_t){t->job->_env, t->job->_envlen};

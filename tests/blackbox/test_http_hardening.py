@@ -8,6 +8,7 @@ defaults (AEAD suites with forward secrecy only, HSTS, certificate lifetime), an
 import json
 import socket
 import ssl
+import time
 
 import pytest
 
@@ -226,3 +227,27 @@ def test_hsts_on_every_answer(system):
         assert r.header("strict-transport-security") == "max-age=31536000", r
     status, headers, _, _ = system.curl(system.url(ENTITY_PRIVATE, "act=list"), http2=True)
     assert headers.get("strict-transport-security") == "max-age=31536000"
+
+
+# ---- deadlines travel as budgets ------------------------------------------------------------------
+
+
+def test_internal_consumers_send_a_budget(system):
+    from test_gateway_review import Zmtp, mp_pack, mp_unpack
+
+    def ask(extra):
+        env = {"v": 1, "rid": "budget-%d" % time.monotonic_ns(), "service": "config", "resource": "entity", "act": "list"}
+        env.update(extra)
+        z = Zmtp(system.internal_endpoint, timeout=15)
+        try:
+            z.send([b"XWS1", b"\x02", b"k", mp_pack(env)])
+            r = z.recv()
+            return mp_unpack(r[3])[0]
+        finally:
+            z.close()
+
+    # a budget is counted on the gateway's clock: whatever the sender's clock says
+    assert ask({"budget": 0})["status"] == 504
+    assert ask({"budget": 10000})["status"] in (200, 204)
+    rep = ask({"budget": "soon"})
+    assert rep["status"] == 400 and rep["body"]["error"] == "bad_envelope", rep
