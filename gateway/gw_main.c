@@ -275,6 +275,7 @@ int main(int argc, char **argv)
     const char *data_dir = xws_config_get(cfg, "data_dir", "${run_dir}/data");
     const char *tls_cert = xws_config_get(cfg, "tls_cert", "");
     const char *tls_key = xws_config_get(cfg, "tls_key", "");
+    const char *tls_ciphers = xws_config_get(cfg, "tls_ciphers", "");
     const char *endpoints = xws_config_get(cfg, "worker_endpoints", "ipc://${run_dir}/workers.ipc");
     const char *internal_ep = xws_config_get(cfg, "internal_endpoint", "ipc://${run_dir}/internal.ipc");
     const char *curve_secret = xws_config_get(cfg, "curve_secret_key", "");
@@ -375,7 +376,7 @@ int main(int argc, char **argv)
     app->accept_ctx.ctx = &app->ctx;
     app->accept_ctx.hosts = app->config.hosts;
     int rc = 1;
-    if ((app->accept_ctx.ssl_ctx = gw_tls_new(tls_cert, tls_key, data_dir)) == NULL)
+    if ((app->accept_ctx.ssl_ctx = gw_tls_new(tls_cert, tls_key, data_dir, tls_ciphers)) == NULL)
         goto out;
     if ((app->accounts = gw_accounts_new()) == NULL || (app->backoff = gw_backoff_new()) == NULL ||
         (app->log = gw_log_new(app->loop, access_log)) == NULL)

@@ -5,14 +5,19 @@ connection, so a request hidden in a body never runs), the version header on h2o
 defaults (AEAD suites with forward secrecy only, HSTS, certificate lifetime), and HTTP/2 abuse
 (rapid reset, PING floods, slow requests)."""
 
+import datetime
 import json
+import os
+import shutil
 import socket
 import ssl
+import subprocess
+import tempfile
 import time
 
 import pytest
 
-from conftest import _SSL, ADMIN, ENTITY, ENTITY_PRIVATE, basic, entity_body, list_entities
+from conftest import _SSL, ADMIN, BIN_DIR, ENTITY, ENTITY_PRIVATE, System, basic, entity_body, free_port, list_entities
 
 PRIVATE = ENTITY_PRIVATE.encode()
 
@@ -251,3 +256,65 @@ def test_internal_consumers_send_a_budget(system):
     assert ask({"budget": 10000})["status"] in (200, 204)
     rep = ask({"budget": "soon"})
     assert rep["status"] == 400 and rep["body"]["error"] == "bad_envelope", rep
+
+
+# ---- TLS defaults ------------------------------------------------------------------------------------
+
+
+def tls12_handshake(system, ciphers):
+    """The suite a TLS 1.2 client offering only ciphers gets, or None when the server refuses."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_ciphers(ciphers + ":@SECLEVEL=0")
+    with socket.create_connection(("127.0.0.1", system.port), timeout=15) as sock:
+        try:
+            with ctx.wrap_socket(sock) as s:
+                return s.cipher()[0]
+        except (ssl.SSLError, ConnectionResetError):
+            return None
+
+
+WEAK = ["ECDHE-ECDSA-AES128-SHA", "ECDHE-ECDSA-AES256-SHA", "ECDHE-ECDSA-AES128-SHA256", "AES128-GCM-SHA256", "AES128-SHA",
+        "DHE-RSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-SHA384"]
+
+
+def test_only_aead_suites_with_forward_secrecy(system):
+    for c in WEAK:
+        assert tls12_handshake(system, c) is None, c
+    for c in ("ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-ECDSA-CHACHA20-POLY1305"):
+        assert tls12_handshake(system, c) == c
+    # and openssl's own view of what a default client gets
+    out = subprocess.run(
+        ["openssl", "s_client", "-connect", "127.0.0.1:%d" % system.port, "-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-SHA"],
+        input=b"", capture_output=True, timeout=30,
+    )
+    assert out.returncode != 0 and b"Cipher is ECDHE-ECDSA-AES128-SHA" not in out.stdout
+
+
+def test_tls_ciphers_setting_widens():
+    s = System(workers=0, accounts=False, extra_env={"XWS_TLS_CIPHERS": "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES128-SHA"})
+    try:
+        assert tls12_handshake(s, "ECDHE-ECDSA-AES128-SHA") == "ECDHE-ECDSA-AES128-SHA"
+        assert tls12_handshake(s, "ECDHE-ECDSA-AES256-GCM-SHA384") is None
+    finally:
+        s.stop()
+    # a list that names no suite: the gateway does not start, and says why
+    env = dict(os.environ, XWS_TLS_CIPHERS="NO-SUCH-SUITE", XWS_RUN_DIR=tempfile.mkdtemp(prefix="xwst-", dir="/tmp"),
+               XWS_LISTEN="127.0.0.1:%d" % free_port())
+    try:
+        r = subprocess.run([str(BIN_DIR / "xws-gateway")], env=env, capture_output=True, timeout=30)
+    finally:
+        shutil.rmtree(env["XWS_RUN_DIR"], ignore_errors=True)
+    assert r.returncode != 0 and b"tls_ciphers" in r.stderr, r.stderr
+
+
+def test_generated_certificate_valid_397_days(system):
+    cert = system.dir / "data" / "tls" / "cert.pem"
+    out = subprocess.run(["openssl", "x509", "-noout", "-startdate", "-enddate", "-in", str(cert)], capture_output=True, text=True)
+    dates = dict(line.split("=", 1) for line in out.stdout.strip().splitlines())
+    fmt = "%b %d %H:%M:%S %Y %Z"
+    begin = datetime.datetime.strptime(" ".join(dates["notBefore"].split()), fmt)
+    end = datetime.datetime.strptime(" ".join(dates["notAfter"].split()), fmt)
+    assert (end - begin) <= datetime.timedelta(days=397, hours=1), (begin, end)
