@@ -107,6 +107,8 @@ static void s_on_freed(void *arg)
     if (h2o_timeout_is_linked(&r->deadline))
         h2o_timeout_unlink(&r->deadline);
     OPENSSL_cleanse(r->password, sizeof(r->password));
+    if (r->conn != NULL) /* on HTTP/2, freed before the answer: the client reset the stream */
+        gw_conn_request_end(r->conn, r->phase != PH_DONE && r->req->version >= 0x200);
     if (r->phase != PH_DONE) { /* the client went away before the answer */
         gw_log_entry_t e = {r->addr_text,
                             r->req->method.base,
@@ -298,6 +300,12 @@ static int s_on_req(h2o_handler_t *self, h2o_req_t *req)
     struct sockaddr_storage ss;
     socklen_t sslen = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
     gw_addr_from_sockaddr((struct sockaddr *)&ss, sslen, r->addr, r->addr_text, sizeof(r->addr_text));
+    if ((r->conn = gw_conns_of(req)) != NULL && gw_conn_request_start(r->conn) != 0) {
+        r->conn = NULL;
+        gw_req_send_error(r, 503, "connection_closing", "",
+                          "this connection is being closed (too many requests cancelled, or no request in time); open a new one");
+        return 0;
+    }
 
     gw_guard_fault_t fault;
     if (gw_guard_framing(req, &fault) != 0) {

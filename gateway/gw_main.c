@@ -18,6 +18,7 @@
 #include <czmq.h>
 #include "xws/config.h"
 #include "gw_app.h"
+#include "gw_conns.h"
 #include "gw_guard.h"
 #include "gw_http.h"
 #include "gw_msg.h"
@@ -90,8 +91,7 @@ static void s_on_accept(h2o_socket_t *listener, const char *err)
         return;
     }
     g.nconns++;
-    sock->on_close.cb = s_on_conn_close;
-    sock->on_close.data = NULL;
+    gw_conns_add(g.app.conns, sock, s_on_conn_close, NULL);
     if (g.nconns >= g.max_connections)
         s_listener_update();
     h2o_accept(&g.app.accept_ctx, sock);
@@ -118,6 +118,7 @@ static void s_on_accept_pause_end(h2o_timeout_entry_t *entry)
 static void s_on_tick(h2o_timeout_entry_t *entry)
 {
     gw_broker_tick(g.app.broker);
+    gw_conns_tick(g.app.conns);
     if (!g.app.stopping) {
         gw_refresh_tick(g.app.refresh);
         gw_backoff_tick(g.app.backoff, h2o_now(g.app.loop));
@@ -290,9 +291,10 @@ int main(int argc, char **argv)
     long long expiry_ms = s_setting(cfg, "expiry_ms", 3000, 10);
     long long refresh_ms = s_setting(cfg, "accounts_refresh_ms", 1000, 10);
     long long max_connections = s_setting(cfg, "max_connections", 4096, 1);
+    long long read_timeout_ms = s_setting(cfg, "request_read_timeout_ms", 10000, 100);
     const char *insecure = xws_config_get(cfg, "worker_endpoint_insecure", "no");
     if (deadline_ms < 0 || max_body < 0 || max_query < 0 || queue_max < 0 || queue_max_bytes < 0 || heartbeat_ms < 0 ||
-        expiry_ms < 0 || refresh_ms < 0 || max_connections < 0) {
+        expiry_ms < 0 || refresh_ms < 0 || max_connections < 0 || read_timeout_ms < 0) {
         xws_config_destroy(&cfg);
         return 2;
     }
@@ -364,11 +366,13 @@ int main(int argc, char **argv)
      */
     app->config.max_request_entity_size = gw_msg_entity_limit((size_t)max_body);
     app->config.server_name = h2o_iovec_init(H2O_STRLIT("xws-gateway"));
+    app->config.http1.req_timeout = (uint64_t)read_timeout_ms; /* HTTP/2: gw_conns */
     h2o_hostconf_t *host = h2o_config_register_host(&app->config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     gw_http_register(app, host);
 
     app->loop = h2o_evloop_create();
     h2o_context_init(&app->ctx, app->loop, &app->config);
+    app->conns = gw_conns_new(app->loop, (uint64_t)read_timeout_ms);
     /* the back-off delay must leave time for the password check inside the request's deadline */
     uint64_t delay_ms = (uint64_t)deadline_ms / 2 < GW_BACKOFF_DELAY_MS ? (uint64_t)deadline_ms / 2 : GW_BACKOFF_DELAY_MS;
     h2o_timeout_init(app->loop, &app->backoff_timeout, delay_ms);
@@ -449,7 +453,8 @@ out:
     gw_verifier_destroy(&app->verifier);
     gw_refresh_destroy(&app->refresh);
     gw_broker_destroy(&app->broker); /* sends DISCONNECT to every worker */
-    gw_log_destroy(&app->log);       /* writes the lines still buffered: the last requests of a SIGTERM stop included */
+    gw_conns_destroy(&app->conns);
+    gw_log_destroy(&app->log); /* writes the lines still buffered: the last requests of a SIGTERM stop included */
     gw_accounts_destroy(&app->accounts);
     gw_backoff_destroy(&app->backoff);
     if (app->accept_ctx.ssl_ctx != NULL)

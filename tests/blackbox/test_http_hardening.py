@@ -11,6 +11,7 @@ import os
 import shutil
 import socket
 import ssl
+import struct
 import subprocess
 import tempfile
 import time
@@ -318,3 +319,141 @@ def test_generated_certificate_valid_397_days(system):
     begin = datetime.datetime.strptime(" ".join(dates["notBefore"].split()), fmt)
     end = datetime.datetime.strptime(" ".join(dates["notAfter"].split()), fmt)
     assert (end - begin) <= datetime.timedelta(days=397, hours=1), (begin, end)
+
+
+# ---- HTTP/2 abuse -------------------------------------------------------------------------------------
+
+READ_TIMEOUT_MS = 1000  # request_read_timeout_ms of the system below (default 10000)
+
+
+@pytest.fixture(scope="module")
+def h2sys():
+    s = System(workers=1, extra_env={"XWS_REQUEST_READ_TIMEOUT_MS": str(READ_TIMEOUT_MS)})
+    yield s
+    s.stop()
+
+
+def h2_frame(ftype, flags, stream, payload=b""):
+    return struct.pack(">I", len(payload))[1:] + bytes([ftype, flags]) + struct.pack(">I", stream) + payload
+
+
+def hpack_int(value, prefix_bits, first=0):
+    limit = (1 << prefix_bits) - 1
+    if value < limit:
+        return bytes([first | value])
+    out, value = [first | limit], value - limit
+    while value >= 128:
+        out.append(value % 128 + 128)
+        value //= 128
+    return bytes(out + [value])
+
+
+def h2_headers(method, path, authority):
+    """An HPACK block: :method (static), :scheme https, :path and :authority as literals without indexing."""
+    block = {"GET": b"\x82", "POST": b"\x83"}[method] + b"\x87"
+    for index, value in ((4, path.encode()), (1, authority.encode())):
+        block += hpack_int(index, 4) + hpack_int(len(value), 7) + value
+    return block
+
+
+def h2_connect(system):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_alpn_protocols(["h2"])
+    s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", system.port), timeout=15))
+    assert s.selected_alpn_protocol() == "h2"
+    s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + h2_frame(4, 0, 0))
+    return s
+
+
+def closed_by_server(s, keep_sending, limit=60.0):
+    """Calls keep_sending() every 0.2 s until the server closes the connection; returns the seconds
+    it took (fails past limit, a bound for a hang, not a timing assumption)."""
+    s.settimeout(0.2)
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < limit:
+        try:
+            keep_sending()
+        except OSError:
+            return time.monotonic() - t0
+        try:
+            while True:
+                if not s.recv(65536):
+                    return time.monotonic() - t0
+        except socket.timeout:
+            pass
+        except (OSError, ssl.SSLError):
+            return time.monotonic() - t0
+    pytest.fail("the server kept the connection open for %.0f s" % limit)
+
+
+def test_h2_pinging_idle_connection_is_closed(h2sys):
+    s = h2_connect(h2sys)
+    with s:
+        closed_by_server(s, lambda: s.sendall(h2_frame(6, 0, 0, b"12345678")))
+    assert "no complete request" in h2sys.gateway.text()
+
+
+def test_h2_body_one_byte_at_a_time_is_closed(h2sys):
+    s = h2_connect(h2sys)
+    auth = "127.0.0.1:%d" % h2sys.port
+    with s:
+        s.sendall(h2_frame(1, 0x4, 1, h2_headers("POST", ENTITY_PRIVATE + "?act=add", auth)))
+        closed_by_server(s, lambda: s.sendall(h2_frame(0, 0, 1, b" ")))
+    assert h2sys.get(ENTITY_PRIVATE, {"act": "list"}).status in (200, 204)
+
+
+def h2_answer_status(s, stream, pending):
+    """Reads frames until the HEADERS of stream; returns (its first HPACK byte, the bytes left)."""
+    buf = pending
+    while True:
+        while len(buf) >= 9:
+            n = int.from_bytes(buf[:3], "big")
+            if len(buf) < 9 + n:
+                break
+            ftype, sid, payload = buf[3], int.from_bytes(buf[5:9], "big") & 0x7FFFFFFF, buf[9:9 + n]
+            buf = buf[9 + n:]
+            if ftype == 1 and sid == stream:
+                return payload[:1], buf
+            assert ftype != 7, "GOAWAY while requests are served"
+        chunk = s.recv(65536)
+        assert chunk, "closed while requests are served"
+        buf += chunk
+
+
+def test_h2_active_connection_is_kept(h2sys):
+    # ten requests 0.2 s apart: the connection lives well past the bound while it is used
+    s = h2_connect(h2sys)
+    auth = "127.0.0.1:%d" % h2sys.port
+    block = h2_headers("GET", ENTITY_PRIVATE + "?act=list", auth)
+    pending = b""
+    t0 = time.monotonic()
+    with s:
+        for i in range(10):
+            sid = 1 + 2 * i
+            s.sendall(h2_frame(1, 0x5, sid, block))
+            first, pending = h2_answer_status(s, sid, pending)
+            assert first in (b"\x88", b"\x89"), first  # :status 200 or 204 (static table)
+            time.sleep(0.2)
+    assert time.monotonic() - t0 > 2 * READ_TIMEOUT_MS / 1000
+
+
+def test_h2_rapid_reset_closes_the_connection(h2sys):
+    s = h2_connect(h2sys)
+    auth = "127.0.0.1:%d" % h2sys.port
+    block = h2_headers("GET", ENTITY_PRIVATE + "?act=list", auth)
+    burst = b"".join(
+        h2_frame(1, 0x5, sid, block) + h2_frame(3, 0, sid, struct.pack(">I", 8)) for sid in range(1, 4001, 2)
+    )
+    with s:
+        try:
+            s.sendall(burst)
+        except OSError:
+            pass
+        closed_by_server(s, lambda: None)
+    assert "rapid reset" in h2sys.gateway.text()
+    # other clients are served
+    assert h2sys.get(ENTITY_PRIVATE, {"act": "list"}).status in (200, 204)
+    status, _, _, version = h2sys.curl(h2sys.url(ENTITY_PRIVATE, "act=list"), http2=True)
+    assert version == "HTTP/2" and status in (200, 204)
