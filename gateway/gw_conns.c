@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
+#include "gw_check.h"
 #include "gw_conns.h"
 #include "gw_net.h"
 
@@ -154,4 +156,72 @@ void gw_conns_tick(gw_conns_t *self)
 size_t gw_conns_count(gw_conns_t *self)
 {
     return self->count;
+}
+
+/* ---- self-test ------------------------------------------------------------------------------------ */
+
+static void s_test_closed(void *data)
+{
+    (*(int *)data)++;
+}
+
+/* 1 when the peer of a socketpair end sees the end of the stream (the other end was shut down). */
+static int s_test_peer_ended(int fd)
+{
+    char c;
+    return recv(fd, &c, 1, MSG_DONTWAIT) == 0;
+}
+
+void gw_conns_test(void)
+{
+    h2o_loop_t *loop = h2o_evloop_create();
+    gw_conns_t *t = gw_conns_new(loop, 50);
+    int sv[2], closed = 0;
+    GW_CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+    h2o_socket_t *sock = h2o_evloop_socket_create(loop, sv[0], 0);
+    gw_conns_add(t, sock, s_test_closed, &closed);
+    GW_CHECK(gw_conns_count(t) == 1);
+    gw_conn_t *c = sock->on_close.data;
+
+    /* a request in hand keeps the connection whatever the time; cancelled requests are counted */
+    GW_CHECK(gw_conn_request_start(c) == 0);
+    for (int i = 0; i < 3; i++)
+        h2o_evloop_run(loop, 30);
+    gw_conns_tick(t);
+    GW_CHECK(!c->closing && !s_test_peer_ended(sv[1]));
+    gw_conn_request_end(c, 1);
+    GW_CHECK(c->resets == 1 && !c->closing);
+    for (int i = 0; i < GW_CONNS_MAX_RESETS; i++) {
+        GW_CHECK(gw_conn_request_start(c) == 0);
+        gw_conn_request_end(c, 1);
+    }
+    GW_CHECK(c->closing && s_test_peer_ended(sv[1])); /* past the bound: shut down */
+    GW_CHECK(gw_conn_request_start(c) == -1);         /* and its next requests are refused */
+
+    /* a second connection with nothing in hand is closed after the read timeout */
+    int sv2[2];
+    GW_CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv2) == 0);
+    h2o_socket_t *idle = h2o_evloop_socket_create(loop, sv2[0], 0);
+    gw_conns_add(t, idle, s_test_closed, &closed);
+    gw_conn_t *ic = idle->on_close.data;
+    gw_conns_tick(t);
+    GW_CHECK(!ic->closing);
+    uint64_t until = h2o_now(loop) + 50;
+    while (h2o_now(loop) < until)
+        h2o_evloop_run(loop, 60);
+    gw_conns_tick(t);
+    GW_CHECK(ic->closing && s_test_peer_ended(sv2[1]));
+
+    /* h2o closing a socket frees its record and tells the accepting code */
+    h2o_socket_close(sock);
+    h2o_socket_close(idle);
+    for (int i = 0; i < 5 && closed < 2; i++)
+        h2o_evloop_run(loop, 10);
+    GW_CHECK(closed == 2 && gw_conns_count(t) == 0);
+    gw_conns_destroy(&t);
+    GW_CHECK(t == NULL);
+    gw_conns_destroy(&t);
+    close(sv[1]);
+    close(sv2[1]);
+    h2o_evloop_destroy(loop);
 }

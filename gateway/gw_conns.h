@@ -62,4 +62,7 @@ void gw_conns_tick(gw_conns_t *self);
 /* Number of tracked connections. */
 size_t gw_conns_count(gw_conns_t *self);
 
+/* Self-test over socket pairs in a loop of its own: silent on success, aborts on failure. */
+void gw_conns_test(void);
+
 #endif
