@@ -232,8 +232,11 @@ static int s_flush_worker(gw_broker_t *self, worker_t *w)
                 gwb_ticket_free(self, t);
                 continue;
             }
-            uint64_t now = h2o_now(self->loop); /* the budget left now, not when the envelope was encoded */
-            xws_request_set_budget(t->job->_env, t->job->_envlen, t->deadline_at > now ? t->deadline_at - now : 0);
+            /* the budget left now (not when the envelope was encoded), never beyond the owner's */
+            uint64_t now = h2o_now(self->loop), until = t->deadline_at;
+            if (t->job->_env_deadline_at != 0 && t->job->_env_deadline_at < until)
+                until = t->job->_env_deadline_at;
+            xws_request_set_budget(t->job->_env, t->job->_envlen, until > now ? until - now : 0);
             keys[n] = htobe64(t->id);
             pairs[2 * n] = (xws_slice_t){(const char *)&keys[n], sizeof(keys[n])};
             pairs[2 * n + 1] = (xws_slice_t){t->job->_env, t->job->_envlen};
@@ -386,6 +389,8 @@ int gw_broker_submit_until(gw_broker_t *self, gw_job_t *job, const char *service
     job->_id = ++self->last_id;
     job->_ticket = NULL;
     job->_deadline_at = h2o_now(self->loop) + self->opts.deadline_ms;
+    uint64_t budget;
+    job->_env_deadline_at = xws_request_get_budget(env, len, &budget) == 0 ? h2o_now(self->loop) + budget : 0;
     if (deadline_unix_ms != 0) { /* an earlier deadline of the owner's: the same instant in loop time */
         uint64_t unow = s_unix_ms(), left = deadline_unix_ms > unow ? deadline_unix_ms - unow : 0;
         if (left < self->opts.deadline_ms)

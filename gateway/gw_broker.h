@@ -50,6 +50,7 @@ struct gw_job {
     char *_env;                  /* owned copy of the envelope (for re-dispatch) */
     size_t _envlen;
     uint64_t _deadline_at;      /* loop time (ms) of the deadline */
+    uint64_t _env_deadline_at;  /* loop time (ms) when the envelope's budget ends, 0: no budget */
     h2o_linklist_t _link;       /* in the service queue, or the worker's in-flight list */
     h2o_timeout_entry_t _timer; /* deadline */
     struct gw_ticket *_ticket;  /* while in flight */

@@ -130,6 +130,16 @@ static uint32_t s_budget(uint64_t deadline_ms)
     return left > UINT32_MAX ? UINT32_MAX : (uint32_t)left;
 }
 
+int xws_request_get_budget(const void *env, size_t len, uint64_t *budget_ms)
+{
+    const unsigned char *p = env;
+    if (len < BUDGET_TAIL_LEN || memcmp(p + len - BUDGET_TAIL_LEN, s_budget_tail, sizeof(s_budget_tail) - 1) != 0)
+        return -1;
+    p += len - 4;
+    *budget_ms = (uint64_t)p[0] << 24 | (uint64_t)p[1] << 16 | (uint64_t)p[2] << 8 | p[3];
+    return 0;
+}
+
 int xws_request_set_budget(void *env, size_t len, uint64_t budget_ms)
 {
     unsigned char *p = env;
@@ -641,6 +651,9 @@ void xws_envelope_test(void)
     s_torture(env.data, env.size, 1);
     /* the budget is rewritten in place (a re-sent or queued envelope), and 0 is a deadline already due */
     CHECK(xws_request_set_budget(env.data, env.size, 250) == 0);
+    uint64_t budget = 0;
+    CHECK(xws_request_get_budget(env.data, env.size, &budget) == 0 && budget == 250);
+    CHECK(xws_request_get_budget(env.data, env.size - 1, &budget) == -1);
     t0 = s_unix_ms();
     CHECK(xws_request_decode(&req, env.data, env.size, &err) == 0);
     t1 = s_unix_ms();

@@ -116,6 +116,9 @@ int xws_request_encode(const xws_request_spec_t *spec, msgpack_sbuffer *out);
  */
 int xws_request_set_budget(void *env, size_t len, uint64_t budget_ms);
 
+/* Reads the budget of an encoded request envelope into *budget_ms: 0, or -1 when it carries none. */
+int xws_request_get_budget(const void *env, size_t len, uint64_t *budget_ms);
+
 /*
  * A decoded request envelope. Fields point into the decoded buffer and into _unpacked: valid
  * until xws_request_dispose() and while the buffer lives. body is NULL when absent or nil.
