@@ -17,7 +17,7 @@ usage() {
     exit 2
 }
 
-DAYS=825
+DAYS=397
 FORCE=0
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -33,6 +33,10 @@ done
 HOST=$1
 DIR=$2
 case "$DAYS" in '' | *[!0-9]*) echo "--days must be a number" >&2; exit 2 ;; esac
+if [ "$DAYS" -lt 1 ] || [ "$DAYS" -gt 397 ]; then
+    echo "--days must be between 1 and 397 (server certificates valid longer are refused by browsers)" >&2
+    exit 2
+fi
 if ! printf '%s' "$HOST" | grep -Eq '^[A-Za-z0-9.:-]{1,253}$'; then
     echo "invalid host name or address: $HOST" >&2
     exit 2

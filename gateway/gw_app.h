@@ -18,6 +18,7 @@
 #include "gw_log.h"
 #include "gw_metrics.h"
 
+typedef struct gw_conns gw_conns_t;
 typedef struct gw_internal gw_internal_t;
 typedef struct gw_refresh gw_refresh_t;
 typedef struct gw_verifier gw_verifier_t;
@@ -48,6 +49,7 @@ typedef struct gw_app {
     gw_refresh_t *refresh;   /* the account snapshot kept fresh (gw_refresh.h) */
     gw_verifier_t *verifier; /* password checks at the config service (gw_verify.h) */
     gw_metrics_t *metrics;   /* request counters for /metrics (gw_metrics.h) */
+    gw_conns_t *conns;       /* the accepted connections and the HTTP/2 bounds (gw_conns.h) */
 
     /* life */
     size_t nrequests; /* HTTP requests alive */

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <openssl/crypto.h>
 #include <czmq.h>
 #include "xws/frames.h"
 #include "gw_broker.h"
@@ -85,11 +86,12 @@ static void s_job_release(gw_broker_t *self, gw_job_t *job)
     if (h2o_linklist_is_linked(&job->_link))
         h2o_linklist_unlink(&job->_link);
     if (job->_state == JOB_QUEUED)
-        job->_service->nqueued--;
+        gwb_unqueued(job->_service, job);
     if (job->_ticket != NULL) { /* the worker still works on it: keep its credit until it answers */
         job->_ticket->job = NULL;
         job->_ticket = NULL;
     }
+    OPENSSL_cleanse(job->_env, job->_envlen); /* a password check, a record with its secrets */
     free(job->_env);
     job->_env = NULL;
     job->_envlen = 0;
@@ -146,7 +148,7 @@ void gwb_worker_forget(gw_broker_t *self, worker_t *w, gwb_gone_t how, const cha
         if (job != NULL) {
             h2o_linklist_insert(svc->queue.next, &job->_link);
             job->_state = JOB_QUEUED;
-            svc->nqueued++;
+            gwb_queued(svc, job);
             requeued++;
         }
     }
@@ -169,7 +171,7 @@ static void s_expire_soon(gw_broker_t *self, gw_job_t *job)
 {
     if (job->_state == JOB_QUEUED) {
         h2o_linklist_unlink(&job->_link);
-        job->_service->nqueued--;
+        gwb_unqueued(job->_service, job);
         job->_state = JOB_EXPIRING;
     }
     if (h2o_timeout_is_linked(&job->_timer))
@@ -198,7 +200,7 @@ void gwb_dispatch(gw_broker_t *self, service_t *svc)
             continue;
         }
         h2o_linklist_unlink(&job->_link);
-        svc->nqueued--;
+        gwb_unqueued(svc, job);
         ticket_t *t = s_xcalloc(1, sizeof(*t));
         t->id = job->_id;
         t->job = job;
@@ -240,6 +242,11 @@ static int s_flush_worker(gw_broker_t *self, worker_t *w)
                 gwb_ticket_free(self, t);
                 continue;
             }
+            /* the budget left now (not when the envelope was encoded), never beyond the owner's */
+            uint64_t now = h2o_now(self->loop), until = t->deadline_at;
+            if (t->job->_env_deadline_at != 0 && t->job->_env_deadline_at < until)
+                until = t->job->_env_deadline_at;
+            xws_request_set_budget(t->job->_env, t->job->_envlen, until > now ? until - now : 0);
             keys[n] = htobe64(t->id);
             pairs[2 * n] = (xws_slice_t){(const char *)&keys[n], sizeof(keys[n])};
             pairs[2 * n + 1] = (xws_slice_t){t->job->_env, t->job->_envlen};
@@ -383,7 +390,9 @@ int gw_broker_submit_until(gw_broker_t *self, gw_job_t *job, const char *service
         svc->counts.no_worker++;
         return GW_SUBMIT_NO_WORKER;
     }
-    if (svc->nqueued >= self->opts.queue_max) {
+    if (svc->nqueued >= self->opts.queue_max ||
+        (self->opts.queue_max_bytes != 0 && svc->nqueued > 0 && svc->queued_bytes + len > self->opts.queue_max_bytes)) {
+        /* the first waiting job is accepted whatever its size: the envelope limit bounds it */
         svc->counts.queue_full++;
         return GW_SUBMIT_FULL;
     }
@@ -397,6 +406,8 @@ int gw_broker_submit_until(gw_broker_t *self, gw_job_t *job, const char *service
     job->_id = ++self->last_id;
     job->_ticket = NULL;
     job->_deadline_at = h2o_now(self->loop) + self->opts.deadline_ms;
+    uint64_t budget;
+    job->_env_deadline_at = xws_request_get_budget(env, len, &budget) == 0 ? h2o_now(self->loop) + budget : 0;
     if (deadline_unix_ms != 0) { /* an earlier deadline of the owner's: the same instant in loop time */
         uint64_t unow = s_unix_ms(), left = deadline_unix_ms > unow ? deadline_unix_ms - unow : 0;
         if (left < self->opts.deadline_ms)
@@ -408,7 +419,7 @@ int gw_broker_submit_until(gw_broker_t *self, gw_job_t *job, const char *service
     h2o_timeout_link(self->loop, &self->deadline, &job->_timer);
     h2o_linklist_insert(&svc->queue, &job->_link);
     job->_state = JOB_QUEUED;
-    svc->nqueued++;
+    gwb_queued(svc, job);
     self->npending++;
     gwb_dispatch(self, svc);
     return GW_SUBMIT_OK;

@@ -5,7 +5,7 @@
  * event loop (a dup of ZMQ_FD, read with DONT_READ and drained while ZMQ_EVENTS says POLLIN; the
  * socket is looked at again after every send). Workers register with READY <service> <credit>; a
  * job goes to a live worker of its service with spare credit (the fewest in flight, then the one
- * idle longest), else waits in the service's FIFO queue (bounded). Heartbeats go both ways; a
+ * idle longest), else waits in the service's FIFO queue (bounded by jobs and by bytes). Heartbeats go both ways; a
  * worker silent for expiry_ms, or one that says DISCONNECT, is forgotten and what it held is sent
  * again (same envelope, same rid) to another worker or queued. Anything but READY from an unknown
  * peer is answered with DISCONNECT. Every job has a deadline; past it the owner hears
@@ -13,7 +13,9 @@
  *
  * A job is a struct the owner embeds in its own state (an HTTP request, an internal consumer
  * request, an account refresh) and submits with its encoded request envelope; the broker calls
- * job->on_done exactly once per accepted submit, unless the owner cancels it first.
+ * job->on_done exactly once per accepted submit, unless the owner cancels it first. The broker's
+ * copy of an envelope (held for re-dispatch) is wiped before it is freed: password checks and
+ * records carry secrets.
  */
 #ifndef GW_BROKER_H
 #define GW_BROKER_H
@@ -48,6 +50,7 @@ struct gw_job {
     char *_env;                  /* owned copy of the envelope (for re-dispatch) */
     size_t _envlen;
     uint64_t _deadline_at;      /* loop time (ms) of the deadline */
+    uint64_t _env_deadline_at;  /* loop time (ms) when the envelope's budget ends, 0: no budget */
     h2o_linklist_t _link;       /* in the service queue, or the worker's in-flight list */
     h2o_timeout_entry_t _timer; /* deadline */
     struct gw_ticket *_ticket;  /* while in flight */
@@ -55,11 +58,12 @@ struct gw_job {
 
 /* Settings of a broker. */
 typedef struct {
-    const char *endpoint;  /* where to bind the worker ROUTER */
-    uint64_t deadline_ms;  /* job deadline */
-    uint64_t heartbeat_ms; /* heartbeat interval */
-    uint64_t expiry_ms;    /* silence after which a worker is dead */
-    size_t queue_max;      /* waiting jobs per service */
+    const char *endpoint;   /* where to bind the worker ROUTER */
+    uint64_t deadline_ms;   /* job deadline */
+    uint64_t heartbeat_ms;  /* heartbeat interval */
+    uint64_t expiry_ms;     /* silence after which a worker is dead */
+    size_t queue_max;       /* waiting jobs per service */
+    size_t queue_max_bytes; /* bytes of the waiting jobs' envelopes per service (0: no bound but queue_max) */
 } gw_broker_opts_t;
 
 /* The largest ZeroMQ frame the gateway's ROUTERs accept (ZMQ_MAXMSGSIZE): a peer sending a larger
@@ -74,7 +78,7 @@ typedef struct {
 /* Result of gw_broker_submit. */
 #define GW_SUBMIT_OK 0
 #define GW_SUBMIT_NO_WORKER -1 /* no live worker for the service: answer 503 */
-#define GW_SUBMIT_FULL -2      /* every worker busy and the queue full: answer 503 */
+#define GW_SUBMIT_FULL -2      /* every worker busy and the queue full (jobs or bytes): answer 503 */
 #define GW_SUBMIT_UNKNOWN -3   /* no such service: answer 404 */
 
 /*

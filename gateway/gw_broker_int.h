@@ -49,6 +49,7 @@ struct gw_service {
     h2o_linklist_t queue;   /* gw_job_t._link, FIFO */
     size_t nworkers, nqueued;
     gw_broker_counts_t counts; /* events since the start; the figures of forgotten workers' last reports included */
+    size_t queued_bytes; /* envelope bytes of the nqueued jobs */
     service_t *next;
 };
 
@@ -96,6 +97,20 @@ ticket_t **gwb_ticket_slot(gw_broker_t *self, uint64_t id);
 
 /* Frees a ticket; its worker's credit comes back. */
 void gwb_ticket_free(gw_broker_t *self, ticket_t *t);
+
+/* Counts job (just put in svc's queue) as waiting: jobs and envelope bytes. */
+static inline void gwb_queued(service_t *svc, const gw_job_t *job)
+{
+    svc->nqueued++;
+    svc->queued_bytes += job->_envlen;
+}
+
+/* Counts job (just taken out of svc's queue) as no longer waiting. */
+static inline void gwb_unqueued(service_t *svc, const gw_job_t *job)
+{
+    svc->nqueued--;
+    svc->queued_bytes -= job->_envlen;
+}
 
 /* Makes the job idle and calls its owner back (exactly once). */
 void gwb_finish(gw_broker_t *self, gw_job_t *job, gw_job_outcome_t outcome, const void *data, size_t len);

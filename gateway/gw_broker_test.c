@@ -196,7 +196,7 @@ void gw_broker_test(void)
     ctx_t x;
     memset(&x, 0, sizeof(x));
     h2o_loop_t *loop = x.loop = h2o_evloop_create();
-    gw_broker_opts_t opts = {EP, 400, 50, 150, 2}; /* deadline, heartbeat, expiry (ms), queue */
+    gw_broker_opts_t opts = {EP, 400, 50, 150, 2, 6}; /* deadline, heartbeat, expiry (ms), queue (jobs, bytes) */
     const char *known[] = {"svc", "other", NULL};
     gw_broker_t *b = x.b = gw_broker_new(loop, &opts, known);
     GW_CHECK(b != NULL);
@@ -235,8 +235,10 @@ void gw_broker_test(void)
     GW_CHECK(j[1].ndone == 1 && j[1].outcome == GW_JOB_REPLY && strcmp(j[1].reply, "r1") == 0 && !gw_job_busy(&j[1].job));
     GW_CHECK(gw_broker_pending(b) == 2);
 
-    /* the bounded queue: A is full (e2, e3), two may wait, the next is refused */
-    GW_CHECK(s_submit(b, &j[4], "svc", "e4") == GW_SUBMIT_OK && s_submit(b, &j[5], "svc", "e5") == GW_SUBMIT_OK);
+    /* the bounded queue: A is full (e2, e3), two may wait, the next is refused; and at most 6 bytes wait */
+    GW_CHECK(s_submit(b, &j[4], "svc", "e4") == GW_SUBMIT_OK);
+    GW_CHECK(s_submit(b, &j[6], "svc", "e-long") == GW_SUBMIT_FULL && !gw_job_busy(&j[6].job));
+    GW_CHECK(s_submit(b, &j[5], "svc", "e5") == GW_SUBMIT_OK);
     GW_CHECK(s_submit(b, &j[6], "svc", "e6") == GW_SUBMIT_FULL && !gw_job_busy(&j[6].job));
     gw_broker_service_t st = s_svc(b, "svc");
     GW_CHECK(st.counts.no_worker == 1 && st.counts.queue_full == 1 && st.counts.registered == 1);

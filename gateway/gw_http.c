@@ -11,13 +11,12 @@
 #include "xws/proto.h"
 #include "gw_authn.h"
 #include "gw_check.h"
+#include "gw_guard.h"
 #include "gw_http.h"
 #include "gw_req.h"
 #include "gw_msg.h"
 #include "gw_route.h"
 #include "gw_status.h"
-
-#define WS_VERSION "1.0"
 
 static uint64_t s_mono_us(void)
 {
@@ -51,7 +50,8 @@ void gw_req_send(gw_req_t *r, int status, const char *body, size_t len)
     req->res.status = status;
     req->res.reason = gw_msg_reason(status);
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-xivo-ws-version"), 0, "X-XIVO-WS-VERSION",
-                          H2O_STRLIT(WS_VERSION));
+                          H2O_STRLIT(GW_WS_VERSION));
+    s_add_header(r, H2O_TOKEN_STRICT_TRANSPORT_SECURITY, GW_HSTS);
     if (len > 0 && h2o_find_header(&req->res.headers, H2O_TOKEN_CONTENT_TYPE, -1) == -1) /* /metrics sets its own */
         s_add_header(r, H2O_TOKEN_CONTENT_TYPE, "application/json");
     if (status == 503)
@@ -109,6 +109,8 @@ static void s_on_freed(void *arg)
     if (h2o_timeout_is_linked(&r->deadline))
         h2o_timeout_unlink(&r->deadline);
     OPENSSL_cleanse(r->password, sizeof(r->password));
+    if (r->conn != NULL) /* on HTTP/2, freed before the answer: the client reset the stream */
+        gw_conn_request_end(r->conn, r->phase != PH_DONE && r->req->version >= 0x200);
     if (r->phase != PH_DONE) { /* the client went away before the answer */
         gw_log_entry_t e = {r->addr_text,
                             r->req->method.base,
@@ -301,6 +303,19 @@ static int s_on_req(h2o_handler_t *self, h2o_req_t *req)
     struct sockaddr_storage ss;
     socklen_t sslen = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
     gw_addr_from_sockaddr((struct sockaddr *)&ss, sslen, r->addr, r->addr_text, sizeof(r->addr_text));
+    if ((r->conn = gw_conns_of(req)) != NULL && gw_conn_request_start(r->conn) != 0) {
+        r->conn = NULL;
+        gw_req_send_error(r, 503, "connection_closing", "",
+                          "this connection is being closed (too many requests cancelled, or no request in time); open a new one");
+        return 0;
+    }
+
+    gw_guard_fault_t fault;
+    if (gw_guard_framing(req, &fault) != 0) {
+        req->http1_is_persistent = 0; /* nothing after this head may be read as a request */
+        gw_req_send_error(r, 400, "invalid_value", fault.field, fault.message);
+        return 0;
+    }
 
     xws_slice_t query;
     gw_msg_split_target(req->path.base, req->path.len, &r->path, &query);
@@ -367,6 +382,10 @@ static int s_on_req(h2o_handler_t *self, h2o_req_t *req)
             gw_req_send_empty(r, 403);
             return 0;
         }
+        if (gw_guard_private_origin(req, &fault) != 0) {
+            gw_req_send_error(r, 403, "forbidden", fault.field, fault.message);
+            return 0;
+        }
         gw_req_dispatch(r);
         return 0;
     }
@@ -383,7 +402,9 @@ static void s_on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t
 {
     if (h2o_find_header_by_str(&req->res.headers, H2O_STRLIT("x-xivo-ws-version"), -1) == -1)
         h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-xivo-ws-version"), 0, "X-XIVO-WS-VERSION",
-                              H2O_STRLIT(WS_VERSION));
+                              H2O_STRLIT(GW_WS_VERSION));
+    if (h2o_find_header(&req->res.headers, H2O_TOKEN_STRICT_TRANSPORT_SECURITY, -1) == -1)
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_STRICT_TRANSPORT_SECURITY, NULL, H2O_STRLIT(GW_HSTS));
     if (req->res.status >= 100 && req->res.status <= 999)
         req->res.reason = gw_msg_reason(req->res.status);
     if (h2o_find_header(&req->res.headers, H2O_TOKEN_CACHE_CONTROL, -1) == -1)

@@ -20,6 +20,8 @@
 #include "xws/config.h"
 #include "xws/notify.h"
 #include "gw_app.h"
+#include "gw_conns.h"
+#include "gw_guard.h"
 #include "gw_http.h"
 #include "gw_msg.h"
 #include "gw_internal.h"
@@ -97,8 +99,7 @@ static void s_on_accept(h2o_socket_t *listener, const char *err)
         return;
     }
     g.nconns++;
-    sock->on_close.cb = s_on_conn_close;
-    sock->on_close.data = NULL;
+    gw_conns_add(g.app.conns, sock, s_on_conn_close, NULL);
     if (g.nconns >= g.max_connections)
         s_listener_update();
     h2o_accept(&g.app.accept_ctx, sock);
@@ -135,6 +136,7 @@ static void s_on_tick(h2o_timeout_entry_t *entry)
             fprintf(stderr, "xws-gateway: SIGHUP: log files reopened\n");
     }
     gw_broker_tick(g.app.broker);
+    gw_conns_tick(g.app.conns);
     if (!g.app.stopping) {
         gw_refresh_tick(g.app.refresh);
         gw_backoff_tick(g.app.backoff, h2o_now(g.app.loop));
@@ -301,6 +303,7 @@ int main(int argc, char **argv)
     const char *data_dir = xws_config_get(cfg, "data_dir", "${run_dir}/data");
     const char *tls_cert = xws_config_get(cfg, "tls_cert", "");
     const char *tls_key = xws_config_get(cfg, "tls_key", "");
+    const char *tls_ciphers = xws_config_get(cfg, "tls_ciphers", "");
     const char *endpoints = xws_config_get(cfg, "worker_endpoints", "ipc://${run_dir}/workers.ipc");
     const char *internal_ep = xws_config_get(cfg, "internal_endpoint", "ipc://${run_dir}/internal.ipc");
     const char *curve_secret = xws_config_get(cfg, "curve_secret_key", "");
@@ -310,13 +313,15 @@ int main(int argc, char **argv)
     long long max_body = s_setting(cfg, "max_body", 1048576, 0);
     long long max_query = s_setting(cfg, "max_query", 8192, 0);
     long long queue_max = s_setting(cfg, "queue_max", 10000, 0);
+    long long queue_max_bytes = s_setting(cfg, "queue_max_bytes", 64ll << 20, 0);
     long long heartbeat_ms = s_setting(cfg, "heartbeat_ms", 1000, 10);
     long long expiry_ms = s_setting(cfg, "expiry_ms", 3000, 10);
     long long refresh_ms = s_setting(cfg, "accounts_refresh_ms", 1000, 10);
     long long max_connections = s_setting(cfg, "max_connections", 4096, 1);
+    long long read_timeout_ms = s_setting(cfg, "request_read_timeout_ms", 10000, 100);
     const char *insecure = xws_config_get(cfg, "worker_endpoint_insecure", "no");
-    if (deadline_ms < 0 || max_body < 0 || max_query < 0 || queue_max < 0 || heartbeat_ms < 0 || expiry_ms < 0 || refresh_ms < 0 ||
-        max_connections < 0) {
+    if (deadline_ms < 0 || max_body < 0 || max_query < 0 || queue_max < 0 || queue_max_bytes < 0 || heartbeat_ms < 0 ||
+        expiry_ms < 0 || refresh_ms < 0 || max_connections < 0 || read_timeout_ms < 0) {
         xws_config_destroy(&cfg);
         return 2;
     }
@@ -384,6 +389,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < 8; i++)
         snprintf(app->instance + 2 * i, 3, "%02x", inst[i]);
 
+    gw_guard_init();
     h2o_config_init(&app->config);
     /*
      * h2o refuses bodies above max_request_entity_size itself (over HTTP/2 with a stream reset, not
@@ -392,11 +398,13 @@ int main(int argc, char **argv)
      */
     app->config.max_request_entity_size = gw_msg_entity_limit((size_t)max_body);
     app->config.server_name = h2o_iovec_init(H2O_STRLIT("xws-gateway"));
+    app->config.http1.req_timeout = (uint64_t)read_timeout_ms; /* HTTP/2: gw_conns */
     h2o_hostconf_t *host = h2o_config_register_host(&app->config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     gw_http_register(app, host);
 
     app->loop = h2o_evloop_create();
     h2o_context_init(&app->ctx, app->loop, &app->config);
+    app->conns = gw_conns_new(app->loop, (uint64_t)read_timeout_ms);
     /* the back-off delay must leave time for the password check inside the request's deadline */
     uint64_t delay_ms = (uint64_t)deadline_ms / 2 < GW_BACKOFF_DELAY_MS ? (uint64_t)deadline_ms / 2 : GW_BACKOFF_DELAY_MS;
     h2o_timeout_init(app->loop, &app->backoff_timeout, delay_ms);
@@ -404,13 +412,14 @@ int main(int argc, char **argv)
     app->accept_ctx.ctx = &app->ctx;
     app->accept_ctx.hosts = app->config.hosts;
     int rc = 1;
-    if ((app->accept_ctx.ssl_ctx = gw_tls_new(tls_cert, tls_key, data_dir)) == NULL)
+    if ((app->accept_ctx.ssl_ctx = gw_tls_new(tls_cert, tls_key, data_dir, tls_ciphers)) == NULL)
         goto out;
     app->metrics = gw_metrics_new(gw_app_unix_ms());
     if ((app->accounts = gw_accounts_new()) == NULL || (app->backoff = gw_backoff_new()) == NULL ||
         (app->log = gw_log_new(app->loop, access_log)) == NULL)
         goto out;
-    gw_broker_opts_t bopts = {worker_ep, (uint64_t)deadline_ms, (uint64_t)heartbeat_ms, (uint64_t)expiry_ms, (size_t)queue_max};
+    gw_broker_opts_t bopts = {worker_ep,           (uint64_t)deadline_ms, (uint64_t)heartbeat_ms,
+                              (uint64_t)expiry_ms, (size_t)queue_max,     (size_t)queue_max_bytes};
     const char *services[16];
     if (gw_route_services(services, sizeof(services) / sizeof(services[0])) < 0)
         abort(); /* the table names more services than this room: a build mistake */
@@ -492,7 +501,8 @@ out:
     gw_verifier_destroy(&app->verifier);
     gw_refresh_destroy(&app->refresh);
     gw_broker_destroy(&app->broker); /* sends DISCONNECT to every worker */
-    gw_log_destroy(&app->log);       /* writes the lines still buffered: the last requests of a SIGTERM stop included */
+    gw_conns_destroy(&app->conns);
+    gw_log_destroy(&app->log); /* writes the lines still buffered: the last requests of a SIGTERM stop included */
     gw_accounts_destroy(&app->accounts);
     gw_backoff_destroy(&app->backoff);
     gw_metrics_destroy(&app->metrics);

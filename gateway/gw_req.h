@@ -8,6 +8,7 @@
 
 #include "xws/proto.h"
 #include "gw_app.h"
+#include "gw_conns.h"
 #include "gw_refresh.h"
 #include "gw_route.h"
 #include "gw_verify.h"
@@ -27,6 +28,7 @@ typedef enum {
 typedef struct {
     gw_app_t *app;
     h2o_req_t *req;
+    gw_conn_t *conn; /* its tracked connection (gw_conns), NULL when none */
     phase_t phase;
     const gw_route_t *route;
     gw_mode_t mode;

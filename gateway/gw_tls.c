@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <openssl/err.h>
@@ -86,7 +87,7 @@ int gw_tls_generate(const char *cert_path, const char *key_path)
     BN_free(bn);
     X509_set_version(x, 2);
     X509_gmtime_adj(X509_getm_notBefore(x), -3600);
-    X509_gmtime_adj(X509_getm_notAfter(x), (long)3650 * 24 * 3600);
+    X509_gmtime_adj(X509_getm_notAfter(x), (long)GW_TLS_CERT_DAYS * 24 * 3600);
     X509_set_pubkey(x, pkey);
     X509_NAME *name = X509_get_subject_name(x);
     X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"127.0.0.1", -1, -1, 0);
@@ -138,7 +139,37 @@ done:
     return rc;
 }
 
-SSL_CTX *gw_tls_new(const char *cert, const char *key, const char *data_dir)
+/* 1 when the certificate in path ends within days (or cannot be read), else 0. */
+static int s_expires_within(const char *path, int days)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return 1;
+    X509 *x = PEM_read_X509(f, NULL, NULL, NULL);
+    fclose(f);
+    if (x == NULL) {
+        ERR_clear_error();
+        return 1;
+    }
+    time_t at = time(NULL) + (time_t)days * 24 * 3600;
+    int ends = X509_cmp_time(X509_get0_notAfter(x), &at) <= 0;
+    X509_free(x);
+    return ends;
+}
+
+/* Moves path to path.old (replacing an older one); 0 or -1 (reason on stderr). */
+static int s_keep_old(const char *path)
+{
+    char old[4200];
+    if ((size_t)snprintf(old, sizeof(old), "%s.old", path) >= sizeof(old) || rename(path, old) != 0) {
+        fprintf(stderr, "xws-gateway: cannot move %s aside: %s\n", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* gw_tls_new, replacing a generated certificate with fewer than renew_days days left */
+static SSL_CTX *s_tls_new(const char *cert, const char *key, const char *data_dir, const char *ciphers, int renew_days)
 {
     char cbuf[4096], kbuf[4096];
     int have_cert = cert != NULL && *cert != '\0', have_key = key != NULL && *key != '\0';
@@ -156,6 +187,12 @@ SSL_CTX *gw_tls_new(const char *cert, const char *key, const char *data_dir)
         }
         cert = cbuf, key = kbuf;
         int c_exists = access(cert, F_OK) == 0, k_exists = access(key, F_OK) == 0;
+        if (c_exists && k_exists && s_expires_within(cert, renew_days)) {
+            if (s_keep_old(cert) != 0 || s_keep_old(key) != 0)
+                return NULL;
+            c_exists = k_exists = 0;
+            fprintf(stderr, "xws-gateway: the generated certificate in %s ends within %d days: replacing it\n", dir, renew_days);
+        }
         if (!c_exists && !k_exists) {
             if (s_mkdirs(dir, 0700) != 0 || gw_tls_generate(cert, key) != 0)
                 return NULL;
@@ -173,6 +210,14 @@ SSL_CTX *gw_tls_new(const char *cert, const char *key, const char *data_dir)
     }
     SSL_CTX_set_min_proto_version(ssl, TLS1_2_VERSION);
     SSL_CTX_set_options(ssl, SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION);
+    if (ciphers == NULL || *ciphers == '\0')
+        ciphers = GW_TLS_CIPHERS_DEFAULT;
+    if (SSL_CTX_set_cipher_list(ssl, ciphers) != 1) {
+        fprintf(stderr, "xws-gateway: tls_ciphers = %s names no cipher suite OpenSSL knows\n", ciphers);
+        s_ssl_error("tls_ciphers");
+        SSL_CTX_free(ssl);
+        return NULL;
+    }
     if (SSL_CTX_use_certificate_chain_file(ssl, cert) != 1) {
         fprintf(stderr, "xws-gateway: cannot load the certificate %s\n", cert);
         s_ssl_error("certificate");
@@ -189,13 +234,18 @@ SSL_CTX *gw_tls_new(const char *cert, const char *key, const char *data_dir)
     return ssl;
 }
 
+SSL_CTX *gw_tls_new(const char *cert, const char *key, const char *data_dir, const char *ciphers)
+{
+    return s_tls_new(cert, key, data_dir, ciphers, GW_TLS_RENEW_DAYS);
+}
+
 void gw_tls_test(void)
 {
     char dir[] = "/tmp/gw-tls-test-XXXXXX";
     GW_CHECK(mkdtemp(dir) != NULL);
     char sub[128], cert[160], key[160];
     snprintf(sub, sizeof(sub), "%s/data", dir);
-    SSL_CTX *ssl = gw_tls_new(NULL, NULL, sub);
+    SSL_CTX *ssl = gw_tls_new(NULL, NULL, sub, NULL);
     GW_CHECK(ssl != NULL);
     SSL_CTX_free(ssl);
     snprintf(cert, sizeof(cert), "%s/tls/cert.pem", sub);
@@ -203,16 +253,30 @@ void gw_tls_test(void)
     struct stat st;
     GW_CHECK(stat(key, &st) == 0 && (st.st_mode & 0777) == 0600);
     GW_CHECK(gw_tls_generate(cert, key) == -1); /* never overwrites */
-    ssl = gw_tls_new(NULL, "", sub);            /* second start: loads the existing pair */
+    /* valid GW_TLS_CERT_DAYS days: not within 30 days of its end, within 398 */
+    GW_CHECK(!s_expires_within(cert, GW_TLS_RENEW_DAYS) && !s_expires_within(cert, GW_TLS_CERT_DAYS - 1));
+    GW_CHECK(s_expires_within(cert, GW_TLS_CERT_DAYS + 1) && s_expires_within("/nonexistent", 1));
+    GW_CHECK(gw_tls_new(NULL, NULL, sub, "NO-SUCH-CIPHER") == NULL);
+    /* a generated pair near its end is replaced; the old one is kept aside */
+    ssl = s_tls_new(NULL, NULL, sub, NULL, GW_TLS_CERT_DAYS + 1);
     GW_CHECK(ssl != NULL);
     SSL_CTX_free(ssl);
-    ssl = gw_tls_new(cert, key, "/nonexistent");
+    char oldc[170], oldk[170];
+    snprintf(oldc, sizeof(oldc), "%s.old", cert);
+    snprintf(oldk, sizeof(oldk), "%s.old", key);
+    GW_CHECK(access(oldc, F_OK) == 0 && access(oldk, F_OK) == 0 && access(cert, F_OK) == 0 && access(key, F_OK) == 0);
+    unlink(oldc);
+    unlink(oldk);
+    ssl = gw_tls_new(NULL, "", sub, ""); /* second start: loads the existing pair */
     GW_CHECK(ssl != NULL);
     SSL_CTX_free(ssl);
-    GW_CHECK(gw_tls_new(cert, NULL, sub) == NULL);
-    GW_CHECK(gw_tls_new(key, cert, sub) == NULL);
+    ssl = gw_tls_new(cert, key, "/nonexistent", "ECDHE-ECDSA-AES128-SHA");
+    GW_CHECK(ssl != NULL);
+    SSL_CTX_free(ssl);
+    GW_CHECK(gw_tls_new(cert, NULL, sub, NULL) == NULL);
+    GW_CHECK(gw_tls_new(key, cert, sub, NULL) == NULL);
     unlink(key);
-    GW_CHECK(gw_tls_new(NULL, NULL, sub) == NULL); /* half a pair is refused */
+    GW_CHECK(gw_tls_new(NULL, NULL, sub, NULL) == NULL); /* half a pair is refused */
     unlink(cert);
     char tlsdir[160];
     snprintf(tlsdir, sizeof(tlsdir), "%s/tls", sub);

@@ -1,6 +1,7 @@
 /* envelope.c - request and reply envelopes of PROTOCOL.md §3-4 (see xws/proto.h). */
 #include <assert.h>
 #include <string.h>
+#include <sys/time.h>
 #include "xws/proto.h"
 #include "internal.h"
 
@@ -109,6 +110,47 @@ static int s_once(unsigned *seen, unsigned bit, const char **err)
 
 /* ---- request --------------------------------------------------------------------------------- */
 
+/* Wall-clock Unix time in ms: the local clock against which budgets become deadlines. */
+static uint64_t s_unix_ms(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
+}
+
+/* The envelope's last bytes when it carries a budget: the key, then a uint 32 (0xce) */
+static const char s_budget_tail[] = "\xa6"
+                                    "budget\xce";
+#define BUDGET_TAIL_LEN (sizeof(s_budget_tail) - 1 + 4)
+
+/* The budget (ms) left before deadline_ms (Unix ms), in the range of a uint 32. */
+static uint32_t s_budget(uint64_t deadline_ms)
+{
+    uint64_t now = s_unix_ms(), left = deadline_ms > now ? deadline_ms - now : 0;
+    return left > UINT32_MAX ? UINT32_MAX : (uint32_t)left;
+}
+
+int xws_request_get_budget(const void *env, size_t len, uint64_t *budget_ms)
+{
+    const unsigned char *p = env;
+    if (len < BUDGET_TAIL_LEN || memcmp(p + len - BUDGET_TAIL_LEN, s_budget_tail, sizeof(s_budget_tail) - 1) != 0)
+        return -1;
+    p += len - 4;
+    *budget_ms = (uint64_t)p[0] << 24 | (uint64_t)p[1] << 16 | (uint64_t)p[2] << 8 | p[3];
+    return 0;
+}
+
+int xws_request_set_budget(void *env, size_t len, uint64_t budget_ms)
+{
+    unsigned char *p = env;
+    if (len < BUDGET_TAIL_LEN || memcmp(p + len - BUDGET_TAIL_LEN, s_budget_tail, sizeof(s_budget_tail) - 1) != 0)
+        return -1;
+    uint32_t b = budget_ms > UINT32_MAX ? UINT32_MAX : (uint32_t)budget_ms;
+    p += len - 4;
+    p[0] = (unsigned char)(b >> 24), p[1] = (unsigned char)(b >> 16), p[2] = (unsigned char)(b >> 8), p[3] = (unsigned char)b;
+    return 0;
+}
+
 int xws_request_encode(const xws_request_spec_t *spec, msgpack_sbuffer *out)
 {
     assert(spec != NULL && out != NULL && (spec->params != NULL || spec->nparams == 0));
@@ -163,13 +205,13 @@ int xws_request_encode(const xws_request_spec_t *spec, msgpack_sbuffer *out)
             s_pack_slice(&pk, spec->caller_addr);
         }
     }
-    if (spec->deadline_ms != 0) {
-        s_pack_key(&pk, "deadline");
-        PACK(msgpack_pack_uint64(&pk, spec->deadline_ms));
-    }
     if (spec->inm.len != 0) {
         s_pack_key(&pk, "inm");
         s_pack_slice(&pk, spec->inm);
+    }
+    if (spec->deadline_ms != 0) { /* last, fixed width: xws_request_set_budget rewrites it in place */
+        s_pack_key(&pk, "budget");
+        PACK(msgpack_pack_fix_uint32(&pk, s_budget(spec->deadline_ms)));
     }
     if (out->size - start > XWS_MAX_ENVELOPE) {
         out->size = start;
@@ -281,7 +323,15 @@ int xws_request_decode(xws_request_t *req, const void *data, size_t len, const c
         } else if (s_key_is(k, "caller")) {
             if (s_once(&seen, F_CALLER, err) != 0 || s_caller(req, v, err) != 0)
                 return -1;
-        } else if (s_key_is(k, "deadline")) {
+        } else if (s_key_is(k, "budget")) { /* ms the sender still waits: a deadline on this host's clock */
+            if (s_once(&seen, F_DEADLINE, err) != 0)
+                return -1;
+            if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER || v->via.u64 > UINT32_MAX) {
+                *err = "bad budget";
+                return -1;
+            }
+            req->deadline_ms = s_unix_ms() + v->via.u64;
+        } else if (s_key_is(k, "deadline")) { /* before budgets: the sender's Unix time, taken as is */
             if (s_once(&seen, F_DEADLINE, err) != 0)
                 return -1;
             if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
@@ -570,17 +620,22 @@ void xws_envelope_test(void)
                                .caller_mode = xws_slice("restricted"),
                                .caller_account = xws_slice(""),
                                .caller_addr = xws_slice("127.0.0.1"),
-                               .deadline_ms = 1700000000123ull,
+                               .deadline_ms = s_unix_ms() + 60000,
                                .inm = xws_slice("\"abc\"")};
+    uint64_t t0 = s_unix_ms();
     CHECK(xws_request_encode(&spec, &env) == 0);
 
     xws_request_t req;
     const char *err = NULL;
     CHECK(xws_request_decode(&req, env.data, env.size, &err) == 0);
+    uint64_t t1 = s_unix_ms();
+    /* the budget (deadline - encode time) becomes a deadline on the decoder's clock */
+    CHECK(req.deadline_ms >= spec.deadline_ms - (t1 - t0) && req.deadline_ms <= spec.deadline_ms + (t1 - t0));
+    CHECK(env.size > BUDGET_TAIL_LEN && memcmp(env.data + env.size - BUDGET_TAIL_LEN, s_budget_tail, 8) == 0);
     CHECK(req.version == 1 && xws_slice_eq(req.rid, "gw1-42") && xws_slice_eq(req.service, "config"));
     CHECK(xws_slice_eq(req.resource, "entity") && xws_slice_eq(req.act, "edit"));
     CHECK(xws_slice_eq(req.caller_mode, "restricted") && xws_slice_eq(req.caller_account, "") && req.caller_account.ptr != NULL);
-    CHECK(xws_slice_eq(req.caller_addr, "127.0.0.1") && req.deadline_ms == 1700000000123ull && xws_slice_eq(req.inm, "\"abc\""));
+    CHECK(xws_slice_eq(req.caller_addr, "127.0.0.1") && xws_slice_eq(req.inm, "\"abc\""));
     CHECK(req.params != NULL && req.params->size == 3);
     xws_slice_t v;
     CHECK(xws_request_param(&req, "id", &v) == 0 && xws_slice_eq(v, "12")); /* first occurrence wins */
@@ -594,6 +649,25 @@ void xws_envelope_test(void)
     xws_request_dispose(&req);
     xws_request_dispose(&req); /* disposing twice is harmless */
     s_torture(env.data, env.size, 1);
+    /* the budget is rewritten in place (a re-sent or queued envelope), and 0 is a deadline already due */
+    CHECK(xws_request_set_budget(env.data, env.size, 250) == 0);
+    uint64_t budget = 0;
+    CHECK(xws_request_get_budget(env.data, env.size, &budget) == 0 && budget == 250);
+    CHECK(xws_request_get_budget(env.data, env.size - 1, &budget) == -1);
+    t0 = s_unix_ms();
+    CHECK(xws_request_decode(&req, env.data, env.size, &err) == 0);
+    t1 = s_unix_ms();
+    CHECK(req.deadline_ms >= t0 + 250 && req.deadline_ms <= t1 + 250);
+    xws_request_dispose(&req);
+    xws_request_spec_t past = spec;
+    past.deadline_ms = 1700000000123ull; /* long gone: budget 0 */
+    msgpack_sbuffer_clear(&env);
+    CHECK(xws_request_encode(&past, &env) == 0);
+    t0 = s_unix_ms();
+    CHECK(xws_request_decode(&req, env.data, env.size, &err) == 0);
+    CHECK(req.deadline_ms >= t0 && req.deadline_ms <= s_unix_ms());
+    xws_request_dispose(&req);
+    CHECK(xws_request_set_budget(env.data, env.size - 1, 5) == -1 && xws_request_set_budget(env.data, 3, 5) == -1);
 
     /* minimal request: no params, body, caller, deadline, inm; act "" */
     xws_request_spec_t min = {.rid = xws_slice("r"), .service = xws_slice("s"), .resource = xws_slice("t")};
@@ -675,6 +749,10 @@ void xws_envelope_test(void)
     CHECK(s_try_request(full, "caller", (xws_slice_t){"\x81\xa4mode\x07", 7}, &err) == -1 && strcmp(err, "bad caller") == 0);
     CHECK(s_try_request(full, "caller", (xws_slice_t){"\x81\xa1z\x07", 4}, &err) == 0); /* unknown caller key */
     CHECK(s_try_request(full, "deadline", (xws_slice_t){"\xff", 1}, &err) == -1 && strcmp(err, "bad deadline") == 0);
+    CHECK(s_try_request(full, "deadline", (xws_slice_t){"\xcf\0\0\1\x8b\xcf\xe5\x68\x7b", 9}, &err) == 0); /* older senders */
+    CHECK(s_try_request(full, "budget", (xws_slice_t){"\xa1x", 2}, &err) == -1 && strcmp(err, "bad budget") == 0);
+    CHECK(s_try_request(full, "budget", (xws_slice_t){"\xcf\0\0\0\1\0\0\0\0", 9}, &err) == -1 && strcmp(err, "bad budget") == 0);
+    CHECK(s_try_request(full, "budget", (xws_slice_t){"\xcd\x13\x88", 3}, &err) == 0);
     CHECK(s_try_request(full, "inm", (xws_slice_t){"\x01", 1}, &err) == -1 && strcmp(err, "bad inm") == 0);
     CHECK(s_try_request(full, "body", (xws_slice_t){"\xc0", 1}, &err) == 0);
     CHECK(s_try_request(full, "body", (xws_slice_t){"\xc4\x00", 2}, &err) == 0); /* any type is the worker's business */

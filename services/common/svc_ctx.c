@@ -1,5 +1,6 @@
 /* svc_ctx.c - see svc_ctx.h */
 #include <assert.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <string.h>
 #include <openssl/sha.h>
@@ -357,7 +358,10 @@ static int s_parse_ll(const redisReply *r, long long *out)
     for (size_t i = 0; i < r->len; i++) {
         if (r->str[i] < '0' || r->str[i] > '9')
             return -1;
-        n = n * 10 + (r->str[i] - '0');
+        int d = r->str[i] - '0';
+        if (n > (LLONG_MAX - d) / 10) /* 19 digits may pass LLONG_MAX (a corrupt counter) */
+            return -1;
+        n = n * 10 + d;
     }
     *out = n;
     return 0;
@@ -457,6 +461,24 @@ void svc_ctx_test(void)
     XWS_CHECK(svc_param_id_or_reply(&ctx, "id", &id) == -1 && ctx.status == 404);
     const msgpack_object *m;
     XWS_CHECK(svc_body_map_or_reply(&ctx, &m) == -1 && ctx.status == 400);
+    static const struct {
+        const char *text;
+        int rc;
+        long long value;
+    } counters[] = {
+        {"0", 0, 0},
+        {"9223372036854775807", 0, LLONG_MAX},
+        {"9223372036854775808", -1, 0},
+        {"9999999999999999999", -1, 0},
+        {"", -1, 0},
+        {"12a", -1, 0},
+        {"-1", -1, 0},
+    };
+    for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++) {
+        redisReply rep = {.type = REDIS_REPLY_STRING, .str = (char *)counters[i].text, .len = strlen(counters[i].text)};
+        long long v = -7;
+        XWS_CHECK(s_parse_ll(&rep, &v) == counters[i].rc && (counters[i].rc != 0 || v == counters[i].value));
+    }
     msgpack_unpacked u;
     XWS_CHECK(svc_mp_unpack(&u, ctx.body.data, ctx.body.size) == 0);
     XWS_CHECK(svc_mp_str_eq(svc_mp_get(&u.data, "error"), "empty_body"));

@@ -461,7 +461,7 @@ redisReply *svc_redis_command(svc_redis_t *self, int argc, const char **argv, co
     assert(self != NULL && argc > 0);
     const char *const *argvs[1] = {argv};
     const size_t *lenss[1] = {lens};
-    redisReply *r;
+    redisReply *r = NULL;
     s_run(self, 1, &argc, argvs, lenss, &r);
     return r;
 }
@@ -488,7 +488,7 @@ int svc_redis_load(svc_redis_t *self)
     const int argc = 4;
     const char *const *argvs[1] = {argv};
     const size_t *lenss[1] = {lens};
-    redisReply *r;
+    redisReply *r = NULL;
     s_send(self, 1, &argc, argvs, lenss, &r);
     xws_buf_dispose(&text);
     int rc = r != NULL && r->type != REDIS_REPLY_ERROR ? 0 : -1;

@@ -259,7 +259,7 @@ int svc_worker_handle(svc_worker_t *self, const void *envelope, size_t len, msgp
                        unsupported ? "this worker speaks envelope version 1" : "malformed request envelope", out);
         return 1;
     }
-    if (req.deadline_ms != 0 && (long long)req.deadline_ms < svc_now_ms()) {
+    if (req.deadline_ms != 0 && (long long)req.deadline_ms <= svc_now_ms()) { /* a budget of 0 is due at once */
         svc_log(SVC_LOG_WARN, "request %.*s (%.*s/%.*s) skipped: its deadline passed %lld ms ago", (int)req.rid.len, req.rid.ptr,
                 (int)req.resource.len, req.resource.ptr, (int)req.act.len, req.act.ptr, svc_now_ms() - (long long)req.deadline_ms);
         xws_request_dispose(&req);

@@ -99,7 +99,7 @@ typedef struct {
     size_t nparams;
     xws_slice_t body_msgpack;
     xws_slice_t caller_mode, caller_account, caller_addr;
-    uint64_t deadline_ms; /* 0: none */
+    uint64_t deadline_ms; /* Unix ms on this host's clock, 0: none; sent as the budget left (PROTOCOL.md §3) */
     xws_slice_t inm;      /* If-None-Match, empty: none */
 } xws_request_spec_t;
 
@@ -111,6 +111,16 @@ typedef struct {
 int xws_request_encode(const xws_request_spec_t *spec, msgpack_sbuffer *out);
 
 /*
+ * Rewrites the budget of an encoded request envelope env/len (in place): budget_ms (capped at
+ * 2^32 - 1) becomes the time the sender still waits, for an envelope encoded earlier and sent
+ * now (queued, or sent again). Returns 0, or -1 when the envelope carries no budget.
+ */
+int xws_request_set_budget(void *env, size_t len, uint64_t budget_ms);
+
+/* Reads the budget of an encoded request envelope into *budget_ms: 0, or -1 when it carries none. */
+int xws_request_get_budget(const void *env, size_t len, uint64_t *budget_ms);
+
+/*
  * A decoded request envelope. Fields point into the decoded buffer and into _unpacked: valid
  * until xws_request_dispose() and while the buffer lives. body is NULL when absent or nil.
  */
@@ -118,7 +128,7 @@ typedef struct {
     uint32_t version;
     xws_slice_t rid, service, resource, act;
     xws_slice_t caller_mode, caller_account, caller_addr;
-    uint64_t deadline_ms;
+    uint64_t deadline_ms; /* Unix ms on this host's clock (the received budget added to the time of decoding), 0: none */
     xws_slice_t inm;
     const msgpack_object_map *params; /* NULL when absent; every key and value is a str */
     const msgpack_object *body;
