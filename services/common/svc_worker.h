@@ -60,6 +60,28 @@ typedef struct {
     void *data;                      /* handed to every handler as ctx->data */
 } svc_service_t;
 
+/*
+ * A second service that a process serves on threads of its own, beside its main one (e.g. slow
+ * password checks that must not hold up the main service's requests): each thread is one worker
+ * of service, with its own gateway sockets and Redis connection and the given credit. The pool
+ * uses the main service's function library (its own `lua` is not used). threads_key names the
+ * setting that says how many threads (0: none, at most SVC_POOL_MAX_THREADS): the thread count is
+ * the bound of the CPU the pool takes. The threads run behind the main worker for the CPU
+ * (SCHED_BATCH, nice + SVC_POOL_NICE). A thread cannot send heartbeats in the middle of a long
+ * computation: on a CPU saturated for longer than expiry_ms the gateway may forget it; it then
+ * announces itself again and the gateway sends the request it held to another worker.
+ */
+typedef struct {
+    const svc_service_t *service;
+    const char *threads_key;
+    int default_threads; /* when the setting is absent */
+    unsigned credit;     /* requests one thread holds at once (≥ 1) */
+} svc_pool_t;
+
+/* What the threads of a pool add to their nice value. */
+#define SVC_POOL_NICE 5
+#define SVC_POOL_MAX_THREADS 64
+
 typedef struct svc_worker svc_worker_t;
 
 /* Requests one worker holds at once per gateway, unless worker_credit says otherwise. */
@@ -94,6 +116,10 @@ long long svc_worker_write_id_ttl(svc_worker_t *self);
  * settings and runs the worker. Returns the process exit status (0, 1 error, 2 usage).
  */
 int svc_main(const svc_service_t *service, int argc, char **argv);
+
+/* svc_main, plus the threads of pool (borrowed), which stop with the main worker (SIGTERM/SIGINT).
+ * A pool thread that fails stops the whole process (exit status 1). */
+int svc_main_pool(const svc_service_t *service, const svc_pool_t *pool, int argc, char **argv);
 
 #ifdef __cplusplus
 }

@@ -22,6 +22,15 @@ int main(int argc, char **argv)
     }
     const svc_resource_t resources[] = {
         cfg_entity_resource, cfg_mail_resource, cfg_context_resource, cfg_account_resource, {NULL, NULL, NULL}};
+    /*
+     * Password checks cost a ~100 ms derivation each: they run on threads of their own (setting
+     * verify_threads, default 1) as the service "verify", one check at a time per thread (credit 1),
+     * so that a password-guessing flood queues at the gateway for them and never in front of the
+     * entity, mail and context requests of this process.
+     */
+    const svc_resource_t verify_resources[] = {cfg_verify_resource, {NULL, NULL, NULL}};
+    const svc_service_t verify = {XWS_SERVICE_VERIFY, NULL, verify_resources, NULL};
+    const svc_pool_t pool = {&verify, "verify_threads", 1, 1};
     const svc_service_t service = {"config", cfg_lua, resources, NULL};
-    return svc_main(&service, argc, argv);
+    return svc_main_pool(&service, &pool, argc, argv);
 }
