@@ -365,9 +365,6 @@ int main(int argc, char **argv)
 
     app->loop = h2o_evloop_create();
     h2o_context_init(&app->ctx, app->loop, &app->config);
-    /* the back-off delay must leave time for the password check inside the request's deadline */
-    uint64_t delay_ms = (uint64_t)deadline_ms / 2 < GW_BACKOFF_DELAY_MS ? (uint64_t)deadline_ms / 2 : GW_BACKOFF_DELAY_MS;
-    h2o_timeout_init(app->loop, &app->backoff_timeout, delay_ms);
     h2o_timeout_init(app->loop, &app->request_timeout, (uint64_t)deadline_ms);
     app->accept_ctx.ctx = &app->ctx;
     app->accept_ctx.hosts = app->config.hosts;
