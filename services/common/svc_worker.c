@@ -7,8 +7,6 @@
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 #include "xws/frames.h"
 #include "svc_coro.h"
@@ -587,17 +585,14 @@ typedef struct {
 static void *s_pool_main(void *arg)
 {
     svc_pool_thread_t *t = arg;
-    /* behind the main worker for the CPU: SCHED_BATCH (a waking main worker preempts it rather than
-     * wait behind a long computation) and nice + SVC_POOL_NICE (a smaller share when the CPU is
-     * short); a failure only costs that preference */
+    /* SCHED_BATCH: the same CPU share, but a waking main worker preempts this thread rather than
+     * wait behind its long computation. (No lower priority: a thread starved in the middle of a
+     * computation sends no heartbeats; on a busy machine the gateway would forget it.) A failure
+     * only costs that preference. */
     struct sched_param sp = {.sched_priority = 0};
     int err = pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp);
     if (err != 0)
         svc_log(SVC_LOG_DEBUG, "SCHED_BATCH: %s", strerror(err));
-    errno = 0;
-    int prio = getpriority(PRIO_PROCESS, 0);
-    if (errno == 0 && setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), prio + SVC_POOL_NICE) != 0)
-        svc_log(SVC_LOG_DEBUG, "setpriority: %s", strerror(errno));
     t->rc = svc_worker_run(t->worker);
     if (t->rc != 0)
         s_stop = 1; /* a pool that cannot run stops the process: the supervisor restarts it whole */

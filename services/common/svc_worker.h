@@ -66,10 +66,10 @@ typedef struct {
  * of service, with its own gateway sockets and Redis connection and the given credit. The pool
  * uses the main service's function library (its own `lua` is not used). threads_key names the
  * setting that says how many threads (0: none, at most SVC_POOL_MAX_THREADS): the thread count is
- * the bound of the CPU the pool takes. The threads run behind the main worker for the CPU
- * (SCHED_BATCH, nice + SVC_POOL_NICE). A thread cannot send heartbeats in the middle of a long
- * computation: on a CPU saturated for longer than expiry_ms the gateway may forget it; it then
- * announces itself again and the gateway sends the request it held to another worker.
+ * the bound of the CPU the pool takes. The threads are SCHED_BATCH: the same CPU share as the
+ * main worker, which preempts them when it wakes. A thread cannot send heartbeats in the middle of
+ * a long computation: on a CPU saturated for longer than expiry_ms the gateway may forget it; it
+ * then announces itself again and the gateway sends the request it held to another worker.
  */
 typedef struct {
     const svc_service_t *service;
@@ -78,8 +78,6 @@ typedef struct {
     unsigned credit;     /* requests one thread holds at once (≥ 1) */
 } svc_pool_t;
 
-/* What the threads of a pool add to their nice value. */
-#define SVC_POOL_NICE 5
 #define SVC_POOL_MAX_THREADS 64
 
 typedef struct svc_worker svc_worker_t;
