@@ -177,14 +177,23 @@ uint64_t gw_backoff_wait(gw_backoff_t *self, const uint8_t addr[16], const char 
 {
     keys_t k;
     s_keys(self, addr, login, &k);
-    uint64_t left = s_left(s_find(self, K_PAIR, k.src, k.lkey, now_ms), now_ms), l;
-    if ((l = s_left(s_find(self, K_SOURCE, k.src, s_zero, now_ms), now_ms)) > left)
-        left = l;
-    if ((l = s_left(s_find(self, K_LOGIN, s_zero, k.lkey, now_ms), now_ms)) > left)
-        left = l;
-    if (left > 0)
+    bentry_t *e[3] = {s_find(self, K_PAIR, k.src, k.lkey, now_ms), s_find(self, K_SOURCE, k.src, s_zero, now_ms),
+                      s_find(self, K_LOGIN, s_zero, k.lkey, now_ms)};
+    static const unsigned free[3] = {GW_BACKOFF_PAIR_FREE, GW_BACKOFF_SOURCE_FREE, GW_BACKOFF_LOGIN_FREE};
+    uint64_t left = 0;
+    for (int i = 0; i < 3; i++)
+        if (s_left(e[i], now_ms) > left)
+            left = s_left(e[i], now_ms);
+    if (left > 0) {
         self->stats.locked++;
-    return left;
+        return left;
+    }
+    /* the attempt goes ahead: a key past its free failures is locked again at once, for the lock
+     * its next failure would bring, so that parallel attempts cannot all pass an open lock */
+    for (int i = 0; i < 3; i++)
+        if (e[i] != NULL && e[i]->failures >= free[i])
+            e[i]->until = now_ms + gw_backoff_lock_ms(e[i]->failures + 1, free[i]);
+    return 0;
 }
 
 int gw_backoff_enter(gw_backoff_t *self, const uint8_t addr[16], uint64_t now_ms)
@@ -301,6 +310,8 @@ void gw_backoff_test(void)
     GW_CHECK(gw_backoff_wait(bo, a, "admin", t + 1) == GW_BACKOFF_BASE_MS - 1);
     GW_CHECK(gw_backoff_wait(bo, a, "other", t + 1) == 0);
     GW_CHECK(gw_backoff_wait(bo, a, "admin", t + GW_BACKOFF_BASE_MS) == 0); /* the lock is over: one more try */
+    /* ... and one only: a parallel attempt finds the key locked again while that one runs */
+    GW_CHECK(gw_backoff_wait(bo, a, "admin", t + GW_BACKOFF_BASE_MS) == 2 * GW_BACKOFF_BASE_MS);
     gw_backoff_fail(bo, a, "admin", t + GW_BACKOFF_BASE_MS);
     GW_CHECK(gw_backoff_wait(bo, a, "admin", t + GW_BACKOFF_BASE_MS) == 2 * GW_BACKOFF_BASE_MS);
     /* forgotten GW_BACKOFF_FORGET_MS after the last failure */
@@ -359,7 +370,7 @@ void gw_backoff_test(void)
         gw_backoff_leave(bo, a, t);
     gw_backoff_stats(bo, &st);
     GW_CHECK(st.inflight == 0 && st.busy == 2 && st.checks == GW_BACKOFF_INFLIGHT_MAX + 2);
-    GW_CHECK(st.locked >= 5 && st.failures > 0 && st.entries > 0);
+    GW_CHECK(st.locked >= 6 && st.failures > 0 && st.entries > 0);
     gw_backoff_sweep(bo, t + 10 * GW_BACKOFF_FORGET_MS);
     gw_backoff_stats(bo, &st);
     GW_CHECK(st.entries == 0);

@@ -56,7 +56,9 @@ void gw_backoff_destroy(gw_backoff_t **self_p);
 
 /*
  * Whether an attempt of login from addr may have its password checked now: 0, or the ms left
- * until its most locked key opens (the attempt is refused; counted in stats.locked).
+ * until its most locked key opens (the attempt is refused; counted in stats.locked). On 0, each
+ * of its keys past its free failures is locked again at once for the lock its next failure would
+ * bring: one attempt per lock period, however many arrive together.
  */
 uint64_t gw_backoff_wait(gw_backoff_t *self, const uint8_t addr[16], const char *login, uint64_t now_ms);
 
