@@ -92,8 +92,10 @@ static answer_t s_call(const char *resource, const char *act, const char *params
         svc_random_chars(ridbuf, 32, "abcdef0123456789");
         rid = ridbuf;
     }
+    /* password checks go to the service of their own, as the gateway sends them */
+    int verify = strcmp(resource, "account") == 0 && strcmp(act, "verify") == 0;
     xws_request_spec_t spec = {.rid = xws_slice(rid),
-                               .service = xws_slice("config"),
+                               .service = xws_slice(verify ? XWS_SERVICE_VERIFY : "config"),
                                .resource = xws_slice(resource),
                                .act = xws_slice(act),
                                .params = kv,
@@ -103,8 +105,6 @@ static answer_t s_call(const char *resource, const char *act, const char *params
                                .caller_account = xws_slice("test"),
                                .inm = xws_slice(inm)};
     XWS_CHECK(xws_request_encode(&spec, &env) == 0);
-    /* password checks go to the service of their own, as the gateway sends them */
-    int verify = strcmp(resource, "account") == 0 && strcmp(act, "verify") == 0;
     XWS_CHECK(svc_worker_handle(verify ? s_vworker : s_worker, env.data, env.size, &out) == 1);
     xws_reply_t rep;
     const char *err;
