@@ -7,6 +7,8 @@
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include "xws/frames.h"
 #include "svc_coro.h"
@@ -579,20 +581,26 @@ int svc_worker_run(svc_worker_t *self)
 typedef struct {
     svc_worker_t *worker;
     pthread_t thread;
-    int rc; /* of svc_worker_run */
+    int nice; /* added to the thread's nice value */
+    int rc;   /* of svc_worker_run */
 } svc_pool_thread_t;
 
 static void *s_pool_main(void *arg)
 {
     svc_pool_thread_t *t = arg;
-    /* SCHED_BATCH: the same CPU share, but a waking main worker preempts this thread rather than
-     * wait behind its long computation. (No lower priority: a thread starved in the middle of a
-     * computation sends no heartbeats; on a busy machine the gateway would forget it.) A failure
-     * only costs that preference. */
+    /* behind the main worker for the CPU: SCHED_BATCH (a waking main worker preempts this thread
+     * rather than wait behind its long computation) and a higher nice value (a smaller share when
+     * the CPU is short). A failure only costs that preference. */
     struct sched_param sp = {.sched_priority = 0};
     int err = pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp);
     if (err != 0)
         svc_log(SVC_LOG_DEBUG, "SCHED_BATCH: %s", strerror(err));
+    if (t->nice > 0) {
+        errno = 0;
+        int prio = getpriority(PRIO_PROCESS, 0);
+        if (errno == 0 && setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), prio + t->nice) != 0)
+            svc_log(SVC_LOG_DEBUG, "setpriority: %s", strerror(errno));
+    }
     t->rc = svc_worker_run(t->worker);
     if (t->rc != 0)
         s_stop = 1; /* a pool that cannot run stops the process: the supervisor restarts it whole */
@@ -605,9 +613,14 @@ static void *s_pool_main(void *arg)
 static int s_pool_start(const svc_service_t *service, const svc_pool_t *pool, xws_config_t *cfg, svc_pool_thread_t *threads, int n)
 {
     memset(threads, 0, (size_t)n * sizeof(*threads));
-    for (int i = 0; i < n; i++)
+    long long nice = 0;
+    if (pool->nice_key != NULL && s_int_setting(cfg, pool->nice_key, pool->default_nice, 0, 19, &nice) != 0)
+        return -1;
+    for (int i = 0; i < n; i++) {
+        threads[i].nice = (int)nice;
         if ((threads[i].worker = s_worker_new(pool->service, cfg, service, pool->credit, i + 1)) == NULL)
             goto fail;
+    }
     zsys_init();
     zsys_handler_set(NULL); /* once here, before the threads, which call it again */
     sigset_t block, old;

@@ -66,16 +66,19 @@ typedef struct {
  * of service, with its own gateway sockets and Redis connection and the given credit. The pool
  * uses the main service's function library (its own `lua` is not used). threads_key names the
  * setting that says how many threads (0: none, at most SVC_POOL_MAX_THREADS): the thread count is
- * the bound of the CPU the pool takes. The threads are SCHED_BATCH: the same CPU share as the
- * main worker, which preempts them when it wakes. A thread cannot send heartbeats in the middle of
- * a long computation: on a CPU saturated for longer than expiry_ms the gateway may forget it; it
- * then announces itself again and the gateway sends the request it held to another worker.
+ * the bound of the CPU the pool takes. The threads are SCHED_BATCH (the main worker preempts them
+ * when it wakes) and run nice_key higher (a smaller CPU share when the CPU is short). A thread
+ * cannot send heartbeats in the middle of a long computation: on a CPU saturated for longer than
+ * expiry_ms the gateway may forget it; it then announces itself again and the gateway sends the
+ * request it held to another worker.
  */
 typedef struct {
     const svc_service_t *service;
     const char *threads_key;
-    int default_threads; /* when the setting is absent */
-    unsigned credit;     /* requests one thread holds at once (≥ 1) */
+    int default_threads;  /* when the setting is absent */
+    unsigned credit;      /* requests one thread holds at once (≥ 1) */
+    const char *nice_key; /* setting: what the threads add to their nice value (0-19) */
+    int default_nice;     /* when the setting is absent */
 } svc_pool_t;
 
 #define SVC_POOL_MAX_THREADS 64

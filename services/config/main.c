@@ -25,12 +25,13 @@ int main(int argc, char **argv)
     /*
      * Password checks cost a ~100 ms derivation each: they run on threads of their own (setting
      * verify_threads, default 1) as the service "verify", one check at a time per thread (credit 1),
-     * so that a password-guessing flood queues at the gateway for them and never in front of the
-     * entity, mail and context requests of this process.
+     * behind the data worker for the CPU (verify_nice, default 5), so that a password-guessing
+     * flood queues at the gateway for them and never in front of the entity, mail and context
+     * requests of this process.
      */
     const svc_resource_t verify_resources[] = {cfg_verify_resource, {NULL, NULL, NULL}};
     const svc_service_t verify = {XWS_SERVICE_VERIFY, NULL, verify_resources, NULL};
-    const svc_pool_t pool = {&verify, "verify_threads", 1, 1};
+    const svc_pool_t pool = {&verify, "verify_threads", 1, 1, "verify_nice", 5};
     const svc_service_t service = {"config", cfg_lua, resources, NULL};
     return svc_main_pool(&service, &pool, argc, argv);
 }
