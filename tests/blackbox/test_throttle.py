@@ -231,28 +231,46 @@ def test_guessing_does_not_slow_other_clients():
                 out.append(r.elapsed)
             return out
 
-        before = sample(30)
+        def attacked(n):
+            """n samples while an attack runs; the attack's answers as a dict of counts."""
+            attack = subprocess.Popen([sys.executable, "-c", ATTACK, str(s.port), "12"], stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE, text=True)
+            try:
+                time.sleep(1.0)  # let the checks queue up
+                out = sample(n)
+            finally:
+                text, _ = attack.communicate(input="", timeout=120)  # closes its stdin: it stops
+            counts = {k: int(v) for k, v in (kv.split("=") for kv in text.split())}
+            return out, counts
+
+        # rounds of quiet and attacked samples, so that the machine's own load (other work on it)
+        # weighs on both sides alike
+        base, under, answers = [], [], {}
+        for _ in range(3):
+            base += sample(16)
+            out, counts = attacked(16)
+            under += out
+            for k, v in counts.items():
+                answers[k] = answers.get(k, 0) + v
+        base += sample(16)
+        # a first login of another account during an attack: answered (its check waits its turn)
+        add_account(s, "late")
         attack = subprocess.Popen([sys.executable, "-c", ATTACK, str(s.port), "12"], stdin=subprocess.PIPE,
                                   stdout=subprocess.PIPE, text=True)
         try:
-            time.sleep(1.0)  # let the checks queue up
-            under = statistics.median(sample(40))
-            # a first login of another account, during the attack: answered (its check waits its turn)
-            add_account(s, "late")
-            wait_until(lambda: s.get(CHECK, auth=("late", "late-pass-1")).status == 200, timeout=30,
+            time.sleep(1.0)
+            wait_until(lambda: s.get(CHECK, auth=("late", "late-pass-1")).status == 200, timeout=60,
                        what="a first login during the attack")
         finally:
-            out, _ = attack.communicate(input="", timeout=120)  # closes its stdin: it stops
-        # the reference: before and after the attack (the machine's own load changes meanwhile)
-        base = statistics.median(before + sample(30))
-        print("median without attack %.4f s, during attack %.4f s, attack answers %s" % (base, under, out.strip()))
-        # the attack kept the password checks busy all along: its requests reached the check
-        # queue (401: checked and refused; 504: still waiting for a check at their deadline)
-        counts = {k: int(v) for k, v in (kv.split("=") for kv in out.split())}
-        assert counts.get("401", 0) + counts.get("504", 0) >= 12, ("the attack did not load the checks", out)
+            attack.communicate(input="", timeout=120)
+        mb, mu = statistics.median(base), statistics.median(under)
+        print("median without attack %.4f s, during attack %.4f s, attack answers %s" % (mb, mu, answers))
+        # the attacks kept the password checks busy: their requests reached the check queue
+        # (401: checked and refused; 504: still waiting for a check at their deadline)
+        assert answers.get("401", 0) + answers.get("504", 0) >= 12, ("the attack did not load the checks", answers)
         # before: the checks ran on the config worker, in the queue of the entity requests, and the
         # other clients' requests timed out (504). Now they share only the CPU, and the data
-        # worker gets it first.
-        assert under <= 2 * base, ("guessing slows the other clients", base, under)
+        # worker gets it first; the factor is generous for the noise of a shared two-core machine.
+        assert mu <= 3 * mb, ("guessing slows the other clients", mb, mu)
     finally:
         s.stop()
