@@ -282,6 +282,16 @@ const gw_account_t *gw_accounts_find(const gw_accounts_t *self, const char *name
     return NULL;
 }
 
+const gw_account_t *gw_accounts_by_login(const gw_accounts_t *self, const char *login)
+{
+    if (login == NULL || login[0] == '\0')
+        return NULL; /* host-only accounts have no login */
+    for (size_t i = 0; i < self->naccounts; i++)
+        if (strcmp(self->accounts[i].login, login) == 0)
+            return &self->accounts[i];
+    return NULL;
+}
+
 int gw_account_host_ok(const gw_account_t *acct, const uint8_t addr[16])
 {
     if (acct->nhosts == 0)
@@ -452,6 +462,8 @@ void gw_accounts_test(void)
     GW_CHECK(lanacct != NULL && lanacct->nacl == 1 && strcmp(lanacct->acl[0], "service/ipbx") == 0);
     s_addr("10.2.3.4", a);
     GW_CHECK(gw_accounts_hostonly(acc, a) == lanacct);
+    GW_CHECK(gw_accounts_by_login(acc, "") == NULL && gw_accounts_by_login(acc, "no such login") == NULL);
+    GW_CHECK(gw_accounts_by_login(acc, "admin") == gw_accounts_find(acc, "admin", 5) && gw_accounts_by_login(acc, "Admin") == NULL);
     s_addr("11.2.3.4", a);
     GW_CHECK(gw_accounts_hostonly(acc, a) == NULL); /* "broken" must not match anyone */
     GW_CHECK(gw_account_host_ok(gw_accounts_find(acc, "admin", 5), a));

@@ -51,6 +51,9 @@ int gw_accounts_load(gw_accounts_t *self, const msgpack_object *body, const char
 /* The account called name, or NULL. Borrowed until the next load. */
 const gw_account_t *gw_accounts_find(const gw_accounts_t *self, const char *name, size_t len);
 
+/* The account whose login is login (exact; "" names none), or NULL. Borrowed until the next load. */
+const gw_account_t *gw_accounts_by_login(const gw_accounts_t *self, const char *login);
+
 /* The first enabled host-only account whose hosts contain addr, or NULL. */
 const gw_account_t *gw_accounts_hostonly(const gw_accounts_t *self, const uint8_t addr[16]);
 

@@ -37,7 +37,6 @@ typedef struct gw_app {
     h2o_context_t ctx;
     h2o_accept_ctx_t accept_ctx;
     h2o_loop_t *loop;
-    h2o_timeout_t backoff_timeout; /* min(GW_BACKOFF_DELAY_MS, deadline_ms / 2): delayed authentication attempts */
     h2o_timeout_t request_timeout; /* deadline_ms from the arrival of an HTTP request: 504 */
 
     /* modules */

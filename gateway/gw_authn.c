@@ -1,11 +1,11 @@
 /* gw_authn.c - who is calling: credentials, accounts, ACL, password checks (see gw_authn.h). */
+#include <stdio.h>
 #include <string.h>
 #include <openssl/crypto.h>
 #include "gw_acl.h"
 #include "gw_authn.h"
 #include "gw_basic.h"
 #include "gw_refresh.h"
-#include "gw_status.h"
 #include "gw_verify.h"
 
 /* ---- the account of a request --------------------------------------------------------------------------- */
@@ -23,10 +23,6 @@ static void s_fail(gw_req_t *r, int count)
 static void s_authorized(gw_req_t *r, const gw_account_t *acct)
 {
     r->account = h2o_strdup(&r->req->pool, acct->name, strlen(acct->name)).base;
-    if (gw_status_owns(r->route)) { /* /status details, /metrics: any account */
-        gw_status_authorized(r);
-        return;
-    }
     if (r->route->service == NULL) { /* check: any authenticated account may test its credentials */
         gw_req_send(r, 200, NULL, 0);
         return;
@@ -82,10 +78,20 @@ static void s_refresh_wait(gw_req_t *r, const msgpack_object *name, const msgpac
     gw_refresh_wait(r->app->refresh, &r->rwait);
 }
 
+/* r no longer holds a check slot of its source (its check answered, or r went away). */
+static void s_release_slot(gw_req_t *r)
+{
+    if (r->slot) {
+        r->slot = 0;
+        gw_backoff_leave(r->app->backoff, r->addr, h2o_now(r->app->loop));
+    }
+}
+
 /* The password check r waited for ended (gw_verify.h). */
 static void s_on_verified(gw_verify_wait_t *w, const gw_verify_result_t *res)
 {
     gw_req_t *r = H2O_STRUCT_FROM_MEMBER(gw_req_t, vwait, w);
+    s_release_slot(r);
     switch (res->kind) {
     case GW_VERIFY_OK:
         s_authorized_creds(r, res->acct);
@@ -116,14 +122,21 @@ static void s_verify_start(gw_req_t *r)
     OPENSSL_cleanse(password, sizeof(password));
     if (rc != 0) {
         r->phase = PH_START;
+        s_release_slot(r);
         gw_req_send_error(r, 503, "no_worker", "", "too many password checks are waiting");
     }
 }
 
-static void s_on_delay(h2o_timeout_entry_t *entry)
+/* 429 without any password check: the attempt comes too early (wait_ms left on a lock) or its
+ * source has too many checks running; Retry-After in whole seconds, at least 1. */
+static void s_throttled(gw_req_t *r, uint64_t wait_ms, const char *message)
 {
-    gw_req_t *r = H2O_STRUCT_FROM_MEMBER(gw_req_t, delay, entry);
-    s_verify_start(r);
+    char secs[24];
+    snprintf(secs, sizeof(secs), "%llu", (unsigned long long)(wait_ms == 0 ? 1 : (wait_ms + 999) / 1000));
+    h2o_add_header(&r->req->pool, &r->req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, h2o_strdup(&r->req->pool, secs, SIZE_MAX).base,
+                   strlen(secs));
+    gw_metrics_auth(r->app->metrics, GW_AUTH_THROTTLED);
+    gw_req_send_error(r, 429, "too_many_attempts", "", message);
 }
 
 void gw_authn_start(gw_req_t *r)
@@ -150,30 +163,49 @@ void gw_authn_start(gw_req_t *r)
         s_fail(r, 1);
         return;
     }
+    /*
+     * The host restriction comes before anything that depends on the password (cache, check):
+     * an account that may not call from here is refused at once, whatever the password, so the
+     * answer (and its time) says nothing about it. (A login the snapshot does not know yet goes
+     * on to the check, where a new account is found; its hosts are checked once it is known.)
+     */
+    const uint64_t now = h2o_now(app->loop);
+    const gw_account_t *named = gw_accounts_by_login(app->accounts, r->login);
+    if (named != NULL && !gw_account_host_ok(named, r->addr)) {
+        OPENSSL_cleanse(r->password, sizeof(r->password));
+        s_fail(r, 1);
+        return;
+    }
     gw_accounts_cache_key(app->accounts, r->login, r->password, r->ckey);
     const gw_account_t *acct = gw_accounts_cache_get(app->accounts, r->ckey);
-    if (acct != NULL) {
+    if (acct != NULL) { /* verified before: never throttled */
         if (!acct->disabled && strcmp(acct->login, r->login) == 0) {
             s_authorized_creds(r, acct);
             return;
         }
         gw_accounts_cache_drop(app->accounts, r->ckey);
     }
-    r->backoff = gw_backoff_check(app->backoff, r->addr, r->login, h2o_now(app->loop));
-    if (r->backoff == GW_BACKOFF_NONE) {
-        s_verify_start(r);
+    uint64_t wait_ms = gw_backoff_wait(app->backoff, r->addr, r->login, now);
+    if (wait_ms > 0) {
+        OPENSSL_cleanse(r->password, sizeof(r->password));
+        s_throttled(r, wait_ms, "too many failed attempts: try again later");
         return;
     }
-    r->phase = PH_DELAY;
-    gw_metrics_auth(app->metrics, GW_AUTH_DELAYED);
-    r->delay.cb = s_on_delay;
-    h2o_timeout_link(app->loop, &app->backoff_timeout, &r->delay);
+    /* joining an identical check in progress costs nothing: only a new check takes a slot */
+    if (!gw_verifier_pending(app->verifier, r->ckey)) {
+        if (gw_backoff_enter(app->backoff, r->addr, now) != 0) {
+            OPENSSL_cleanse(r->password, sizeof(r->password));
+            s_throttled(r, 0, "too many password checks from this address at once: try again later");
+            return;
+        }
+        r->slot = 1;
+    }
+    s_verify_start(r);
 }
 
 void gw_authn_abort(gw_req_t *r)
 {
     gw_verify_leave(&r->vwait);
     gw_refresh_unwait(&r->rwait);
-    if (h2o_timeout_is_linked(&r->delay))
-        h2o_timeout_unlink(&r->delay);
+    s_release_slot(r);
 }

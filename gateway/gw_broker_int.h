@@ -49,7 +49,7 @@ struct gw_service {
     h2o_linklist_t queue;   /* gw_job_t._link, FIFO */
     size_t nworkers, nqueued;
     gw_broker_counts_t counts; /* events since the start; the figures of forgotten workers' last reports included */
-    size_t queued_bytes; /* envelope bytes of the nqueued jobs */
+    size_t queued_bytes;       /* envelope bytes of the nqueued jobs */
     service_t *next;
 };
 

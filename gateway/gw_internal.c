@@ -162,7 +162,8 @@ static void s_on_request(gw_internal_t *self, xws_frames_t *f)
         xws_request_dispose(&req);
         return;
     }
-    if (xws_slice_eq(req.service, XWS_SERVICE_CONFIG) && xws_slice_eq(req.resource, XWS_RESOURCE_ACCOUNT)) {
+    if ((xws_slice_eq(req.service, XWS_SERVICE_CONFIG) && xws_slice_eq(req.resource, XWS_RESOURCE_ACCOUNT)) ||
+        xws_slice_eq(req.service, XWS_SERVICE_VERIFY)) {
         s_reply_error(self, f->identity, f->key, 403, "forbidden", "accounts are only served to the gateway");
         xws_request_dispose(&req);
         return;

@@ -405,9 +405,6 @@ int main(int argc, char **argv)
     app->loop = h2o_evloop_create();
     h2o_context_init(&app->ctx, app->loop, &app->config);
     app->conns = gw_conns_new(app->loop, (uint64_t)read_timeout_ms);
-    /* the back-off delay must leave time for the password check inside the request's deadline */
-    uint64_t delay_ms = (uint64_t)deadline_ms / 2 < GW_BACKOFF_DELAY_MS ? (uint64_t)deadline_ms / 2 : GW_BACKOFF_DELAY_MS;
-    h2o_timeout_init(app->loop, &app->backoff_timeout, delay_ms);
     h2o_timeout_init(app->loop, &app->request_timeout, (uint64_t)deadline_ms);
     app->accept_ctx.ctx = &app->ctx;
     app->accept_ctx.hosts = app->config.hosts;
@@ -421,8 +418,12 @@ int main(int argc, char **argv)
     gw_broker_opts_t bopts = {worker_ep,           (uint64_t)deadline_ms, (uint64_t)heartbeat_ms,
                               (uint64_t)expiry_ms, (size_t)queue_max,     (size_t)queue_max_bytes};
     const char *services[16];
-    if (gw_route_services(services, sizeof(services) / sizeof(services[0])) < 0)
+    int nservices = gw_route_services(services, sizeof(services) / sizeof(services[0]) - 1);
+    if (nservices < 0)
         abort(); /* the table names more services than this room: a build mistake */
+    /* password checks: a queue and workers of their own, never routed from HTTP (gw_verify.h) */
+    services[nservices] = XWS_SERVICE_VERIFY;
+    services[nservices + 1] = NULL;
     if ((app->broker = gw_broker_new(app->loop, &bopts, services)) == NULL)
         goto out;
     app->refresh = gw_refresh_new(app);

@@ -179,7 +179,7 @@ static void s_render_http(gw_metrics_t *self, xws_buf_t *out)
         {"xws_auth_password_checks_total",
          "requests whose password had to be checked by the config service (verification cache miss)"},
         {"xws_auth_failures_total", "requests refused 401 for wrong or unusable credentials (counted by the back-off)"},
-        {"xws_auth_throttled_total", "requests delayed by the back-off before their password check"},
+        {"xws_auth_throttled_total", "requests answered 429 by the password-guessing throttle (no check ran)"},
     };
     for (size_t i = 0; i < GW_AUTH_NEVENTS; i++) {
         s_head(out, auth[i].name, "counter", auth[i].help);

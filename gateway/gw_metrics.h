@@ -25,7 +25,7 @@ struct gw_app; /* gw_app.h includes this header */
 typedef enum {
     GW_AUTH_PASSWORD_CHECK = 0, /* a request needed a password check (not in the verification cache) */
     GW_AUTH_FAILURE = 1,        /* wrong or unusable credentials: a 401 that counts for the back-off */
-    GW_AUTH_DELAYED = 2,        /* a request delayed by the back-off before its password check */
+    GW_AUTH_THROTTLED = 2,      /* a request answered 429 by the throttle, without a password check */
     GW_AUTH_NEVENTS = 3,
 } gw_auth_event_t;
 

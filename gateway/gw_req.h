@@ -17,7 +17,6 @@
 
 typedef enum {
     PH_START = 0,   /* checks, authentication */
-    PH_DELAY = 1,   /* back-off delay before a password check */
     PH_VERIFY = 2,  /* password check at the config service */
     PH_WORKER = 3,  /* the request at its service */
     PH_DONE = 4,    /* answered */
@@ -41,11 +40,10 @@ typedef struct {
     xws_slice_t act;
     const char *account; /* pool copy of the account name, "" until known */
     char login[MAX_CRED], password[MAX_CRED];
-    uint8_t ckey[32]; /* verification cache key */
-    gw_backoff_verdict_t backoff;
+    uint8_t ckey[32];             /* verification cache key */
+    int slot;                     /* 1 while it holds a password-check slot of its source (gw_backoff_enter) */
     gw_verify_wait_t vwait;       /* the password check it waits for (PH_VERIFY) */
     gw_job_t job;                 /* the request at its service (PH_WORKER) */
-    h2o_timeout_entry_t delay;    /* back-off delay */
     h2o_timeout_entry_t deadline; /* arrival + deadline_ms, whatever phase the request is in */
     uint64_t deadline_unix_ms;    /* the same instant as Unix time, for the envelope */
     gw_refresh_wait_t rwait;      /* parked until a fresh snapshot (PH_REFRESH) */

@@ -1,4 +1,4 @@
-/* gw_verify.c - password checks at the config service, merged and bounded (see gw_verify.h). */
+/* gw_verify.c - password checks at the verify service, merged and bounded (see gw_verify.h). */
 #include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -120,7 +120,7 @@ void gw_verifier_destroy(gw_verifier_t **self_p)
 
 static void s_on_done(gw_job_t *job, gw_job_outcome_t outcome, const void *reply, size_t len);
 
-/* Sends v to the config service (v is in owner->running). On failure its waiters are told and v is freed. */
+/* Sends v to the verify service (v is in owner->running). On failure its waiters are told and v is freed. */
 static void s_send(gw_verify_t *v)
 {
     gw_app_t *app = v->owner->app;
@@ -148,7 +148,7 @@ static void s_send(gw_verify_t *v)
     gw_app_rid(app, rid, sizeof(rid));
     xws_request_spec_t spec = {
         .rid = xws_slice(rid),
-        .service = xws_slice(XWS_SERVICE_CONFIG),
+        .service = xws_slice(XWS_SERVICE_VERIFY),
         .resource = xws_slice(XWS_RESOURCE_ACCOUNT),
         .act = xws_slice(XWS_ACT_VERIFY),
         .body_msgpack = {body.data, body.size},
@@ -167,10 +167,10 @@ static void s_send(gw_verify_t *v)
         v->job.on_done = s_on_done;
         v->job.data = v;
         /* not bound to its requests' deadlines: once sent, the check completes and fills the cache */
-        rc = gw_broker_submit(app->broker, &v->job, XWS_SERVICE_CONFIG, env.data, env.size);
+        rc = gw_broker_submit(app->broker, &v->job, XWS_SERVICE_VERIFY, env.data, env.size);
         if (rc != GW_SUBMIT_OK) {
             char msg[160];
-            gw_app_submit_error(rc, XWS_SERVICE_CONFIG, msg, sizeof(msg));
+            gw_app_submit_error(rc, XWS_SERVICE_VERIFY, msg, sizeof(msg));
             s_error_all(v, 503, "no_worker", msg);
             s_free(v);
         }
@@ -207,7 +207,7 @@ static void s_on_done(gw_job_t *job, gw_job_outcome_t outcome, const void *reply
     } else if (outcome != GW_JOB_REPLY || xws_reply_decode(&rep, reply, len, &err) != 0) {
         if (outcome == GW_JOB_REPLY)
             xws_reply_dispose(&rep);
-        fprintf(stderr, "xws-gateway: malformed verify reply from the config service\n");
+        fprintf(stderr, "xws-gateway: malformed reply from the verify service\n");
         s_error_all(v, 500, "internal_error", "the account service sent a malformed reply");
     } else {
         unsigned status = rep.status;
@@ -261,7 +261,7 @@ static void s_on_done(gw_job_t *job, gw_job_outcome_t outcome, const void *reply
             s_error_all(v, 503, "store_unavailable",
                         "the data store is unavailable, try again"); /* the config service's only 503 */
         } else {
-            fprintf(stderr, "xws-gateway: the config service answered %u to a password check\n", status);
+            fprintf(stderr, "xws-gateway: the verify service answered %u to a password check\n", status);
             s_error_all(v, 500, "internal_error", "the password could not be checked");
         }
         xws_reply_dispose(&rep);
@@ -280,6 +280,11 @@ static gw_verify_t *s_find(gw_verifier_t *self, const uint8_t key[32])
                 return v;
         }
     return NULL;
+}
+
+int gw_verifier_pending(gw_verifier_t *self, const uint8_t key[32])
+{
+    return s_find(self, key) != NULL;
 }
 
 int gw_verifier_check(gw_verifier_t *self, gw_verify_wait_t *w, const uint8_t key[32], const char *login, const char *password,
@@ -362,7 +367,9 @@ static int s_test_recv(gw_app_t *app, zsock_t *worker, uint64_t *key, char *act,
             memcpy(key, f.key.ptr, 8);
             xws_request_t req;
             GW_CHECK(xws_request_decode(&req, f.payload.ptr, f.payload.len, &err) == 0);
-            GW_CHECK(xws_slice_eq(req.service, XWS_SERVICE_CONFIG) && xws_slice_eq(req.resource, XWS_RESOURCE_ACCOUNT));
+            /* password checks at the verify service, snapshots at the config service */
+            GW_CHECK(xws_slice_eq(req.resource, XWS_RESOURCE_ACCOUNT));
+            GW_CHECK(xws_slice_eq(req.service, xws_slice_eq(req.act, XWS_ACT_VERIFY) ? XWS_SERVICE_VERIFY : XWS_SERVICE_CONFIG));
             snprintf(act, actsize, "%.*s", (int)req.act.len, req.act.ptr);
             xws_request_dispose(&req);
             xws_frames_dispose(&f);
@@ -449,22 +456,26 @@ void gw_verify_test(void)
     app.accounts = gw_accounts_new();
     s_test_snapshot(app.accounts);
     gw_broker_opts_t opts = {TEST_EP, 1000, 100, 5000, 100, 0};
-    const char *known[] = {XWS_SERVICE_CONFIG, NULL};
+    const char *known[] = {XWS_SERVICE_CONFIG, XWS_SERVICE_VERIFY, NULL};
     GW_CHECK((app.broker = gw_broker_new(app.loop, &opts, known)) != NULL);
     app.refresh = gw_refresh_new(&app);
     app.verifier = gw_verifier_new(&app);
-    zsock_t *worker = zsock_new_dealer(">" TEST_EP);
-    GW_CHECK(worker != NULL && xws_send_ready(worker, XWS_SERVICE_CONFIG, 16, "config-test", NULL) == 0);
-    for (int i = 0; i < 1000 && !gw_broker_has_worker(app.broker, XWS_SERVICE_CONFIG); i++)
+    /* a fake worker of each: the password checks, and the config service (snapshots) */
+    zsock_t *worker = zsock_new_dealer(">" TEST_EP), *cworker = zsock_new_dealer(">" TEST_EP);
+    GW_CHECK(worker != NULL && xws_send_ready(worker, XWS_SERVICE_VERIFY, 16, "verify-test", NULL) == 0);
+    GW_CHECK(cworker != NULL && xws_send_ready(cworker, XWS_SERVICE_CONFIG, 16, "config-test", NULL) == 0);
+    for (int i = 0; i < 1000 &&
+                    !(gw_broker_has_worker(app.broker, XWS_SERVICE_VERIFY) && gw_broker_has_worker(app.broker, XWS_SERVICE_CONFIG));
+         i++)
         s_test_pump(&app, 1);
-    GW_CHECK(gw_broker_has_worker(app.broker, XWS_SERVICE_CONFIG));
+    GW_CHECK(gw_broker_has_worker(app.broker, XWS_SERVICE_VERIFY) && gw_broker_has_worker(app.broker, XWS_SERVICE_CONFIG));
     twait_t t[8];
     uint64_t keys[8];
     char act[32];
 
     /* the same credentials twice: one check, both told; the right password is remembered */
     GW_CHECK(s_test_check(&app, &t[0], "admin", "secret") == 0 && s_test_check(&app, &t[1], "admin", "secret") == 0);
-    GW_CHECK(t[0].ndone == 0 && t[1].ndone == 0);
+    GW_CHECK(t[0].ndone == 0 && t[1].ndone == 0 && gw_verifier_pending(app.verifier, t[0].w._verify->key));
     GW_CHECK(s_test_recv(&app, worker, &keys[0], act, sizeof(act)) && strcmp(act, XWS_ACT_VERIFY) == 0);
     snprintf(act, sizeof(act), "?");
     GW_CHECK(!s_test_recv(&app, worker, &keys[1], act, sizeof(act))); /* merged: no second check */
@@ -496,10 +507,10 @@ void gw_verify_test(void)
     /* the other answers: unavailable, an account the snapshot does not hold yet (a snapshot is asked for), an odd status */
     s_test_reply(worker, keys[1], 503, NULL, NULL);
     s_test_reply(worker, keys[2], 200, "newbie", "n1");
-    GW_CHECK(s_test_recv(&app, worker, &keys[6], act, sizeof(act)) && strcmp(act, XWS_ACT_SNAPSHOT) == 0);
+    GW_CHECK(s_test_recv(&app, cworker, &keys[6], act, sizeof(act)) && strcmp(act, XWS_ACT_SNAPSHOT) == 0);
     s_test_reply(worker, keys[3], 418, NULL, NULL);
     s_test_reply(worker, keys[4], 200, "admin", "c1");
-    s_test_reply(worker, keys[6], 304, NULL, NULL);
+    s_test_reply(cworker, keys[6], 304, NULL, NULL);
     for (int i = 0; i < 500 && t[4].ndone == 0; i++)
         s_test_pump(&app, 1);
     GW_CHECK(t[1].ndone == 1 && t[1].res.kind == GW_VERIFY_ERROR && t[1].res.status == 503);
@@ -520,5 +531,6 @@ void gw_verify_test(void)
     gw_broker_destroy(&app.broker);
     gw_accounts_destroy(&app.accounts);
     zsock_destroy(&worker);
+    zsock_destroy(&cworker);
     h2o_evloop_destroy(app.loop);
 }

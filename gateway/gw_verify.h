@@ -1,5 +1,7 @@
 /*
- * gw_verify - the password checks at the config service (`account/verify`): one check per
+ * gw_verify - the password checks (`account/verify`) at the verify service: threads of the config
+ * process with a broker queue and credit of their own (PROTOCOL.md §8), so that a flood of checks
+ * never waits in front of the data requests nor takes their workers. One check per
  * verification cache key at a time, shared by every request that presents the same credentials
  * while it runs; at most GW_VERIFY_MAX in flight, the others waiting in a FIFO (at most
  * GW_VERIFY_WAITING_MAX; more: refused). A check outlives the requests that leave (its answer still
@@ -20,7 +22,7 @@
 
 #include "gw_app.h"
 
-#define GW_VERIFY_MAX 4            /* password checks in flight at the config service at once */
+#define GW_VERIFY_MAX 4            /* password checks in flight at the verify service at once */
 #define GW_VERIFY_WAITING_MAX 4096 /* password checks waiting for a free slot; more: refused */
 
 typedef struct gw_verify gw_verify_t;
@@ -65,6 +67,9 @@ void gw_verifier_destroy(gw_verifier_t **self_p);
  */
 int gw_verifier_check(gw_verifier_t *self, gw_verify_wait_t *w, const uint8_t key[32], const char *login, const char *password,
                       const char *addr_text);
+
+/* 1 when a check of key is queued or in flight (a gw_verifier_check of key would join it), else 0. */
+int gw_verifier_pending(gw_verifier_t *self, const uint8_t key[32]);
 
 /* w stops waiting (answered elsewhere, timed out, or gone); no callback follows. Idempotent. */
 void gw_verify_leave(gw_verify_wait_t *w);

@@ -1,11 +1,16 @@
 /* svc_worker.c - see svc_worker.h */
+#define _GNU_SOURCE 1 /* SCHED_BATCH */
 #include <assert.h>
 #include <errno.h>
 #include <malloc.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include "xws/cli.h"
 #include "xws/frames.h"
@@ -97,9 +102,13 @@ static int s_int_setting(xws_config_t *cfg, const char *key, long long def, long
     return 0;
 }
 
-svc_worker_t *svc_worker_new(const svc_service_t *service, xws_config_t *cfg)
+/* A worker of service; lib: the service whose function library it uses (service itself, or the
+ * main service of a pool); fixed_credit: 0 (the worker_credit setting) or a pool thread's credit;
+ * index: 0, or the number of a pool thread (in its name). */
+static svc_worker_t *s_worker_new(const svc_service_t *service, xws_config_t *cfg, const svc_service_t *lib, unsigned fixed_credit,
+                                  int index)
 {
-    assert(service != NULL && service->service != NULL && cfg != NULL);
+    assert(service != NULL && service->service != NULL && cfg != NULL && lib != NULL);
     svc_worker_t *self = svc_calloc(1, sizeof(*self));
     self->service = service;
     long long tmo, hb, exp, credit, ttl, probe;
@@ -119,15 +128,20 @@ svc_worker_t *svc_worker_new(const svc_service_t *service, xws_config_t *cfg)
     const char *health = xws_config_get(cfg, "health_file", "");
     self->health_file = health[0] != '\0' ? svc_strdup(health) : NULL;
     self->prefix = svc_strdup(xws_config_get(cfg, "redis_prefix", "xws:"));
-    size_t slen = strlen(service->service);
+    if (fixed_credit > 0)
+        self->credit = fixed_credit;
+    size_t slen = strlen(lib->service);
     self->libname = svc_malloc(slen + 5);
     memcpy(self->libname, "xws_", 4);
     for (size_t i = 0; i <= slen; i++) /* the library name of a service: '-' is not allowed in it */
-        self->libname[4 + i] = service->service[i] == '-' ? '_' : service->service[i];
-    size_t nlen = strlen(service->service) + 24;
+        self->libname[4 + i] = lib->service[i] == '-' ? '_' : lib->service[i];
+    size_t nlen = strlen(service->service) + 36;
     self->name = svc_malloc(nlen);
-    snprintf(self->name, nlen, "%s-%d", service->service, (int)getpid());
-    self->redis = svc_redis_new(xws_config_get(cfg, "redis", "unix:${run_dir}/redis.sock"), (int)tmo, self->libname, service->lua);
+    if (index > 0)
+        snprintf(self->name, nlen, "%s-%d.%d", service->service, (int)getpid(), index);
+    else
+        snprintf(self->name, nlen, "%s-%d", service->service, (int)getpid());
+    self->redis = svc_redis_new(xws_config_get(cfg, "redis", "unix:${run_dir}/redis.sock"), (int)tmo, self->libname, lib->lua);
     if (self->redis == NULL)
         goto fail;
     long long wait_replicas = xws_config_int(cfg, "redis_wait_replicas", 0);
@@ -166,6 +180,11 @@ svc_worker_t *svc_worker_new(const svc_service_t *service, xws_config_t *cfg)
 fail:
     svc_worker_destroy(&self);
     return NULL;
+}
+
+svc_worker_t *svc_worker_new(const svc_service_t *service, xws_config_t *cfg)
+{
+    return s_worker_new(service, cfg, service, 0, 0);
 }
 
 void svc_worker_destroy(svc_worker_t **self_p)
@@ -678,12 +697,83 @@ int svc_worker_run(svc_worker_t *self)
     return 0;
 }
 
-int svc_main(const svc_service_t *service, int argc, char **argv)
+/* ---- pool threads -------------------------------------------------------------------------------- */
+
+typedef struct {
+    svc_worker_t *worker;
+    pthread_t thread;
+    int nice; /* added to the thread's nice value */
+    int rc;   /* of svc_worker_run */
+} svc_pool_thread_t;
+
+static void *s_pool_main(void *arg)
 {
-    return svc_main_with(service, NULL, argc, argv);
+    svc_pool_thread_t *t = arg;
+    /* behind the main worker for the CPU: SCHED_BATCH (a waking main worker preempts this thread
+     * rather than wait behind its long computation) and a higher nice value (a smaller share when
+     * the CPU is short). A failure only costs that preference. */
+    struct sched_param sp = {.sched_priority = 0};
+    int err = pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp);
+    if (err != 0)
+        svc_log(SVC_LOG_DEBUG, "SCHED_BATCH: %s", strerror(err));
+    if (t->nice > 0) {
+        errno = 0;
+        int prio = getpriority(PRIO_PROCESS, 0);
+        if (errno == 0 && setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), prio + t->nice) != 0)
+            svc_log(SVC_LOG_DEBUG, "setpriority: %s", strerror(errno));
+    }
+    t->rc = svc_worker_run(t->worker);
+    if (t->rc != 0)
+        s_stop = 1; /* a pool that cannot run stops the process: the supervisor restarts it whole */
+    return NULL;
 }
 
-int svc_main_with(const svc_service_t *service, const svc_command_t *cmd, int argc, char **argv)
+/* Creates n workers of pool (here, in the main thread: the settings are not thread-safe) and starts
+ * a thread for each, with SIGTERM/SIGINT blocked (the main thread takes them). Returns 0, or -1
+ * (logged; the threads started are stopped and joined). */
+static int s_pool_start(const svc_service_t *service, const svc_pool_t *pool, xws_config_t *cfg, svc_pool_thread_t *threads, int n)
+{
+    memset(threads, 0, (size_t)n * sizeof(*threads));
+    long long nice = 0;
+    if (pool->nice_key != NULL && s_int_setting(cfg, pool->nice_key, pool->default_nice, 0, 19, &nice) != 0)
+        return -1;
+    for (int i = 0; i < n; i++) {
+        threads[i].nice = (int)nice;
+        if ((threads[i].worker = s_worker_new(pool->service, cfg, service, pool->credit, i + 1)) == NULL)
+            goto fail;
+    }
+    zsys_init();
+    zsys_handler_set(NULL); /* once here, before the threads, which call it again */
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
+    int started = 0;
+    for (; started < n; started++)
+        if (pthread_create(&threads[started].thread, NULL, s_pool_main, &threads[started]) != 0)
+            break;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (started == n) {
+        svc_log(SVC_LOG_INFO, "%d thread(s) serving %s", n, pool->service->service);
+        return 0;
+    }
+    svc_log(SVC_LOG_ERROR, "cannot start the threads of %s", pool->service->service);
+    s_stop = 1;
+    for (int i = 0; i < started; i++)
+        pthread_join(threads[i].thread, NULL);
+fail:
+    for (int i = 0; i < n; i++)
+        svc_worker_destroy(&threads[i].worker);
+    return -1;
+}
+
+int svc_main(const svc_service_t *service, int argc, char **argv)
+{
+    return svc_main_with(service, NULL, NULL, argc, argv);
+}
+
+int svc_main_with(const svc_service_t *service, const svc_command_t *cmd, const svc_pool_t *pool, int argc, char **argv)
 {
     static const xws_cli_opt_t opts[] = {
         {'c', "config", "FILE",
@@ -744,7 +834,22 @@ int svc_main_with(const svc_service_t *service, const svc_command_t *cmd, int ar
             printf("%s: the settings are valid\n", program);
         return valid ? 0 : 2;
     }
-    int rc = w != NULL && svc_worker_run(w) == 0 ? 0 : 1;
+    svc_pool_thread_t threads[SVC_POOL_MAX_THREADS];
+    long long npool = 0;
+    int rc = 1;
+    if (w != NULL && pool != NULL &&
+        (s_int_setting(cfg, pool->threads_key, pool->default_threads, 0, SVC_POOL_MAX_THREADS, &npool) != 0 ||
+         s_pool_start(service, pool, cfg, threads, (int)npool) != 0))
+        npool = -1;
+    if (w != NULL && npool >= 0)
+        rc = svc_worker_run(w) == 0 ? 0 : 1;
+    s_stop = 1; /* the pool stops with the main worker */
+    for (int i = 0; i < (int)npool; i++) {
+        pthread_join(threads[i].thread, NULL);
+        if (threads[i].rc != 0)
+            rc = 1;
+        svc_worker_destroy(&threads[i].worker);
+    }
     svc_worker_destroy(&w);
     xws_config_destroy(&cfg);
     return rc;

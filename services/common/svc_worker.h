@@ -61,6 +61,29 @@ typedef struct {
     void *data;                      /* handed to every handler as ctx->data */
 } svc_service_t;
 
+/*
+ * A second service that a process serves on threads of its own, beside its main one (e.g. slow
+ * password checks that must not hold up the main service's requests): each thread is one worker
+ * of service, with its own gateway sockets and Redis connection and the given credit. The pool
+ * uses the main service's function library (its own `lua` is not used). threads_key names the
+ * setting that says how many threads (0: none, at most SVC_POOL_MAX_THREADS): the thread count is
+ * the bound of the CPU the pool takes. The threads are SCHED_BATCH (the main worker preempts them
+ * when it wakes) and run nice_key higher (a smaller CPU share when the CPU is short). A thread
+ * cannot send heartbeats in the middle of a long computation: on a CPU saturated for longer than
+ * expiry_ms the gateway may forget it; it then announces itself again and the gateway sends the
+ * request it held to another worker.
+ */
+typedef struct {
+    const svc_service_t *service;
+    const char *threads_key;
+    int default_threads;  /* when the setting is absent */
+    unsigned credit;      /* requests one thread holds at once (≥ 1) */
+    const char *nice_key; /* setting: what the threads add to their nice value (0-19) */
+    int default_nice;     /* when the setting is absent */
+} svc_pool_t;
+
+#define SVC_POOL_MAX_THREADS 64
+
 typedef struct svc_worker svc_worker_t;
 
 /* Requests one worker holds at once per gateway, unless worker_credit says otherwise. */
@@ -105,8 +128,12 @@ typedef struct {
     int (*run)(const char *config_path, int argc, char **argv);
 } svc_command_t;
 
-/* svc_main, plus the command cmd (may be NULL) selected by its first operand. */
-int svc_main_with(const svc_service_t *service, const svc_command_t *cmd, int argc, char **argv);
+/*
+ * svc_main, plus the command cmd (may be NULL) selected by its first operand, and the threads of
+ * pool (borrowed, may be NULL), which stop with the main worker (SIGTERM/SIGINT); a pool thread
+ * that fails stops the whole process (exit status 1).
+ */
+int svc_main_with(const svc_service_t *service, const svc_command_t *cmd, const svc_pool_t *pool, int argc, char **argv);
 
 #ifdef __cplusplus
 }

@@ -451,9 +451,13 @@ static int s_verify(svc_ctx_t *ctx)
     return 0;
 }
 
-static const svc_act_t s_acts[] = {{XWS_ACT_SNAPSHOT, s_snapshot}, {XWS_ACT_VERIFY, s_verify}, {NULL, NULL}};
+/* The data service serves the snapshot; the password checks (a slow derivation each) are served
+ * by the pool of the "verify" service, on threads of their own (main.c). */
+static const svc_act_t s_acts[] = {{XWS_ACT_SNAPSHOT, s_snapshot}, {NULL, NULL}};
+static const svc_act_t s_verify_acts[] = {{XWS_ACT_VERIFY, s_verify}, {NULL, NULL}};
 
 const svc_resource_t cfg_account_resource = {XWS_RESOURCE_ACCOUNT, XWS_ACT_SNAPSHOT, s_acts};
+const svc_resource_t cfg_verify_resource = {XWS_RESOURCE_ACCOUNT, XWS_ACT_VERIFY, s_verify_acts};
 
 /* ---- self-test ------------------------------------------------------------------------------------- */
 

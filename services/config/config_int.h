@@ -11,7 +11,8 @@
 
 /* The resources of the service (see README.md beside this file). */
 extern const svc_resource_t cfg_entity_resource;
-extern const svc_resource_t cfg_account_resource;
+extern const svc_resource_t cfg_account_resource; /* snapshot (the data service) */
+extern const svc_resource_t cfg_verify_resource;  /* verify (the "verify" pool, main.c) */
 /* The function library (prelude + lua/config.lua), embedded at build time. */
 extern const char cfg_lua[];
 

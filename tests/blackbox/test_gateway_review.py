@@ -1,7 +1,7 @@
 """Gateway conformance fixes: 304 only for answers with an entity tag, 413 (not a stream reset) for
 bodies above max_body on HTTP/1.1 and HTTP/2, password checks that do not slow legitimate clients
 (merged identical checks, cache entries kept across unrelated account changes, a bounded number of
-checks in flight, back-off per address and login), long passwords, Allow on every 405, standard
+checks in flight, throttling per address and login), long passwords, Allow on every 405, standard
 reason phrases on h2o's own answers, Cache-Control, and request targets with a fragment or in
 absolute form. Robustness: ZeroMQ frame size bound, worker statuses that are not final answers,
 READY for services not routed, the query parameter count, internal and queued deadlines, the
@@ -304,7 +304,8 @@ def test_many_different_checks_all_answered(one_worker):
     s.cli_ok("account", "add", "manyx", "--host", "10.9.9.9")  # a new version
     time.sleep(0.5)
     # more distinct checks than may run at once: the others wait their turn, none is refused
-    codes, _ = parallel(len(names), lambda i: s.get(CHECK, auth=(names[i], names[i] + "-pw")).status)
+    # (from addresses of their own: one address may have only 4 checks running at once)
+    codes, _ = parallel(len(names), lambda i: s.get(CHECK, auth=(names[i], names[i] + "-pw"), source="127.0.0.%d" % (70 + i)).status)
     assert codes == [200] * len(names), codes
     codes, _ = parallel(len(names), lambda i: s.get(CHECK, auth=(names[i], "wrong"), source="127.0.0.%d" % (40 + i)).status)
     assert codes == [401] * len(names), codes
@@ -352,17 +353,14 @@ def test_backoff_is_per_address_and_login(system):
     attacker = "127.0.0.31"
     wait_until(lambda: system.get(CHECK, auth=("neighbour", "neighbour-pass-1"), source="127.0.0.32").status == 401,
                what="the new password")
-    t0 = time.monotonic()
-    for _ in range(7):
-        assert system.get(CHECK, auth=("admin", "guess"), source=attacker).status == 401
-    assert time.monotonic() - t0 >= 1.0, "repeated wrong passwords were answered at full speed"
-    # another login from the same address, whose password still needs a check: not delayed
+    codes = [system.get(CHECK, auth=("admin", "guess-%d" % i), source=attacker).status for i in range(5)]
+    assert codes == [401] * 5, codes
+    # the attacked login is now locked from that address (no check), and says for how long
+    r = system.get(CHECK, auth=("admin", "another-guess"), source=attacker)
+    assert r.status == 429 and int(r.header("retry-after")) >= 1, r
+    # another login from the same address, whose password still needs a check: not throttled
     r = system.get(CHECK, auth=("neighbour", "neighbour-pass-2"), source=attacker)
     assert r.status == 200, r
-    assert r.elapsed < 0.9, ("another login of the attacker's address was delayed", r.elapsed)
-    # the attacked login is still delayed from that address
-    r = system.get(CHECK, auth=("admin", "another-guess"), source=attacker)
-    assert r.status == 401 and r.elapsed >= 0.9, r.elapsed
 
 
 # ---- robustness: frame sizes, worker statuses, connections, endpoints, registry, query, deadlines --

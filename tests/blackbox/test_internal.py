@@ -72,6 +72,10 @@ def test_account_acts_refused_internally(system):
     r = system.call("config", "account", "verify", json.dumps({"login": ADMIN[0], "password": ADMIN[1]}))
     assert r.returncode == 1, r
     assert status_line(r) == 403
+    # the password checks' own service: not for internal consumers either (a password oracle)
+    r = system.call("verify", "account", "verify", json.dumps({"login": ADMIN[0], "password": ADMIN[1]}))
+    assert r.returncode == 1, r
+    assert status_line(r) == 403
 
 
 def test_unknown_service_answered(system):

@@ -32,6 +32,9 @@ extern "C" {
 /* The gateway-only account resource of the config service (PROTOCOL.md §8): its names, shared by
  * the gateway that asks and the config service that answers. */
 #define XWS_SERVICE_CONFIG "config"
+/* The password checks (`account/verify`) have a service of their own, served by threads of the
+ * config process, so that they never share a queue or a thread with the data requests. */
+#define XWS_SERVICE_VERIFY "verify"
 #define XWS_RESOURCE_ACCOUNT "account"
 #define XWS_ACT_VERIFY "verify"
 #define XWS_ACT_SNAPSHOT "snapshot"
