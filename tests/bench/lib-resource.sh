@@ -3,7 +3,8 @@
 # clean-up at exit, and CPU and memory readings from /proc.
 #
 # The script that sources it sets NAME (for messages), PROJECT, BUILD, OUT, LOGIN, PASSWORD and
-# NEEDS (the worker binaries it measures) first; then it calls, in order:
+# NEEDS (the worker binaries it measures) first, and ACCESS_LOG=on when the gateway is to write
+# its access log (to W/access.log; default off); then it calls, in order:
 #   bench_build                     builds the Release binaries into BUILD, checks NEEDS
 #   bench_start                     starts XWS (XPORT, LAUNCH_PID) and h2o (HPORT, H2O_PID, serving
 #                                   W/www) in the work directory W; stops both at exit
@@ -50,8 +51,10 @@ bench_start() {
     H2O_PID=""
     trap bench_cleanup EXIT
     trap 'exit 130' INT TERM
-    echo "== starting XWS on 127.0.0.1:$XPORT (access log off, one worker per service)"
-    XWS_ACCESS_LOG=off "$PROJECT/deploy/xws-launch" --bin-dir "$BUILD/bin" --run-dir "$W/run" --port "$XPORT" \
+    local access=off
+    [ "${ACCESS_LOG:-off}" = on ] && access=$W/access.log
+    echo "== starting XWS on 127.0.0.1:$XPORT (access log $access, one worker per service)"
+    XWS_ACCESS_LOG=$access "$PROJECT/deploy/xws-launch" --bin-dir "$BUILD/bin" --run-dir "$W/run" --port "$XPORT" \
         --login "$LOGIN" --password "$PASSWORD" --workers 1 >"$W/xws.log" 2>&1 &
     LAUNCH_PID=$!
     ROOT=https://127.0.0.1:$XPORT/service/ipbx/json.php/restricted
