@@ -1,4 +1,5 @@
-# lib-resource.sh - what the per-resource benchmarks (bench-lines.sh, bench-extensions.sh) share,
+# shellcheck shell=bash
+# lib-resource.sh - what the per-resource benchmarks (bench-lines.sh, bench-users.sh, bench-extensions.sh) share,
 # sourced by them: the Release build, a complete XWS instance and Debian's h2o on loopback, the
 # clean-up at exit, and CPU and memory readings from /proc.
 #
@@ -113,8 +114,8 @@ HZ=$(getconf CLK_TCK)
 bench_cpu_seq() {
     local k=$1 url=$2 auth=$3 p kinds=""
     shift 3
-    local a b i
-    for i in $(seq 1 240); do # first, the requests still running from an earlier run end (the CPU stays still)
+    local a b
+    for _ in $(seq 1 240); do # first, the requests still running from an earlier run end (the CPU stays still)
         a=0 b=0
         for p in "$@"; do a=$((a + $(bench_ticks "$p"))); done
         sleep 0.5
