@@ -135,7 +135,7 @@ static void s_render(gw_req_t *r, const void *data, size_t len)
 {
     xws_reply_t rep;
     const char *err = NULL;
-    if (xws_reply_decode(&rep, data, len, &err) != 0) {
+    if (xws_reply_decode_raw(&rep, data, len, &err) != 0) { /* the body is rendered from its bytes: no tree */
         fprintf(stderr, "xws-gateway: malformed reply from service %s (%s)\n", r->route->service, err != NULL ? err : "?");
         xws_reply_dispose(&rep);
         gw_req_send_error(r, 500, "internal_error", "", "the service sent a malformed reply");
@@ -152,7 +152,8 @@ static void s_render(gw_req_t *r, const void *data, size_t len)
     xws_buf_t out;
     xws_buf_init(&out);
     xws_buf_reserve(&out, len + len / 2 + 64); /* JSON is about 1.2-1.5 times the msgpack: one allocation */
-    if (rep.body != NULL && status != 204 && status != 304 && xws_msgpack_to_json(rep.body, &out) != 0) {
+    if (rep.body_raw.ptr != NULL && status != 204 && status != 304 &&
+        xws_msgpack_raw_to_json(rep.body_raw.ptr, rep.body_raw.len, &out, &err) != 0) {
         fprintf(stderr, "xws-gateway: reply from service %s has no JSON form\n", r->route->service);
         xws_buf_dispose(&out);
         xws_reply_dispose(&rep);

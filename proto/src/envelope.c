@@ -446,6 +446,40 @@ int xws_reply_encode_error(unsigned status, const char *code, const char *field,
 
 enum { R_STATUS = 1, R_BODY = 2, R_ETAG = 4, R_REPLAYED = 8 };
 
+/* Reads one known field of a reply envelope (status, body, etag, replayed; others are ignored). 0, or -1 with *err set. */
+static int s_reply_field(xws_reply_t *rep, const msgpack_object *k, const msgpack_object *v, unsigned *seen, const char **err)
+{
+    if (s_key_is(k, "status")) {
+        if (s_once(seen, R_STATUS, err) != 0)
+            return -1;
+        if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER || v->via.u64 < 100 || v->via.u64 > 599) {
+            *err = "bad status";
+            return -1;
+        }
+        rep->status = (unsigned)v->via.u64;
+    } else if (s_key_is(k, "body")) {
+        if (s_once(seen, R_BODY, err) != 0)
+            return -1;
+        rep->body = v->type == MSGPACK_OBJECT_NIL ? NULL : v;
+    } else if (s_key_is(k, "etag")) {
+        if (s_once(seen, R_ETAG, err) != 0)
+            return -1;
+        if (s_str(v, 0, XWS_MAX_ENVELOPE, &rep->etag) != 0) {
+            *err = "bad etag";
+            return -1;
+        }
+    } else if (s_key_is(k, "replayed")) {
+        if (s_once(seen, R_REPLAYED, err) != 0)
+            return -1;
+        if (v->type != MSGPACK_OBJECT_BOOLEAN) {
+            *err = "bad replayed";
+            return -1;
+        }
+        rep->replayed = v->via.boolean;
+    }
+    return 0;
+}
+
 int xws_reply_decode(xws_reply_t *rep, const void *data, size_t len, const char **err)
 {
     assert(rep != NULL && (data != NULL || len == 0) && err != NULL);
@@ -454,36 +488,97 @@ int xws_reply_decode(xws_reply_t *rep, const void *data, size_t len, const char 
         return -1;
     const msgpack_object_map *m = &rep->_unpacked.data.via.map;
     unsigned seen = 0;
-    for (uint32_t i = 0; i < m->size; i++) {
-        const msgpack_object *k = &m->ptr[i].key, *v = &m->ptr[i].val;
-        if (s_key_is(k, "status")) {
-            if (s_once(&seen, R_STATUS, err) != 0)
-                return -1;
-            if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER || v->via.u64 < 100 || v->via.u64 > 599) {
-                *err = "bad status";
-                return -1;
-            }
-            rep->status = (unsigned)v->via.u64;
-        } else if (s_key_is(k, "body")) {
-            if (s_once(&seen, R_BODY, err) != 0)
-                return -1;
-            rep->body = v->type == MSGPACK_OBJECT_NIL ? NULL : v;
-        } else if (s_key_is(k, "etag")) {
-            if (s_once(&seen, R_ETAG, err) != 0)
-                return -1;
-            if (s_str(v, 0, XWS_MAX_ENVELOPE, &rep->etag) != 0) {
-                *err = "bad etag";
-                return -1;
-            }
-        } else if (s_key_is(k, "replayed")) {
-            if (s_once(&seen, R_REPLAYED, err) != 0)
-                return -1;
-            if (v->type != MSGPACK_OBJECT_BOOLEAN) {
-                *err = "bad replayed";
-                return -1;
-            }
-            rep->replayed = v->via.boolean;
+    for (uint32_t i = 0; i < m->size; i++)
+        if (s_reply_field(rep, &m->ptr[i].key, &m->ptr[i].val, &seen, err) != 0)
+            return -1;
+    if (!(seen & R_STATUS)) {
+        *err = "missing status";
+        return -1;
+    }
+    return 0;
+}
+
+int xws_reply_decode_raw(xws_reply_t *rep, const void *data, size_t len, const char **err)
+{
+    assert(rep != NULL && (data != NULL || len == 0) && err != NULL);
+    memset(rep, 0, sizeof(*rep));
+    msgpack_unpacked_init(&rep->_unpacked);
+    if (len > XWS_MAX_REPLY) {
+        *err = "oversized envelope";
+        return -1;
+    }
+    const unsigned char *p = data, *end = p + len;
+    uint64_t n = 0;
+    size_t hdr = 0;
+    if (len == 0) {
+        *err = "truncated";
+        return -1;
+    }
+    if (*p >= 0x80 && *p <= 0x8f)
+        n = *p & 0x0f;
+    else if (*p == 0xde || *p == 0xdf)
+        hdr = *p == 0xde ? 2 : 4;
+    else {
+        msgpack_object o; /* any other object: checked whole, as xws_reply_decode would */
+        const unsigned char *q = p;
+        if (xws_msgpack_next(&q, end, XWS_MAX_DEPTH + 1, &o, err) != 0)
+            return -1;
+        *err = q != end ? "trailing bytes" : "not a map";
+        return -1;
+    }
+    p++;
+    if ((size_t)(end - p) < hdr) {
+        *err = "truncated";
+        return -1;
+    }
+    for (size_t i = 0; i < hdr; i++)
+        n = (n << 8) | *p++;
+    /* the body inside the envelope may be XWS_MAX_DEPTH deep, as with xws_reply_decode */
+    unsigned seen = 0;
+    int have_v = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        msgpack_object k, v;
+        if (xws_msgpack_next(&p, end, XWS_MAX_DEPTH, &k, err) != 0)
+            return -1;
+        const unsigned char *vstart = p;
+        if (xws_msgpack_next(&p, end, XWS_MAX_DEPTH, &v, err) != 0)
+            return -1;
+        if (k.type != MSGPACK_OBJECT_STR) {
+            *err = "non-string key";
+            return -1;
         }
+        if (s_key_is(&k, "v")) {
+            if (have_v) {
+                *err = "duplicate key";
+                return -1;
+            }
+            have_v = 1;
+            if (v.type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+                *err = "bad v";
+                return -1;
+            }
+            if (v.via.u64 != XWS_ENVELOPE_VERSION) {
+                *err = "unsupported_version";
+                return -1;
+            }
+            rep->version = (uint32_t)v.via.u64;
+            continue;
+        }
+        if (s_reply_field(rep, &k, &v, &seen, err) != 0)
+            return -1;
+        if (s_key_is(&k, "body")) { /* the tree is not built: the caller renders the raw bytes */
+            rep->body = NULL;
+            if (v.type != MSGPACK_OBJECT_NIL)
+                rep->body_raw = (xws_slice_t){(const char *)vstart, (size_t)(p - vstart)};
+        }
+    }
+    if (p != end) {
+        *err = "trailing bytes";
+        return -1;
+    }
+    if (!have_v) {
+        *err = "missing v";
+        return -1;
     }
     if (!(seen & R_STATUS)) {
         *err = "missing status";
@@ -503,6 +598,32 @@ void xws_reply_dispose(xws_reply_t *rep)
 /* ---- self-test ------------------------------------------------------------------------------- */
 
 /* decodes every prefix and many single-byte mutations of data: none may crash or leak */
+/* xws_reply_decode_raw accepts and refuses what xws_reply_decode does, with the same fields and
+ * the same JSON rendering of the body */
+static void s_same_reply(const char *data, size_t len)
+{
+    xws_reply_t a, b;
+    const char *ea = NULL, *eb = NULL;
+    int ra = xws_reply_decode(&a, data, len, &ea), rb = xws_reply_decode_raw(&b, data, len, &eb);
+    CHECK(ra == rb && (ra == 0 || eb != NULL));
+    if (ra == 0) {
+        CHECK(a.status == b.status && a.version == b.version && a.replayed == b.replayed && a.etag.len == b.etag.len);
+        CHECK(a.etag.len == 0 || memcmp(a.etag.ptr, b.etag.ptr, a.etag.len) == 0);
+        CHECK(b.body == NULL && (a.body == NULL) == (b.body_raw.ptr == NULL));
+        if (a.body != NULL) {
+            xws_buf_t ja, jb;
+            xws_buf_init(&ja);
+            xws_buf_init(&jb);
+            int ja_rc = xws_msgpack_to_json(a.body, &ja), jb_rc = xws_msgpack_raw_to_json(b.body_raw.ptr, b.body_raw.len, &jb, &eb);
+            CHECK(ja_rc == jb_rc && (ja_rc != 0 || (ja.len == jb.len && memcmp(ja.data, jb.data, ja.len) == 0)));
+            xws_buf_dispose(&ja);
+            xws_buf_dispose(&jb);
+        }
+    }
+    xws_reply_dispose(&a);
+    xws_reply_dispose(&b);
+}
+
 static void s_torture(const char *data, size_t len, int is_request)
 {
     const char *err;
@@ -516,6 +637,7 @@ static void s_torture(const char *data, size_t len, int is_request)
             xws_reply_t r;
             CHECK(xws_reply_decode(&r, data, n, &err) == -1 && err != NULL);
             xws_reply_dispose(&r);
+            s_same_reply(data, n);
         }
     }
     char *copy = malloc(len + 1);
@@ -543,6 +665,7 @@ static void s_torture(const char *data, size_t len, int is_request)
                 else
                     CHECK(r.status >= 100 && r.status <= 599 && r.version == 1);
                 xws_reply_dispose(&r);
+                s_same_reply(copy, len);
             }
             copy[i] = saved;
         }
@@ -766,6 +889,8 @@ void xws_envelope_test(void)
         xws_request_dispose(&req);
         xws_reply_t rep;
         CHECK(xws_reply_decode(&rep, vers[i][0], n, &err) == -1 && strcmp(err, vers[i][1]) == 0);
+        xws_reply_dispose(&rep);
+        CHECK(xws_reply_decode_raw(&rep, vers[i][0], n, &err) == -1 && strcmp(err, vers[i][1]) == 0);
         xws_reply_dispose(&rep);
     }
     /* a version-2 envelope is unsupported_version even when its other fields look wrong */

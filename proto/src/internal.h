@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include "xws/check.h"
+#include "xws/proto.h"
 
 /* A self-test check that holds whatever NDEBUG says (xws/check.h). */
 #define CHECK(x) XWS_CHECK(x)
@@ -15,5 +16,19 @@
         if ((call) != 0)                                                                                                           \
             abort();                                                                                                               \
     } while (0)
+
+/*
+ * Renders a scalar (nil, boolean, integer within int64, finite real, str) as JSON into out,
+ * exactly as xws_msgpack_to_json renders it inside a tree. -1 for a container, BIN, EXT, an
+ * integer above INT64_MAX, a non-finite real, a str that is not UTF-8.
+ */
+int xws_json_scalar(const msgpack_object *o, xws_buf_t *out);
+
+/*
+ * Reads the next msgpack object at *p (before end), checked as xws_msgpack_validate checks (depth
+ * max_depth), and moves *p past it. A scalar is decoded into *o (strings point into the input); a
+ * container is only checked: o->type says MAP or ARRAY, with no elements. 0, or -1 with *err set.
+ */
+int xws_msgpack_next(const unsigned char **p, const unsigned char *end, int max_depth, msgpack_object *o, const char **err);
 
 #endif

@@ -216,7 +216,7 @@ static void s_decimal(xws_buf_t *out, uint64_t v, int neg)
     xws_buf_add(out, tmp + i, sizeof(tmp) - i);
 }
 
-static int s_render(const msgpack_object *o, xws_buf_t *out, int depth)
+int xws_json_scalar(const msgpack_object *o, xws_buf_t *out)
 {
     switch (o->type) {
     case MSGPACK_OBJECT_NIL:
@@ -238,6 +238,14 @@ static int s_render(const msgpack_object *o, xws_buf_t *out, int depth)
         return s_real(out, o->via.f64);
     case MSGPACK_OBJECT_STR:
         return xws_json_string(out, o->via.str.ptr, o->via.str.size);
+    default: /* containers, BIN, EXT */
+        return -1;
+    }
+}
+
+static int s_render(const msgpack_object *o, xws_buf_t *out, int depth)
+{
+    switch (o->type) {
     case MSGPACK_OBJECT_ARRAY:
         if (depth + 1 > XWS_MAX_DEPTH)
             return -1;
@@ -270,8 +278,8 @@ static int s_render(const msgpack_object *o, xws_buf_t *out, int depth)
         }
         xws_buf_add(out, "}", 1);
         return 0;
-    default: /* BIN, EXT */
-        return -1;
+    default:
+        return xws_json_scalar(o, out);
     }
 }
 
@@ -282,6 +290,8 @@ int xws_msgpack_to_json(const msgpack_object *o, xws_buf_t *out)
 }
 
 /* ---- self-test ------------------------------------------------------------------------------- */
+
+static void s_same_raw(const char *mp, size_t len, int rc, const xws_buf_t *out);
 
 /* JSON text -> msgpack -> JSON text; returns the rendering in out (reset first), or -1 */
 static int s_roundtrip(const char *json, size_t len, xws_buf_t *out)
@@ -298,6 +308,7 @@ static int s_roundtrip(const char *json, size_t len, xws_buf_t *out)
         rc = xws_msgpack_to_json(&u.data, out);
         msgpack_unpacked_destroy(&u);
         CHECK(rc == 0); /* whatever JSON gives has a JSON form */
+        s_same_raw(sb.data, sb.size, rc, out);
     } else {
         CHECK(sb.size == 0 && strncmp(errbuf, "invalid JSON", 12) == 0);
     }
@@ -305,7 +316,19 @@ static int s_roundtrip(const char *json, size_t len, xws_buf_t *out)
     return rc;
 }
 
-/* renders a one-object msgpack buffer to JSON; -1 when it has no JSON form */
+/* the one-pass rendering of mp/len gives what the tree rendering gave (rc, and out when 0) */
+static void s_same_raw(const char *mp, size_t len, int rc, const xws_buf_t *out)
+{
+    xws_buf_t raw;
+    const char *err = NULL;
+    xws_buf_init(&raw);
+    int rrc = xws_msgpack_raw_to_json(mp, len, &raw, &err);
+    CHECK(rrc == rc && (rc != 0 || (raw.len == out->len && memcmp(raw.data, out->data, out->len) == 0)));
+    CHECK(rc == 0 || err != NULL);
+    xws_buf_dispose(&raw);
+}
+
+/* renders a one-object msgpack buffer to JSON; -1 when it has no JSON form (both renderings checked) */
 static int s_render_raw(const char *mp, size_t len, xws_buf_t *out)
 {
     msgpack_unpacked u;
@@ -314,6 +337,7 @@ static int s_render_raw(const char *mp, size_t len, xws_buf_t *out)
     CHECK(xws_msgpack_decode(&u, mp, len, 64, &err) == 0);
     int rc = xws_msgpack_to_json(&u.data, out);
     msgpack_unpacked_destroy(&u);
+    s_same_raw(mp, len, rc, out);
     return rc;
 }
 

@@ -14,7 +14,8 @@
 
 typedef struct {
     const unsigned char *p, *end;
-    msgpack_zone *zone; /* NULL: validate only */
+    msgpack_zone *zone; /* NULL: validate only (or render, with json) */
+    xws_buf_t *json;    /* not NULL: render each object as JSON into it, build nothing */
     int max_depth;
     const char *err;
 } dec_t;
@@ -66,6 +67,17 @@ static int s_array(dec_t *d, msgpack_object *o, uint64_t n, int depth)
         return s_fail(d, "too deep");
     if ((uint64_t)(d->end - d->p) < n) /* every element takes at least one byte */
         return s_fail(d, "truncated");
+    if (d->json != NULL) {
+        xws_buf_add(d->json, "[", 1);
+        for (uint64_t i = 0; i < n; i++) {
+            if (i != 0)
+                xws_buf_add(d->json, ",", 1);
+            if (s_obj(d, NULL, depth + 1) != 0)
+                return -1;
+        }
+        xws_buf_add(d->json, "]", 1);
+        return 0;
+    }
     msgpack_object *items = NULL;
     if (o != NULL) {
         items = s_alloc(d, (size_t)n * sizeof(*items));
@@ -79,12 +91,48 @@ static int s_array(dec_t *d, msgpack_object *o, uint64_t n, int depth)
     return 0;
 }
 
+/* JSON rendering of a map's key: a str without NUL (PROTOCOL.md §7), or -1 (no JSON form) */
+static int s_json_key(dec_t *d, int depth)
+{
+    if (d->p == d->end)
+        return s_fail(d, "truncated");
+    unsigned char c = *d->p;
+    if (!((c >= 0xa0 && c <= 0xbf) || (c >= 0xd9 && c <= 0xdb)))
+        return s_fail(d, "no JSON form");
+    msgpack_object k;
+    xws_buf_t *json = d->json;
+    d->json = NULL; /* decoded, not rendered: checked first */
+    int rc = s_obj(d, &k, depth);
+    d->json = json;
+    if (rc != 0)
+        return -1;
+    if (k.via.str.size != 0 && memchr(k.via.str.ptr, '\0', k.via.str.size) != NULL)
+        return s_fail(d, "no JSON form");
+    if (xws_json_string(json, k.via.str.ptr, k.via.str.size) != 0)
+        return s_fail(d, "no JSON form");
+    return 0;
+}
+
 static int s_map(dec_t *d, msgpack_object *o, uint64_t n, int depth)
 {
     if (depth + 1 > d->max_depth)
         return s_fail(d, "too deep");
     if ((uint64_t)(d->end - d->p) / 2 < n) /* every pair takes at least two bytes */
         return s_fail(d, "truncated");
+    if (d->json != NULL) {
+        xws_buf_add(d->json, "{", 1);
+        for (uint64_t i = 0; i < n; i++) {
+            if (i != 0)
+                xws_buf_add(d->json, ",", 1);
+            if (s_json_key(d, depth + 1) != 0)
+                return -1;
+            xws_buf_add(d->json, ":", 1);
+            if (s_obj(d, NULL, depth + 1) != 0)
+                return -1;
+        }
+        xws_buf_add(d->json, "}", 1);
+        return 0;
+    }
     msgpack_object_kv *kv = NULL;
     if (o != NULL) {
         kv = s_alloc(d, (size_t)n * sizeof(*kv));
@@ -143,7 +191,7 @@ static void s_int(msgpack_object *o, int64_t v)
     }
 }
 
-static int s_obj(dec_t *d, msgpack_object *o, int depth)
+static int s_decode_obj(dec_t *d, msgpack_object *o, int depth)
 {
     if (d->p == d->end)
         return s_fail(d, "truncated");
@@ -266,6 +314,22 @@ static int s_obj(dec_t *d, msgpack_object *o, int depth)
     }
 }
 
+/* one object: decoded (or validated), or, in JSON mode, rendered (a scalar through a local object) */
+static int s_obj(dec_t *d, msgpack_object *o, int depth)
+{
+    if (d->json == NULL || d->p == d->end)
+        return s_decode_obj(d, o, depth);
+    unsigned char c = *d->p;
+    if ((c >= 0x80 && c <= 0x9f) || (c >= 0xdc && c <= 0xdf))
+        return s_decode_obj(d, NULL, depth);
+    msgpack_object v;
+    if (s_decode_obj(d, &v, depth) != 0)
+        return -1;
+    if (xws_json_scalar(&v, d->json) != 0)
+        return s_fail(d, "no JSON form");
+    return 0;
+}
+
 static int s_run(dec_t *d, msgpack_object *o, const char **err)
 {
     int rc = s_obj(d, o, 0);
@@ -289,7 +353,7 @@ int xws_msgpack_decode(msgpack_unpacked *u, const void *data, size_t len, int ma
     u->zone = msgpack_zone_new(chunk);
     if (u->zone == NULL)
         abort();
-    dec_t d = {(const unsigned char *)data, (const unsigned char *)data + len, u->zone, max_depth, NULL};
+    dec_t d = {(const unsigned char *)data, (const unsigned char *)data + len, u->zone, NULL, max_depth, NULL};
     if (s_run(&d, &u->data, err) != 0) {
         msgpack_unpacked_destroy(u);
         msgpack_unpacked_init(u);
@@ -301,8 +365,33 @@ int xws_msgpack_decode(msgpack_unpacked *u, const void *data, size_t len, int ma
 int xws_msgpack_validate(const void *data, size_t len, int max_depth, const char **err)
 {
     assert((data != NULL || len == 0) && max_depth >= 1 && max_depth <= 1000);
-    dec_t d = {(const unsigned char *)data, (const unsigned char *)data + len, NULL, max_depth, NULL};
+    dec_t d = {(const unsigned char *)data, (const unsigned char *)data + len, NULL, NULL, max_depth, NULL};
     return s_run(&d, NULL, err);
+}
+
+int xws_msgpack_raw_to_json(const void *data, size_t len, xws_buf_t *out, const char **err)
+{
+    assert((data != NULL || len == 0) && out != NULL);
+    dec_t d = {(const unsigned char *)data, (const unsigned char *)data + len, NULL, out, XWS_MAX_DEPTH, NULL};
+    return s_run(&d, NULL, err);
+}
+
+int xws_msgpack_next(const unsigned char **p, const unsigned char *end, int max_depth, msgpack_object *o, const char **err)
+{
+    assert(p != NULL && *p != NULL && end >= *p && o != NULL && max_depth >= 1 && max_depth <= 1000);
+    dec_t d = {*p, end, NULL, NULL, max_depth, NULL};
+    unsigned char c = *p < end ? **p : 0xc0;
+    int container = (c >= 0x80 && c <= 0x9f) || (c >= 0xdc && c <= 0xdf);
+    if (s_decode_obj(&d, container ? NULL : o, 0) != 0) {
+        *err = d.err;
+        return -1;
+    }
+    if (container) {
+        memset(o, 0, sizeof(*o));
+        o->type = (c >= 0x80 && c <= 0x8f) || c >= 0xde ? MSGPACK_OBJECT_MAP : MSGPACK_OBJECT_ARRAY;
+    }
+    *p = d.p;
+    return 0;
 }
 
 /* packs depth nested arrays around a nil */

@@ -45,10 +45,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         break;
     }
     case 1: {
-        xws_reply_t rep;
-        if (xws_reply_decode(&rep, p, n, &err) == 0 && rep.body != NULL)
+        /* the one-pass decoding and rendering (the gateway's) agree with the tree's */
+        xws_reply_t rep, raw;
+        int rc = xws_reply_decode(&rep, p, n, &err), rrc = xws_reply_decode_raw(&raw, p, n, &err);
+        if (rc != rrc || (rc == 0 && (rep.status != raw.status || (rep.body == NULL) != (raw.body_raw.ptr == NULL))))
+            abort();
+        if (rc == 0 && rep.body != NULL) {
             s_render(rep.body);
+            xws_buf_t a, b;
+            xws_buf_init(&a);
+            xws_buf_init(&b);
+            int ra = xws_msgpack_to_json(rep.body, &a), rb = xws_msgpack_raw_to_json(raw.body_raw.ptr, raw.body_raw.len, &b, &err);
+            if (ra != rb || (ra == 0 && (a.len != b.len || memcmp(a.data, b.data, a.len) != 0)))
+                abort();
+            xws_buf_dispose(&a);
+            xws_buf_dispose(&b);
+        }
         xws_reply_dispose(&rep);
+        xws_reply_dispose(&raw);
         break;
     }
     case 2: {

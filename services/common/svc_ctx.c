@@ -367,12 +367,41 @@ static int s_parse_ll(const redisReply *r, long long *out)
     return 0;
 }
 
+static int s_etag_prefetch_or_reply(svc_ctx_t *ctx, const char *const *resources, int ndata, const int *argcs,
+                                    const char *const *const *argvs, redisReply **data);
+
 int svc_etag_or_reply(svc_ctx_t *ctx, const char *const *resources)
 {
     return svc_etag_prefetch_or_reply(ctx, resources, 0, NULL, NULL);
 }
 
 int svc_etag_prefetch_or_reply(svc_ctx_t *ctx, const char *const *resources, int argc, const char **argv_data, redisReply **data)
+{
+    const char *const *argvs[1] = {(const char *const *)argv_data};
+    return s_etag_prefetch_or_reply(ctx, resources, argc > 0 ? 1 : 0, &argc, argvs, data);
+}
+
+int svc_etag_prefetch_tx_or_reply(svc_ctx_t *ctx, const char *const *resources, int ncmd, const int *argcs,
+                                  const char *const *const *argvs, redisReply **data)
+{
+    assert(ncmd >= 1);
+    static const char *const multi[] = {"MULTI"}, *const exec[] = {"EXEC"};
+    int *c = svc_calloc((size_t)ncmd + 2, sizeof(*c));
+    const char *const **v = svc_calloc((size_t)ncmd + 2, sizeof(*v));
+    c[0] = c[ncmd + 1] = 1;
+    v[0] = multi;
+    v[ncmd + 1] = exec;
+    for (int i = 0; i < ncmd; i++)
+        c[i + 1] = argcs[i], v[i + 1] = argvs[i];
+    int rc = s_etag_prefetch_or_reply(ctx, resources, ncmd + 2, c, v, data);
+    free(c);
+    free(v);
+    return rc;
+}
+
+/* the versions, then ndata commands (argcs/argvs) in the same round trip; *data: the last one's reply */
+static int s_etag_prefetch_or_reply(svc_ctx_t *ctx, const char *const *resources, int ndata, const int *argcs,
+                                    const char *const *const *argvs, redisReply **data)
 {
     if (data != NULL)
         *data = NULL;
@@ -385,13 +414,24 @@ int svc_etag_prefetch_or_reply(svc_ctx_t *ctx, const char *const *resources, int
     for (size_t i = 0; i < n; i++)
         argv[2 + i] = svc_ctx_printf(ctx, "%sver:%s", ctx->prefix, resources[i]);
     redisReply *r = NULL, *d = NULL;
-    if (argc > 0) {
-        /* versions first, then the data, in one round trip */
-        const int argcs[2] = {(int)n + 2, argc};
-        const char *const *argvs[2] = {argv, argv_data};
-        redisReply *out[2];
-        if (svc_redis_pipeline(ctx->redis, 2, argcs, argvs, out) == 0)
-            r = out[0], d = out[1];
+    if (ndata > 0) {
+        /* versions first, then the data, in one round trip; the replies before the last are dropped
+         * (MULTI's OK and the QUEUED of a transaction: EXEC, the last, says how it went) */
+        int *c = svc_calloc((size_t)ndata + 1, sizeof(*c));
+        const char *const **v = svc_calloc((size_t)ndata + 1, sizeof(*v));
+        redisReply **out = svc_calloc((size_t)ndata + 1, sizeof(*out));
+        c[0] = (int)n + 2;
+        v[0] = argv;
+        for (int i = 0; i < ndata; i++)
+            c[i + 1] = argcs[i], v[i + 1] = argvs[i];
+        if (svc_redis_pipeline(ctx->redis, ndata + 1, c, v, out) == 0) {
+            r = out[0], d = out[ndata];
+            for (int i = 1; i < ndata; i++)
+                freeReplyObject(out[i]);
+        }
+        free(c);
+        free(v);
+        free(out);
     } else {
         r = svc_redis_command(ctx->redis, (int)n + 2, argv, NULL);
     }

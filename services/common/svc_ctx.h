@@ -142,6 +142,16 @@ int svc_etag_or_reply(svc_ctx_t *ctx, const char *const *resources);
  */
 int svc_etag_prefetch_or_reply(svc_ctx_t *ctx, const char *const *resources, int argc, const char **argv, redisReply **data);
 
+/*
+ * svc_etag_prefetch_or_reply() with a transaction as the read: MULTI, the ncmd commands
+ * (argcs/argvs), EXEC, in the same round trip right after the versions, so that several reads
+ * (for example whole hashes read with HGETALL, which no Lua function then copies) see one state.
+ * On 0, *data holds EXEC's reply (an array of the ncmd replies; or an error or nil reply, which
+ * the caller checks); on -1, *data is NULL.
+ */
+int svc_etag_prefetch_tx_or_reply(svc_ctx_t *ctx, const char *const *resources, int ncmd, const int *argcs,
+                                  const char *const *const *argvs, redisReply **data);
+
 void svc_ctx_test(void);
 
 #ifdef __cplusplus

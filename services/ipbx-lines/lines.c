@@ -34,18 +34,146 @@ static void s_read_keys(svc_ctx_t *ctx, const char *keys[4])
     keys[3] = svc_key(ctx, "user:identity");
 }
 
+/* the lines read: 5 replies per line (id, record, owner id or "", owner identity or "", device id or "") */
+typedef struct {
+    redisReply *reply;    /* what Redis answered; the rows point into it (s_rows_dispose) */
+    const redisReply **e; /* 5 × n */
+    size_t n;
+} s_rows_t;
+
+static void s_rows_dispose(s_rows_t *rows)
+{
+    freeReplyObject(rows->reply);
+    free(rows->e);
+    memset(rows, 0, sizeof(*rows));
+}
+
+/* the value of a field of an HGETALL reply (pairs sorted by s_cmp_field), or NULL */
+static const redisReply *s_field(const redisReply *const *pairs, size_t n, const redisReply *key)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const redisReply *k = pairs[2 * mid];
+        int c = k->len != key->len ? (k->len < key->len ? -1 : 1) : memcmp(k->str, key->str, key->len);
+        if (c == 0)
+            return pairs[2 * mid + 1];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+/* orders the (field, value) pairs of an HGETALL reply by field: length, then bytes */
+static int s_cmp_field(const void *a, const void *b)
+{
+    const redisReply *x = *(const redisReply *const *)a, *y = *(const redisReply *const *)b;
+    if (x->len != y->len)
+        return x->len < y->len ? -1 : 1;
+    return memcmp(x->str, y->str, x->len);
+}
+
+/* the pairs of an HGETALL reply, sorted by field (a copy of the pointers, freed by the caller) */
+static const redisReply **s_sorted_pairs(const redisReply *h)
+{
+    const redisReply **p = svc_calloc(h->elements + 1, sizeof(*p));
+    if (h->elements == 0)
+        return p;
+    memcpy(p, h->element, h->elements * sizeof(*p));
+    qsort(p, h->elements / 2, 2 * sizeof(*p), s_cmp_field);
+    return p;
+}
+
+static int s_strings(const redisReply *r)
+{
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY)
+        return 0;
+    for (size_t i = 0; i < r->elements; i++)
+        if (r->element[i]->type != REDIS_REPLY_STRING)
+            return 0;
+    return 1;
+}
+
+static redisReply s_none = {.type = REDIS_REPLY_STRING, .str = "", .len = 0};
+
 /*
- * Reads line id (0: every line) through ipbx_lines_read. With etag, computes the ETag first (a
- * matching If-None-Match: -1 with the 304 set). 0 with *out (freed by the caller), or -1 with the
- * reply set.
+ * Every line, read by the worker itself in one transaction (HGETALL of line:data, line:owner,
+ * line:device and user:identity between MULTI and EXEC: one consistent state, and no Lua function
+ * copying every record), joined here by id. With etag, the versions come first in the same round
+ * trip (svc_etag_prefetch_tx_or_reply). 0 with rows, or -1 with the reply set.
  */
-static int s_read_or_reply(svc_ctx_t *ctx, long long id, int etag, redisReply **out)
+static int s_read_all_or_reply(svc_ctx_t *ctx, int etag, s_rows_t *rows)
 {
     const char *keys[4];
     s_read_keys(ctx, keys);
-    const char *ids = id > 0 ? svc_ctx_printf(ctx, "%lld", id) : "";
+    const char *c0[] = {"HGETALL", keys[0]}, *c1[] = {"HGETALL", keys[1]}, *c2[] = {"HGETALL", keys[2]},
+               *c3[] = {"HGETALL", keys[3]};
+    const int argcs[6] = {1, 2, 2, 2, 2, 1};
+    const char *multi[] = {"MULTI"}, *exec[] = {"EXEC"};
+    const char *const *argvs[6] = {multi, c0, c1, c2, c3, exec};
     redisReply *r = NULL;
-    *out = NULL;
+    if (etag) {
+        if (svc_etag_prefetch_tx_or_reply(ctx, s_read_deps, 4, argcs + 1, argvs + 1, &r) != 0)
+            return -1;
+    } else {
+        redisReply *out[6];
+        if (svc_redis_pipeline(ctx->redis, 6, argcs, argvs, out) == 0) {
+            for (int i = 0; i < 5; i++)
+                freeReplyObject(out[i]);
+            r = out[5];
+        }
+    }
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 4) {
+        svc_reply_redis_failure(ctx, r, "reading lines");
+        freeReplyObject(r);
+        return -1;
+    }
+    for (size_t i = 0; i < 4; i++) {
+        if (!s_strings(r->element[i]) || r->element[i]->elements % 2 != 0) {
+            freeReplyObject(r);
+            return svc_reply_internal(ctx, "reading lines: unexpected reply");
+        }
+    }
+    const redisReply *data = r->element[0];
+    const redisReply **owners = s_sorted_pairs(r->element[1]), **devices = s_sorted_pairs(r->element[2]),
+                     **names = s_sorted_pairs(r->element[3]);
+    size_t no = r->element[1]->elements / 2, nd = r->element[2]->elements / 2, nn = r->element[3]->elements / 2;
+    rows->reply = r;
+    rows->n = data->elements / 2;
+    rows->e = svc_calloc(5 * rows->n + 1, sizeof(*rows->e));
+    for (size_t i = 0; i < rows->n; i++) {
+        const redisReply **e = &rows->e[5 * i], *uid = s_field(owners, no, data->element[2 * i]), *name = NULL;
+        const redisReply *dev = s_field(devices, nd, data->element[2 * i]);
+        if (uid != NULL && uid->len > 0)
+            name = s_field(names, nn, uid);
+        e[0] = data->element[2 * i];
+        e[1] = data->element[2 * i + 1];
+        e[2] = uid != NULL ? uid : &s_none;
+        e[3] = name != NULL ? name : &s_none;
+        e[4] = dev != NULL ? dev : &s_none;
+    }
+    free(owners);
+    free(devices);
+    free(names);
+    return 0;
+}
+
+/*
+ * Reads line id (0: every line, s_read_all_or_reply) into rows; line id through ipbx_lines_read.
+ * With etag, computes the ETag first (a matching If-None-Match: -1 with the 304 set). 0 with rows
+ * (disposed by the caller), or -1 with the reply set.
+ */
+static int s_read_or_reply(svc_ctx_t *ctx, long long id, int etag, s_rows_t *rows)
+{
+    memset(rows, 0, sizeof(*rows));
+    if (id <= 0)
+        return s_read_all_or_reply(ctx, etag, rows);
+    const char *keys[4];
+    s_read_keys(ctx, keys);
+    const char *ids = svc_ctx_printf(ctx, "%lld", id);
+    redisReply *r = NULL;
     if (etag) {
         const char *argv[] = {"FCALL_RO", svc_fn(ctx, "ipbx_lines_read"), "4", keys[0], keys[1], keys[2], keys[3], ids};
         int e = svc_etag_prefetch_or_reply(ctx, s_read_deps, 8, argv, &r);
@@ -59,13 +187,15 @@ static int s_read_or_reply(svc_ctx_t *ctx, long long id, int etag, redisReply **
         freeReplyObject(r);
         return -1;
     }
-    for (size_t i = 0; i < r->elements; i++) {
-        if (r->element[i]->type != REDIS_REPLY_STRING) {
-            freeReplyObject(r);
-            return svc_reply_internal(ctx, "reading lines: unexpected reply");
-        }
+    if (!s_strings(r)) {
+        freeReplyObject(r);
+        return svc_reply_internal(ctx, "reading lines: unexpected reply");
     }
-    *out = r;
+    rows->reply = r;
+    rows->n = r->elements / 5;
+    rows->e = svc_calloc(r->elements + 1, sizeof(*rows->e));
+    if (r->elements > 0)
+        memcpy(rows->e, r->element, r->elements * sizeof(*rows->e));
     return 0;
 }
 
@@ -83,9 +213,9 @@ static long long s_parse_ll(const char *s, size_t len)
 }
 
 /* loads element i of a read reply into l (the record gets its id and its shown fields). 0, or -1 with the reply set */
-static int s_line_load_or_reply(svc_ctx_t *ctx, const redisReply *r, size_t i, s_line_t *l)
+static int s_line_load_or_reply(svc_ctx_t *ctx, const s_rows_t *rows, size_t i, s_line_t *l)
 {
-    const redisReply *const *e = (const redisReply *const *)&r->element[5 * i];
+    const redisReply *const *e = &rows->e[5 * i];
     memset(l, 0, sizeof(*l));
     l->id = s_parse_ll(e[0]->str, e[0]->len);
     l->uid = e[2]->len > 0 ? s_parse_ll(e[2]->str, e[2]->len) : 0;
@@ -211,16 +341,16 @@ static int s_cmp_slot(const void *a, const void *b)
  */
 static int s_list_or_search(svc_ctx_t *ctx, const s_filter_t *f)
 {
-    redisReply *r;
+    s_rows_t r;
     int rc = s_read_or_reply(ctx, 0, 1, &r);
     if (rc != 0)
         return -1;
     char etag[sizeof(ctx->etag)];
     memcpy(etag, ctx->etag, sizeof(etag));
-    size_t n = r->elements / 5, nsel = 0;
+    size_t n = r.n, nsel = 0;
     s_slot_t *order = svc_calloc(n + 1, sizeof(*order));
     for (size_t i = 0; i < n; i++)
-        order[i] = (s_slot_t){s_parse_ll(r->element[5 * i]->str, r->element[5 * i]->len), i};
+        order[i] = (s_slot_t){s_parse_ll(r.e[5 * i]->str, r.e[5 * i]->len), i};
     qsort(order, n, sizeof(*order), s_cmp_slot);
     msgpack_sbuffer elements, scratch;
     msgpack_sbuffer_init(&elements);
@@ -229,7 +359,7 @@ static int s_list_or_search(svc_ctx_t *ctx, const s_filter_t *f)
     msgpack_packer_init(&pk, &elements, svc_mp_write);
     for (size_t k = 0; k < n && rc == 0; k++) {
         s_line_t l;
-        rc = s_line_load_or_reply(ctx, r, order[k].i, &l);
+        rc = s_line_load_or_reply(ctx, &r, order[k].i, &l);
         if (rc == 0 && s_keep(&l, f)) {
             s_render_flat(&l, &pk, &scratch);
             nsel++;
@@ -247,7 +377,7 @@ static int s_list_or_search(svc_ctx_t *ctx, const s_filter_t *f)
     msgpack_sbuffer_destroy(&scratch);
     msgpack_sbuffer_destroy(&elements);
     free(order);
-    freeReplyObject(r);
+    s_rows_dispose(&r);
     return rc;
 }
 
@@ -277,16 +407,16 @@ static int s_search(svc_ctx_t *ctx)
     return s_list_or_search(ctx, &f);
 }
 
-/* reads line id into l (not found: 404). 0, or -1 with the reply set; *r freed by the caller */
-static int s_read_one_or_reply(svc_ctx_t *ctx, long long id, int etag, redisReply **r, s_line_t *l)
+/* reads line id into l (not found: 404). 0, or -1 with the reply set; r disposed by the caller (s_rows_dispose) */
+static int s_read_one_or_reply(svc_ctx_t *ctx, long long id, int etag, s_rows_t *r, s_line_t *l)
 {
     memset(l, 0, sizeof(*l));
     int rc = s_read_or_reply(ctx, id, etag, r);
     if (rc != 0)
         return rc;
-    if ((*r)->elements < 5)
+    if (r->n < 1)
         return svc_reply_error(ctx, 404, "not_found", "id", "no line has id %lld", id);
-    return s_line_load_or_reply(ctx, *r, 0, l);
+    return s_line_load_or_reply(ctx, r, 0, l);
 }
 
 static int s_view(svc_ctx_t *ctx)
@@ -294,7 +424,7 @@ static int s_view(svc_ctx_t *ctx)
     long long id;
     if (svc_param_id_or_reply(ctx, "id", &id) != 0)
         return -1;
-    redisReply *r = NULL;
+    s_rows_t r;
     s_line_t l;
     int rc = s_read_one_or_reply(ctx, id, 1, &r, &l);
     if (rc == 0) {
@@ -304,7 +434,7 @@ static int s_view(svc_ctx_t *ctx)
         memcpy(ctx->etag, etag, sizeof(etag));
     }
     svc_record_destroy(&l.rec);
-    freeReplyObject(r);
+    s_rows_dispose(&r);
     return rc < 0 ? -1 : 0;
 }
 
@@ -405,7 +535,7 @@ static int s_edit(svc_ctx_t *ctx)
         return -1;
     const char *ids = svc_ctx_printf(ctx, "%lld", id);
     for (int attempt = 0; attempt < 10; attempt++) {
-        redisReply *r = NULL;
+        s_rows_t r;
         s_line_t l;
         svc_record_t *rec = NULL;
         int rc = -1, conflict = 0;
@@ -421,7 +551,7 @@ static int s_edit(svc_ctx_t *ctx)
         }
         svc_record_destroy(&rec);
         svc_record_destroy(&l.rec);
-        freeReplyObject(r);
+        s_rows_dispose(&r);
         if (rc != 0 || !conflict)
             return rc;
         /* changed by another writer between the read and the write: read it again */
@@ -436,7 +566,7 @@ static int s_delete(svc_ctx_t *ctx)
         return -1;
     const char *ids = svc_ctx_printf(ctx, "%lld", id);
     for (int attempt = 0; attempt < 10; attempt++) {
-        redisReply *r = NULL;
+        s_rows_t r;
         s_line_t l;
         int rc = -1, conflict = 0;
         if (s_read_one_or_reply(ctx, id, 0, &r, &l) == 0) {
@@ -454,7 +584,7 @@ static int s_delete(svc_ctx_t *ctx)
             rc = svc_write_cas(ctx, &conflict, "ipbx_lines_del", LINES_NKEYS, keys, 5, args, lens);
         }
         svc_record_destroy(&l.rec);
-        freeReplyObject(r);
+        s_rows_dispose(&r);
         if (rc != 0 || !conflict)
             return rc;
     }
@@ -464,10 +594,10 @@ static int s_delete(svc_ctx_t *ctx)
 static int s_deleteall(svc_ctx_t *ctx)
 {
     for (int attempt = 0; attempt < 10; attempt++) {
-        redisReply *r = NULL;
+        s_rows_t r;
         if (s_read_or_reply(ctx, 0, 0, &r) != 0)
             return -1;
-        size_t n = r->elements / 5, nctx = 0;
+        size_t n = r.n, nctx = 0;
         const char **ctxs = svc_calloc(n + 1, sizeof(*ctxs));
         msgpack_sbuffer sb;
         msgpack_sbuffer_init(&sb);
@@ -477,7 +607,7 @@ static int s_deleteall(svc_ctx_t *ctx)
         int rc = 0;
         for (size_t i = 0; i < n && rc == 0; i++) {
             s_line_t l;
-            rc = s_line_load_or_reply(ctx, r, i, &l);
+            rc = s_line_load_or_reply(ctx, &r, i, &l);
             if (rc == 0) {
                 const char *c = s_str(l.rec, "protocol", "context"), *num = s_str(l.rec, "linefeatures", "number");
                 size_t ci = 0;
@@ -512,7 +642,7 @@ static int s_deleteall(svc_ctx_t *ctx)
         }
         msgpack_sbuffer_destroy(&sb);
         free(ctxs);
-        freeReplyObject(r);
+        s_rows_dispose(&r);
         if (rc != 0 || !conflict)
             return rc;
     }

@@ -11,10 +11,11 @@
 # and reports the medians of req/s, the answer size, the server CPU per request (XWS: gateway +
 # ipbx-lines worker + Redis, from /proc; h2o: its process), and the ratios. The list of 10,000
 # should cost about 10 times the list of 1,000 (linear); the table says what it measured.
-# Views run with 4 connections, lists with one (wrk -t1 -c1): a list still running when wrk
-# stops adds its CPU to the count, and one connection bounds that to one list.
+# Views run with 4 connections, lists with one (wrk -t1 -c1). The CPU per list is measured apart,
+# on SEQ lists sent one after the other (curl): a wrk run of a few long lists ends with one still
+# running, whose CPU would count for a list that wrk does not count.
 #
-# Environment: REPS (3), DUR (5 seconds), BUILD (build dir, default build/), OUT (results
+# Environment: REPS (3), DUR (5 seconds), SEQ (5), BUILD (build dir, default build/), OUT (results
 # directory, default a new one under /tmp: table.txt and results.json). Loopback only; every run
 # is bounded in time; everything started here is stopped at the end.
 set -uo pipefail
@@ -22,6 +23,7 @@ set -uo pipefail
 PROJECT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 REPS=${REPS:-3}
 DUR=${DUR:-5}
+SEQ=${SEQ:-5}
 BUILD=${BUILD:-$PROJECT/build}
 OUT=${OUT:-$(mktemp -d /tmp/xws-bench-lines-XXXXXX)}
 LOGIN=bench
@@ -88,6 +90,15 @@ run() {
     rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
     n=$(awk '/requests in/ {print $1}' <<<"$out")
     if grep -qE "Non-2xx|Socket errors" <<<"$out"; then echo "bench-lines: $name $side: errors: $(grep -E 'Non-2xx|Socket errors' <<<"$out")" >&2; fi
+    case "$name" in
+    list-*) # the CPU of SEQ lists sent one after the other (a wrk run ends with a list still running)
+        local auth=""
+        [ "$side" = xws ] && auth="$LOGIN:$PASSWORD"
+        # shellcheck disable=SC2086
+        echo "$name $side ${rps:-0} ${n:-0} $(bench_cpu_seq "$SEQ" "$url" "$auth" $pids)"
+        return
+        ;;
+    esac
     # shellcheck disable=SC2086
     python3 - "$name" "$side" "${rps:-0}" "${n:-0}" "$HZ" $kinds <<'PY'
 import sys
@@ -123,9 +134,9 @@ echo "== adding lines up to 10,000"
 fill_to 10000 || exit 1
 measure list-10000 "act=list"
 
-python3 - "$W/runs.txt" "$OUT" "$REPS" "$DUR" <<'PY'
+python3 - "$W/runs.txt" "$OUT" "$REPS" "$DUR" "$SEQ" <<'PY'
 import json, statistics, sys
-runs, out, reps, dur = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+runs, out, reps, dur, seq = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
 rows, size = {}, {}
 for line in open(runs):
     f = line.split()
@@ -150,7 +161,7 @@ for name in ("view", "list-1000", "list-10000"):
 grow = res["list-10000"]["xws"]["cpu_us_per_req"] / res["list-1000"]["xws"]["cpu_us_per_req"]
 res["list_cpu_growth_1000_to_10000"] = grow
 lines.append("list of 10,000 / list of 1,000, XWS CPU per request: %.2f (10 = linear)" % grow)
-lines.append("(medians of %s runs of wrk -d%ss, views -c4, lists -c1; XWS CPU = gateway + ipbx-lines worker + Redis)" % (reps, dur))
+lines.append("(medians of %s runs of wrk -d%ss, views -c4, lists -c1, list CPU from %s sequential lists; XWS CPU = gateway + ipbx-lines worker + Redis)" % (reps, dur, seq))
 text = "\n".join(lines)
 print(text)
 open(out + "/table.txt", "w").write(text + "\n")

@@ -177,11 +177,20 @@ typedef struct {
     unsigned status;
     xws_slice_t etag;
     const msgpack_object *body; /* NULL when absent or nil */
+    xws_slice_t body_raw;       /* xws_reply_decode_raw: the body's msgpack bytes (ptr NULL when absent or nil) */
     int replayed;               /* 1: the worker answered the recorded outcome of an earlier request with this rid */
     msgpack_unpacked _unpacked;
 } xws_reply_t;
 
 int xws_reply_decode(xws_reply_t *rep, const void *data, size_t len, const char **err);
+
+/*
+ * xws_reply_decode for a reply that is only relayed: the same checks and fields, but the body is
+ * left as its bytes (body_raw, pointing into data; body stays NULL) and no object tree is built,
+ * so that a long list costs one pass (xws_msgpack_raw_to_json) and no allocation. Dispose with
+ * xws_reply_dispose.
+ */
+int xws_reply_decode_raw(xws_reply_t *rep, const void *data, size_t len, const char **err);
 void xws_reply_dispose(xws_reply_t *rep);
 
 /* ---- msgpack decoding ------------------------------------------------------------------------ */
@@ -223,6 +232,14 @@ int xws_json_to_msgpack(const char *json, size_t len, msgpack_sbuffer *out, char
  */
 int xws_json_string(xws_buf_t *out, const char *s, size_t n);
 int xws_msgpack_to_json(const msgpack_object *o, xws_buf_t *out);
+
+/*
+ * Renders the one msgpack object of data/len straight from its bytes, as xws_msgpack_to_json
+ * renders its decoded tree (same text, same refusals, depth XWS_MAX_DEPTH), in one pass that
+ * builds no tree and allocates nothing but out's growth. Returns 0, or -1 with *err set ("no JSON
+ * form", or a decoding reason of xws_msgpack_decode); out may then hold a partial rendering.
+ */
+int xws_msgpack_raw_to_json(const void *data, size_t len, xws_buf_t *out, const char **err);
 
 /* ---- frames ----------------------------------------------------------------------------------- */
 

@@ -123,6 +123,22 @@ static void s_store_test(void)
     strcpy(first, b.etag);
     XWS_CHECK(svc_etag_or_reply(&b, res) == 0 && strcmp(first, b.etag) == 0);
     svc_ctx_dispose(&b);
+    /* the same tag with a transaction read in the same round trip: EXEC's reply, one per command */
+    {
+        const char *hset[] = {"HSET", "t:txhash", "f1", "a", "f2", "bb"}, *get[] = {"HGETALL", "t:txhash"},
+                   *len[] = {"HLEN", "t:txhash"};
+        freeReplyObject(svc_redis_command(r, 6, hset, NULL));
+        const int argcs[2] = {2, 2};
+        const char *const *argvs[2] = {get, len};
+        redisReply *d = NULL;
+        svc_ctx_init(&b, NULL, r, "t:", 60, NULL);
+        XWS_CHECK(svc_etag_prefetch_tx_or_reply(&b, res, 2, argcs, argvs, &d) == 0 && strcmp(first, b.etag) == 0);
+        XWS_CHECK(d != NULL && d->type == REDIS_REPLY_ARRAY && d->elements == 2);
+        XWS_CHECK(d->element[0]->type == REDIS_REPLY_ARRAY && d->element[0]->elements == 4);
+        XWS_CHECK(d->element[1]->type == REDIS_REPLY_INTEGER && d->element[1]->integer == 2);
+        freeReplyObject(d);
+        svc_ctx_dispose(&b);
+    }
     msgpack_sbuffer env;
     msgpack_sbuffer_init(&env);
     xws_request_spec_t spec_req = {.rid = xws_slice("r-1"),

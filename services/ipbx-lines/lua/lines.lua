@@ -185,51 +185,23 @@ local function lines_delall(k, a)
     return {200}
 end
 
--- read (list, search, view, and the record an edit or delete starts from), in one atomic step.
--- KEYS: line:data, line:owner, line:device, user:identity; ARGV[1]: a line id, or '' for all.
--- Returns {id, record, owner id or '', owner identity or '', device id or '', ...}.
+-- read of one line (view, and the record an edit or delete starts from), in one atomic step.
+-- KEYS: line:data, line:owner, line:device, user:identity; ARGV[1]: a line id.
+-- Returns {id, record, owner id or '', owner identity or '', device id or ''}, or {} when absent.
+-- (list, search and delete all read every line with HGETALL in a MULTI/EXEC from the worker:
+-- a Lua function would copy every record through Lua strings and the scripting reply buffers.)
 local function lines_read(k, a)
-    local ids, recs, owners, devices = {}, {}, nil, nil
-    if a[1] == '' then
-        local all = redis.call('HGETALL', k[1])
-        for i = 1, #all, 2 do
-            ids[#ids + 1], recs[#recs + 1] = all[i], all[i + 1]
-        end
-        owners, devices = {}, {}
-        local o = redis.call('HGETALL', k[2])
-        for i = 1, #o, 2 do
-            owners[o[i]] = o[i + 1]
-        end
-        local d = redis.call('HGETALL', k[3])
-        for i = 1, #d, 2 do
-            devices[d[i]] = d[i + 1]
-        end
-    else
-        local r = redis.call('HGET', k[1], a[1])
-        if r then
-            ids[1], recs[1] = a[1], r
-            owners = {[a[1]] = redis.call('HGET', k[2], a[1])}
-            devices = {[a[1]] = redis.call('HGET', k[3], a[1])}
-        end
+    local id = a[1]
+    local r = redis.call('HGET', k[1], id)
+    if not r then
+        return {}
     end
-    local out, names = {}, {}
-    for i, id in ipairs(ids) do
-        local uid = owners[id] or ''
-        local ident = ''
-        if uid ~= '' then
-            ident = names[uid]
-            if ident == nil then
-                ident = redis.call('HGET', k[4], uid) or ''
-                names[uid] = ident
-            end
-        end
-        out[#out + 1] = id
-        out[#out + 1] = recs[i]
-        out[#out + 1] = uid
-        out[#out + 1] = ident
-        out[#out + 1] = devices[id] or ''
+    local uid = redis.call('HGET', k[2], id) or ''
+    local ident = ''
+    if uid ~= '' then
+        ident = redis.call('HGET', k[4], uid) or ''
     end
-    return out
+    return {id, r, uid, ident, redis.call('HGET', k[3], id) or ''}
 end
 
 xws_register_function('ipbx_lines_put', function(keys, args)
