@@ -146,19 +146,37 @@ end
 
 -- ---- the objects, decoded once -----------------------------------------------------------------
 
-local function fsck_load(s)
-    s.entities = fsck_records(s, 'entities', 'entity:data', 'entity', fsck_is_id)
-    s.contexts = fsck_records(s, 'contexts', 'context:data', 'context', nil)
-    s.lines = fsck_records(s, 'lines', 'line:data', 'line', fsck_is_id)
-    s.devices = fsck_records(s, 'devices', 'device:data', 'device', fsck_is_id)
-    s.users = fsck_records(s, 'users', 'user:data', 'user', fsck_is_id)
-    s.groups = fsck_records(s, 'groups', 'group:data', 'group', fsck_is_id)
-    s.queues = fsck_records(s, 'queues', 'queue:data', 'queue', fsck_is_id)
-    s.pickups = fsck_records(s, 'pickups', 'pickup:data', 'pickup', function(id)
+-- The record sets, each decoded at its first use (an area that does not need the lines does not
+-- pay for decoding them): s.entities, s.contexts, s.lines, ... (id -> table).
+local FSCK_SETS = {
+    entities = {'entities', 'entity:data', 'entity', fsck_is_id},
+    contexts = {'contexts', 'context:data', 'context', nil},
+    lines = {'lines', 'line:data', 'line', fsck_is_id},
+    devices = {'devices', 'device:data', 'device', fsck_is_id},
+    users = {'users', 'user:data', 'user', fsck_is_id},
+    groups = {'groups', 'group:data', 'group', fsck_is_id},
+    queues = {'queues', 'queue:data', 'queue', fsck_is_id},
+    pickups = {'pickups', 'pickup:data', 'pickup', function(id)
         return string.match(id, '^%d+$') ~= nil and tonumber(id) <= 63 and (id == '0' or string.sub(id, 1, 1) ~= '0')
-    end)
-    s.vms = fsck_records(s, 'voicemail', 'user:voicemail', 'voicemail', nil)
-    s.objects = {user = s.users, group = s.groups, queue = s.queues}
+    end},
+    vms = {'voicemail', 'user:voicemail', 'voicemail', nil},
+}
+
+local function fsck_load(s)
+    setmetatable(s, {__index = function(t, name)
+        local d = FSCK_SETS[name]
+        if d ~= nil then
+            local recs = fsck_records(t, d[1], d[2], d[3], d[4])
+            rawset(t, name, recs)
+            return recs
+        end
+        if name == 'objects' then
+            local o = {user = t.users, group = t.groups, queue = t.queues}
+            rawset(t, name, o)
+            return o
+        end
+        return nil
+    end})
 end
 
 -- the field f of table t when it is a non-empty string, else nil
