@@ -70,7 +70,7 @@ static const xws_cli_t s_cli = {
     "the objects that refer, references pointing at existing objects, line owners and devices both ways, the numbers "
     "taken in each context, sequence counters, memberships, pickups and dialactions. Prints one line per problem: "
     "area, key[field], what is wrong, what was expected. The whole check is one read-only Redis function call (an "
-    "atomic snapshot): Redis serves nothing else while it runs (about a second per 100,000 objects).",
+    "atomic snapshot): Redis serves nothing else while it runs (0.4 to 1.2 s per 10,000 lines on a small machine).",
     s_opts,
     "Environment: XWS_CONFIG, and XWS_REDIS, XWS_REDIS_PREFIX override the settings.\n\n"
     "Exit status: 0 clean, 1 problems found, 2 usage, settings or Redis error.\n"};
