@@ -302,6 +302,8 @@ class System:
         """Stops the gateway, then the workers, then Redis; with check, fails on any crash,
         unclean exit or sanitizer report."""
         problems = list(self.problems)
+        if check:
+            problems += self.fsck_problems()
         order = [p for p in self.procs if p is self.gateway]
         order += [p for p in self.procs if p is not self.gateway and p is not self.redis]
         order += [self.redis] if self.redis else []
@@ -320,6 +322,26 @@ class System:
             pytest.fail("system in %s:\n  " % self.dir + "\n  ".join(problems) + "\n" + self._log_tails(), pytrace=False)
         if not keep and not problems:
             shutil.rmtree(self.dir, ignore_errors=True)
+
+    def fsck_problems(self):
+        """Runs xws-fsck (when built) against this system's Redis while it still runs: the
+        inconsistencies it finds in the store, as problems (none when Redis is not running)."""
+        fsck = BIN_DIR / "xws-fsck"
+        if not fsck.is_file() or self.redis is None or not self.redis.alive() or self.redis.expected_dead:
+            return []
+        try:
+            r = subprocess.run([str(fsck), "-t", "60000"], env=self.env, cwd=str(self.dir), capture_output=True, timeout=120)
+        except subprocess.TimeoutExpired:
+            return ["xws-fsck did not finish within 120 s"]
+        out, err = r.stdout.decode("utf-8", "replace"), r.stderr.decode("utf-8", "replace")
+        reports = sanitizer_reports(err)
+        if reports:
+            return ["xws-fsck: %s" % reports[0]]
+        if r.returncode == 0:
+            return []
+        if r.returncode == 1:
+            return ["xws-fsck found inconsistencies in the store:\n    " + "\n    ".join(out.splitlines())]
+        return ["xws-fsck could not check the store (status %d): %s" % (r.returncode, err.strip()[-500:])]
 
     def _log_tails(self):
         out = []

@@ -14,7 +14,7 @@ import pytest
 from conftest import BIN_DIR, PROJECT, System
 
 PROGRAMS = ["xws-gateway", "xws-config", "xws-ipbx-lines", "xws-ipbx-users", "xws-devices", "xws-extensions",
-            "xws-bootstrap", "xws-call", "xws-devices-provision"]
+            "xws-bootstrap", "xws-call", "xws-fsck", "xws-devices-provision"]
 MAN_PAGES = [p for p in PROGRAMS if p != "xws-devices-provision"]
 
 

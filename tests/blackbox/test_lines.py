@@ -63,6 +63,10 @@ def system():
         s.stop(check=False)
         raise
     yield s
+    # the identities of the users attach_user simulated (no users service here) go before the
+    # consistency check of s.stop()
+    if redis_cli(s, "HLEN", PREFIX + "user:data").strip() == "0":
+        redis_cli(s, "DEL", PREFIX + "user:identity")
     s.stop()
 
 
