@@ -49,6 +49,11 @@ static const char *const s_known[] = {
     "worker_endpoint_insecure",
     "worker_endpoints",
     "write_id_ttl",
+    "queue_max_bytes",
+    "request_read_timeout_ms",
+    "tls_ciphers",
+    "verify_nice",
+    "verify_threads",
 };
 
 /* XWS_* variables that are not settings: read by the launcher, the container entrypoint, the
