@@ -5,6 +5,7 @@
 #include "gw_backoff.h"
 #include "gw_basic.h"
 #include "gw_broker.h"
+#include "gw_docs.h"
 #include "gw_http.h"
 #include "gw_internal.h"
 #include "gw_log.h"
@@ -28,7 +29,7 @@ int main(void)
         {"gw_log", gw_log_test},       {"gw_tls", gw_tls_test},         {"gw_broker", gw_broker_test},
         {"gw_verify", gw_verify_test}, {"gw_refresh", gw_refresh_test}, {"gw_internal", gw_internal_test},
         {"gw_msg", gw_msg_test},       {"gw_http", gw_http_test},       {"gw_metrics", gw_metrics_test},
-        {"gw_status", gw_status_test},
+        {"gw_status", gw_status_test}, {"gw_docs", gw_docs_test},
     };
     size_t n = sizeof(tests) / sizeof(tests[0]);
     for (size_t i = 0; i < n; i++) {
