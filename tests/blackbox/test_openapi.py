@@ -18,7 +18,7 @@ import urllib.parse
 import jsonschema
 import pytest
 
-from conftest import ADMIN, BIN_DIR, PROJECT, System, wait_until
+from conftest import ADMIN, BIN_DIR, PROJECT, Response, System, wait_until
 
 DOC_FILE = PROJECT / "docs" / "openapi.json"
 DOC = json.loads(DOC_FILE.read_text())
@@ -236,6 +236,29 @@ def call(system, method, path, act=None, query=None, body=None, auth=ADMIN, **kw
     if act is not None:
         q = dict({"act": act}, **q)
     return check(system.request(method, path, query=q or None, body=body, auth=auth, **kw), method, path, act)
+
+
+def test_the_answer_check_refuses_what_the_document_does_not_say():
+    """check() is not vacuous: an undocumented status, a wrong type, a missing key, a body where the
+    act documents none, and a missing version header are refused."""
+    hdr = {"x-xivo-ws-version": "1.0", "content-type": "application/json", "etag": '"1"'}
+    entity = {"id": 1, "name": "a", "displayname": "Aaa", "phonenumber": "", "faxnumber": "", "email": "", "url": "",
+              "address1": "", "address2": "", "city": "", "state": "", "zipcode": "", "country": "", "description": "",
+              "disable": False, "dcreate": 1, "identity": "Aaa (a)"}
+    good = Response(200, hdr, json.dumps(entity).encode(), 0)
+    check(good, "GET", ENTITY, "view")
+    bad = [
+        (Response(200, hdr, json.dumps(dict(entity, id="1")).encode(), 0), "view"),
+        (Response(200, hdr, json.dumps({k: v for k, v in entity.items() if k != "city"}).encode(), 0), "view"),
+        (Response(200, hdr, json.dumps(entity).encode(), 0), "list"),
+        (Response(200, hdr, b'"3"', 0), "add"),
+        (Response(418, hdr, b"", 0), "view"),
+        (Response(400, hdr, b'{"error": "invalid_value"}', 0), "add"),
+        (Response(200, {"content-type": "application/json"}, json.dumps(entity).encode(), 0), "view"),
+    ]
+    for resp, act in bad:
+        with pytest.raises((AssertionError, jsonschema.ValidationError)):
+            check(resp, "GET", ENTITY, act)
 
 
 def test_answers_validate_against_the_schemas(system):
