@@ -266,6 +266,11 @@ def test_answers_validate_against_the_schemas(system):
 
     def ok(status, method, path, act=None, **kw):
         r = call(system, method, path, act, **kw)
+        body = kw.get("body")
+        if r.status == 200 and isinstance(body, dict):  # an accepted body matches its act's request schema
+            op = DOC["paths"][_template(path)][method.lower()]
+            schema = op["x-xws-acts"][act]["requestBody"]
+            jsonschema.Draft4Validator(_json_schema_of(schema), resolver=RESOLVER).validate(body)
         assert r.status in (status if isinstance(status, tuple) else (status,)), (method, path, act, kw, r)
         seen.setdefault(_template(path), set()).add((method, act, r.status))
         return r
@@ -395,6 +400,22 @@ def test_answers_validate_against_the_schemas(system):
     for path, body_acts in ROUTES.items():
         if body_acts is not None and "/restricted/" in path:
             assert any(s == 200 for _, _, s in seen.get(path, ())), path
+
+
+def test_unavailable_and_timeout_answers():
+    """503 (no worker: Retry-After) and 504 (a worker that never answers) validate too."""
+    s = System(workers=1, deadline_ms=1000)
+    try:
+        s.start_worker("xws-test-blackhole", ["-s", "devices"])
+        wait_until(lambda: s.get(DEVICES, {"act": "list"}, auth=ADMIN).status == 504, timeout=20, what="the blackhole worker")
+        r = call(s, "GET", DEVICES, "list")
+        assert r.status == 504 and r.json()["error"] == "timeout"
+        r = call(s, "GET", LINES, "list")  # no ipbx-lines worker
+        assert r.status == 503 and r.header("retry-after") == "1"
+        r = call(s, "GET", private(USERS), "view", query={"id": "1"}, auth=None)
+        assert r.status == 503
+    finally:
+        s.stop()
 
 
 def test_routes_of_the_document_answer(system):
