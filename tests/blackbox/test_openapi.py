@@ -364,8 +364,19 @@ def test_answers_validate_against_the_schemas(system):
     ok(400, "GET", EXT, "search", query={"context": "oactx", "obj": "spaceship"})
     ok(404, "GET", EXT, "search", query={"context": "nosuchctx", "obj": "user"})
 
-    # deletes, the private mode, the transport's refusals
+    # edits and deletes
+    ok(200, "POST", PICKUP, "edit", query={"id": pick["id"]}, body={"name": "oapick2", "description": "edited"})
+    ok(404, "POST", PICKUP, "edit", query={"id": "63"}, body={"name": "x"})
+    ok(200, "POST", CONTEXT, "edit", query={"id": "oactx"}, body={"context": {"name": "oactx", "displayname": "OpenAPI edited"}})
+    ok(405, "GET", CONTEXT, "delete", query={"id": "oactx"})  # lines use it
+    ok(404, "GET", CONTEXT, "delete", query={"id": "nosuchctx"})
+    ok(200, "POST", GROUPS, "edit", query={"id": groups[0]["id"]}, body={"description": "edited"})
+    qid = next(q["id"] for q in queues if q["name"] == "oaqueue")
+    ok(200, "POST", QUEUES, "edit", query={"id": qid}, body={"displayname": "OpenAPI queue"})
+    ok(200, "GET", QUEUES, "delete", query={"id": qid})
+    ok(404, "GET", QUEUES, "delete", query={"id": qid})
     ok(200, "GET", PICKUP, "delete", query={"id": pick["id"]})
+    ok(200, "GET", GROUPS, "delete", query={"id": groups[0]["id"]})
     ok(200, "GET", USERS, "delete", query={"id": uid})
     ok(404, "GET", USERS, "delete", query={"id": uid})
     ok(200, "GET", DEVICES, "delete", query={"id": dev["id"]})
@@ -396,10 +407,21 @@ def test_answers_validate_against_the_schemas(system):
     assert check(system.get("/metrics", auth=ADMIN), "GET", "/metrics").status == 200
     assert check(system.get("/metrics"), "GET", "/metrics").status == 401
 
-    # every json.php resource was exercised with a 200 answer of its main read
+    # the deletealls, last: they empty the store
+    ok(200, "GET", LINES, "delete", query={"id": lines[0]["id"]})
+    for path in (USERS, LINES):
+        ok(200, "GET", path, "deleteall")
+        ok(204, "GET", path, "deleteall")
+    ok(200, "GET", ENTITY, "deleteall")  # entities existed (the ones in use stay)
+
+    # every act of every json.php resource was exercised, and each resource answered a 200
     for path, body_acts in ROUTES.items():
-        if body_acts is not None and "/restricted/" in path:
-            assert any(s == 200 for _, _, s in seen.get(path, ())), path
+        if body_acts is None or "/restricted/" not in path:
+            continue
+        assert any(s == 200 for _, _, s in seen.get(path, ())), path
+        if not path.endswith("/check"):
+            acts = set(DOC["paths"][path]["get"]["x-xws-acts"])
+            assert acts == {a for _, a, _ in seen[path]}, (path, acts)
 
 
 def test_unavailable_and_timeout_answers():
