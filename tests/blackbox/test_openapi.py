@@ -469,7 +469,8 @@ def test_served_description_is_the_repo_file(system):
     assert system.get("/api/openapi.json/", query={"x": "1"}).body == r.body
     head = system.request("HEAD", "/api/openapi.json")
     assert head.status == 200 and head.body == b"" and head.header("etag") == etag
-    assert system.request("PUT", "/api/openapi.json").status == 405
+    assert check(system.request("PUT", "/api/openapi.json"), "GET", "/api/openapi.json").status == 405
+    assert check(system.request("DELETE", "/status/ready"), "GET", "/status/ready").status == 405
 
 
 @pytest.mark.parametrize("path,ctype,name", [("/api/", "text/html; charset=utf-8", "index.html"),
