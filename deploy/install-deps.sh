@@ -5,8 +5,12 @@
 # and `apt-get install` for the missing packages only, non-interactively. Runs apt-get directly
 # as root, through sudo otherwise (when sudo exists).
 #
+# Then installs the test tooling of the API description (tests/openapi: an OpenAPI validator from
+# the npm registry, at the versions of its package-lock.json) when it is not there yet.
+#
 # Usage: deploy/install-deps.sh [--check]     (--check: only list what is missing; exit 1 if any)
 set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
 PACKAGES=(
     # build
@@ -16,6 +20,8 @@ PACKAGES=(
     redis-server redis-tools openssl curl
     # test (systemd: systemd-analyze verify of the units)
     python3 python3-pytest systemd
+    # the API description checked (jsonschema, the npm validator) and its page in headless Chromium
+    python3-jsonschema nodejs chromium
     # the Compose file validated without a Docker engine (docker-compose config)
     docker-compose python3-yaml
     # manual pages (generated from each program's --help)
@@ -25,6 +31,8 @@ PACKAGES=(
     # benchmark
     wrk nghttp2-client h2o procps gnuplot-nox
 )
+# npm: Debian's package, unless the installed node distribution brings its own npm
+command -v npm >/dev/null 2>&1 || PACKAGES+=(npm)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -33,7 +41,19 @@ for p in "${PACKAGES[@]}"; do
     fi
 done
 
+# The OpenAPI validator of the test command (tests/openapi/node_modules, not in git).
+npm_tools() {
+    if [ ! -d "$ROOT/tests/openapi/node_modules/@apidevtools/swagger-parser" ]; then
+        if [ "${1:-}" = "--check" ]; then
+            echo "install-deps: missing the npm tools of tests/openapi (npm ci)"
+            exit 1
+        fi
+        (cd "$ROOT/tests/openapi" && npm ci --no-audit --no-fund)
+    fi
+}
+
 if [ ${#missing[@]} -eq 0 ]; then
+    npm_tools "${1:-}"
     exit 0
 fi
 echo "install-deps: missing packages: ${missing[*]}"
@@ -54,3 +74,4 @@ export DEBIAN_FRONTEND=noninteractive
 "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
 "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 echo "install-deps: installed ${missing[*]}"
+npm_tools

@@ -11,6 +11,7 @@
 #include "xws/proto.h"
 #include "gw_authn.h"
 #include "gw_check.h"
+#include "gw_docs.h"
 #include "gw_guard.h"
 #include "gw_http.h"
 #include "gw_req.h"
@@ -323,6 +324,8 @@ static int s_on_req(h2o_handler_t *self, h2o_req_t *req)
     gw_match_t m;
     if (gw_route_match(r->path.ptr, r->path.len, &m) != 0) {
         m.route = gw_status_match(r->path.ptr, r->path.len); /* the gateway's own: /status, /metrics */
+        if (m.route == NULL)
+            m.route = gw_docs_match(r->path.ptr, r->path.len); /* the API description: /api/ */
         m.mode = GW_MODE_RESTRICTED;
         if (m.route == NULL) {
             gw_req_send(r, 404, NULL, 0);
@@ -372,6 +375,10 @@ static int s_on_req(h2o_handler_t *self, h2o_req_t *req)
 
     if (app->stopping) {
         gw_req_send_error(r, 503, "no_worker", "", "the gateway is stopping");
+        return 0;
+    }
+    if (gw_docs_owns(r->route)) {
+        gw_docs_handle(r);
         return 0;
     }
     if (gw_status_owns(r->route)) {

@@ -7,6 +7,7 @@
 #include "gw_broker.h"
 #include "gw_conns.h"
 #include "gw_guard.h"
+#include "gw_docs.h"
 #include "gw_http.h"
 #include "gw_internal.h"
 #include "gw_log.h"
@@ -31,6 +32,7 @@ int main(void)
         {"gw_verify", gw_verify_test}, {"gw_refresh", gw_refresh_test}, {"gw_internal", gw_internal_test},
         {"gw_msg", gw_msg_test},       {"gw_http", gw_http_test},       {"gw_metrics", gw_metrics_test},
         {"gw_status", gw_status_test}, {"gw_guard", gw_guard_test},     {"gw_conns", gw_conns_test},
+        {"gw_docs", gw_docs_test},
     };
     size_t n = sizeof(tests) / sizeof(tests[0]);
     for (size_t i = 0; i < n; i++) {
