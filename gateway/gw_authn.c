@@ -6,6 +6,7 @@
 #include "gw_authn.h"
 #include "gw_basic.h"
 #include "gw_refresh.h"
+#include "gw_status.h"
 #include "gw_verify.h"
 
 /* ---- the account of a request --------------------------------------------------------------------------- */
@@ -23,6 +24,10 @@ static void s_fail(gw_req_t *r, int count)
 static void s_authorized(gw_req_t *r, const gw_account_t *acct)
 {
     r->account = h2o_strdup(&r->req->pool, acct->name, strlen(acct->name)).base;
+    if (gw_status_owns(r->route)) { /* /status details, /metrics: any account */
+        gw_status_authorized(r);
+        return;
+    }
     if (r->route->service == NULL) { /* check: any authenticated account may test its credentials */
         gw_req_send(r, 200, NULL, 0);
         return;

@@ -354,6 +354,8 @@ int main(int argc, char **argv)
     svc_redis_t *redis = NULL;
     if (cfg != NULL)
         redis = svc_redis_new(xws_config_get(cfg, "redis", "unix:${run_dir}/redis.sock"), (int)timeout_ms, "xws_fsck", fsck_lua);
+    if (redis != NULL && svc_redis_password_file(redis, xws_config_get(cfg, "redis_password_file", "")) != 0)
+        svc_redis_destroy(&redis);
     if (redis != NULL) {
         /* Redis may be starting: keep trying for a few seconds */
         long long until = svc_now_mono_ms() + 3000;

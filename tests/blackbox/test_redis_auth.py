@@ -42,4 +42,5 @@ def test_workers_authenticate_with_the_password_file():
         wait_until(lambda: "requires a password: set redis_password_file" in without.text(), timeout=10,
                    what="the reason in the worker's log")
     finally:
+        s.env["XWS_REDIS_PASSWORD_FILE"] = str(Path(s.dir) / "redis-password")  # for the consistency check at stop
         s.stop()
