@@ -7,6 +7,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
+#include "xws/log.h"
 #include "gw_accounts.h"
 #include "gw_check.h"
 
@@ -210,7 +211,7 @@ static int s_load_one(const msgpack_object *o, gw_account_t *a, const char **err
             if (h->type == MSGPACK_OBJECT_STR && gw_net_parse(h->via.str.ptr, h->via.str.size, &a->hosts[a->nhosts]) == 0)
                 a->nhosts++;
             else
-                fprintf(stderr, "xws-gateway: account %s: host entry %u is not an address or network; ignored\n", a->name, i);
+                xws_log(XWS_LOG_WARN, "account %s: host entry %u is not an address or network; ignored", a->name, i);
         }
         if (hosts->via.array.size > 0 && a->nhosts == 0) {
             /* every entry was unreadable: the account must not turn into "any host" */

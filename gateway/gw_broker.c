@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include <openssl/crypto.h>
 #include <czmq.h>
+#include "xws/log.h"
 #include "xws/frames.h"
 #include "gw_broker.h"
 #include "gw_broker_int.h"
@@ -157,8 +158,9 @@ void gwb_worker_forget(gw_broker_t *self, worker_t *w, gwb_gone_t how, const cha
         h2o_linklist_unlink(&w->dlink);
     h2o_linklist_unlink(&w->link);
     svc->nworkers--;
-    fprintf(stderr, "xws-gateway: worker %s (%s) %s; %zu request(s) sent again, %zu worker(s) left\n", w->name, svc->name, why,
-            requeued, svc->nworkers);
+    /* a worker that says goodbye (or is told to) is news; one that went silent is a warning */
+    xws_log(how == GWB_GONE_EXPIRED || how == GWB_GONE_UNREACHABLE ? XWS_LOG_WARN : XWS_LOG_INFO,
+            "worker %s (%s) %s; %zu request(s) sent again, %zu worker(s) left", w->name, svc->name, why, requeued, svc->nworkers);
     zframe_destroy(&w->identity);
     free(w);
 }
@@ -299,7 +301,7 @@ gw_broker_t *gw_broker_new(h2o_loop_t *loop, const gw_broker_opts_t *opts, const
     zsock_set_linger(self->sock, 200);
     zsock_set_maxmsgsize(self->sock, GW_MAX_REPLY_FRAME); /* a larger frame drops the worker instead of being buffered */
     if (zsock_bind(self->sock, "%s", opts->endpoint) < 0) {
-        fprintf(stderr, "xws-gateway: cannot bind the worker endpoint %s: %s\n", opts->endpoint, zmq_strerror(zmq_errno()));
+        xws_log(XWS_LOG_ERROR, "cannot bind the worker endpoint %s: %s", opts->endpoint, zmq_strerror(zmq_errno()));
         zsock_destroy(&self->sock);
         free(self->endpoint);
         free(self);
@@ -308,7 +310,7 @@ gw_broker_t *gw_broker_new(h2o_loop_t *loop, const gw_broker_opts_t *opts, const
     self->file = gw_endpoint_file(opts->endpoint);
     int fd = dup(zsock_fd(self->sock));
     if (fd < 0) {
-        fprintf(stderr, "xws-gateway: dup: %s\n", strerror(errno));
+        xws_log(XWS_LOG_ERROR, "dup: %s", strerror(errno));
         abort();
     }
     self->watch = h2o_evloop_socket_create(loop, fd, H2O_SOCKET_FLAG_DONT_READ);
@@ -473,8 +475,7 @@ void gw_broker_tick(gw_broker_t *self)
                 if (t->job != NULL && t->deadline_at <= now)
                     s_expire_soon(self, t->job); /* its owner stops waiting; the credit stays taken until the worker answers */
                 if (t->job == NULL && now > t->deadline_at + self->opts.expiry_ms) {
-                    fprintf(stderr, "xws-gateway: worker %s never answered request %" PRIu64 "; its credit is released\n", w->name,
-                            t->id);
+                    xws_log(XWS_LOG_WARN, "worker %s never answered request %" PRIu64 "; its credit is released\n", w->name, t->id);
                     gwb_ticket_free(self, t);
                     freed = 1;
                 }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <czmq.h>
+#include "xws/log.h"
 #include "xws/frames.h"
 #include "gw_broker.h"
 #include "gw_broker_int.h"
@@ -55,8 +56,8 @@ static void s_refuse_unknown(gw_broker_t *self, xws_frames_t *f)
         }
         service[n] = '\0';
         s_peer_text(f->identity, peer, sizeof(peer));
-        fprintf(stderr,
-                "xws-gateway: %s announced service \"%s\", which this gateway does not route: sent DISCONNECT (%" PRIu64
+        xws_log(XWS_LOG_WARN,
+                "%s announced service \"%s\", which this gateway does not route: sent DISCONNECT (%" PRIu64
                 " such announcement(s) refused since the last message)\n",
                 peer, service, self->nrefused);
         self->refused_log_at = now;
@@ -99,8 +100,7 @@ static void s_on_ready(gw_broker_t *self, xws_frames_t *f, worker_t *w)
         } else {
             s_peer_text(f->identity, w->name, sizeof(w->name));
         }
-        fprintf(stderr, "xws-gateway: worker %s ready for %s (credit %u, %zu worker(s))\n", w->name, svc->name, f->credit,
-                svc->nworkers);
+        xws_log(XWS_LOG_INFO, "worker %s ready for %s (credit %u, %zu worker(s))", w->name, svc->name, f->credit, svc->nworkers);
     }
     w->credit = f->credit;
     w->batch = xws_features_has(f->features, "batch");
@@ -173,7 +173,7 @@ static void s_on_reply(gw_broker_t *self, xws_slice_t key, xws_slice_t payload, 
     ticket_t *t = *gwb_ticket_slot(self, id);
     if (id == 0 || t == NULL || t->worker != w) {
         self->nlate++;
-        fprintf(stderr, "xws-gateway: reply from worker %s for unknown request %" PRIu64 " dropped\n", w->name, id);
+        xws_log(XWS_LOG_WARN, "reply from worker %s for unknown request %" PRIu64 " dropped\n", w->name, id);
         return;
     }
     service_t *svc = w->service;
@@ -181,7 +181,7 @@ static void s_on_reply(gw_broker_t *self, xws_slice_t key, xws_slice_t payload, 
     gwb_ticket_free(self, t);
     if (job == NULL) {
         self->nlate++;
-        fprintf(stderr, "xws-gateway: late reply from worker %s for request %" PRIu64 " dropped (deadline passed or client gone)\n",
+        xws_log(XWS_LOG_WARN, "late reply from worker %s for request %" PRIu64 " dropped (deadline passed or client gone)\n",
                 w->name, id);
     } else if (malformed) {
         gwb_finish(self, job, GW_JOB_BAD_REPLY, NULL, 0);
@@ -202,7 +202,7 @@ static void s_handle(gw_broker_t *self, xws_frames_t *f, int rc, const char *err
             snprintf(peer, sizeof(peer), "%s", w->name);
         else
             s_peer_text(f->identity, peer, sizeof(peer));
-        fprintf(stderr, "xws-gateway: malformed message from worker %s dropped: %s\n", peer, err != NULL ? err : "?");
+        xws_log(XWS_LOG_ERROR, "malformed message from worker %s dropped: %s", peer, err != NULL ? err : "?");
         if (w != NULL && f->key.len == 8) /* the key names one of our requests: fail it now */
             s_on_reply(self, f->key, XWS_SLICE_NULL, w, 1);
         return;
@@ -237,7 +237,7 @@ static void s_handle(gw_broker_t *self, xws_frames_t *f, int rc, const char *err
         break;
     }
     case XWS_CMD_REQUEST: {
-        fprintf(stderr, "xws-gateway: worker %s sent a REQUEST; answered bad_envelope\n", w->name);
+        xws_log(XWS_LOG_WARN, "worker %s sent a REQUEST; answered bad_envelope", w->name);
         msgpack_sbuffer sb;
         msgpack_sbuffer_init(&sb);
         if (xws_reply_encode_error(400, "bad_envelope", "", "workers do not send requests", &sb) == 0)

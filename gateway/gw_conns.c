@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include "xws/log.h"
 #include "gw_check.h"
 #include "gw_conns.h"
 #include "gw_net.h"
@@ -105,7 +106,7 @@ static void s_close(gw_conn_t *c, const char *why)
     uint8_t addr[16];
     char text[48] = "?";
     gw_addr_from_sockaddr((struct sockaddr *)&ss, len, addr, text, sizeof(text));
-    fprintf(stderr, "xws-gateway: closing the connection of %s: %s\n", text, why);
+    xws_log(XWS_LOG_WARN, "closing the connection of %s: %s", text, why);
     shutdown(h2o_socket_get_fd(c->sock), SHUT_RDWR);
 }
 

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "xws/log.h"
 #include "gw_check.h"
 #include "gw_guard.h"
 
@@ -180,7 +181,7 @@ void h2o_socket_write(h2o_socket_t *sock, h2o_iovec_t *bufs, size_t bufcnt, h2o_
     if (next == NULL) {
         next = (s_socket_write_fn)dlsym(RTLD_NEXT, "h2o_socket_write");
         if (next == NULL) {
-            fprintf(stderr, "xws-gateway: h2o_socket_write not found in libh2o: %s\n", dlerror());
+            xws_log(XWS_LOG_WARN, "h2o_socket_write not found in libh2o: %s", dlerror());
             abort();
         }
     }

@@ -8,6 +8,7 @@
 #include <sys/time.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include "xws/log.h"
 #include "xws/proto.h"
 #include "gw_authn.h"
 #include "gw_check.h"
@@ -137,15 +138,14 @@ static void s_render(gw_req_t *r, const void *data, size_t len)
     xws_reply_t rep;
     const char *err = NULL;
     if (xws_reply_decode_raw(&rep, data, len, &err) != 0) { /* the body is rendered from its bytes: no tree */
-        fprintf(stderr, "xws-gateway: malformed reply from service %s (%s)\n", r->route->service, err != NULL ? err : "?");
+        xws_log(XWS_LOG_ERROR, "malformed reply from service %s (%s)", r->route->service, err != NULL ? err : "?");
         xws_reply_dispose(&rep);
         gw_req_send_error(r, 500, "internal_error", "", "the service sent a malformed reply");
         return;
     }
     int status = (int)rep.status;
     if (status < 200 || status > 599) { /* a 1xx is not a final answer (a 101 would leave an HTTP/1.1 client hanging) */
-        fprintf(stderr, "xws-gateway: service %s answered status %d, which is not a final answer: 500\n", r->route->service,
-                status);
+        xws_log(XWS_LOG_WARN, "service %s answered status %d, which is not a final answer: 500", r->route->service, status);
         xws_reply_dispose(&rep);
         gw_req_send_error(r, 500, "internal_error", "", "the service sent an invalid status");
         return;
@@ -155,7 +155,7 @@ static void s_render(gw_req_t *r, const void *data, size_t len)
     xws_buf_reserve(&out, len + len / 2 + 64); /* JSON is about 1.2-1.5 times the msgpack: one allocation */
     if (rep.body_raw.ptr != NULL && status != 204 && status != 304 &&
         xws_msgpack_raw_to_json(rep.body_raw.ptr, rep.body_raw.len, &out, &err) != 0) {
-        fprintf(stderr, "xws-gateway: reply from service %s has no JSON form\n", r->route->service);
+        xws_log(XWS_LOG_WARN, "reply from service %s has no JSON form", r->route->service);
         xws_buf_dispose(&out);
         xws_reply_dispose(&rep);
         gw_req_send_error(r, 500, "internal_error", "", "the service sent a reply that cannot be rendered");
@@ -257,7 +257,7 @@ void gw_req_dispatch(gw_req_t *r)
         .inm = inm >= 0 ? (xws_slice_t){req->headers.entries[inm].value.base, req->headers.entries[inm].value.len} : XWS_SLICE_NULL,
     };
     if (xws_request_encode(&spec, &env) != 0) {
-        fprintf(stderr, "xws-gateway: cannot encode the request envelope for %s/%s\n", r->route->service, r->route->resource);
+        xws_log(XWS_LOG_ERROR, "cannot encode the request envelope for %s/%s", r->route->service, r->route->resource);
         gw_req_send_error(r, 500, "internal_error", "", "the request could not be encoded");
         goto done;
     }

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <czmq.h>
+#include "xws/log.h"
 #include "xws/frames.h"
 #include "gw_check.h"
 #include "gw_internal.h"
@@ -56,7 +57,7 @@ void gw_endpoint_share(const char *ep)
 {
     const char *path = s_ipc_path(ep);
     if (path != NULL && chmod(path, 0770) != 0)
-        fprintf(stderr, "xws-gateway: cannot open %s to its group: %s\n", path, strerror(errno));
+        xws_log(XWS_LOG_ERROR, "cannot open %s to its group: %s", path, strerror(errno));
 }
 
 void gw_endpoint_unlink(const char *ep, gw_ipc_file_t file)
@@ -100,7 +101,7 @@ static void s_poke(gw_internal_t *self)
 static void s_reply_raw(gw_internal_t *self, zframe_t *identity, xws_slice_t key, const void *env, size_t len)
 {
     if (xws_send_reply(self->sock, identity, key, (xws_slice_t){env, len}) != 0)
-        fprintf(stderr, "xws-gateway: internal: cannot answer a consumer (gone or slow): %s\n", zmq_strerror(zmq_errno()));
+        xws_log(XWS_LOG_ERROR, "internal: cannot answer a consumer (gone or slow): %s", zmq_strerror(zmq_errno()));
     s_poke(self);
 }
 
@@ -135,8 +136,7 @@ static void s_on_done(gw_job_t *job, gw_job_outcome_t outcome, const void *reply
         if (xws_reply_decode(&rep, reply, len, &err) != 0) {
             s_reply_error(self, ir->identity, key, 500, "internal_error", "the service sent a malformed reply");
         } else if (rep.status < 200) { /* not a final answer */
-            fprintf(stderr, "xws-gateway: internal: the service answered status %u, which is not a final answer: 500\n",
-                    rep.status);
+            xws_log(XWS_LOG_WARN, "internal: the service answered status %u, which is not a final answer: 500", rep.status);
             s_reply_error(self, ir->identity, key, 500, "internal_error", "the service sent an invalid status");
         } else {
             s_reply_raw(self, ir->identity, key, reply, len);
@@ -157,7 +157,7 @@ static void s_on_request(gw_internal_t *self, xws_frames_t *f)
         int unsupported = err != NULL && strcmp(err, "unsupported_version") == 0;
         char msg[160];
         snprintf(msg, sizeof(msg), "malformed request envelope: %s", err != NULL ? err : "?");
-        fprintf(stderr, "xws-gateway: internal: %s\n", msg);
+        xws_log(XWS_LOG_INFO, "internal: %s", msg);
         s_reply_error(self, f->identity, f->key, 400, unsupported ? "unsupported_version" : "bad_envelope", msg);
         xws_request_dispose(&req);
         return;
@@ -259,11 +259,11 @@ static void s_drain(gw_internal_t *self)
                 xws_frames_dispose(&f);
                 break;
             }
-            fprintf(stderr, "xws-gateway: internal: malformed message dropped: %s\n", err != NULL ? err : "?");
+            xws_log(XWS_LOG_ERROR, "internal: malformed message dropped: %s", err != NULL ? err : "?");
             if (f.identity != NULL && f.key.len > 0 && f.key.len <= XWS_MAX_KEY)
                 s_reply_error(self, f.identity, f.key, 400, "bad_envelope", err != NULL ? err : "malformed message");
         } else if (f.cmd == XWS_CMD_REQUEST && f.count > 1) { /* batches are for workers only */
-            fprintf(stderr, "xws-gateway: internal: a batch of %zu requests refused\n", f.count);
+            xws_log(XWS_LOG_ERROR, "internal: a batch of %zu requests refused", f.count);
             for (size_t i = 0; i < f.count; i++) {
                 xws_slice_t key, env;
                 xws_frames_pair(&f, i, &key, &env);
@@ -272,7 +272,7 @@ static void s_drain(gw_internal_t *self)
         } else if (f.cmd == XWS_CMD_REQUEST) {
             s_on_request(self, &f);
         } else if (f.cmd != XWS_CMD_HEARTBEAT && f.cmd != XWS_CMD_DISCONNECT) {
-            fprintf(stderr, "xws-gateway: internal: a consumer sent command %d; only REQUEST is served here\n", (int)f.cmd);
+            xws_log(XWS_LOG_WARN, "internal: a consumer sent command %d; only REQUEST is served here", (int)f.cmd);
         }
         xws_frames_dispose(&f);
     }
@@ -292,9 +292,9 @@ gw_internal_t *gw_internal_new(gw_app_t *app, const char *endpoint, const char *
 {
     int curve = curve_secret != NULL && *curve_secret != '\0';
     if (!curve && !gw_endpoint_is_local(endpoint)) {
-        fprintf(stderr,
-                "xws-gateway: internal_endpoint %s is reachable beyond this host: set curve_secret_key and curve_clients_dir, "
-                "or use ipc:// or a loopback address\n",
+        xws_log(XWS_LOG_ERROR,
+                "internal_endpoint %s is reachable beyond this host: set curve_secret_key and curve_clients_dir, "
+                "or use ipc:// or a loopback address",
                 endpoint);
         return NULL;
     }
@@ -313,12 +313,12 @@ gw_internal_t *gw_internal_new(gw_app_t *app, const char *endpoint, const char *
     zsock_set_maxmsgsize(self->sock, GW_MAX_FRAME); /* a larger frame drops the connection instead of being buffered */
     if (curve) {
         if (curve_clients_dir == NULL || *curve_clients_dir == '\0') {
-            fprintf(stderr, "xws-gateway: curve_secret_key needs curve_clients_dir (the consumers' public certificates)\n");
+            xws_log(XWS_LOG_ERROR, "curve_secret_key needs curve_clients_dir (the consumers' public certificates)");
             goto fail;
         }
         zcert_t *cert = zcert_load(curve_secret);
         if (cert == NULL) {
-            fprintf(stderr, "xws-gateway: cannot load the CURVE certificate %s\n", curve_secret);
+            xws_log(XWS_LOG_ERROR, "cannot load the CURVE certificate %s", curve_secret);
             goto fail;
         }
         self->auth = zactor_new(zauth, NULL);
@@ -331,7 +331,7 @@ gw_internal_t *gw_internal_new(gw_app_t *app, const char *endpoint, const char *
         zsock_set_curve_server(self->sock, 1);
     }
     if (zsock_bind(self->sock, "%s", endpoint) < 0) {
-        fprintf(stderr, "xws-gateway: cannot bind the internal endpoint %s: %s\n", endpoint, zmq_strerror(zmq_errno()));
+        xws_log(XWS_LOG_ERROR, "cannot bind the internal endpoint %s: %s", endpoint, zmq_strerror(zmq_errno()));
         goto fail;
     }
     self->endpoint = strdup(endpoint);

@@ -11,6 +11,7 @@
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
+#include "xws/log.h"
 #include "gw_check.h"
 #include "gw_log.h"
 
@@ -57,10 +58,9 @@ static void s_trouble(gw_log_t *self, int e, uint64_t n)
         return;
     self->failing = e;
     if (e == EAGAIN)
-        fprintf(stderr, "xws-gateway: access log: the output blocks and %d bytes wait: dropping lines until it drains\n",
-                GW_LOG_MAX_BYTES);
+        xws_log(XWS_LOG_WARN, "access log: the output blocks and %d bytes wait: dropping lines until it drains", GW_LOG_MAX_BYTES);
     else
-        fprintf(stderr, "xws-gateway: access log: cannot write: %s; dropping lines until writing works again\n", strerror(e));
+        xws_log(XWS_LOG_ERROR, "access log: cannot write: %s; dropping lines until writing works again", strerror(e));
 }
 
 /* Writes buf[off, len): 0 when all of it is out or dropped (the buffer is then empty), -1 when some waits (EAGAIN). */
@@ -72,7 +72,7 @@ static int s_write(gw_log_t *self)
             self->off += (size_t)n;
             self->blocked = 0;
             if (self->failing != 0) {
-                fprintf(stderr, "xws-gateway: access log: writing again; %llu line(s) lost\n", (unsigned long long)self->lost);
+                xws_log(XWS_LOG_WARN, "access log: writing again; %llu line(s) lost", (unsigned long long)self->lost);
                 self->failing = 0;
                 self->lost = 0;
             }
@@ -156,7 +156,7 @@ gw_log_t *gw_log_new(h2o_loop_t *loop, const char *target)
         return s_new(loop, STDOUT_FILENO, 0);
     int fd = open(target, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0666);
     if (fd < 0) {
-        fprintf(stderr, "xws-gateway: cannot open the access log %s: %s\n", target, strerror(errno));
+        xws_log(XWS_LOG_ERROR, "cannot open the access log %s: %s", target, strerror(errno));
         return NULL;
     }
     gw_log_t *self = s_new(loop, fd, 1);
@@ -171,8 +171,7 @@ int gw_log_reopen(gw_log_t *self)
         return 0;
     int fd = open(self->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0666);
     if (fd < 0) {
-        fprintf(stderr, "xws-gateway: cannot reopen the access log %s: %s (still writing to the old file)\n", self->path,
-                strerror(errno));
+        xws_log(XWS_LOG_ERROR, "cannot reopen the access log %s: %s (still writing to the old file)", self->path, strerror(errno));
         return -1;
     }
     gw_log_flush(self); /* what is buffered goes to the old file (a rotated log's last lines) */
@@ -195,10 +194,10 @@ void gw_log_destroy(gw_log_t **self_p)
         }
         if (self->off < self->len) {
             self->lost += s_count_lines(self->buf + self->off, self->len - self->off);
-            fprintf(stderr, "xws-gateway: access log: the output still blocks after %d ms\n", GW_LOG_EXIT_WAIT_MS);
+            xws_log(XWS_LOG_WARN, "access log: the output still blocks after %d ms", GW_LOG_EXIT_WAIT_MS);
         }
         if (self->lost > 0)
-            fprintf(stderr, "xws-gateway: access log: %llu line(s) lost\n", (unsigned long long)self->lost);
+            xws_log(XWS_LOG_WARN, "access log: %llu line(s) lost", (unsigned long long)self->lost);
         if (self->owned)
             close(self->fd);
     }

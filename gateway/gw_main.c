@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include <openssl/rand.h>
 #include <czmq.h>
+#include "xws/log.h"
 #include "xws/cli.h"
 #include "xws/config.h"
 #include "xws/notify.h"
@@ -84,8 +85,8 @@ static void s_on_accept(h2o_socket_t *listener, const char *err)
             uint64_t now = h2o_now(g.app.loop);
             g.naccept_errors++;
             if (g.accept_error_log_at == 0 || now - g.accept_error_log_at >= 10000) {
-                fprintf(stderr,
-                        "xws-gateway: cannot accept connections: %s (%zu open); not accepting for %d ms (%" PRIu64
+                xws_log(XWS_LOG_ERROR,
+                        "cannot accept connections: %s (%zu open); not accepting for %d ms (%" PRIu64
                         " such failure(s) since the last message)\n",
                         strerror(e), g.nconns, ACCEPT_PAUSE_MS, g.naccept_errors);
                 g.accept_error_log_at = now;
@@ -133,7 +134,7 @@ static void s_on_tick(h2o_timeout_entry_t *entry)
     if (g.reopen) {
         g.reopen = 0;
         if (gw_log_reopen(g.app.log) == 0)
-            fprintf(stderr, "xws-gateway: SIGHUP: log files reopened\n");
+            xws_log(XWS_LOG_INFO, "SIGHUP: log files reopened");
     }
     gw_broker_tick(g.app.broker);
     gw_conns_tick(g.app.conns);
@@ -169,13 +170,13 @@ static int s_listen(const char *spec)
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV}, *res;
     int rc = getaddrinfo(host[0] != '\0' ? host : NULL, port, &hints, &res);
     if (rc != 0) {
-        fprintf(stderr, "xws-gateway: listen = %s: %s\n", spec, gai_strerror(rc));
+        xws_log(XWS_LOG_ERROR, "listen = %s: %s", spec, gai_strerror(rc));
         return -1;
     }
     int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0), on = 1;
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 || bind(fd, res->ai_addr, res->ai_addrlen) != 0 ||
         listen(fd, SOMAXCONN) != 0) {
-        fprintf(stderr, "xws-gateway: cannot listen on %s: %s\n", spec, strerror(errno));
+        xws_log(XWS_LOG_ERROR, "cannot listen on %s: %s", spec, strerror(errno));
         if (fd >= 0)
             close(fd);
         freeaddrinfo(res);
@@ -187,10 +188,10 @@ static int s_listen(const char *spec)
     char h[64] = "?", p[16] = "?";
     if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
         getnameinfo((struct sockaddr *)&ss, sl, h, sizeof(h), p, sizeof(p), NI_NUMERICHOST | NI_NUMERICSERV);
-    fprintf(stderr, "xws-gateway: listening on https://%s%s%s:%s/\n", strchr(h, ':') ? "[" : "", h, strchr(h, ':') ? "]" : "", p);
+    xws_log(XWS_LOG_INFO, "listening on https://%s%s%s:%s/", strchr(h, ':') ? "[" : "", h, strchr(h, ':') ? "]" : "", p);
     return fd;
 bad:
-    fprintf(stderr, "xws-gateway: listen = %s: expected host:port or [v6addr]:port\n", spec);
+    xws_log(XWS_LOG_ERROR, "listen = %s: expected host:port or [v6addr]:port", spec);
     return -1;
 }
 
@@ -206,7 +207,7 @@ static int s_mkdirs(const char *path)
             char c = buf[i];
             buf[i] = '\0';
             if (mkdir(buf, 0755) != 0 && errno != EEXIST) {
-                fprintf(stderr, "xws-gateway: cannot create directory %s: %s\n", buf, strerror(errno));
+                xws_log(XWS_LOG_ERROR, "cannot create directory %s: %s", buf, strerror(errno));
                 return -1;
             }
             buf[i] = c;
@@ -220,7 +221,7 @@ static long long s_setting(xws_config_t *cfg, const char *key, long long def, lo
     long long v = xws_config_int(cfg, key, def);
     if (v < min) {
         if (v >= 0)
-            fprintf(stderr, "xws-gateway: %s must be at least %lld\n", key, min);
+            xws_log(XWS_LOG_ERROR, "%s must be at least %lld", key, min);
         return -1;
     }
     return v;
@@ -231,22 +232,22 @@ static void s_raise_nofile(size_t max_connections)
 {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
-        fprintf(stderr, "xws-gateway: getrlimit(RLIMIT_NOFILE): %s\n", strerror(errno));
+        xws_log(XWS_LOG_ERROR, "getrlimit(RLIMIT_NOFILE): %s", strerror(errno));
         return;
     }
     if (rl.rlim_cur < rl.rlim_max) {
         rlim_t was = rl.rlim_cur;
         rl.rlim_cur = rl.rlim_max;
         if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
-            fprintf(stderr, "xws-gateway: cannot raise the open files limit from %llu to %llu: %s\n", (unsigned long long)was,
+            xws_log(XWS_LOG_ERROR, "cannot raise the open files limit from %llu to %llu: %s", (unsigned long long)was,
                     (unsigned long long)rl.rlim_max, strerror(errno));
             rl.rlim_cur = was;
         }
     }
     if (rl.rlim_cur != RLIM_INFINITY && (unsigned long long)max_connections + 64 > (unsigned long long)rl.rlim_cur)
-        fprintf(stderr,
-                "xws-gateway: max_connections = %zu is close to or above the open files limit (%llu): connections beyond "
-                "the limit wait in the backlog\n",
+        xws_log(XWS_LOG_WARN,
+                "max_connections = %zu is close to or above the open files limit (%llu): connections beyond "
+                "the limit wait in the backlog",
                 max_connections, (unsigned long long)rl.rlim_cur);
 }
 
@@ -294,9 +295,15 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
 
+    xws_log_set_program("xws-gateway");
     xws_config_t *cfg = xws_config_load(cfgpath);
     if (cfg == NULL)
         return 2;
+    if (xws_log_set_format(xws_config_get(cfg, "log_format", "text")) != 0) {
+        xws_log(XWS_LOG_ERROR, "log_format must be text or json");
+        xws_config_destroy(&cfg);
+        return 2;
+    }
     gw_app_t *app = &g.app;
     const char *run_dir = xws_config_get(cfg, "run_dir", "./run");
     const char *listen_on = xws_config_get(cfg, "listen", "127.0.0.1:8443");
@@ -326,20 +333,20 @@ int main(int argc, char **argv)
         return 2;
     }
     if (expiry_ms <= heartbeat_ms) {
-        fprintf(stderr,
-                "xws-gateway: expiry_ms (%lld) must be greater than heartbeat_ms (%lld), or every worker expires between "
-                "two heartbeats\n",
+        xws_log(XWS_LOG_ERROR,
+                "expiry_ms (%lld) must be greater than heartbeat_ms (%lld), or every worker expires between "
+                "two heartbeats",
                 expiry_ms, heartbeat_ms);
         xws_config_destroy(&cfg);
         return 2;
     }
     if (strcmp(insecure, "yes") != 0 && strcmp(insecure, "no") != 0) {
-        fprintf(stderr, "xws-gateway: worker_endpoint_insecure must be yes or no\n");
+        xws_log(XWS_LOG_ERROR, "worker_endpoint_insecure must be yes or no");
         xws_config_destroy(&cfg);
         return 2;
     }
     if (max_body > (1ll << 30)) {
-        fprintf(stderr, "xws-gateway: max_body above 1 GiB is not supported (the body is held in memory)\n");
+        xws_log(XWS_LOG_ERROR, "max_body above 1 GiB is not supported (the body is held in memory)");
         xws_config_destroy(&cfg);
         return 2;
     }
@@ -351,7 +358,7 @@ int main(int argc, char **argv)
     while (*endpoints == ' ')
         endpoints++, eplen--;
     if (eplen == 0 || eplen >= sizeof(worker_ep)) {
-        fprintf(stderr, "xws-gateway: worker_endpoints is empty or too long\n");
+        xws_log(XWS_LOG_ERROR, "worker_endpoints is empty or too long");
         xws_config_destroy(&cfg);
         return 2;
     }
@@ -359,10 +366,10 @@ int main(int argc, char **argv)
     worker_ep[eplen] = '\0';
     /* any peer that can connect to the worker endpoint can register as a worker and receive requests, password checks included */
     if (!gw_endpoint_is_local(worker_ep) && strcmp(insecure, "yes") != 0) {
-        fprintf(stderr,
-                "xws-gateway: the worker endpoint %s is reachable beyond this host: any peer that can connect to it can register "
+        xws_log(XWS_LOG_ERROR,
+                "the worker endpoint %s is reachable beyond this host: any peer that can connect to it can register "
                 "as a worker and receive requests, password checks included. Use ipc:// or a loopback address, or set "
-                "worker_endpoint_insecure = yes if only trusted hosts can reach it (a private network)\n",
+                "worker_endpoint_insecure = yes if only trusted hosts can reach it (a private network)",
                 worker_ep);
         xws_config_destroy(&cfg);
         return 2;
@@ -437,7 +444,7 @@ int main(int argc, char **argv)
         gw_endpoint_share(worker_ep);
         gw_endpoint_share(internal_ep);
     } else if (strcmp(group_access, "no") != 0) {
-        fprintf(stderr, "xws-gateway: ipc_group_access must be yes or no, not '%s'\n", group_access);
+        xws_log(XWS_LOG_ERROR, "ipc_group_access must be yes or no, not '%s'", group_access);
         goto out;
     }
     int fd = s_listen(listen_on);
@@ -447,7 +454,7 @@ int main(int argc, char **argv)
     h2o_timeout_init(app->loop, &g.accept_pause_timeout, ACCEPT_PAUSE_MS);
     g.accept_pause.cb = s_on_accept_pause_end;
     s_listener_update();
-    fprintf(stderr, "xws-gateway: instance %s; workers on %s, internal consumers on %s\n", app->instance, worker_ep, internal_ep);
+    xws_log(XWS_LOG_INFO, "instance %s; workers on %s, internal consumers on %s", app->instance, worker_ep, internal_ep);
 
     uint64_t tick_ms = (uint64_t)heartbeat_ms / 4;
     if (tick_ms > 100)
@@ -465,12 +472,12 @@ int main(int argc, char **argv)
 
     while (!g.stop)
         if (h2o_evloop_run(app->loop, INT32_MAX) != 0 && errno != EINTR) {
-            fprintf(stderr, "xws-gateway: event loop failure: %s\n", strerror(errno));
+            xws_log(XWS_LOG_ERROR, "event loop failure: %s", strerror(errno));
             break;
         }
 
     /* stop: no new connections, finish what is in flight (until the deadline), then say goodbye to the workers */
-    fprintf(stderr, "xws-gateway: stopping; %zu request(s) in flight\n", app->nrequests + gw_internal_pending(app->internal));
+    xws_log(XWS_LOG_INFO, "stopping; %zu request(s) in flight", app->nrequests + gw_internal_pending(app->internal));
     app->stopping = 1;
     xws_notify("STOPPING=1");
     s_listener_update(); /* stops reading it */
@@ -485,7 +492,7 @@ int main(int argc, char **argv)
     if (app->nrequests > 0) {
         char state[512];
         gw_broker_describe(app->broker, state, sizeof(state));
-        fprintf(stderr, "xws-gateway: %zu request(s) still open at exit (%s)\n", app->nrequests, state);
+        xws_log(XWS_LOG_WARN, "%zu request(s) still open at exit (%s)", app->nrequests, state);
     }
     rc = 0;
 out:
@@ -511,7 +518,7 @@ out:
         SSL_CTX_free(app->accept_ctx.ssl_ctx);
     app->accept_ctx.ssl_ctx = NULL;
     xws_config_destroy(&cfg);
-    fprintf(stderr, "xws-gateway: stopped\n");
+    xws_log(XWS_LOG_INFO, "stopped");
     /* the h2o context and loop are left to the process exit: connections that are still open may hold them */
     return rc;
 }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <czmq.h>
+#include "xws/log.h"
 #include "xws/frames.h"
 #include "gw_check.h"
 #include "gw_refresh.h"
@@ -25,7 +26,7 @@ struct gw_refresh {
 static void s_state(gw_refresh_t *self, int state, const char *msg)
 {
     if (self->state != state && msg != NULL)
-        fprintf(stderr, "xws-gateway: accounts: %s\n", msg);
+        xws_log(XWS_LOG_INFO, "accounts: %s", msg);
     self->state = state;
 }
 
@@ -129,7 +130,7 @@ static void s_on_loaded(gw_job_t *job, gw_job_outcome_t outcome, const void *rep
             s_state(self, REFRESH_FAILED, msg);
         } else {
             if (!was_ready || before != gw_accounts_version(app->accounts))
-                fprintf(stderr, "xws-gateway: accounts: version %" PRIu64 ", %zu account(s)\n", gw_accounts_version(app->accounts),
+                xws_log(XWS_LOG_INFO, "accounts: version %" PRIu64 ", %zu account(s)\n", gw_accounts_version(app->accounts),
                         gw_accounts_count(app->accounts));
             self->state = REFRESH_OK;
             self->last_ok = h2o_now(app->loop);

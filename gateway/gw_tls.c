@@ -18,6 +18,7 @@
 #endif
 #include <h2o.h>
 #include <h2o/http2.h>
+#include "xws/log.h"
 #include "gw_check.h"
 #include "gw_tls.h"
 
@@ -26,7 +27,7 @@ static void s_ssl_error(const char *what)
     char buf[256];
     unsigned long e = ERR_get_error();
     ERR_error_string_n(e, buf, sizeof(buf));
-    fprintf(stderr, "xws-gateway: %s: %s\n", what, e != 0 ? buf : "unknown TLS error");
+    xws_log(XWS_LOG_INFO, "%s: %s", what, e != 0 ? buf : "unknown TLS error");
     ERR_clear_error();
 }
 
@@ -43,7 +44,7 @@ static int s_mkdirs(const char *path, mode_t mode)
             char c = buf[i];
             buf[i] = '\0';
             if (mkdir(buf, mode) != 0 && errno != EEXIST) {
-                fprintf(stderr, "xws-gateway: cannot create directory %s: %s\n", buf, strerror(errno));
+                xws_log(XWS_LOG_ERROR, "cannot create directory %s: %s", buf, strerror(errno));
                 return -1;
             }
             buf[i] = c;
@@ -103,24 +104,24 @@ int gw_tls_generate(const char *cert_path, const char *key_path)
         goto done;
     }
     if ((kfd = open(key_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0 || (kf = fdopen(kfd, "w")) == NULL) {
-        fprintf(stderr, "xws-gateway: cannot create %s: %s\n", key_path, strerror(errno));
+        xws_log(XWS_LOG_ERROR, "cannot create %s: %s", key_path, strerror(errno));
         goto done;
     }
     kfd = -1;
     if (PEM_write_PrivateKey(kf, pkey, NULL, NULL, 0, NULL, NULL) != 1 || fclose(kf) != 0) {
         kf = NULL;
-        fprintf(stderr, "xws-gateway: cannot write %s\n", key_path);
+        xws_log(XWS_LOG_ERROR, "cannot write %s", key_path);
         goto done;
     }
     kf = NULL;
     if ((cfd = open(cert_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) < 0 || (cf = fdopen(cfd, "w")) == NULL) {
-        fprintf(stderr, "xws-gateway: cannot create %s: %s\n", cert_path, strerror(errno));
+        xws_log(XWS_LOG_ERROR, "cannot create %s: %s", cert_path, strerror(errno));
         goto done;
     }
     cfd = -1;
     if (PEM_write_X509(cf, x) != 1 || fclose(cf) != 0) {
         cf = NULL;
-        fprintf(stderr, "xws-gateway: cannot write %s\n", cert_path);
+        xws_log(XWS_LOG_ERROR, "cannot write %s", cert_path);
         goto done;
     }
     cf = NULL;
@@ -162,7 +163,7 @@ static int s_keep_old(const char *path)
 {
     char old[4200];
     if ((size_t)snprintf(old, sizeof(old), "%s.old", path) >= sizeof(old) || rename(path, old) != 0) {
-        fprintf(stderr, "xws-gateway: cannot move %s aside: %s\n", path, strerror(errno));
+        xws_log(XWS_LOG_ERROR, "cannot move %s aside: %s", path, strerror(errno));
         return -1;
     }
     return 0;
@@ -174,7 +175,7 @@ static SSL_CTX *s_tls_new(const char *cert, const char *key, const char *data_di
     char cbuf[4096], kbuf[4096];
     int have_cert = cert != NULL && *cert != '\0', have_key = key != NULL && *key != '\0';
     if (have_cert != have_key) {
-        fprintf(stderr, "xws-gateway: tls_cert and tls_key must be set together\n");
+        xws_log(XWS_LOG_ERROR, "tls_cert and tls_key must be set together");
         return NULL;
     }
     if (!have_cert) {
@@ -182,7 +183,7 @@ static SSL_CTX *s_tls_new(const char *cert, const char *key, const char *data_di
         if ((size_t)snprintf(dir, sizeof(dir), "%s/tls", data_dir) >= sizeof(dir) ||
             (size_t)snprintf(cbuf, sizeof(cbuf), "%s/cert.pem", dir) >= sizeof(cbuf) ||
             (size_t)snprintf(kbuf, sizeof(kbuf), "%s/key.pem", dir) >= sizeof(kbuf)) {
-            fprintf(stderr, "xws-gateway: data_dir is too long\n");
+            xws_log(XWS_LOG_ERROR, "data_dir is too long");
             return NULL;
         }
         cert = cbuf, key = kbuf;
@@ -191,14 +192,14 @@ static SSL_CTX *s_tls_new(const char *cert, const char *key, const char *data_di
             if (s_keep_old(cert) != 0 || s_keep_old(key) != 0)
                 return NULL;
             c_exists = k_exists = 0;
-            fprintf(stderr, "xws-gateway: the generated certificate in %s ends within %d days: replacing it\n", dir, renew_days);
+            xws_log(XWS_LOG_INFO, "the generated certificate in %s ends within %d days: replacing it", dir, renew_days);
         }
         if (!c_exists && !k_exists) {
             if (s_mkdirs(dir, 0700) != 0 || gw_tls_generate(cert, key) != 0)
                 return NULL;
-            fprintf(stderr, "xws-gateway: generated a self-signed certificate in %s\n", dir);
+            xws_log(XWS_LOG_INFO, "generated a self-signed certificate in %s", dir);
         } else if (!c_exists || !k_exists) {
-            fprintf(stderr, "xws-gateway: %s exists but %s does not; remove the other or provide both\n", c_exists ? cert : key,
+            xws_log(XWS_LOG_ERROR, "%s exists but %s does not; remove the other or provide both", c_exists ? cert : key,
                     c_exists ? key : cert);
             return NULL;
         }
@@ -213,19 +214,19 @@ static SSL_CTX *s_tls_new(const char *cert, const char *key, const char *data_di
     if (ciphers == NULL || *ciphers == '\0')
         ciphers = GW_TLS_CIPHERS_DEFAULT;
     if (SSL_CTX_set_cipher_list(ssl, ciphers) != 1) {
-        fprintf(stderr, "xws-gateway: tls_ciphers = %s names no cipher suite OpenSSL knows\n", ciphers);
+        xws_log(XWS_LOG_ERROR, "tls_ciphers = %s names no cipher suite OpenSSL knows", ciphers);
         s_ssl_error("tls_ciphers");
         SSL_CTX_free(ssl);
         return NULL;
     }
     if (SSL_CTX_use_certificate_chain_file(ssl, cert) != 1) {
-        fprintf(stderr, "xws-gateway: cannot load the certificate %s\n", cert);
+        xws_log(XWS_LOG_ERROR, "cannot load the certificate %s", cert);
         s_ssl_error("certificate");
         SSL_CTX_free(ssl);
         return NULL;
     }
     if (SSL_CTX_use_PrivateKey_file(ssl, key, SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(ssl) != 1) {
-        fprintf(stderr, "xws-gateway: cannot load the private key %s (or it does not match the certificate)\n", key);
+        xws_log(XWS_LOG_ERROR, "cannot load the private key %s (or it does not match the certificate)", key);
         s_ssl_error("private key");
         SSL_CTX_free(ssl);
         return NULL;

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <openssl/crypto.h>
 #include <czmq.h>
+#include "xws/log.h"
 #include "gw_check.h"
 #include "xws/frames.h"
 #include "gw_refresh.h"
@@ -207,7 +208,7 @@ static void s_on_done(gw_job_t *job, gw_job_outcome_t outcome, const void *reply
     } else if (outcome != GW_JOB_REPLY || xws_reply_decode(&rep, reply, len, &err) != 0) {
         if (outcome == GW_JOB_REPLY)
             xws_reply_dispose(&rep);
-        fprintf(stderr, "xws-gateway: malformed reply from the verify service\n");
+        xws_log(XWS_LOG_ERROR, "malformed reply from the verify service");
         s_error_all(v, 500, "internal_error", "the account service sent a malformed reply");
     } else {
         unsigned status = rep.status;
@@ -261,7 +262,7 @@ static void s_on_done(gw_job_t *job, gw_job_outcome_t outcome, const void *reply
             s_error_all(v, 503, "store_unavailable",
                         "the data store is unavailable, try again"); /* the config service's only 503 */
         } else {
-            fprintf(stderr, "xws-gateway: the verify service answered %u to a password check\n", status);
+            xws_log(XWS_LOG_WARN, "the verify service answered %u to a password check", status);
             s_error_all(v, 500, "internal_error", "the password could not be checked");
         }
         xws_reply_dispose(&rep);

@@ -31,6 +31,7 @@ static const char *const s_known[] = {
     "internal_endpoint",
     "ipc_group_access",
     "listen",
+    "log_format",
     "max_body",
     "max_connections",
     "max_query",

@@ -16,6 +16,7 @@
 #include "xws/proto.h"
 #include "xws/frames.h"
 #include "xws/cli.h"
+#include "xws/log.h"
 #include "xws/notify.h"
 #include "xws/config.h"
 
@@ -173,6 +174,7 @@ int main(int argc, char **argv)
         s_run("config", xws_config_test);
         s_run("cli", xws_cli_test);
         s_run("notify", xws_notify_test);
+        s_run("log", xws_log_test);
     } else {
         fprintf(stderr, "usage: %s [--corpus DIR]\n", argv[0]);
         return 2;

@@ -1,7 +1,8 @@
 /*
- * svc_log - one-line logs on standard error, with a level threshold.
+ * svc_log - one-line logs on standard error, with a level threshold: the services' name for the
+ * one log format of every process (xws/log.h; text or JSON lines, setting log_format).
  *
- * A line reads "<UTC time> <program>[<pid>] <level>: <text>". Errors are always written; debug
+ * A text line reads "<UTC time> <program>[<pid>] <level>: <text>". Errors are always written; debug
  * lines only when the threshold was raised (svc_log_set_level), so handlers can test
  * svc_log_enabled(SVC_LOG_DEBUG) before building an expensive line.
  */

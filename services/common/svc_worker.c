@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include "xws/cli.h"
 #include "xws/frames.h"
+#include "xws/log.h"
 #include "xws/notify.h"
 #include "svc_coro.h"
 #include "svc_log.h"
@@ -825,6 +826,11 @@ int svc_main_with(const svc_service_t *service, const svc_command_t *cmd, const 
     xws_config_t *cfg = xws_config_load(path);
     if (cfg == NULL)
         return 2; /* a configuration error: starting again will not help */
+    if (xws_log_set_format(xws_config_get(cfg, "log_format", "text")) != 0) {
+        svc_log(SVC_LOG_ERROR, "log_format must be text or json");
+        xws_config_destroy(&cfg);
+        return 2;
+    }
     svc_worker_t *w = svc_worker_new(service, cfg);
     if (check_only) {
         int valid = w != NULL;

@@ -102,6 +102,7 @@ def test_launch_first_start_restart_and_data_kept(run_dir):
     la = Launcher(run_dir, port, "--login", "chief", "--password", "chief-pass-1")
     try:
         la.wait_for_line(r"XWS is running at https://127\.0\.0\.1:%d" % port)
+        la.wait_for_line(r"try:  curl")  # the last line of the block
         out = la.text()
         assert "login:    chief" in out, out
         assert "password: chief-pass-1" in out, out
@@ -139,7 +140,7 @@ def test_launch_first_start_restart_and_data_kept(run_dir):
     la2 = Launcher(run_dir, port, "--login", "chief", "--password", "other-pass")
     try:
         la2.wait_for_line(r"XWS is running")
-        assert "already exist" in la2.text()
+        la2.wait_for_line(r"already exist")
         assert "other-pass" not in la2.text()
         wait_until(lambda: la2.get(ENTITY, "act=list", ("chief", "chief-pass-1")).status == 200, timeout=20,
                    what="the old account after a restart")
