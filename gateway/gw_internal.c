@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <czmq.h>
@@ -11,6 +12,7 @@
 #include "xws/frames.h"
 #include "gw_check.h"
 #include "gw_internal.h"
+#include "gw_log.h"
 #include "gw_route.h"
 
 typedef struct {
@@ -20,7 +22,37 @@ typedef struct {
     char key[XWS_MAX_KEY];
     size_t keylen;
     h2o_linklist_t link; /* in owner->pending */
+    /* for its access-log line */
+    char path[2 * XWS_MAX_NAME + 3]; /* "/<service>/<resource>" */
+    char act[XWS_MAX_NAME + 1];
+    char account[XWS_MAX_NAME + 1];
+    uint64_t t0_us;
 } ireq_t;
+
+static uint64_t s_mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* One access-log line for a consumer's request, like an HTTPS request's: client "internal",
+ * method "ZMQ", path "/<service>/<resource>", its act, status, reply bytes, duration, account. */
+static void s_access(gw_log_t *log, const char *path, const char *act, unsigned status, size_t bytes, uint64_t t0_us,
+                     const char *account)
+{
+    gw_log_entry_t e = {"internal",          "ZMQ",  3, path, strlen(path), act, strlen(act), (int)status, bytes,
+                        s_mono_us() - t0_us, account};
+    gw_log_access(log, &e);
+}
+
+/* copies s into a buffer of size bytes as text ("" when empty) */
+static void s_text(char *buf, size_t size, xws_slice_t s)
+{
+    size_t n = s.len < size - 1 ? s.len : size - 1;
+    memcpy(buf, s.ptr != NULL ? s.ptr : "", n);
+    buf[n] = '\0';
+}
 
 struct gw_internal {
     gw_app_t *app;
@@ -128,7 +160,10 @@ static void s_on_done(gw_job_t *job, gw_job_outcome_t outcome, const void *reply
     ireq_t *ir = job->data;
     gw_internal_t *self = ir->owner;
     xws_slice_t key = {ir->key, ir->keylen};
+    unsigned status = 500;
+    size_t bytes = 0;
     if (outcome == GW_JOB_TIMEOUT) {
+        status = 504;
         s_reply_error(self, ir->identity, key, 504, "timeout", "the service did not answer in time");
     } else if (outcome == GW_JOB_REPLY) {
         xws_reply_t rep;
@@ -139,12 +174,15 @@ static void s_on_done(gw_job_t *job, gw_job_outcome_t outcome, const void *reply
             xws_log(XWS_LOG_WARN, "internal: the service answered status %u, which is not a final answer: 500", rep.status);
             s_reply_error(self, ir->identity, key, 500, "internal_error", "the service sent an invalid status");
         } else {
+            status = rep.status % 1000;
+            bytes = len;
             s_reply_raw(self, ir->identity, key, reply, len);
         }
         xws_reply_dispose(&rep);
     } else {
         s_reply_error(self, ir->identity, key, 500, "internal_error", "the service sent a malformed reply");
     }
+    s_access(self->app->log, ir->path, ir->act, status, bytes, ir->t0_us, ir->account);
     s_ireq_free(ir);
 }
 
@@ -225,6 +263,13 @@ static void s_on_request(gw_internal_t *self, xws_frames_t *f)
         ir->keylen = f->key.len;
         ir->job.on_done = s_on_done;
         ir->job.data = ir;
+        ir->t0_us = s_mono_us();
+        char svc[XWS_MAX_NAME + 1], res[XWS_MAX_NAME + 1];
+        s_text(svc, sizeof(svc), req.service);
+        s_text(res, sizeof(res), req.resource);
+        snprintf(ir->path, sizeof(ir->path), "/%s/%s", svc, res);
+        s_text(ir->act, sizeof(ir->act), req.act);
+        s_text(ir->account, sizeof(ir->account), req.caller_account);
         h2o_linklist_insert(&self->pending, &ir->link);
         self->npending++;
         int rc = app->stopping ? GW_SUBMIT_NO_WORKER
@@ -238,6 +283,7 @@ static void s_on_request(gw_internal_t *self, xws_frames_t *f)
                 snprintf(msg, sizeof(msg), "no worker of service %s is available", service);
                 s_reply_error(self, f->identity, f->key, 503, "no_worker", msg);
             }
+            s_access(self->app->log, ir->path, ir->act, rc == GW_SUBMIT_UNKNOWN ? 404 : 503, 0, ir->t0_us, ir->account);
             s_ireq_free(ir);
         }
     }

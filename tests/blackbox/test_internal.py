@@ -96,3 +96,17 @@ def test_invalid_json_argument(system):
     r = system.call("config", "entity", "add", "{not json")
     assert r.returncode != 0, r
     assert system.call("config", "entity", "list").stdout == before
+
+
+def test_internal_requests_are_in_the_access_log(system):
+    """A consumer's request gets an access-log line like an HTTPS request's: client "internal",
+    method ZMQ, path /<service>/<resource>, its act and status."""
+    from conftest import wait_until
+
+    r = system.call("-p", "id=987654", "config", "entity", "view")
+    assert status_line(r) == 404
+    r = system.call("nosuchservice", "things", "list")
+    assert status_line(r) == 404
+    wait_until(lambda: " internal ZMQ /config/entity act=view 404 " in system.gateway.text()
+               and " internal ZMQ /nosuchservice/things act=list 404 " in system.gateway.text(),
+               timeout=10, what="the access-log lines of the internal requests")
