@@ -8,9 +8,21 @@
 # Then installs the test tooling of the API description (tests/openapi: an OpenAPI validator from
 # the npm registry, at the versions of its package-lock.json) when it is not there yet.
 #
-# Usage: deploy/install-deps.sh [--check]     (--check: only list what is missing; exit 1 if any)
+# Usage: deploy/install-deps.sh [--check] [--run]
+#   --check  only list what is missing; exit 1 if any
+#   --run    only what building and running needs (deploy/run-here.sh): no test, fuzzing or
+#            benchmark tools, nothing from the npm registry
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+CHECK=
+RUN_ONLY=
+for arg in "$@"; do
+    case "$arg" in
+    --check) CHECK=--check ;;
+    --run) RUN_ONLY=1 ;;
+    *) echo "install-deps: unknown argument $arg" >&2; exit 2 ;;
+    esac
+done
 
 PACKAGES=(
     # build
@@ -18,6 +30,8 @@ PACKAGES=(
     libh2o-evloop-dev libssl-dev libczmq-dev libmsgpack-dev libjansson-dev libhiredis-dev
     # run
     redis-server redis-tools openssl curl
+)
+TEST_PACKAGES=(
     # test (systemd: systemd-analyze verify of the units)
     python3 python3-pytest systemd
     # the API description checked (jsonschema, the npm validator) and its page in headless Chromium
@@ -32,7 +46,8 @@ PACKAGES=(
     wrk nghttp2-client h2o procps gnuplot-nox
 )
 # npm: Debian's package, unless the installed node distribution brings its own npm
-command -v npm >/dev/null 2>&1 || PACKAGES+=(npm)
+command -v npm >/dev/null 2>&1 || TEST_PACKAGES+=(npm)
+[ -n "$RUN_ONLY" ] || PACKAGES+=("${TEST_PACKAGES[@]}")
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -43,6 +58,7 @@ done
 
 # The OpenAPI validator of the test command (tests/openapi/node_modules, not in git).
 npm_tools() {
+    [ -z "$RUN_ONLY" ] || return 0
     if [ ! -d "$ROOT/tests/openapi/node_modules/@apidevtools/swagger-parser" ]; then
         if [ "${1:-}" = "--check" ]; then
             echo "install-deps: missing the npm tools of tests/openapi (npm ci)"
@@ -53,11 +69,11 @@ npm_tools() {
 }
 
 if [ ${#missing[@]} -eq 0 ]; then
-    npm_tools "${1:-}"
+    npm_tools "$CHECK"
     exit 0
 fi
 echo "install-deps: missing packages: ${missing[*]}"
-if [ "${1:-}" = "--check" ]; then
+if [ -n "$CHECK" ]; then
     exit 1
 fi
 

@@ -33,7 +33,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-"$PROJECT/deploy/install-deps.sh"
+"$PROJECT/deploy/install-deps.sh" --run
 
 BUILD=$PROJECT/build
 echo "[run-here] building into $BUILD"
