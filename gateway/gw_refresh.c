@@ -9,6 +9,7 @@
 #include "xws/frames.h"
 #include "gw_check.h"
 #include "gw_refresh.h"
+#include "gw_testkit.h"
 #include "gw_route.h"
 
 enum { REFRESH_UNKNOWN = 0, REFRESH_OK, REFRESH_NO_WORKER, REFRESH_FAILED };
@@ -218,40 +219,19 @@ static void s_test_done(gw_refresh_wait_t *w, int ok)
     t->ok = ok;
 }
 
-static void s_test_pump(gw_app_t *app, int turns)
-{
-    for (int i = 0; i < turns; i++) {
-        h2o_evloop_run(app->loop, 1);
-        gw_broker_tick(app->broker);
-    }
-}
-
 /* Receives one snapshot request at the fake config worker: 1 with its key and its `since` (0: none), 0 when none came. */
 static int s_test_recv(gw_app_t *app, zsock_t *worker, int turns, uint64_t *key, uint64_t *since)
 {
-    for (int i = 0; i < turns; i++) {
-        while (zsock_events(worker) & ZMQ_POLLIN) {
-            xws_frames_t f;
-            memset(&f, 0, sizeof(f));
-            const char *err = NULL;
-            if (xws_frames_recv(&f, worker, 0, &err) != 0 || f.cmd != XWS_CMD_REQUEST) {
-                xws_frames_dispose(&f);
-                continue;
-            }
-            GW_CHECK(f.count == 1 && f.key.len == 8);
-            memcpy(key, f.key.ptr, 8);
-            xws_request_t req;
-            GW_CHECK(xws_request_decode(&req, f.payload.ptr, f.payload.len, &err) == 0);
-            GW_CHECK(xws_slice_eq(req.resource, XWS_RESOURCE_ACCOUNT) && xws_slice_eq(req.act, XWS_ACT_SNAPSHOT));
-            xws_slice_t v;
-            *since = xws_request_param(&req, "since", &v) == 0 ? strtoull(v.ptr, NULL, 10) : 0;
-            xws_request_dispose(&req);
-            xws_frames_dispose(&f);
-            return 1;
-        }
-        s_test_pump(app, 1);
-    }
-    return 0;
+    xws_frames_t f;
+    xws_request_t req;
+    if (!gw_test_recv_request(app, worker, turns, key, &f, &req))
+        return 0;
+    GW_CHECK(xws_slice_eq(req.resource, XWS_RESOURCE_ACCOUNT) && xws_slice_eq(req.act, XWS_ACT_SNAPSHOT));
+    xws_slice_t v;
+    *since = xws_request_param(&req, "since", &v) == 0 ? strtoull(v.ptr, NULL, 10) : 0;
+    xws_request_dispose(&req);
+    xws_frames_dispose(&f);
+    return 1;
 }
 
 /* The fake config worker answers key: status, with a snapshot of one account at version when status is 200. */
@@ -310,7 +290,7 @@ void gw_refresh_test(void)
     zsock_t *worker = zsock_new_dealer(">" TEST_EP);
     GW_CHECK(worker != NULL && xws_send_ready(worker, XWS_SERVICE_CONFIG, 16, "config-test", NULL) == 0);
     for (int i = 0; i < 1000 && !gw_broker_has_worker(app.broker, XWS_SERVICE_CONFIG); i++)
-        s_test_pump(&app, 1);
+        gw_test_pump(&app, 1);
     uint64_t key, since;
     twait_t t[4];
 
@@ -320,7 +300,7 @@ void gw_refresh_test(void)
     gw_refresh_now(rf); /* one in flight: nothing more */
     s_test_reply(worker, key, 200, 5);
     for (int i = 0; i < 500 && !gw_accounts_ready(app.accounts); i++)
-        s_test_pump(&app, 1);
+        gw_test_pump(&app, 1);
     GW_CHECK(gw_accounts_ready(app.accounts) && gw_accounts_version(app.accounts) == 5 && gw_accounts_count(app.accounts) == 1);
     GW_CHECK(gw_refresh_last_ok(rf) != 0);
     GW_CHECK(!s_test_recv(&app, worker, 20, &key, &since));
@@ -331,7 +311,7 @@ void gw_refresh_test(void)
     GW_CHECK(s_test_recv(&app, worker, 15000, &key, &since) && since == 5);
     s_test_reply(worker, key, 304, 0);
     for (int i = 0; i < 500 && t[0].ndone == 0; i++)
-        s_test_pump(&app, 1);
+        gw_test_pump(&app, 1);
     GW_CHECK(t[0].ndone == 1 && t[0].ok == 1);
 
     /* parked while one is in flight: that one may predate the change, so the next is asked for and answers it */
@@ -346,7 +326,7 @@ void gw_refresh_test(void)
     GW_CHECK(t[1].ndone == 0 && gw_accounts_version(app.accounts) == 6);
     s_test_reply(worker, key, 304, 0);
     for (int i = 0; i < 500 && t[1].ndone == 0; i++)
-        s_test_pump(&app, 1);
+        gw_test_pump(&app, 1);
     GW_CHECK(t[1].ndone == 1 && t[1].ok == 1 && t[2].ndone == 0);
 
     /* a failed refresh: the parked request hears ok = 0; the loaded snapshot stays */
@@ -357,7 +337,7 @@ void gw_refresh_test(void)
     GW_CHECK(s_test_recv(&app, worker, 15000, &key, &since));
     s_test_reply(worker, key, 500, 0);
     for (int i = 0; i < 500 && t[3].ndone == 0; i++)
-        s_test_pump(&app, 1);
+        gw_test_pump(&app, 1);
     GW_CHECK(t[3].ndone == 1 && t[3].ok == 0 && gw_accounts_version(app.accounts) == 6);
     GW_CHECK(gw_refresh_last_ok(rf) == ok_at); /* a failed refresh does not count as fresh */
 

@@ -10,6 +10,7 @@
 #include "xws/frames.h"
 #include "gw_refresh.h"
 #include "gw_route.h"
+#include "gw_testkit.h"
 #include "gw_verify.h"
 
 /* One password check, shared by the requests that present the same credentials while it runs. */
@@ -343,44 +344,21 @@ static void s_test_done(gw_verify_wait_t *w, const gw_verify_result_t *res)
         snprintf(t->name, sizeof(t->name), "%s", res->acct->name);
 }
 
-static void s_test_pump(gw_app_t *app, int turns)
-{
-    for (int i = 0; i < turns; i++) {
-        h2o_evloop_run(app->loop, 1);
-        gw_broker_tick(app->broker);
-    }
-}
-
-/* Receives one REQUEST at the fake config worker (up to 15000 loop turns of 2 ms: far beyond any stall): its key and act; 0 when
- * none came. */
+/* Receives one REQUEST at the fake config worker (up to 15000 loop turns of 2 ms: far beyond any stall; 50 when act is "?": a
+ * short look): its key and act; 0 when none came. */
 static int s_test_recv(gw_app_t *app, zsock_t *worker, uint64_t *key, char *act, size_t actsize)
 {
-    for (int i = 0; i < 15000; i++) {
-        while (zsock_events(worker) & ZMQ_POLLIN) {
-            xws_frames_t f;
-            memset(&f, 0, sizeof(f));
-            const char *err = NULL;
-            if (xws_frames_recv(&f, worker, 0, &err) != 0 || f.cmd != XWS_CMD_REQUEST) {
-                xws_frames_dispose(&f);
-                continue;
-            }
-            GW_CHECK(f.count == 1 && f.key.len == 8);
-            memcpy(key, f.key.ptr, 8);
-            xws_request_t req;
-            GW_CHECK(xws_request_decode(&req, f.payload.ptr, f.payload.len, &err) == 0);
-            /* password checks at the verify service, snapshots at the config service */
-            GW_CHECK(xws_slice_eq(req.resource, XWS_RESOURCE_ACCOUNT));
-            GW_CHECK(xws_slice_eq(req.service, xws_slice_eq(req.act, XWS_ACT_VERIFY) ? XWS_SERVICE_VERIFY : XWS_SERVICE_CONFIG));
-            snprintf(act, actsize, "%.*s", (int)req.act.len, req.act.ptr);
-            xws_request_dispose(&req);
-            xws_frames_dispose(&f);
-            return 1;
-        }
-        if (i > 0 && i % 50 == 0 && act[0] == '?') /* a short look was asked for */
-            return 0;
-        s_test_pump(app, 1);
-    }
-    return 0;
+    xws_frames_t f;
+    xws_request_t req;
+    if (!gw_test_recv_request(app, worker, act[0] == '?' ? 51 : 15000, key, &f, &req))
+        return 0;
+    /* password checks at the verify service, snapshots at the config service */
+    GW_CHECK(xws_slice_eq(req.resource, XWS_RESOURCE_ACCOUNT));
+    GW_CHECK(xws_slice_eq(req.service, xws_slice_eq(req.act, XWS_ACT_VERIFY) ? XWS_SERVICE_VERIFY : XWS_SERVICE_CONFIG));
+    snprintf(act, actsize, "%.*s", (int)req.act.len, req.act.ptr);
+    xws_request_dispose(&req);
+    xws_frames_dispose(&f);
+    return 1;
 }
 
 /* The fake config worker answers key with status and, when name is set, the body {"name", "cred"}. */
@@ -468,7 +446,7 @@ void gw_verify_test(void)
     for (int i = 0; i < 1000 &&
                     !(gw_broker_has_worker(app.broker, XWS_SERVICE_VERIFY) && gw_broker_has_worker(app.broker, XWS_SERVICE_CONFIG));
          i++)
-        s_test_pump(&app, 1);
+        gw_test_pump(&app, 1);
     GW_CHECK(gw_broker_has_worker(app.broker, XWS_SERVICE_VERIFY) && gw_broker_has_worker(app.broker, XWS_SERVICE_CONFIG));
     twait_t t[8];
     uint64_t keys[8];
@@ -482,7 +460,7 @@ void gw_verify_test(void)
     GW_CHECK(!s_test_recv(&app, worker, &keys[1], act, sizeof(act))); /* merged: no second check */
     s_test_reply(worker, keys[0], 200, "admin", "c1");
     for (int i = 0; i < 500 && t[1].ndone == 0; i++)
-        s_test_pump(&app, 1);
+        gw_test_pump(&app, 1);
     GW_CHECK(t[0].ndone == 1 && t[0].res.kind == GW_VERIFY_OK && strcmp(t[0].name, "admin") == 0);
     GW_CHECK(t[1].ndone == 1 && t[1].res.kind == GW_VERIFY_OK);
     uint8_t key[32];
@@ -513,7 +491,7 @@ void gw_verify_test(void)
     s_test_reply(worker, keys[4], 200, "admin", "c1");
     s_test_reply(cworker, keys[6], 304, NULL, NULL);
     for (int i = 0; i < 500 && t[4].ndone == 0; i++)
-        s_test_pump(&app, 1);
+        gw_test_pump(&app, 1);
     GW_CHECK(t[1].ndone == 1 && t[1].res.kind == GW_VERIFY_ERROR && t[1].res.status == 503);
     GW_CHECK(t[2].ndone == 1 && t[2].res.kind == GW_VERIFY_LATER && strcmp(t[2].name, "newbie") == 0);
     GW_CHECK(t[3].ndone == 1 && t[3].res.kind == GW_VERIFY_ERROR && t[3].res.status == 500);
