@@ -111,6 +111,11 @@ int svc_caller_is(svc_ctx_t *ctx, const char *mode);
  */
 int svc_write(svc_ctx_t *ctx, const char *fn, int nkeys, const char *const *keys, int nargs, const char *const *args,
               const size_t *arglens);
+/* How many times a compare-and-set write reads again and retries after a conflict before it gives
+ * up (500). Above the number of writers that can race on one record in practice (a worker's credit
+ * per gateway), so that a burst of concurrent edits of one object all succeed. */
+#define SVC_CAS_ATTEMPTS 64
+
 /*
  * svc_write for a compare-and-set write: a conflict outcome sets *conflict to 1 and returns 0
  * with no reply (re-read and try again); otherwise *conflict is 0 and the result is svc_write's.

@@ -174,7 +174,7 @@ int svc_records_edit_or_reply(svc_ctx_t *ctx, const svc_records_t *d, long long 
                               int (*fix)(svc_ctx_t *ctx, svc_record_t *rec))
 {
     const char *ids = svc_ctx_printf(ctx, "%lld", id);
-    for (int attempt = 0; attempt < 10; attempt++) {
+    for (int attempt = 0; attempt < SVC_CAS_ATTEMPTS; attempt++) {
         svc_record_t *old = svc_record_new(d->crud.table), *rec = svc_record_new(d->crud.table);
         const char *blob;
         size_t bloblen;
@@ -206,7 +206,7 @@ int svc_records_edit_or_reply(svc_ctx_t *ctx, const svc_records_t *d, long long 
 int svc_records_delete_or_reply(svc_ctx_t *ctx, const svc_records_t *d, long long id)
 {
     const char *ids = svc_ctx_printf(ctx, "%lld", id);
-    for (int attempt = 0; attempt < 10; attempt++) {
+    for (int attempt = 0; attempt < SVC_CAS_ATTEMPTS; attempt++) {
         svc_record_t *old = svc_record_new(d->crud.table);
         const char *args[5];
         size_t lens[5];
@@ -231,7 +231,7 @@ int svc_records_delete_or_reply(svc_ctx_t *ctx, const svc_records_t *d, long lon
 
 int svc_records_deleteall_or_reply(svc_ctx_t *ctx, const svc_records_t *d)
 {
-    for (int attempt = 0; attempt < 10; attempt++) {
+    for (int attempt = 0; attempt < SVC_CAS_ATTEMPTS; attempt++) {
         const char *argv[] = {"HGETALL", svc_key(ctx, d->crud.data_key)};
         redisReply *r = svc_redis_command(ctx->redis, 2, argv, NULL);
         if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements % 2 != 0) {

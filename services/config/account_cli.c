@@ -282,7 +282,7 @@ typedef int (*s_change_fn)(cfg_account_t *a, opts_t *o);
 /* read-modify-write of account name with compare-and-set; returns the exit status */
 static int s_modify(svc_ctx_t *ctx, const char *name, opts_t *o, s_change_fn change, const char *what)
 {
-    for (int attempt = 0; attempt < 10; attempt++) {
+    for (int attempt = 0; attempt < SVC_CAS_ATTEMPTS; attempt++) {
         const char *argv[] = {"HGET", svc_key(ctx, "account:data"), name};
         redisReply *r = svc_redis_command(ctx->redis, 3, argv, NULL);
         if (r == NULL || (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_NIL)) {

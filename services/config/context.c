@@ -277,7 +277,7 @@ int context_edit(svc_ctx_t *ctx)
     const msgpack_object *body;
     if (id == NULL)
         return -1;
-    for (int attempt = 0; attempt < 10; attempt++) {
+    for (int attempt = 0; attempt < SVC_CAS_ATTEMPTS; attempt++) {
         svc_record_t *old = svc_record_new(&context_table), *rec = svc_record_new(&context_table);
         const char *blob = NULL;
         size_t len = 0;

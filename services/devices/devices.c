@@ -325,7 +325,7 @@ static int s_delete(svc_ctx_t *ctx)
     const char *kinds, *msgs;
     size_t msgslen;
     svc_index_kinds(ctx, d, &kinds, &msgs, &msgslen);
-    for (int attempt = 0; attempt < 10; attempt++) {
+    for (int attempt = 0; attempt < SVC_CAS_ATTEMPTS; attempt++) {
         svc_record_t *old = svc_record_new(d->crud.table);
         const char *args[5];
         size_t lens[5];

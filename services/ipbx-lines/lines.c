@@ -534,7 +534,7 @@ static int s_edit(svc_ctx_t *ctx)
     if (svc_param_id_or_reply(ctx, "id", &id) != 0 || svc_body_map_or_reply(ctx, &body) != 0)
         return -1;
     const char *ids = svc_ctx_printf(ctx, "%lld", id);
-    for (int attempt = 0; attempt < 10; attempt++) {
+    for (int attempt = 0; attempt < SVC_CAS_ATTEMPTS; attempt++) {
         s_rows_t r;
         s_line_t l;
         svc_record_t *rec = NULL;
@@ -565,7 +565,7 @@ static int s_delete(svc_ctx_t *ctx)
     if (svc_param_id_or_reply(ctx, "id", &id) != 0)
         return -1;
     const char *ids = svc_ctx_printf(ctx, "%lld", id);
-    for (int attempt = 0; attempt < 10; attempt++) {
+    for (int attempt = 0; attempt < SVC_CAS_ATTEMPTS; attempt++) {
         s_rows_t r;
         s_line_t l;
         int rc = -1, conflict = 0;
@@ -593,7 +593,7 @@ static int s_delete(svc_ctx_t *ctx)
 
 static int s_deleteall(svc_ctx_t *ctx)
 {
-    for (int attempt = 0; attempt < 10; attempt++) {
+    for (int attempt = 0; attempt < SVC_CAS_ATTEMPTS; attempt++) {
         s_rows_t r;
         if (s_read_or_reply(ctx, 0, 0, &r) != 0)
             return -1;

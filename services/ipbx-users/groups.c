@@ -177,7 +177,7 @@ static int s_edit(svc_ctx_t *ctx, const groups_kind_t *k)
     if (svc_param_id_or_reply(ctx, "id", &id) != 0 || svc_body_map_or_reply(ctx, &body) != 0)
         return -1;
     const char *ids = svc_ctx_printf(ctx, "%lld", id);
-    for (int attempt = 0; attempt < 10; attempt++) {
+    for (int attempt = 0; attempt < SVC_CAS_ATTEMPTS; attempt++) {
         svc_record_t *old = svc_record_new(k->records->crud.table), *rec = svc_record_new(k->records->crud.table);
         const char *blob;
         size_t bloblen;
@@ -205,7 +205,7 @@ static int s_delete(svc_ctx_t *ctx, const groups_kind_t *k)
     if (svc_param_id_or_reply(ctx, "id", &id) != 0)
         return -1;
     const char *ids = svc_ctx_printf(ctx, "%lld", id);
-    for (int attempt = 0; attempt < 10; attempt++) {
+    for (int attempt = 0; attempt < SVC_CAS_ATTEMPTS; attempt++) {
         svc_record_t *old = svc_record_new(k->records->crud.table);
         const char *blob;
         size_t bloblen;

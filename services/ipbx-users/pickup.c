@@ -254,7 +254,7 @@ static int s_edit(svc_ctx_t *ctx)
         return -1;
     const msgpack_object *m = svc_mp_get(body, "members");
     int members_given = m != NULL && m->type != MSGPACK_OBJECT_NIL;
-    for (int attempt = 0; attempt < 10; attempt++) {
+    for (int attempt = 0; attempt < SVC_CAS_ATTEMPTS; attempt++) {
         svc_record_t *rec = svc_record_new(&pickup_table), *mem = svc_record_new(&pickup_members_table);
         const char *old = NULL;
         size_t oldlen = 0;

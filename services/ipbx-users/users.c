@@ -1105,7 +1105,7 @@ static int s_add(svc_ctx_t *ctx)
     if (uf == NULL || uf->type == MSGPACK_OBJECT_NIL)
         return svc_reply_error(ctx, 400, "missing_field", "userfeatures", "userfeatures is required");
     /* a conflict: a line the add renumbers changed since it was read */
-    for (int attempt = 0; attempt < 10; attempt++) {
+    for (int attempt = 0; attempt < SVC_CAS_ATTEMPTS; attempt++) {
         int conflict = 0;
         int rc = s_put(ctx, body, NULL, &conflict);
         if (rc != 0 || !conflict)
@@ -1120,7 +1120,7 @@ static int s_edit(svc_ctx_t *ctx)
     const msgpack_object *body;
     if (svc_param_id_or_reply(ctx, "id", &id) != 0 || svc_body_map_or_reply(ctx, &body) != 0)
         return -1;
-    for (int attempt = 0; attempt < 10; attempt++) {
+    for (int attempt = 0; attempt < SVC_CAS_ATTEMPTS; attempt++) {
         redisReply *r = NULL;
         s_user_t u;
         int rc = -1, conflict = 0;
@@ -1179,7 +1179,7 @@ static int s_delete(svc_ctx_t *ctx)
     long long id;
     if (svc_param_id_or_reply(ctx, "id", &id) != 0)
         return -1;
-    for (int attempt = 0; attempt < 10; attempt++) {
+    for (int attempt = 0; attempt < SVC_CAS_ATTEMPTS; attempt++) {
         redisReply *r = NULL;
         int rc = s_read_or_reply(ctx, id, 0, &r), conflict = 0;
         if (rc == 0 && r->elements < USERS_READ_WIDTH)
@@ -1195,7 +1195,7 @@ static int s_delete(svc_ctx_t *ctx)
 
 static int s_deleteall(svc_ctx_t *ctx)
 {
-    for (int attempt = 0; attempt < 10; attempt++) {
+    for (int attempt = 0; attempt < SVC_CAS_ATTEMPTS; attempt++) {
         redisReply *r = NULL;
         int rc = s_read_or_reply(ctx, 0, 0, &r), conflict = 0;
         if (rc == 0)
