@@ -28,14 +28,14 @@ extern const char fsck_lua[];
 
 /* The keys the check reads, after the prefix; fsck_check maps them by these names. */
 static const char *const s_keys[] = {
-    "entity:seq",    "entity:data",     "entity:name",       "entity:refs",   "context:data", "context:inclrefs",
-    "context:refs",  "line:seq",        "line:data",         "line:name",     "line:refs",    "line:owner",
-    "line:byuser",   "line:device",     "line:bydevice",     "device:seq",    "device:data",  "device:mac",
-    "device:ip",     "device:deviceid", "device:refs",       "user:seq",      "user:data",    "user:login",
-    "user:identity", "user:voicemail",  "voicemail:mailbox", "voicemail:seq", "user:extra",   "group:seq",
-    "group:data",    "group:name",      "group:members",     "user:groups",   "queue:seq",    "queue:data",
-    "queue:name",    "queue:members",   "user:queues",       "pickup:data",   "pickup:name",  "pickup:rows",
-    "pickup:target", "user:dialaction", "dialaction:target",
+    "entity:seq",    "entity:data",     "entity:name",       "entity:refs",    "context:data", "context:inclrefs",
+    "context:refs",  "line:seq",        "line:data",         "line:name",      "line:refs",    "line:owner",
+    "line:byuser",   "line:device",     "line:bydevice",     "device:seq",     "device:data",  "device:mac",
+    "device:ip",     "device:deviceid", "device:refs",       "user:seq",       "user:data",    "user:login",
+    "user:identity", "user:voicemail",  "voicemail:mailbox", "voicemail:seq",  "user:extra",   "group:seq",
+    "group:data",    "group:name",      "group:members",     "user:groups",    "queue:seq",    "queue:data",
+    "queue:name",    "queue:members",   "user:queues",       "pickup:data",    "pickup:name",  "pickup:rows",
+    "pickup:target", "user:dialaction", "dialaction:target", "funckey:target",
 };
 #define NKEYS (sizeof(s_keys) / sizeof(s_keys[0]))
 
@@ -44,13 +44,21 @@ static const struct {
     const char *name;
     const char *areas;
 } s_areas[] = {
-    {"entities", "entities"},       {"contexts", "contexts"},
-    {"numbers", "numbers"},         {"lines", "lines"},
-    {"devices", "devices"},         {"users", "users"},
-    {"voicemail", "voicemail"},     {"groups", "groups"},
-    {"queues", "queues"},           {"pickups", "pickups"},
-    {"dialactions", "dialactions"}, {"config", "entities,contexts"},
-    {"ipbx-lines", "lines"},        {"ipbx-users", "users,voicemail,groups,queues,pickups,dialactions"},
+    {"entities", "entities"},
+    {"contexts", "contexts"},
+    {"numbers", "numbers"},
+    {"lines", "lines"},
+    {"devices", "devices"},
+    {"users", "users"},
+    {"voicemail", "voicemail"},
+    {"groups", "groups"},
+    {"queues", "queues"},
+    {"pickups", "pickups"},
+    {"dialactions", "dialactions"},
+    {"funckeys", "funckeys"},
+    {"config", "entities,contexts"},
+    {"ipbx-lines", "lines"},
+    {"ipbx-users", "users,voicemail,groups,queues,pickups,dialactions,funckeys"},
     {"extensions", "numbers"},
 };
 
@@ -58,7 +66,7 @@ static const xws_cli_opt_t s_opts[] = {
     {'c', "config", "FILE", "settings file (default: $XWS_CONFIG; the redis and redis_prefix settings are used)"},
     {'a', "area", "AREA",
      "check only this area (repeatable): entities, contexts, numbers, lines, devices, users, voicemail, groups, queues, "
-     "pickups, dialactions, or a service name (config, ipbx-lines, ipbx-users, devices, extensions); default: all"},
+     "pickups, dialactions, funckeys, or a service name (config, ipbx-lines, ipbx-users, devices, extensions); default: all"},
     {'j', "json", NULL, "print the result as one JSON object on standard output"},
     {'t', "timeout", "MS", "how long to wait for Redis to answer the check, in milliseconds (default: 60000)"},
     {0},
@@ -68,7 +76,7 @@ static const xws_cli_t s_cli = {
     "xws-fsck", "[OPTION]...",
     "Checks the consistency of the XWS store in Redis: unique indexes against the records, reference counts against "
     "the objects that refer, references pointing at existing objects, line owners and devices both ways, the numbers "
-    "taken in each context, sequence counters, memberships, pickups and dialactions. Prints one line per problem: "
+    "taken in each context, sequence counters, memberships, pickups, dialactions and function keys. Prints one line per problem: "
     "area, key[field], what is wrong, what was expected. The whole check is one read-only Redis function call (an "
     "atomic snapshot): Redis serves nothing else while it runs (0.4 to 1.2 s per 10,000 lines on a small machine).",
     s_opts,

@@ -12,12 +12,13 @@
 extern "C" {
 #endif
 
-#define IPBX_REFS_NKEYS 12
+#define IPBX_REFS_NKEYS 14
 
 /*
  * Writes the cascade keys (prefixed, pooled in ctx) into keys[0 .. IPBX_REFS_NKEYS - 1]:
  * pickup:rows, pickup:target, ver:pickup, user:dialaction, dialaction:target, user:groups,
- * group:members, ver:groups, user:queues, queue:members, ver:queues, ver:users.
+ * group:members, ver:groups, user:queues, queue:members, ver:queues, ver:users, user:extra,
+ * funckey:target.
  */
 void ipbx_refs_keys(svc_ctx_t *ctx, const char **keys);
 

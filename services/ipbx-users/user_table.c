@@ -300,14 +300,104 @@ const svc_table_t users_body_table = SVC_TABLE(s_body_fields);
 
 static const char *const s_fktypes[] = {"user", "group", "queue", "meetme", "extension", "custom", "bsfilter", "agent", NULL};
 
+/* an object id: 1-999999999, decimal, no leading zero */
+static int s_check_object_id(const char *s, size_t len)
+{
+    if (len == 0 || len > 9 || s[0] == '0')
+        return -1;
+    for (size_t i = 0; i < len; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+    return 0;
+}
+
+/* a number to call (1-40 of [0-9*#]) or a service of the PBX: extenfeatures-<1-64 of [a-z0-9_]> */
+static int s_check_fk_extension(const char *s, size_t len)
+{
+    static const char feat[] = "extenfeatures-";
+    const size_t fl = sizeof(feat) - 1;
+    if (len > fl && memcmp(s, feat, fl) == 0) {
+        if (len - fl > 64)
+            return -1;
+        for (size_t i = fl; i < len; i++)
+            if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+                return -1;
+        return 0;
+    }
+    if (len == 0 || len > 40)
+        return -1;
+    for (size_t i = 0; i < len; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || s[i] == '*' || s[i] == '#'))
+            return -1;
+    return 0;
+}
+
+/* a dial string: printable, no white space */
+static int s_check_fk_custom(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)s[i] <= ' ' || s[i] == 0x7f)
+            return -1;
+    return len > 0 ? 0 : -1;
+}
+
+/*
+ * What the typeval of each function key type must be (spec §5.3 lists the types; the forms are
+ * the original's). Every type needs a typeval. The ids of users, groups and queues are references
+ * (users_fk_target): kept in funckey:target, group and queue ids checked to exist by lua/users.lua
+ * in the write, and a key goes when the object it names is deleted.
+ */
+static const struct {
+    const char *type;
+    int (*check)(const char *s, size_t len);
+    const char *what;
+} s_fk_typevals[] = {
+    {"user", s_check_object_id, "the id of a user"},
+    {"group", s_check_object_id, "the id of a group"},
+    {"queue", s_check_object_id, "the id of a queue"},
+    {"meetme", s_check_object_id, "the id of a conference room"},
+    {"extension", s_check_fk_extension, "a number ([0-9*#], at most 40) or extenfeatures-<service>"},
+    {"custom", s_check_fk_custom, "a dial string without white space"},
+    {"bsfilter", s_check_object_id, "the id of the boss or secretary user"},
+    {"agent", s_check_object_id, "the id of an agent"},
+};
+
+const char *users_fk_target(const char *type)
+{
+    static const char *const kinds[] = {"user", "group", "queue", NULL};
+    for (size_t i = 0; kinds[i] != NULL; i++)
+        if (strcmp(kinds[i], type) == 0)
+            return kinds[i];
+    return NULL;
+}
+
+static int s_fk_check(svc_ctx_t *ctx, svc_record_t *row)
+{
+    const char *type = svc_record_str(row, "type", NULL);
+    size_t len;
+    const char *val = svc_record_str(row, "typeval", &len);
+    for (size_t i = 0; i < sizeof(s_fk_typevals) / sizeof(s_fk_typevals[0]); i++) {
+        if (strcmp(s_fk_typevals[i].type, type) != 0)
+            continue;
+        if (len == 0)
+            return svc_record_error_or_reply(ctx, row, "typeval", "missing_field", "a key of type %s needs %s", type,
+                                             s_fk_typevals[i].what);
+        if (s_fk_typevals[i].check(val, len) != 0)
+            return svc_record_error_or_reply(ctx, row, "typeval", "invalid_value", "a key of type %s takes %s", type,
+                                             s_fk_typevals[i].what);
+    }
+    return 0;
+}
+
 static const svc_field_t s_fk_fields[] = {
     {.name = "fknum", .kind = SVC_INT, .flags = SVC_F_DATA | SVC_F_REQUIRED, .min = 1, .max = 999},
     {.name = "type", .kind = SVC_ENUM, .flags = SVC_F_DATA | SVC_F_REQUIRED, .choices = s_fktypes},
-    {.name = "typeval", .kind = SVC_TEXT, .flags = SVC_F_DATA, .max_len = 255},
+    {.name = "typeval", .kind = SVC_TEXT, .flags = SVC_F_DATA | SVC_F_TRIM, .max_len = 255},
     {.name = "supervision", .kind = SVC_BOOL, .flags = SVC_F_DATA, .def = "false"},
     {.name = "label", .kind = SVC_TEXT, .flags = SVC_F_DATA, .max_len = 32},
 };
-static const svc_table_t s_fk_table = SVC_TABLE(s_fk_fields);
+static const svc_rule_t s_fk_rules[] = {{.kind = SVC_RULE_CHECK, .check = s_fk_check}};
+static const svc_table_t s_fk_table = SVC_TABLE(s_fk_fields, SVC_RULES(s_fk_rules));
 
 static const svc_field_t s_skill_fields[] = {
     {.name = "id", .kind = SVC_INT, .flags = SVC_F_DATA | SVC_F_REQUIRED, .min = 1, .max = 999999999},

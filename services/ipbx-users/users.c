@@ -12,7 +12,7 @@
 #include "lines.h"
 #include "users.h"
 
-#define USERS_NKEYS 40 /* KEYS of a write after the write id, before the number keys (lua/users.lua) */
+#define USERS_NKEYS 42 /* KEYS of a write after the write id, before the number keys (lua/users.lua) */
 #define LINES_PROVISIONING_BASE 100000
 #define USERS_READ_KEYS 15 /* KEYS of ipbx_users_read (the same number as text below) */
 #define USERS_READ_KEYS_TEXT "15"
@@ -540,7 +540,7 @@ static const char **s_write_keys(svc_ctx_t *ctx, const s_ctxs_t *c, size_t *nkey
         "line:bydevice", "ver:devices", "user:voicemail", "voicemail:mailbox", "voicemail:seq", "user:extra",
         /* the cascade keys of lua/refs.lua, in its order */
         "pickup:rows", "pickup:target", "ver:pickup", "user:dialaction", "dialaction:target", "user:groups", "group:members",
-        "ver:groups", "user:queues", "queue:members", "ver:queues", "ver:users",
+        "ver:groups", "user:queues", "queue:members", "ver:queues", "ver:users", "user:extra", "funckey:target",
         /* the references of dialactions and memberships */
         "group:name", "queue:name", "group:data", "queue:data", "device:data"};
     for (size_t i = 0; i < USERS_NKEYS; i++)
@@ -967,6 +967,30 @@ static int s_members_or_reply(svc_ctx_t *ctx, const msgpack_object *body, const 
 }
 
 /*
+ * The references of the function keys of extra (users_extra_table) for ipbx_users_put: the msgpack
+ * array of {kind, id, field} of each key naming a user, a group or a queue (users_fk_target).
+ */
+static void s_pack_fk_targets(svc_ctx_t *ctx, const svc_record_t *extra, msgpack_sbuffer *sb)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, svc_mp_write);
+    size_t n = svc_record_count(extra, "phonefunckey"), m = 0;
+    for (size_t i = 0; i < n; i++)
+        m += users_fk_target(svc_record_str(svc_record_at(extra, "phonefunckey", i), "type", NULL)) != NULL;
+    msgpack_pack_array(&pk, m);
+    for (size_t i = 0; i < n; i++) {
+        const svc_record_t *row = svc_record_at(extra, "phonefunckey", i);
+        const char *kind = users_fk_target(svc_record_str(row, "type", NULL));
+        if (kind == NULL)
+            continue;
+        msgpack_pack_array(&pk, 3);
+        svc_mp_cstr(&pk, kind);
+        svc_mp_cstr(&pk, svc_record_str(row, "typeval", NULL));
+        svc_mp_cstr(&pk, svc_record_path(ctx, row, "typeval"));
+    }
+}
+
+/*
  * One add (old == NULL) or edit: body read on top of the stored user, validated, then
  * ipbx_users_put. 0 or -1 with the reply set, as svc_write_cas (*conflict: read again).
  */
@@ -1029,6 +1053,10 @@ static int s_put(svc_ctx_t *ctx, const msgpack_object *body, const s_user_t *old
     }
     size_t extralen = 0;
     const char *extrablob = rc == 0 ? svc_record_blob(ctx, extra, &extralen) : "";
+    msgpack_sbuffer fksb;
+    msgpack_sbuffer_init(&fksb);
+    if (rc == 0)
+        s_pack_fk_targets(ctx, extra, &fksb);
     svc_record_destroy(&extra);
     const msgpack_object *lfo = svc_mp_get(body, "linefeatures");
     int setlines = old == NULL || (lfo != NULL && lfo->type != MSGPACK_OBJECT_NIL);
@@ -1049,8 +1077,8 @@ static int s_put(svc_ctx_t *ctx, const msgpack_object *body, const s_user_t *old
     if (rc == 0) {
         size_t nkeys;
         const char **keys = s_write_keys(ctx, &c, &nkeys);
-        const char *args[22];
-        size_t lens[22];
+        const char *args[24];
+        size_t lens[24];
         args[0] = old != NULL ? svc_ctx_printf(ctx, "%lld", old->id) : "";
         args[1] = old != NULL ? old->blob : "";
         lens[1] = old != NULL ? old->bloblen : 0;
@@ -1083,7 +1111,9 @@ static int s_put(svc_ctx_t *ctx, const msgpack_object *body, const s_user_t *old
         args[20] = qumode;
         args[21] = qusb.data != NULL ? qusb.data : "", lens[21] = qusb.size;
         lens[15] = strlen(args[15]), lens[16] = strlen(args[16]), lens[18] = strlen(args[18]), lens[20] = strlen(args[20]);
-        rc = svc_write_cas(ctx, conflict, "ipbx_users_put", (int)nkeys, keys, 22, args, lens);
+        args[22] = fksb.data != NULL ? fksb.data : "", lens[22] = fksb.size;
+        args[23] = old != NULL ? old->extra->str : "", lens[23] = old != NULL ? old->extra->len : 0;
+        rc = svc_write_cas(ctx, conflict, "ipbx_users_put", (int)nkeys, keys, 24, args, lens);
         free(keys);
     }
     msgpack_sbuffer_destroy(&oldsb);
@@ -1091,6 +1121,7 @@ static int s_put(svc_ctx_t *ctx, const msgpack_object *body, const s_user_t *old
     msgpack_sbuffer_destroy(&dasb);
     msgpack_sbuffer_destroy(&grsb);
     msgpack_sbuffer_destroy(&qusb);
+    msgpack_sbuffer_destroy(&fksb);
     free(c.names);
     svc_record_destroy(&rec);
     return rc;

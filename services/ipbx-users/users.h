@@ -25,6 +25,11 @@ extern const svc_table_t users_vm_table;
 extern const svc_table_t users_vmf_table;
 /* phonefunckey (rows) and queueskills of a user (stored in user:extra). */
 extern const svc_table_t users_extra_table;
+/*
+ * The kind of object a function key of this type names by id, "user", "group" or "queue" (a
+ * static string: a reference kept in funckey:target), or NULL for the other types.
+ */
+const char *users_fk_target(const char *type);
 /* The events of a dialaction object (NULL-terminated) and one event's action (spec §5.3). */
 extern const char *const users_da_events[];
 extern const svc_table_t users_da_table;

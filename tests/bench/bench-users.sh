@@ -56,7 +56,7 @@ body = {
     "dialaction": {"noanswer": da("voicemail", "", "9001"), "busy": da("endcall", "busy"),
                    "congestion": da("endcall", "congestion"), "chanunavail": da("application", "voicemailmain")},
     "phonefunckey": {"fknum": ["1", "2", "3", "4", "5"], "type": ["custom", "custom", "extension", "bsfilter", "custom"],
-                     "typeval": ["*10", "*11", "100", "", "*12"], "supervision": ["0", "1", "0", "1", "0"],
+                     "typeval": ["*10", "*11", "100", "1", "*12"], "supervision": ["0", "1", "0", "1", "0"],
                      "label": ["one", "two", "three", "four", "five"]},
 }
 c = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=60)

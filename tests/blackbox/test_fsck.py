@@ -257,6 +257,17 @@ CORRUPTIONS = [
     ("dialaction target listing a user without such a dialaction", ["dialaction:target"],
      lambda s: [("HSET", P + "dialaction:target", "user:%s" % s.ids["alice"], s.ids["bob"])],
      ("dialactions", "dialaction:target[user:{alice}]")),
+    ("function key on a group that does not exist", ["user:extra", "funckey:target"],
+     lambda s: [lua_hset("user:extra", s.ids["bob"], "{phonefunckey={{fknum=1, type='group', typeval='77', supervision=false, "
+                         "label=''}}, queueskills={}}"), ("HSET", P + "funckey:target", "group:77", s.ids["bob"])],
+     ("funckeys", "user:extra[{bob}]", "group:77")),
+    ("function key target missing", ["user:extra"],
+     lambda s: [lua_hset("user:extra", s.ids["bob"], "{phonefunckey={{fknum=1, type='user', typeval='%s', supervision=false, "
+                         "label=''}}, queueskills={}}" % s.ids["alice"])],
+     ("funckeys", "funckey:target[user:{alice}]")),
+    ("function key target listing a user without such a key", ["funckey:target"],
+     lambda s: [("HSET", P + "funckey:target", "user:%s" % s.ids["alice"], s.ids["bob"])],
+     ("funckeys", "funckey:target[user:{alice}]")),
     ("a hash key of the wrong type", ["entity:name"], lambda s: [("DEL", P + "entity:name"), ("SET", P + "entity:name", "x")],
      ("entities", "entity:name")),
 ]

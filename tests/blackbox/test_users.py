@@ -15,6 +15,8 @@ USERS = "/service/ipbx/json.php/restricted/pbx_settings/users/"
 USERS_PRIVATE = "/service/ipbx/json.php/private/pbx_settings/users/"
 LINES = "/service/ipbx/json.php/restricted/pbx_settings/lines/"
 CONTEXT = "/service/ipbx/json.php/restricted/system_management/context/"
+GROUPS = "/service/ipbx/json.php/private/pbx_settings/groups/"
+QUEUES = "/callcenter/json.php/private/settings/queues/"
 PREFIX = "xws:"
 N_FILES = sorted(JSON_SUITE.glob("n_*.json")) if JSON_SUITE.is_dir() else []
 
@@ -53,6 +55,10 @@ def system():
             {"context": {"name": "other", "entity": "default"}},
         ):
             r = s.post(CONTEXT, {"act": "add"}, body=body, auth=ADMIN)
+            assert r.status == 200, r
+        # as bootstrapped (§7): the function keys of the document's full example name group 2 and queue 1
+        for path, name in ((GROUPS, "accueil"), (GROUPS, "tous"), (QUEUES, "commerciale"), (QUEUES, "technique")):
+            r = s.post(path, {"act": "add"}, body={"name": name, "context": "default"}, auth=ADMIN)
             assert r.status == 200, r
     except BaseException:
         s.stop(check=False)
@@ -303,7 +309,8 @@ BAD = [
     ({"userfeatures": {"firstname": "A"}, "voicemail": "x"}, "invalid_value", "voicemail"),
     ({"userfeatures": {"firstname": "A"}, "phonefunckey": {"fknum": ["1000"], "type": ["user"]}}, "out_of_range",
      "phonefunckey.fknum[0]"),
-    ({"userfeatures": {"firstname": "A"}, "phonefunckey": {"fknum": ["1", "1"], "type": ["user", "group"]}},
+    ({"userfeatures": {"firstname": "A"}, "phonefunckey": {"fknum": ["1", "1"], "type": ["user", "custom"],
+                                                            "typeval": ["1", "*10"]}},
      "already_exists", "phonefunckey.fknum[1]"),
     ({"userfeatures": {"firstname": "A"}, "phonefunckey": {"fknum": ["1"], "type": ["phone"]}}, "invalid_value",
      "phonefunckey.type[0]"),

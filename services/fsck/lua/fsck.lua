@@ -787,6 +787,40 @@ local function fsck_dialactions(s)
     end, 'user')
 end
 
+-- function keys (user:extra phonefunckey) against funckey:target, both ways; a key on a group or
+-- a queue names an existing one (a key on a user need not: the contract's example names user 41)
+local function fsck_funckeys(s)
+    fsck_hash(s, 'funckeys', 'funckey:target')
+    local points = {}
+    for uid, blob in pairs(fsck_hash(s, 'funckeys', 'user:extra')) do
+        local extra = fsck_unpack(blob)
+        points[uid] = {}
+        if extra == nil then
+            fsck_bad(s, 'funckeys', 'user:extra', uid, 'does not decode', 'a msgpack map {phonefunckey, queueskills}')
+            extra = {}
+        end
+        local keys = type(extra.phonefunckey) == 'table' and extra.phonefunckey or {}
+        for i, fk in ipairs(keys) do
+            local typ = type(fk) == 'table' and fk.type
+            if typ == 'user' or typ == 'group' or typ == 'queue' then
+                local t = typ .. ':' .. tostring(fk.typeval)
+                points[uid][t] = true
+                if typ ~= 'user' and not fsck_exists(s, typ, fsck_idstr(fk.typeval)) then
+                    fsck_bad(s, 'funckeys', 'user:extra', uid, 'function key ' .. i .. ' names ' .. t .. ', which does not exist',
+                             'an existing ' .. typ)
+                end
+                if not fsck_listed(s, 'funckey:target', t, uid) then
+                    fsck_bad(s, 'funckeys', 'funckey:target', t, 'does not list user ' .. uid,
+                             'user ' .. uid .. ' (its function key ' .. i .. ' names ' .. t .. ')')
+                end
+            end
+        end
+    end
+    fsck_targets(s, 'funckeys', 'funckey:target', function(uid, t)
+        return points[uid] ~= nil and points[uid][t] == true
+    end, 'user')
+end
+
 local function fsck_group_numbers_refs(s)
     -- groups and queues: their context exists (counted in fsck_contexts); members both ways
     if fsck_want(s, 'groups') then
@@ -812,7 +846,7 @@ xws_register_function_ro('fsck_check', function(keys, args)
         local steps = {
             {'entities', fsck_entities}, {'contexts', fsck_contexts}, {'numbers', fsck_numbers}, {'lines', fsck_lines},
             {'devices', fsck_devices}, {'users', fsck_users}, {'voicemail', fsck_voicemail}, {'pickups', fsck_pickups},
-            {'dialactions', fsck_dialactions},
+            {'dialactions', fsck_dialactions}, {'funckeys', fsck_funckeys},
         }
         for _, st in ipairs(steps) do
             if fsck_want(s, st[1]) then

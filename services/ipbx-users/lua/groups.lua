@@ -13,7 +13,7 @@
 --   8 context:data   9 context:refs                      (index 2: reference to the context)
 --  10, 11 context:numbers:<ctx>, context:numidx:<ctx> of the old context (add: the new one)
 --  12, 13 the same for the new context
---  14..25 (delete only) the cascade keys of refs.lua, in its order
+--  14..27 (delete only) the cascade keys of refs.lua, in its order
 -- (queue:seq, queue:data, ver:queues, queue:name for a queue.)
 --
 -- A number is held in its context as kind 'group' ('queue'), owner 'group/<id>' ('queue/<id>'),

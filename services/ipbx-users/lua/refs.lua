@@ -5,15 +5,17 @@
 --
 -- The cascade keys, in this order, wherever a function takes them (ipbx_refs_keys):
 --   pickup:rows  pickup:target  ver:pickup  user:dialaction  dialaction:target  user:groups
---   group:members  ver:groups  user:queues  queue:members  ver:queues  ver:users
+--   group:members  ver:groups  user:queues  queue:members  ver:queues  ver:users  user:extra
+--   funckey:target
 
-local IPBX_REFS_NKEYS = 12
+local IPBX_REFS_NKEYS = 14
 
--- the cascade keys as a table, from keys[first] .. keys[first + 11]
+-- the cascade keys as a table, from keys[first] .. keys[first + 13]
 local function ipbx_refs_keys(keys, first)
     local names = {'pickup_rows', 'pickup_target', 'ver_pickup', 'user_dialaction',
                    'dialaction_target', 'user_groups', 'group_members', 'ver_groups',
-                   'user_queues', 'queue_members', 'ver_queues', 'ver_users'}
+                   'user_queues', 'queue_members', 'ver_queues', 'ver_users', 'user_extra',
+                   'funckey_target'}
     local r = {}
     for i, n in ipairs(names) do
         r[n] = keys[first + i - 1]
@@ -81,6 +83,49 @@ local function ipbx_refs_forget_dialactions(r, kind, id)
     return #uids > 0 and 1 or 0
 end
 
+-- the set of "<kind>:<id>" targets of the function keys of a user:extra record (keys of type
+-- user, group or queue: their typeval is the id)
+local function ipbx_refs_funckey_targets(blob)
+    local t = {}
+    local keys = ipbx_refs_unpack(blob).phonefunckey
+    for _, fk in ipairs(type(keys) == 'table' and keys or {}) do
+        if type(fk) == 'table' and (fk.type == 'user' or fk.type == 'group' or fk.type == 'queue') then
+            t[fk.type .. ':' .. tostring(fk.typeval)] = true
+        end
+    end
+    return t
+end
+
+-- removes the function keys of users that name kind/id (they have no "none" form); 1 when one went
+local function ipbx_refs_forget_funckeys(r, kind, id)
+    local target = kind .. ':' .. id
+    local uids = ipbx_refs_split(redis.call('HGET', r.funckey_target, target))
+    for _, uid in ipairs(uids) do
+        local blob = redis.call('HGET', r.user_extra, uid)
+        local extra = ipbx_refs_unpack(blob)
+        if blob and type(extra.phonefunckey) == 'table' then
+            local kept = {}
+            for _, fk in ipairs(extra.phonefunckey) do
+                if not (type(fk) == 'table' and fk.type == kind and tostring(fk.typeval) == id) then
+                    kept[#kept + 1] = fk
+                end
+            end
+            extra.phonefunckey = kept
+            redis.call('HSET', r.user_extra, uid, cmsgpack.pack(extra))
+        end
+    end
+    redis.call('HDEL', r.funckey_target, target)
+    return #uids > 0 and 1 or 0
+end
+
+-- drops user uid's own function keys (user:extra) and their entries in funckey:target
+local function ipbx_refs_forget_user_funckeys(r, uid)
+    for t in pairs(ipbx_refs_funckey_targets(redis.call('HGET', r.user_extra, uid))) do
+        xws_lookup_edit(r.funckey_target, t, uid, false)
+    end
+    redis.call('HDEL', r.user_extra, uid)
+end
+
 -- drops the memberships of group (queue) id: its members' maps lose it
 local function ipbx_refs_forget_members(r, userkey, memberskey, id)
     local uids = ipbx_refs_split(redis.call('HGET', r[memberskey], id))
@@ -126,8 +171,9 @@ end
 
 -- Removes every reference to the object kind/id ('user', 'group' or 'queue'; id a string) in
 -- the caller's atomic call, after the caller has decided to delete it: the pickup rows naming it,
--- the dialactions of users pointing at it (they become none), its memberships (of a group or
--- queue: every member's; of a user: its own, and its own dialactions). Bumps the version keys of
+-- the dialactions of users pointing at it (they become none), the function keys of users naming
+-- it (they go), its memberships (of a group or queue: every member's; of a user: its own, its own
+-- dialactions and its own function keys with its user:extra record). Bumps the version keys of
 -- what changed (ver:pickup, ver:users, ver:groups / ver:queues). The object's own record is the
 -- caller's business.
 local function ipbx_refs_forget(r, kind, id)
@@ -135,7 +181,10 @@ local function ipbx_refs_forget(r, kind, id)
     if ipbx_refs_forget_pickups(r, kind, id) == 1 then
         xws_bump(r.ver_pickup)
     end
-    local users_changed = ipbx_refs_forget_dialactions(r, kind, id)
+    if kind == 'user' then
+        ipbx_refs_forget_user_funckeys(r, id)
+    end
+    local users_changed = ipbx_refs_forget_dialactions(r, kind, id) + ipbx_refs_forget_funckeys(r, kind, id)
     if kind == 'group' then
         users_changed = users_changed + ipbx_refs_forget_members(r, 'user_groups', 'group_members', id)
     elseif kind == 'queue' then

@@ -12,11 +12,11 @@
 --   9 line:seq     10 line:data    11 ver:lines    12 line:refs    13 line:name    14 context:data
 --  15 context:refs 16 line:owner   17 line:byuser  18 line:device  19 line:bydevice 20 ver:devices
 --  21 user:voicemail  22 voicemail:mailbox  23 voicemail:seq  24 user:extra
---  25-36 the cascade keys of refs.lua (pickup:rows pickup:target ver:pickup user:dialaction
+--  25-38 the cascade keys of refs.lua (pickup:rows pickup:target ver:pickup user:dialaction
 --        dialaction:target user:groups group:members ver:groups user:queues queue:members
---        ver:queues ver:users)
---  37 group:name   38 queue:name   39 group:data   40 queue:data   41 device:data
---  42, 43 context:numbers:<ctx>, context:numidx:<ctx> of context 0; 44, 45 of context 1; ...
+--        ver:queues ver:users user:extra funckey:target)
+--  39 group:name   40 queue:name   41 group:data   42 queue:data   43 device:data
+--  44, 45 context:numbers:<ctx>, context:numidx:<ctx> of context 0; 46, 47 of context 1; ...
 --
 -- Lines are described by the worker:
 --   an old line (one the user has now): {id, record read, index entries, context index, number}
@@ -34,7 +34,7 @@ end
 
 local function users_numkeys(k, ci)
     ci = tonumber(ci) or 0
-    return k[42 + 2 * ci], k[43 + 2 * ci]
+    return k[44 + 2 * ci], k[45 + 2 * ci]
 end
 
 local USERS_REFS_FIRST = 25
@@ -44,9 +44,9 @@ local function users_target_data(k, kind)
     if kind == 'user' then
         return k[3]
     elseif kind == 'group' then
-        return k[39]
+        return k[41]
     elseif kind == 'queue' then
-        return k[40]
+        return k[42]
     end
     return nil
 end
@@ -180,6 +180,41 @@ local function users_dialactions_put(r, uid, mode, rows)
     end
 end
 
+-- nil, or the error outcome of the first function key naming a group or a queue that does not
+-- exist (a key on a user is not checked: the document's example names user 41 on a fresh
+-- install). rows: {{kind, id, field}, ...}
+local function users_funckeys_check(k, rows)
+    for _, r in ipairs(rows) do
+        if r[1] ~= 'user' and redis.call('HEXISTS', users_target_data(k, r[1]), r[2]) == 0 then
+            return xws_fail(400, 'unknown_reference', r[3], 'no ' .. r[1] .. ' has id ' .. r[2])
+        end
+    end
+    return nil
+end
+
+-- the set of "<kind>:<id>" targets of function key references {{kind, id, field}, ...}
+local function users_funckey_targets(rows)
+    local t = {}
+    for _, x in ipairs(rows) do
+        t[x[1] .. ':' .. x[2]] = true
+    end
+    return t
+end
+
+-- keeps funckey:target exact when user uid's function keys go from the stored ones to rows (every
+-- target of rows is listed again: a key stored before the index existed gets its entry)
+local function users_funckeys_put(r, uid, rows)
+    local was, now = ipbx_refs_funckey_targets(redis.call('HGET', r.user_extra, uid)), users_funckey_targets(rows)
+    for t in pairs(was) do
+        if not now[t] then
+            xws_lookup_edit(r.funckey_target, t, uid, false)
+        end
+    end
+    for t in pairs(now) do
+        xws_lookup_edit(r.funckey_target, t, uid, true)
+    end
+end
+
 -- the memberships of rows {{name, field, chantype, call-limit[, penalty]}, ...} as a map
 -- group (queue) id -> options; nil and the error outcome when a name is not a group (queue)
 local function users_members_check(namekey, kind, rows)
@@ -227,7 +262,8 @@ end
 -- events they name, 'set': the rows are the whole set), dialaction rows ({event, actiontype,
 -- action, actionarg1, actionarg2} each), groups mode ('' untouched, 'set'), group rows ({name,
 -- field, chantype, call-limit} each), queues mode, queue rows ({name, field, chantype,
--- call-limit, penalty} each)
+-- call-limit, penalty} each), function key references ({kind, id, field} each, of the keys
+-- after the write), user:extra as read ('' to add: compare-and-set, the cascade of a delete edits it)
 local function users_put(k, a)
     local uid, old, rec = a[2], a[3], a[4]
     local ologin, nlogin, oent, nent, ident = a[5], a[6], a[7], a[8], a[9]
@@ -249,6 +285,9 @@ local function users_put(k, a)
         local c = users_lines_unchanged(k, uid, oldlines)
         if c then
             return c
+        end
+        if (redis.call('HGET', k[24], uid) or '') ~= (a[25] or '') then
+            return {0, 'changed'}
         end
     end
     -- every check before the first write
@@ -367,7 +406,7 @@ local function users_put(k, a)
                 end
                 local dev = r[7] or ''
                 if dev ~= '' then
-                    if redis.call('HEXISTS', k[41], dev) == 0 then
+                    if redis.call('HEXISTS', k[43], dev) == 0 then
                         return xws_fail(400, 'unknown_reference', users_field('device', idx), 'no device has id ' .. dev)
                     end
                     local slot = users_line_slot(nrec) or 1
@@ -421,16 +460,21 @@ local function users_put(k, a)
         return err
     end
     if a[20] == 'set' then
-        groups, err = users_members_check(k[37], 'group', xws_unpack_or(a[21], {}))
+        groups, err = users_members_check(k[39], 'group', xws_unpack_or(a[21], {}))
         if err then
             return err
         end
     end
     if a[22] == 'set' then
-        queues, err = users_members_check(k[38], 'queue', xws_unpack_or(a[23], {}))
+        queues, err = users_members_check(k[40], 'queue', xws_unpack_or(a[23], {}))
         if err then
             return err
         end
+    end
+    local fkrows = xws_unpack_or(a[24], {})
+    err = users_funckeys_check(k, fkrows)
+    if err then
+        return err
     end
     -- writes: the user
     if vm then
@@ -471,11 +515,12 @@ local function users_put(k, a)
         xws_refs_add(k[7], nent, 1)
     end
     redis.call('HSET', k[8], uid, ident)
+    local r = ipbx_refs_keys(k, USERS_REFS_FIRST)
+    users_funckeys_put(r, uid, fkrows)
     redis.call('HSET', k[24], uid, a[16])
     if a[17] == '1' and not vm and not adding then
         users_vm_remove(k, uid)
     end
-    local r = ipbx_refs_keys(k, USERS_REFS_FIRST)
     if a[18] ~= '' then
         users_dialactions_put(r, uid, a[18], darows)
     end
@@ -550,8 +595,8 @@ local function users_remove(k, lk, kinds, uid, login, ent, oldlines)
         xws_refs_add(k[7], ent, -1)
     end
     redis.call('HDEL', k[8], uid)
-    redis.call('HDEL', k[24], uid)
     users_vm_remove(k, uid)
+    -- also removes its user:extra record (its function keys) and their funckey:target entries
     ipbx_refs_forget(ipbx_refs_keys(k, USERS_REFS_FIRST), 'user', uid)
 end
 
