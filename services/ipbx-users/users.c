@@ -575,18 +575,37 @@ static const char *s_kinds(svc_ctx_t *ctx, const char **msgs, size_t *msgslen)
     return k;
 }
 
-/* packs the user's current lines: {id, record read, entries, context index, number} each */
-static void s_pack_old_lines(svc_ctx_t *ctx, const s_user_t *u, s_ctxs_t *c, msgpack_packer *pk)
+static int s_follow_callerid(svc_ctx_t *ctx, svc_record_t *line, const char *oldnames, const char *newnames, const char *oldnum,
+                             const char *newnum);
+
+/*
+ * Packs the user's current lines: {id, record read, entries, context index, number} each, and
+ * with names (the user's "First Last" after the write; NULL on delete) a sixth element: the
+ * record with its callerid following the names (s_follow_callerid), or "" when it does not change.
+ */
+static void s_pack_old_lines(svc_ctx_t *ctx, const s_user_t *u, const char *names, s_ctxs_t *c, msgpack_packer *pk)
 {
+    const char *oldnames = u != NULL && names != NULL ? s_identity(ctx, u->uf) : NULL;
     msgpack_pack_array(pk, u ? u->nlines : 0);
     for (size_t i = 0; u && i < u->nlines; i++) {
         const s_line_t *l = &u->lines[i];
-        msgpack_pack_array(pk, 5);
+        msgpack_pack_array(pk, names != NULL ? 6 : 5);
         svc_mp_cstr(pk, svc_ctx_printf(ctx, "%lld", l->id));
         svc_mp_strn(pk, l->blob, l->bloblen);
         svc_index_pack_entries(ctx, &lines_records, l->rec, pk);
         msgpack_pack_uint64(pk, s_ctx_index(ctx, c, s_lstr(l->rec, "protocol", "context")));
         svc_mp_cstr(pk, s_lstr(l->rec, "linefeatures", "number"));
+        if (names == NULL)
+            continue;
+        size_t bl = 0;
+        const char *blob = "";
+        if (strcmp(oldnames, names) != 0) {
+            svc_record_t *line = svc_record_new(&lines_table);
+            if (svc_record_load_stored(line, l->blob, l->bloblen) == 0 && s_follow_callerid(ctx, line, oldnames, names, NULL, NULL))
+                blob = svc_record_blob(ctx, line, &bl);
+            svc_record_destroy(&line);
+        }
+        svc_mp_strn(pk, blob, bl);
     }
 }
 
@@ -619,6 +638,39 @@ static const char *s_line_callerid(svc_ctx_t *ctx, const char *names, const char
     if (numl == 0)
         return svc_ctx_printf(ctx, "\"%.*s\"", (int)nl, names);
     return svc_ctx_printf(ctx, "\"%.*s\" <%s>", (int)nl, names, number);
+}
+
+/*
+ * Makes the callerid of a sip or iax line of the user follow the user's names. A callerid that is
+ * still the one the old names give (s_line_callerid: "Old Names" or "Old Names" <n>) becomes the
+ * one of the new names, with the same <n> (newnum when n was oldnum: the line is renumbered; both
+ * NULL: no renumbering). Any other callerid was set on purpose and is kept, so is an empty one.
+ * Returns 1 when the record changed, else 0.
+ */
+static int s_follow_callerid(svc_ctx_t *ctx, svc_record_t *line, const char *oldnames, const char *newnames, const char *oldnum,
+                             const char *newnum)
+{
+    svc_record_t *proto = svc_record_obj(line, "protocol");
+    if (!svc_record_declares(proto, "callerid"))
+        return 0;
+    size_t len;
+    const char *cid = svc_record_str(proto, "callerid", &len), *num = "";
+    if (len == 0)
+        return 0;
+    for (size_t i = len - 1; cid[len - 1] == '>' && i-- > 0;)
+        if (cid[i] == '<') {
+            num = svc_ctx_strndup(ctx, cid + i + 1, len - i - 2);
+            break;
+        }
+    if (strcmp(cid, s_line_callerid(ctx, oldnames, num)) != 0)
+        return 0;
+    if (oldnum != NULL && newnum != NULL && strcmp(num, oldnum) == 0)
+        num = newnum;
+    const char *now = s_line_callerid(ctx, newnames, num);
+    if (strcmp(now, cid) == 0)
+        return 0;
+    svc_record_set_str(proto, "callerid", now, strlen(now));
+    return 1;
 }
 
 /*
@@ -690,7 +742,8 @@ static int s_new_line_or_reply(svc_ctx_t *ctx, const svc_record_t *row, const ch
  * entries before and after, context index, number before}. The line is read here (a line that does
  * not exist is refused by the Redis function). 0, or -1 with the reply set.
  */
-static int s_pack_attach_or_reply(svc_ctx_t *ctx, const svc_record_t *row, long long id, s_ctxs_t *c, msgpack_packer *pk)
+static int s_pack_attach_or_reply(svc_ctx_t *ctx, const svc_record_t *row, long long id, const s_user_t *owner, const char *names,
+                                  s_ctxs_t *c, msgpack_packer *pk)
 {
     size_t idx = svc_record_row_index(row), numlen;
     const char *num = svc_record_str(row, "number", &numlen);
@@ -717,6 +770,9 @@ static int s_pack_attach_or_reply(svc_ctx_t *ctx, const svc_record_t *row, long 
     }
     if (rc == 0 && line != NULL) {
         svc_record_set_str(svc_record_obj(line, "linefeatures"), "number", num, numlen);
+        for (size_t i = 0; owner != NULL && i < owner->nlines; i++)
+            if (owner->lines[i].id == id) /* the user's own line: its callerid follows the names and the number */
+                s_follow_callerid(ctx, line, s_identity(ctx, owner->uf), names, s_lstr(old, "linefeatures", "number"), num);
         rc = lines_fix_or_reply(ctx, line);
         if (rc == 0)
             rc = svc_record_check_or_reply(ctx, line);
@@ -748,8 +804,11 @@ static int s_pack_attach_or_reply(svc_ctx_t *ctx, const svc_record_t *row, long 
     return rc;
 }
 
-/* packs the rows of the new line set (validating the new lines). 0, or -1 with the reply set */
-static int s_pack_rows_or_reply(svc_ctx_t *ctx, svc_record_t *body, s_ctxs_t *c, msgpack_packer *pk)
+/*
+ * Packs the rows of the new line set, validating the new lines; old: the user before the edit
+ * (NULL on add: its renumbered lines follow the names, s_follow_callerid). 0, or -1 with the reply set.
+ */
+static int s_pack_rows_or_reply(svc_ctx_t *ctx, svc_record_t *body, const s_user_t *old, s_ctxs_t *c, msgpack_packer *pk)
 {
     const char *names = s_identity(ctx, svc_record_obj(body, "userfeatures"));
     size_t n = svc_record_count(body, "linefeatures");
@@ -759,7 +818,7 @@ static int s_pack_rows_or_reply(svc_ctx_t *ctx, svc_record_t *body, s_ctxs_t *c,
         size_t idx = svc_record_row_index(row);
         long long id = svc_record_int(row, "id");
         if (id != 0) {
-            if (s_pack_attach_or_reply(ctx, row, id, c, pk) != 0)
+            if (s_pack_attach_or_reply(ctx, row, id, old, names, c, pk) != 0)
                 return -1;
             continue;
         }
@@ -1067,10 +1126,10 @@ static int s_put(svc_ctx_t *ctx, const msgpack_object *body, const s_user_t *old
     msgpack_packer pk;
     if (rc == 0) {
         msgpack_packer_init(&pk, &oldsb, svc_mp_write);
-        s_pack_old_lines(ctx, old, &c, &pk);
+        s_pack_old_lines(ctx, old, s_identity(ctx, uf), &c, &pk);
         msgpack_packer_init(&pk, &rowsb, svc_mp_write);
         if (setlines)
-            rc = s_pack_rows_or_reply(ctx, rec, &c, &pk);
+            rc = s_pack_rows_or_reply(ctx, rec, old, &c, &pk);
         else
             msgpack_pack_array(&pk, 0);
     }
@@ -1185,7 +1244,7 @@ static int s_del(svc_ctx_t *ctx, const redisReply *r, int all, int *conflict)
             svc_mp_strn(&pk, u.blob, u.bloblen);
             svc_mp_cstr(&pk, s_login_folded(ctx, u.uf));
             svc_mp_cstr(&pk, svc_ctx_printf(ctx, "%lld", svc_record_int(u.uf, "entityid")));
-            s_pack_old_lines(ctx, &u, &c, &pk);
+            s_pack_old_lines(ctx, &u, NULL, &c, &pk);
         }
         s_user_free(&u);
     }

@@ -1,10 +1,12 @@
-"""pbx_settings/users: the function keys (contract §5.3 phonefunckey).
+"""pbx_settings/users: the function keys (contract §5.3 phonefunckey) and the callerid of a user's lines.
 
 Function keys: fknum 1-999 unique per user, type one of the eight, supervision a flag, label, and a typeval of
 the form of its type; a key on a group or a queue names an existing one; keys naming a user, a group or a
 queue are kept in funckey:target so that the delete of that object removes them in the same atomic call.
-Each refused key is a 400 naming the cell and changes nothing. Races with several workers: an edit never
-resurrects a key that a delete removed."""
+Each refused key is a 400 naming the cell and changes nothing. Callerid: the lines whose callerid is still
+the one the user's names give follow a rename (seen through pbx_settings/lines), others keep theirs. Races
+with several workers: an edit never resurrects a key that a delete removed; a rename and an explicit callerid
+set through the lines resource end the same way in every order."""
 
 import subprocess
 import threading
@@ -327,3 +329,90 @@ def test_racing_edits_never_keep_a_key_on_a_deleted_group(system):
             assert out["add"].status == 200, out["add"]
         assert fk_of(system, uid) == [(2, "custom", "*1")], i
         assert hgetall(system, "funckey:target") == {}
+
+
+# ---- the callerid of the user's lines follows its names ----------------------------------------------
+
+
+def test_rename_rewrites_the_callerid_of_the_lines_that_follow_the_names(system):
+    clear(system)
+    uid = add_ok(system, {"userfeatures": {"firstname": "John", "lastname": "Doe"},
+                          "linefeatures": {"protocol": ["sip", "iax", "sip", "custom"],
+                                           "context": ["default"] * 4, "number": ["150", "", "151", ""],
+                                           "name": ["", "", "", "Local/9@x"]}})
+    sip, iax, explicit, custom = user_lines(system, uid)
+    assert (callerid(system, sip), callerid(system, iax)) == ('"John Doe" <150>', '"John Doe"')
+    # a callerid set on purpose through the lines resource is kept by a rename
+    r = call(system, "edit", {"protocol": {"callerid": "Reception <151>"}}, path=LINES, id=explicit)
+    assert r.status == 200, r
+    # a free line with an empty callerid, attached by the rename's edit, keeps it empty
+    r = call(system, "add", {"protocol": {"protocol": "sip", "context": "default", "name": "freeline"}}, path=LINES)
+    assert r.status == 200, r
+    free = max(l["id"] for l in call(system, "list", path=LINES).json())
+    etag = call(system, "view", path=LINES, id=sip).header("ETag")
+    custom_protocol = line_view(system, custom)["protocol"]
+    r = call(system, "edit", {"userfeatures": {"firstname": "Jane"}}, id=uid)
+    assert r.status == 200, r
+    assert (callerid(system, sip), callerid(system, iax)) == ('"Jane Doe" <150>', '"Jane Doe"')
+    assert callerid(system, explicit) == '"Reception" <151>'
+    assert line_view(system, custom)["protocol"] == custom_protocol
+    assert call(system, "view", path=LINES, id=sip).header("ETag") != etag
+    listed = {l["id"]: l for l in call(system, "list", path=LINES).json()}
+    assert (listed[sip]["callerid"], listed[sip]["useridentity"]) == ('"Jane Doe" <150>', "Jane Doe")
+    # with a new line set in the same edit: kept lines follow, new lines take the new names, a renumbered line
+    # takes its new number, the attached free line keeps its empty callerid
+    r = call(system, "edit", {"userfeatures": {"lastname": "Roe"},
+                              "linefeatures": {"id": [sip, iax, explicit, "", free], "number": ["152", "", "", "153", ""],
+                                               "protocol": ["", "", "", "sip", ""],
+                                               "context": ["", "", "", "default", ""]}}, id=uid)
+    assert r.status == 200, r
+    ids = user_lines(system, uid)
+    assert custom not in ids and len(ids) == 5
+    new = [i for i in ids if i not in (sip, iax, explicit, free)][0]
+    assert callerid(system, sip) == '"Jane Roe" <152>'
+    assert callerid(system, iax) == '"Jane Roe"'
+    assert callerid(system, explicit) == '"Reception" <151>'
+    assert callerid(system, new) == '"Jane Roe" <153>'
+    assert callerid(system, free) == ""
+    # the names unchanged: nothing is rewritten, even a callerid that no longer follows
+    r = call(system, "edit", {"protocol": {"callerid": "\"Jane Roe\" <999>"}}, path=LINES, id=iax)
+    assert r.status == 200, r
+    assert call(system, "edit", {"userfeatures": {"mobilephonenumber": "123"}}, id=uid).status == 200
+    assert callerid(system, iax) == '"Jane Roe" <999>'
+    # a refused rename changes no callerid
+    before = [callerid(system, i) for i in ids]
+    assert_error(call(system, "edit", {"userfeatures": {"firstname": "Zed", "ringseconds": "7"}}, id=uid),
+                 "out_of_range", "userfeatures.ringseconds")
+    assert [callerid(system, i) for i in ids] == before
+
+
+def test_rename_racing_an_explicit_callerid_ends_with_the_explicit_one(system):
+    """A rename and a callerid set through the lines resource, concurrently, through several workers: whatever
+    the order, the line ends with the explicit callerid (set after the rename, it replaces the followed one;
+    set before, the rename leaves it), and the user with the new names."""
+    clear(system)
+    uid = add_ok(system, {"userfeatures": {"firstname": "Ann", "lastname": "Lee"},
+                          "linefeatures": {"protocol": ["sip"], "context": ["default"], "number": ["160"]}})
+    [lid] = user_lines(system, uid)
+    for i in range(10):
+        first = "Ann%d" % i
+        assert call(system, "edit", {"protocol": {"callerid": '"%s Lee" <160>' % ("Ann%d" % (i - 1) if i else "Ann")}},
+                    path=LINES, id=lid).status == 200
+        out = {}
+
+        def run(name, f):
+            out[name] = f()
+
+        threads = [
+            threading.Thread(target=run, args=("rename", lambda: call(
+                system, "edit", {"userfeatures": {"firstname": first}}, id=uid))),
+            threading.Thread(target=run, args=("line", lambda: call(
+                system, "edit", {"protocol": {"callerid": "Desk %d <160>" % i}}, path=LINES, id=lid))),
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert out["rename"].status == 200 and out["line"].status == 200, out
+        assert callerid(system, lid) == '"Desk %d" <160>' % i
+        assert view(system, uid)["userfeatures"]["firstname"] == first

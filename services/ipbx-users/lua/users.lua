@@ -19,7 +19,9 @@
 --  44, 45 context:numbers:<ctx>, context:numidx:<ctx> of context 0; 46, 47 of context 1; ...
 --
 -- Lines are described by the worker:
---   an old line (one the user has now): {id, record read, index entries, context index, number}
+--   an old line (one the user has now): {id, record read, index entries, context index, number,
+--                      and on put: the record with its callerid following the user's new names, or
+--                      '' when it does not change}
 --   a row of the new set: {'new', record, index entries, context index, number, row index, device}
 --                      or {'attach', id, number given, row index, device given, slot given (0: none)},
 --                         and when the row gives the line a new number: + {line read, line
@@ -530,7 +532,8 @@ local function users_put(k, a)
     if queues then
         users_members_put(r.user_queues, r.queue_members, r.ver_queues, uid, queues)
     end
-    -- its lines
+    -- its lines (the callerid of those it keeps follows its names: the sixth element of an old line)
+    local rewritten = {}
     if setlines then
         for _, l in ipairs(oldlines) do
             if not keep[l[1]] then
@@ -539,6 +542,7 @@ local function users_put(k, a)
         end
         for _, r in ipairs(renumbered) do
             local id = r[2]
+            rewritten[id] = true
             redis.call('HSET', k[10], id, r[8])
             xws_records_apply(lk, id, r[9] or {}, r[10] or {}, kinds)
             local numbers, numidx = users_numkeys(k, r[11])
@@ -565,6 +569,11 @@ local function users_put(k, a)
         for _, id in ipairs(final) do
             redis.call('HSET', k[16], id, uid)
         end
+        for _, l in ipairs(oldlines) do
+            if keep[l[1]] and not rewritten[l[1]] and (l[6] or '') ~= '' then
+                redis.call('HSET', k[10], l[1], l[6])
+            end
+        end
         if #final > 0 then
             redis.call('HSET', k[17], uid, table.concat(final, ','))
         else
@@ -572,6 +581,11 @@ local function users_put(k, a)
         end
         xws_bump(k[11])
     elseif (redis.call('HGET', k[17], uid) or '') ~= '' then
+        for _, l in ipairs(oldlines) do
+            if (l[6] or '') ~= '' then
+                redis.call('HSET', k[10], l[1], l[6])
+            end
+        end
         xws_bump(k[11]) -- the lines show the owner's identity
     end
     xws_bump(k[4])
