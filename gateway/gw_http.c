@@ -35,10 +35,11 @@ static void s_add_header(gw_req_t *r, const h2o_token_t *token, const char *valu
 }
 
 /*
- * The one exit of every request: status, optional JSON body (copied), the version header, the
- * access-log line. r must not be touched afterwards (h2o may free the request at any time).
+ * What every answer gets before its body goes: status, reason, the version and cache headers,
+ * Content-Length, the access-log line and the metrics. Returns the length of the body to send
+ * (0 for a 204 or a 304, whatever len says).
  */
-void gw_req_send(gw_req_t *r, int status, const char *body, size_t len)
+static size_t s_answer(gw_req_t *r, int status, size_t len)
 {
     assert(r->phase != PH_DONE);
     h2o_req_t *req = r->req;
@@ -70,7 +71,44 @@ void gw_req_send(gw_req_t *r, int status, const char *body, size_t len)
                         r->account};
     gw_log_access(app->log, &e);
     gw_metrics_request(app->metrics, r->route, r->act, status, e.duration_us);
-    h2o_send_inline(req, body, len);
+    return len;
+}
+
+/*
+ * The one exit of every request: status, optional JSON body (copied), the version header, the
+ * access-log line. r must not be touched afterwards (h2o may free the request at any time).
+ */
+void gw_req_send(gw_req_t *r, int status, const char *body, size_t len)
+{
+    len = s_answer(r, status, len);
+    h2o_send_inline(r->req, body, len);
+}
+
+static void s_free_body(void *p)
+{
+    free(*(char **)p);
+}
+
+/*
+ * gw_req_send for a body rendered into out (status 200 to 599, not 204 or 304): the bytes are not
+ * copied, their memory is handed to the request's pool, which frees it with the request (h2o may
+ * hold them until the client has read them: an HTTP/2 stream waits for its flow-control window).
+ * out is left empty. r must not be touched afterwards.
+ */
+static void s_send_owned(gw_req_t *r, int status, xws_buf_t *out)
+{
+    h2o_req_t *req = r->req;
+    static h2o_generator_t generator = {NULL, NULL}; /* one final send: nothing to proceed or stop, as h2o_send_inline */
+    char **owned = h2o_mem_alloc_shared(&req->pool, sizeof(char *), s_free_body);
+    h2o_iovec_t body = h2o_iovec_init(out->data, out->len);
+    *owned = out->data;
+    xws_buf_init(out);
+    body.len = s_answer(r, status, body.len);
+    h2o_start_response(req, &generator);
+    if (h2o_memis(req->input.method.base, req->input.method.len, H2O_STRLIT("HEAD")))
+        h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
+    else
+        h2o_send(req, &body, 1, H2O_SEND_STATE_FINAL);
 }
 
 /* An answer without a body (401, 403, 404, 200 of check...). */
@@ -177,11 +215,12 @@ static void s_render(gw_req_t *r, const void *data, size_t len)
                 status = 304;
         }
     }
-    /* s_send copies the body into the request (h2o_send_inline): no copy of our own */
-    int empty = status == 304 || status == 204;
-    gw_req_send(r, status, empty ? NULL : out.data, empty ? 0 : out.len);
-    xws_buf_dispose(&out);
     xws_reply_dispose(&rep);
+    if (status == 304 || status == 204 || out.len == 0)
+        gw_req_send(r, status, NULL, 0);
+    else
+        s_send_owned(r, status, &out); /* the rendered bytes go out as they are: no copy */
+    xws_buf_dispose(&out);
 }
 
 static void s_on_worker_done(gw_job_t *job, gw_job_outcome_t outcome, const void *reply, size_t len)

@@ -3,6 +3,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -239,6 +240,110 @@ void gw_log_escape(const char *s, size_t len, char *out, size_t size)
     out[o] = '\0';
 }
 
+/* A line being formatted: n is the length it would have, the bytes beyond size - 1 are dropped (as snprintf). */
+typedef struct {
+    char *p;
+    size_t n, size;
+} line_t;
+
+static void s_cat(line_t *l, const char *s, size_t len)
+{
+    if (l->n + 1 < l->size) {
+        size_t room = l->size - 1 - l->n;
+        memcpy(l->p + l->n, s, len < room ? len : room);
+    }
+    l->n += len;
+}
+
+/* appends the decimal form of v, at least width digits (zeros in front), with a '-' when neg */
+static void s_cat_decimal(line_t *l, uint64_t v, int neg, size_t width)
+{
+    char tmp[24];
+    size_t i = sizeof(tmp);
+    do
+        tmp[--i] = (char)('0' + v % 10);
+    while ((v /= 10) != 0 || sizeof(tmp) - i < width);
+    if (neg)
+        tmp[--i] = '-';
+    s_cat(l, tmp + i, sizeof(tmp) - i);
+}
+
+/*
+ * Appends us microseconds in milliseconds with one decimal, the bytes printf("%.1f", us / 1000.0)
+ * gives: the double nearest us / 1000 rounded to a tenth, an exact tie to the even tenth (0.25 ->
+ * "0.2"). Only a remainder of exactly 50 µs is near a tie: the sign of d * 1000 - us (exact with
+ * fma, d being us / 1000 rounded) says on which side of it the double lies.
+ */
+static void s_cat_ms(line_t *l, uint64_t us)
+{
+    if (us >= (uint64_t)1 << 40) { /* 12 days: never seen; printf keeps it exact */
+        char text[40];
+        int n = snprintf(text, sizeof(text), "%.1f", (double)us / 1000.0);
+        s_cat(l, text, n > 0 ? (size_t)n : 0);
+        return;
+    }
+    uint64_t tenths = us / 100, rest = us % 100;
+    if (rest > 50) {
+        tenths++;
+    } else if (rest == 50) {
+        double d = (double)us / 1000.0, above = fma(d, 1000.0, -(double)us);
+        if (above > 0 || (above == 0 && tenths % 2 == 1))
+            tenths++;
+    }
+    s_cat_decimal(l, tenths / 10, 0, 1);
+    char frac[2] = {'.', (char)('0' + tenths % 10)};
+    s_cat(l, frac, 2);
+}
+
+static void s_cat_str(line_t *l, const char *s)
+{
+    s_cat(l, s, strlen(s));
+}
+
+/*
+ * Formats the line of e into line/size (NUL-terminated) with the time when (seconds) and ms
+ * (milliseconds): "<when>.<ms>Z <client> <method> <path> act=<act> <status> <bytes> <duration>ms
+ * account=<account>\n", each field escaped, "-" for an empty one. Returns its length; a line
+ * longer than size - 1 is cut and still ends with a newline. The same bytes as the snprintf of
+ * "%s.%03dZ %s %s %s act=%s %d %zu %.1fms account=%s\n" it replaces (the self-test compares both).
+ */
+static size_t s_format(const char *when, int ms, const gw_log_entry_t *e, char *line, size_t size)
+{
+    char method[40], path[1024], act[100], account[200];
+    gw_log_escape(e->method, e->method_len, method, sizeof(method));
+    gw_log_escape(e->path, e->path_len, path, sizeof(path));
+    gw_log_escape(e->act, e->act_len, act, sizeof(act));
+    const char *a = e->account != NULL && e->account[0] != '\0' ? e->account : "-";
+    gw_log_escape(a, strlen(a), account, sizeof(account));
+    line_t l = {line, 0, size};
+    s_cat_str(&l, when);
+    s_cat(&l, ".", 1);
+    s_cat_decimal(&l, (uint64_t)ms, 0, 3);
+    s_cat(&l, "Z ", 2);
+    s_cat_str(&l, e->client != NULL ? e->client : "-");
+    s_cat(&l, " ", 1);
+    s_cat_str(&l, method[0] ? method : "-");
+    s_cat(&l, " ", 1);
+    s_cat_str(&l, path[0] ? path : "-");
+    s_cat(&l, " act=", 5);
+    s_cat_str(&l, act[0] ? act : "-");
+    s_cat(&l, " ", 1);
+    s_cat_decimal(&l, e->status < 0 ? (uint64_t)0 - (uint64_t)(int64_t)e->status : (uint64_t)e->status, e->status < 0, 1);
+    s_cat(&l, " ", 1);
+    s_cat_decimal(&l, e->bytes, 0, 1);
+    s_cat(&l, " ", 1);
+    s_cat_ms(&l, e->duration_us);
+    s_cat(&l, "ms account=", 11);
+    s_cat_str(&l, account);
+    s_cat(&l, "\n", 1);
+    if (l.n >= size) { /* only an absurd client string gets here: cut, keep the line */
+        l.n = size - 1;
+        line[l.n - 1] = '\n';
+    }
+    line[l.n] = '\0';
+    return l.n;
+}
+
 void gw_log_access(gw_log_t *self, const gw_log_entry_t *e)
 {
     if (self == NULL || self->fd < 0)
@@ -251,27 +356,14 @@ void gw_log_access(gw_log_t *self, const gw_log_entry_t *e)
         strftime(self->when, sizeof(self->when), "%Y-%m-%dT%H:%M:%S", &tm);
         self->when_sec = tv.tv_sec;
     }
-    char method[40], path[1024], act[100], account[200], line[LINE_MAX_BYTES];
-    gw_log_escape(e->method, e->method_len, method, sizeof(method));
-    gw_log_escape(e->path, e->path_len, path, sizeof(path));
-    gw_log_escape(e->act, e->act_len, act, sizeof(act));
-    const char *a = e->account != NULL && e->account[0] != '\0' ? e->account : "-";
-    gw_log_escape(a, strlen(a), account, sizeof(account));
-    int n = snprintf(line, sizeof(line), "%s.%03dZ %s %s %s act=%s %d %zu %.1fms account=%s\n", self->when,
-                     (int)(tv.tv_usec / 1000), e->client != NULL ? e->client : "-", method[0] ? method : "-", path[0] ? path : "-",
-                     act[0] ? act : "-", e->status, e->bytes, (double)e->duration_us / 1000.0, account);
-    if (n < 0)
-        return;
-    if ((size_t)n >= sizeof(line)) { /* only an absurd client string gets here: cut, keep the line */
-        n = (int)sizeof(line) - 1;
-        line[n - 1] = '\n';
-    }
-    if (s_reserve(self, (size_t)n) != 0) {
+    char line[LINE_MAX_BYTES];
+    size_t n = s_format(self->when, (int)(tv.tv_usec / 1000), e, line, sizeof(line));
+    if (s_reserve(self, n) != 0) {
         s_trouble(self, EAGAIN, 1);
         return;
     }
-    memcpy(self->buf + self->len, line, (size_t)n);
-    self->len += (size_t)n;
+    memcpy(self->buf + self->len, line, n);
+    self->len += n;
     /* while the output blocks, the timer retries rather than every line (without a loop, every line) */
     if ((!self->blocked || self->loop == NULL) && self->len - self->off >= GW_LOG_FLUSH_BYTES && s_write(self) == 0)
         return;
@@ -349,8 +441,80 @@ static void s_drain_pipe(int fd, char **text, size_t *len, size_t *cap)
     }
 }
 
+/* the line as the snprintf s_format replaced wrote it (the reference of its bytes) */
+static size_t s_format_ref(const char *when, int ms, const gw_log_entry_t *e, char *line, size_t size)
+{
+    char method[40], path[1024], act[100], account[200];
+    gw_log_escape(e->method, e->method_len, method, sizeof(method));
+    gw_log_escape(e->path, e->path_len, path, sizeof(path));
+    gw_log_escape(e->act, e->act_len, act, sizeof(act));
+    const char *a = e->account != NULL && e->account[0] != '\0' ? e->account : "-";
+    gw_log_escape(a, strlen(a), account, sizeof(account));
+    int n = snprintf(line, size, "%s.%03dZ %s %s %s act=%s %d %zu %.1fms account=%s\n", when, ms,
+                     e->client != NULL ? e->client : "-", method[0] ? method : "-", path[0] ? path : "-", act[0] ? act : "-",
+                     e->status, e->bytes, (double)e->duration_us / 1000.0, account);
+    GW_CHECK(n > 0);
+    if ((size_t)n >= size) {
+        n = (int)size - 1;
+        line[n - 1] = '\n';
+    }
+    return (size_t)n;
+}
+
+/* s_format writes the bytes of the reference */
+static void s_same_line(const char *when, int ms, const gw_log_entry_t *e, size_t size)
+{
+    char a[LINE_MAX_BYTES], b[LINE_MAX_BYTES];
+    GW_CHECK(size <= sizeof(a));
+    size_t na = s_format(when, ms, e, a, size), nb = s_format_ref(when, ms, e, b, size);
+    if (na != nb || memcmp(a, b, na) != 0 || a[na] != '\0') {
+        fprintf(stderr, "access log line: got '%.*s', want '%.*s'\n", (int)na, a, (int)nb, b);
+        GW_CHECK(0);
+    }
+}
+
+/* the hand-made formatting against printf: every duration up to 1 s and samples beyond, ties
+ * included; the numbers, the empty fields, escapes, the cut of a line too long for its buffer */
+static void s_format_test(void)
+{
+    gw_log_entry_t e = {"127.0.0.1", "GET", 3, "/x", 2, "", 0, 200, 0, 0, NULL};
+    char line[LINE_MAX_BYTES];
+    for (uint64_t us = 0; us <= 1000000; us++) {
+        e.duration_us = us;
+        char want[48];
+        line_t l = {line, 0, sizeof(line)};
+        s_cat_ms(&l, us);
+        int n = snprintf(want, sizeof(want), "%.1f", (double)us / 1000.0);
+        if (l.n != (size_t)n || memcmp(line, want, l.n) != 0) {
+            fprintf(stderr, "duration %llu us: got '%.*s', want '%s'\n", (unsigned long long)us, (int)l.n, line, want);
+            GW_CHECK(0);
+        }
+    }
+    uint64_t x = 0x2545f4914f6cdd1du;
+    for (int i = 0; i < 200000; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        e.duration_us = i % 2 ? (x >> (x % 64)) / 100 * 100 + 50 : x >> (x % 64); /* many near ties, all magnitudes */
+        e.status = (int)(x % 1000) - (i % 7 == 0 ? 1000 : 0);
+        e.bytes = (size_t)(x >> (x % 64));
+        s_same_line("2026-01-01T12:00:00", (int)(x % 1000), &e, sizeof(line));
+    }
+    e.duration_us = UINT64_MAX;
+    s_same_line("2026-01-01T12:00:00", 0, &e, sizeof(line));
+    gw_log_entry_t odd = {NULL, "", 0, "/a b\\\xc3\xa9", 8, "li st", 5, 499, 12, 250, "ad\nmin"};
+    s_same_line("2026-01-01T12:00:00", 7, &odd, sizeof(line));
+    char client[3000];
+    memset(client, 'c', sizeof(client) - 1);
+    client[sizeof(client) - 1] = '\0';
+    odd.client = client; /* too long: cut, still a line */
+    s_same_line("2026-01-01T12:00:00", 999, &odd, sizeof(line));
+    for (size_t size = 2; size < 80; size++)
+        s_same_line("2026-01-01T12:00:00", 5, &e, size);
+    GW_CHECK(s_format("2026-01-01T12:00:00", 5, &e, line, 40) == 39 && line[38] == '\n');
+}
+
 void gw_log_test(void)
 {
+    s_format_test();
     char out[32];
     gw_log_escape("/a b\\c\n\xc3\xa9", 9, out, sizeof(out));
     GW_CHECK(strcmp(out, "/a\\x20b\\x5cc\\x0a\\xc3\\xa9") == 0);

@@ -25,6 +25,12 @@
 int xws_json_scalar(const msgpack_object *o, xws_buf_t *out);
 
 /*
+ * Appends s/n as a JSON string (xws_json_string); with nul_ok 0 a NUL byte is refused like
+ * invalid UTF-8 (a map key: PROTOCOL.md §7). Returns 0, or -1 with out's text unchanged.
+ */
+int xws_json_escape(xws_buf_t *out, const char *s, size_t n, int nul_ok);
+
+/*
  * Reads the next msgpack object at *p (before end), checked as xws_msgpack_validate checks (depth
  * max_depth), and moves *p past it. A scalar is decoded into *o (strings point into the input); a
  * container is only checked: o->type says MAP or ARRAY, with no elements. 0, or -1 with *err set.

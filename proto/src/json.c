@@ -102,87 +102,112 @@ int xws_json_to_msgpack(const char *json, size_t len, msgpack_sbuffer *out, char
 
 /* ---- msgpack -> JSON ------------------------------------------------------------------------- */
 
-/* 1 when p/n is well-formed UTF-8 (no overlongs, no surrogates, nothing above U+10FFFF) */
-static int s_utf8_ok(const unsigned char *p, size_t n)
+/*
+ * What a byte of a string needs in its JSON form: 0 none (copied as it is: printable ASCII, DEL
+ * included), 1 an escape (control bytes, '"' and '\\'), 2 the check of a UTF-8 sequence (a byte
+ * above 0x7f starts one, or is invalid). One table lookup per byte: runs of plain bytes are
+ * copied with one memcpy.
+ */
+static const unsigned char s_class[256] = {[0x00 ... 0x1f] = 1, ['"'] = 1, ['\\'] = 1, [0x80 ... 0xff] = 2};
+
+/* the two-character escapes; 0: written \u00XX */
+static const char s_short_escape[256] = {
+    ['"'] = '"', ['\\'] = '\\', ['\b'] = 'b', ['\f'] = 'f', ['\n'] = 'n', ['\r'] = 'r', ['\t'] = 't'};
+
+/*
+ * The length of the well-formed UTF-8 sequence that starts at p (p[0] > 0x7f), n bytes being
+ * readable; 0 when it is ill-formed (overlong, surrogate, above U+10FFFF, cut, bad lead or
+ * continuation byte).
+ */
+static size_t s_utf8_seq(const unsigned char *p, size_t n)
 {
-    size_t i = 0;
+    unsigned c = p[0];
+    size_t need;
+    unsigned lo = 0x80, hi = 0xbf;
+    if (c >= 0xc2 && c <= 0xdf)
+        need = 1;
+    else if (c >= 0xe0 && c <= 0xef) {
+        need = 2;
+        if (c == 0xe0)
+            lo = 0xa0;
+        else if (c == 0xed)
+            hi = 0x9f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        need = 3;
+        if (c == 0xf0)
+            lo = 0x90;
+        else if (c == 0xf4)
+            hi = 0x8f;
+    } else
+        return 0;
+    if (n - 1 < need || p[1] < lo || p[1] > hi)
+        return 0;
+    for (size_t k = 2; k <= need; k++)
+        if ((p[k] & 0xc0) != 0x80)
+            return 0;
+    return need + 1;
+}
+
+int xws_json_escape(xws_buf_t *out, const char *str, size_t n, int nul_ok)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    size_t start = out->len;
+    if (out->cap - out->len <= n + 2) /* room for the whole string when nothing needs an escape (and the NUL) */
+        xws_buf_reserve(out, n + 2);
+    char *o = out->data + out->len;
+    *o++ = '"';
+    size_t i = 0, run = 0; /* s[run, i) is a run of bytes copied as they are */
     while (i < n) {
-        unsigned c = p[i];
-        if (c < 0x80) {
+        unsigned k = s_class[s[i]];
+        if (k == 0) {
             i++;
             continue;
         }
-        size_t need;
-        unsigned lo = 0x80, hi = 0xbf;
-        if (c >= 0xc2 && c <= 0xdf)
-            need = 1;
-        else if (c >= 0xe0 && c <= 0xef) {
-            need = 2;
-            if (c == 0xe0)
-                lo = 0xa0;
-            else if (c == 0xed)
-                hi = 0x9f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            need = 3;
-            if (c == 0xf0)
-                lo = 0x90;
-            else if (c == 0xf4)
-                hi = 0x8f;
-        } else
-            return 0;
-        if (n - i - 1 < need)
-            return 0;
-        if (p[i + 1] < lo || p[i + 1] > hi)
-            return 0;
-        for (size_t k = 2; k <= need; k++)
-            if ((p[i + k] & 0xc0) != 0x80)
-                return 0;
-        i += need + 1;
+        if (k == 2) {
+            size_t m = s_utf8_seq(s + i, n - i);
+            if (m == 0)
+                goto fail;
+            i += m;
+            continue;
+        }
+        unsigned char c = s[i];
+        if (c == 0 && !nul_ok)
+            goto fail;
+        memcpy(o, s + run, i - run);
+        o += i - run;
+        out->len = (size_t)(o - out->data);
+        xws_buf_reserve(out, 6 + (n - i - 1) + 1); /* this escape, the rest unescaped, the closing quote */
+        o = out->data + out->len;
+        *o++ = '\\';
+        if (s_short_escape[c] != 0) {
+            *o++ = s_short_escape[c];
+        } else {
+            static const char hex[] = "0123456789abcdef";
+            memcpy(o, "u00", 3);
+            o[3] = hex[c >> 4];
+            o[4] = hex[c & 15];
+            o += 5;
+        }
+        run = ++i;
     }
-    return 1;
+    if (n > run) { /* s may be NULL when n is 0 */
+        memcpy(o, s + run, n - run);
+        o += n - run;
+    }
+    *o++ = '"';
+    *o = '\0';
+    out->len = (size_t)(o - out->data);
+    return 0;
+fail:
+    out->len = start;
+    out->data[start] = '\0';
+    return -1;
 }
 
 int xws_json_string(xws_buf_t *out, const char *s, size_t n)
 {
-    if (!s_utf8_ok((const unsigned char *)s, n))
-        return -1;
-    xws_buf_add(out, "\"", 1);
-    size_t run = 0; /* start of the pending run of bytes that need no escape */
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\')
-            continue;
-        xws_buf_add(out, s + run, i - run);
-        run = i + 1;
-        switch (c) {
-        case '"':
-            xws_buf_add(out, "\\\"", 2);
-            break;
-        case '\\':
-            xws_buf_add(out, "\\\\", 2);
-            break;
-        case '\b':
-            xws_buf_add(out, "\\b", 2);
-            break;
-        case '\f':
-            xws_buf_add(out, "\\f", 2);
-            break;
-        case '\n':
-            xws_buf_add(out, "\\n", 2);
-            break;
-        case '\r':
-            xws_buf_add(out, "\\r", 2);
-            break;
-        case '\t':
-            xws_buf_add(out, "\\t", 2);
-            break;
-        default:
-            xws_buf_addf(out, "\\u%04x", c);
-        }
-    }
-    xws_buf_add(out, s + run, n - run);
-    xws_buf_add(out, "\"", 1);
-    return 0;
+    assert(out != NULL && (s != NULL || n == 0));
+    return xws_json_escape(out, s, n, 1);
 }
 
 /* Formats d with the shortest of %.15g/%.16g/%.17g that reads back as d; a real keeps a '.' or
@@ -213,7 +238,11 @@ static void s_decimal(xws_buf_t *out, uint64_t v, int neg)
     while ((v /= 10) != 0);
     if (neg)
         tmp[--i] = '-';
-    xws_buf_add(out, tmp + i, sizeof(tmp) - i);
+    size_t n = sizeof(tmp) - i;
+    xws_buf_reserve(out, n);
+    memcpy(out->data + out->len, tmp + i, n);
+    out->len += n;
+    out->data[out->len] = '\0';
 }
 
 int xws_json_scalar(const msgpack_object *o, xws_buf_t *out)
@@ -351,8 +380,186 @@ static void s_nest_json(xws_buf_t *b, int depth, char open, char close)
         xws_buf_add(b, &close, 1);
 }
 
+/* 1 when p/n is well-formed UTF-8: the reference of the escaper's own check (byte by byte) */
+static int s_ref_utf8_ok(const unsigned char *p, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        if (p[i] < 0x80) {
+            i++;
+            continue;
+        }
+        size_t m = 0;
+        for (size_t len = 2; len <= 4 && len <= n - i && m == 0; len++) { /* decode, then refuse what is not canonical */
+            unsigned c = p[i],
+                     lead_bits = len == 2   ? 0x1f
+                                 : len == 3 ? 0x0f
+                                            : 0x07,
+                     prefix = len == 2   ? 0xc0
+                              : len == 3 ? 0xe0
+                                         : 0xf0;
+            if ((c & ~lead_bits & 0xff) != prefix)
+                continue;
+            uint32_t cp = c & lead_bits;
+            size_t k;
+            for (k = 1; k < len && (p[i + k] & 0xc0) == 0x80; k++)
+                cp = cp << 6 | (p[i + k] & 0x3f);
+            uint32_t min = len == 2 ? 0x80 : len == 3 ? 0x800 : 0x10000;
+            if (k == len && cp >= min && cp <= 0x10ffff && (cp < 0xd800 || cp > 0xdfff))
+                m = len;
+        }
+        if (m == 0)
+            return 0;
+        i += m;
+    }
+    return 1;
+}
+
+/* the escaper as first written (one byte at a time, printf for \u00XX): its output must not change */
+static int s_ref_string(xws_buf_t *out, const char *s, size_t n)
+{
+    if (!s_ref_utf8_ok((const unsigned char *)s, n))
+        return -1;
+    xws_buf_add(out, "\"", 1);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        const char *e = c == '"'    ? "\\\""
+                        : c == '\\' ? "\\\\"
+                        : c == '\b' ? "\\b"
+                        : c == '\f' ? "\\f"
+                        : c == '\n' ? "\\n"
+                        : c == '\r' ? "\\r"
+                        : c == '\t' ? "\\t"
+                                    : NULL;
+        if (e != NULL)
+            xws_buf_adds(out, e);
+        else if (c < 0x20)
+            xws_buf_addf(out, "\\u%04x", c);
+        else
+            xws_buf_add(out, &s[i], 1);
+    }
+    xws_buf_add(out, "\"", 1);
+    return 0;
+}
+
+/* xws_json_string appends to what out holds exactly what the reference appends, or refuses what it refuses */
+static void s_same_string(const char *s, size_t n)
+{
+    xws_buf_t a, b;
+    xws_buf_init(&a);
+    xws_buf_init(&b);
+    xws_buf_adds(&a, "[1,");
+    xws_buf_adds(&b, "[1,");
+    int ra = xws_json_string(&a, s, n), rb = s_ref_string(&b, s, n);
+    if (ra != rb || a.len != b.len || memcmp(a.data, b.data, a.len) != 0 || a.data[a.len] != '\0') {
+        fprintf(stderr, "json string of %zu bytes: got %d '%s', want %d '%s'\n", n, ra, a.data, rb, b.data);
+        CHECK(0);
+    }
+    /* a map key: the same, NUL refused */
+    xws_buf_reset(&a);
+    int rk = xws_json_escape(&a, s, n, 0);
+    CHECK(rk == (rb == 0 && (n == 0 || memchr(s, '\0', n) == NULL) ? 0 : -1));
+    CHECK(rk != 0 || (a.len == b.len - 3 && memcmp(a.data, b.data + 3, a.len) == 0));
+    CHECK(rk == 0 || (a.len == 0 && a.data[0] == '\0'));
+    xws_buf_dispose(&a);
+    xws_buf_dispose(&b);
+}
+
+/* the escaper against its reference: every byte alone and between others, the edges of UTF-8,
+ * long strings that grow the buffer after an escape, and random strings */
+static void s_string_test(void)
+{
+    char s[8];
+    for (int c = 0; c < 256; c++) {
+        s[0] = (char)c;
+        s_same_string(s, 1);
+        memcpy(s, "ab", 2);
+        s[2] = (char)c;
+        memcpy(s + 3, "cd", 2);
+        s_same_string(s, 5);
+        for (int c2 = 0x80; c2 < 0x100; c2 += 0x0f) { /* two-byte sequences, valid and not */
+            s[0] = (char)c;
+            s[1] = (char)c2;
+            s_same_string(s, 2);
+        }
+    }
+    xws_buf_t out;
+    xws_buf_init(&out);
+    /* every control byte: the short escapes, else \u00XX in lower case; DEL, "/" and U+2028 are kept */
+    static const struct {
+        const char *in;
+        size_t len;
+        const char *out;
+    } cases[] = {
+        {"\0", 1, "\"\\u0000\""},
+        {"\x01", 1, "\"\\u0001\""},
+        {"\x1f", 1, "\"\\u001f\""},
+        {"\x0b", 1, "\"\\u000b\""},
+        {"\b\f\n\r\t", 5, "\"\\b\\f\\n\\r\\t\""},
+        {"\"\\", 2, "\"\\\"\\\\\""},
+        {"\x7f/", 2, "\"\x7f/\""},
+        {"\xe2\x80\xa8\xe2\x80\xa9", 6, "\"\xe2\x80\xa8\xe2\x80\xa9\""},
+        {"\xf4\x8f\xbf\xbf", 4, "\"\xf4\x8f\xbf\xbf\""},
+        {"", 0, "\"\""},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        xws_buf_reset(&out);
+        CHECK(xws_json_string(&out, cases[i].in, cases[i].len) == 0 && strcmp(out.data, cases[i].out) == 0);
+        s_same_string(cases[i].in, cases[i].len);
+    }
+    /* invalid UTF-8 is refused, out unchanged */
+    static const char *const bad[] = {"\x80",
+                                      "\xbf",
+                                      "\xc0\x80",
+                                      "\xc1\xbf",
+                                      "\xe0\x80\xaf",
+                                      "\xed\xa0\x80",
+                                      "\xed\xbf\xbf",
+                                      "\xf0\x80\x80\x80",
+                                      "\xf4\x90\x80\x80",
+                                      "\xf5\x80\x80\x80",
+                                      "\xff",
+                                      "\xe2\x82",
+                                      "a\xc3",
+                                      "\xc3(",
+                                      "\xe2\x28\xa1",
+                                      "\xf0\x9f\x98"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        xws_buf_reset(&out);
+        xws_buf_adds(&out, "x");
+        CHECK(xws_json_string(&out, bad[i], strlen(bad[i])) == -1 && out.len == 1 && strcmp(out.data, "x") == 0);
+        s_same_string(bad[i], strlen(bad[i]));
+    }
+    CHECK(xws_json_string(&out, NULL, 0) == 0 && strcmp(out.data, "x\"\"") == 0);
+    /* long strings: all escapes (the buffer grows after each run), none, and mixed with UTF-8 */
+    char big[5000];
+    for (size_t i = 0; i < sizeof(big); i++)
+        big[i] = (char)(i % 32);
+    s_same_string(big, sizeof(big));
+    memset(big, 'a', sizeof(big));
+    s_same_string(big, sizeof(big));
+    for (size_t i = 0; i + 3 <= sizeof(big); i += 7)
+        memcpy(big + i, i % 2 ? "\xc3\xa9\n" : "\"\xe2\x82", 3);
+    s_same_string(big, sizeof(big) - 2);
+    /* random strings over the bytes that matter (xorshift: the same strings every run) */
+    static const unsigned char alphabet[] = {0x00, 0x01, 0x08, 0x09, 0x0a, 0x1f, 0x20, '"',  '/',  '\\',
+                                             'a',  0x7f, 0x80, 0x8f, 0x90, 0x9f, 0xa0, 0xbf, 0xc0, 0xc2,
+                                             0xdf, 0xe0, 0xe2, 0xed, 0xef, 0xf0, 0xf4, 0xf5, 0xff};
+    uint64_t x = 0x9e3779b97f4a7c15u;
+    for (int round = 0; round < 20000; round++) {
+        size_t n = (size_t)(x % 24);
+        for (size_t i = 0; i < n; i++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            big[i] = (char)alphabet[x % sizeof(alphabet)];
+        }
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        s_same_string(big, n);
+    }
+    xws_buf_dispose(&out);
+}
+
 void xws_json_test(void)
 {
+    s_string_test();
     xws_buf_t out, in;
     xws_buf_init(&out);
     xws_buf_init(&in);

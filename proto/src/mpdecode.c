@@ -20,6 +20,22 @@ typedef struct {
     const char *err;
 } dec_t;
 
+/* appends p/n to b: the renderer's xws_buf_add, inline, leaving room for the NUL written at the end */
+static inline void s_put(xws_buf_t *b, const char *p, size_t n)
+{
+    if (b->cap - b->len <= n)
+        xws_buf_reserve(b, n);
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+}
+
+static inline void s_putc(xws_buf_t *b, char c)
+{
+    if (b->cap - b->len <= 1)
+        xws_buf_reserve(b, 1);
+    b->data[b->len++] = c;
+}
+
 static int s_fail(dec_t *d, const char *why)
 {
     d->err = why;
@@ -68,14 +84,14 @@ static int s_array(dec_t *d, msgpack_object *o, uint64_t n, int depth)
     if ((uint64_t)(d->end - d->p) < n) /* every element takes at least one byte */
         return s_fail(d, "truncated");
     if (d->json != NULL) {
-        xws_buf_add(d->json, "[", 1);
+        s_putc(d->json, '[');
         for (uint64_t i = 0; i < n; i++) {
             if (i != 0)
-                xws_buf_add(d->json, ",", 1);
+                s_putc(d->json, ',');
             if (s_obj(d, NULL, depth + 1) != 0)
                 return -1;
         }
-        xws_buf_add(d->json, "]", 1);
+        s_putc(d->json, ']');
         return 0;
     }
     msgpack_object *items = NULL;
@@ -92,23 +108,23 @@ static int s_array(dec_t *d, msgpack_object *o, uint64_t n, int depth)
 }
 
 /* JSON rendering of a map's key: a str without NUL (PROTOCOL.md §7), or -1 (no JSON form) */
-static int s_json_key(dec_t *d, int depth)
+static int s_json_key(dec_t *d)
 {
     if (d->p == d->end)
         return s_fail(d, "truncated");
-    unsigned char c = *d->p;
-    if (!((c >= 0xa0 && c <= 0xbf) || (c >= 0xd9 && c <= 0xdb)))
+    unsigned char c = *d->p++;
+    uint64_t n;
+    const char *ptr;
+    if (c >= 0xa0 && c <= 0xbf)
+        n = c & 0x1f;
+    else if (c >= 0xd9 && c <= 0xdb) {
+        if (s_be(d, (size_t)1 << (c - 0xd9), &n) != 0)
+            return -1;
+    } else
         return s_fail(d, "no JSON form");
-    msgpack_object k;
-    xws_buf_t *json = d->json;
-    d->json = NULL; /* decoded, not rendered: checked first */
-    int rc = s_obj(d, &k, depth);
-    d->json = json;
-    if (rc != 0)
+    if (s_raw(d, n, &ptr) != 0)
         return -1;
-    if (k.via.str.size != 0 && memchr(k.via.str.ptr, '\0', k.via.str.size) != NULL)
-        return s_fail(d, "no JSON form");
-    if (xws_json_string(json, k.via.str.ptr, k.via.str.size) != 0)
+    if (xws_json_escape(d->json, ptr, (size_t)n, 0) != 0)
         return s_fail(d, "no JSON form");
     return 0;
 }
@@ -120,17 +136,17 @@ static int s_map(dec_t *d, msgpack_object *o, uint64_t n, int depth)
     if ((uint64_t)(d->end - d->p) / 2 < n) /* every pair takes at least two bytes */
         return s_fail(d, "truncated");
     if (d->json != NULL) {
-        xws_buf_add(d->json, "{", 1);
+        s_putc(d->json, '{');
         for (uint64_t i = 0; i < n; i++) {
             if (i != 0)
-                xws_buf_add(d->json, ",", 1);
-            if (s_json_key(d, depth + 1) != 0)
+                s_putc(d->json, ',');
+            if (s_json_key(d) != 0)
                 return -1;
-            xws_buf_add(d->json, ":", 1);
+            s_putc(d->json, ':');
             if (s_obj(d, NULL, depth + 1) != 0)
                 return -1;
         }
-        xws_buf_add(d->json, "}", 1);
+        s_putc(d->json, '}');
         return 0;
     }
     msgpack_object_kv *kv = NULL;
@@ -314,7 +330,11 @@ static int s_decode_obj(dec_t *d, msgpack_object *o, int depth)
     }
 }
 
-/* one object: decoded (or validated), or, in JSON mode, rendered (a scalar through a local object) */
+/*
+ * One object: decoded (or validated), or, in JSON mode, rendered: the common scalars (small
+ * integers, short strings, nil, booleans) straight from their bytes, the others through a local
+ * object and xws_json_scalar. Both ways give the same bytes and the same errors.
+ */
 static int s_obj(dec_t *d, msgpack_object *o, int depth)
 {
     if (d->json == NULL || d->p == d->end)
@@ -322,6 +342,36 @@ static int s_obj(dec_t *d, msgpack_object *o, int depth)
     unsigned char c = *d->p;
     if ((c >= 0x80 && c <= 0x9f) || (c >= 0xdc && c <= 0xdf))
         return s_decode_obj(d, NULL, depth);
+    if (c <= 0x7f) { /* positive fixint: 1 to 3 digits */
+        char digits[3];
+        size_t k = 0;
+        if (c >= 100)
+            digits[k++] = (char)('0' + c / 100);
+        if (c >= 10)
+            digits[k++] = (char)('0' + c / 10 % 10);
+        digits[k++] = (char)('0' + c % 10);
+        s_put(d->json, digits, k);
+        d->p++;
+        return 0;
+    }
+    if (c >= 0xa0 && c <= 0xbf) { /* fixstr */
+        const char *ptr;
+        d->p++;
+        if (s_raw(d, c & 0x1f, &ptr) != 0)
+            return -1;
+        if (xws_json_escape(d->json, ptr, c & 0x1f, 1) != 0)
+            return s_fail(d, "no JSON form");
+        return 0;
+    }
+    if (c == 0xc0 || c == 0xc2 || c == 0xc3) {
+        static const struct {
+            const char *text;
+            size_t len;
+        } words[] = {{"null", 4}, {"", 0}, {"false", 5}, {"true", 4}};
+        s_put(d->json, words[c - 0xc0].text, words[c - 0xc0].len);
+        d->p++;
+        return 0;
+    }
     msgpack_object v;
     if (s_decode_obj(d, &v, depth) != 0)
         return -1;
@@ -373,7 +423,10 @@ int xws_msgpack_raw_to_json(const void *data, size_t len, xws_buf_t *out, const 
 {
     assert((data != NULL || len == 0) && out != NULL);
     dec_t d = {(const unsigned char *)data, (const unsigned char *)data + len, NULL, out, XWS_MAX_DEPTH, NULL};
-    return s_run(&d, NULL, err);
+    int rc = s_run(&d, NULL, err);
+    if (out->data != NULL) /* s_put leaves room for it */
+        out->data[out->len] = '\0';
+    return rc;
 }
 
 int xws_msgpack_next(const unsigned char **p, const unsigned char *end, int max_depth, msgpack_object *o, const char **err)
