@@ -7,7 +7,7 @@
  * job goes to a live worker of its service with spare credit (the fewest in flight, then the one
  * idle longest), else waits in the service's FIFO queue (bounded by jobs and by bytes). Heartbeats go both ways; a
  * worker silent for expiry_ms, one that says DISCONNECT, or one a send cannot reach (its connection
- * closed: a crash; workers that hold requests and are quiet for heartbeat_ms / 4 are probed with a
+ * closed: a crash; workers that hold requests and are quiet for heartbeat_ms / 10 are probed with a
  * HEARTBEAT for this) is forgotten and what it held is sent again (same envelope, same rid) to
  * another worker or queued. Anything but READY from an unknown
  * peer is answered with DISCONNECT. Every job has a deadline; past it the owner hears
