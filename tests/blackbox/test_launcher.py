@@ -282,6 +282,8 @@ def test_launch_restarts_at_once_what_had_started_well_and_backs_off_what_fails_
         print("\n".join(line for line in la.lines if " act=" not in line))  # shown when the test fails
     assert rc == 0, la.text()
     assert not sanitizer_reports(la.text())
+    # the launcher's own lines only, no job notice of the shell ("line 227: 4242 Killed ...")
+    assert not re.search(r"line \d+: +\d+ Killed", la.text()), la.text()
 
 
 @pytest.mark.parametrize("access,mode", [(None, 0o700), ("yes", 0o770)])
