@@ -1,11 +1,12 @@
 """Availability under killed processes (the embedded launcher's supervision, the broker's
 re-dispatch, the rid outcome records), measured the way an operator would see it.
 
-- Two config workers under the launcher, one of them killed with SIGKILL every KILL_EVERY seconds
-  for SECONDS seconds, while CLIENTS threads add entities (unique names) and search them over
-  HTTPS: fewer than 1 % of the requests fail (any status but 200/204, a connection error or no
-  answer within 10 s counts), every add answered 200 is there exactly once afterwards, no name is
-  there twice, and xws-fsck finds the store consistent.
+- Two config workers under the launcher, one of them (a ready one, the longest up: they take turns)
+  killed with SIGKILL every KILL_EVERY seconds for SECONDS seconds, while CLIENTS threads add
+  entities (unique names) and search them over HTTPS: fewer than 1 % of the requests fail (any
+  status but 200/204, a connection error or no answer within 10 s counts), every add answered 200
+  is there exactly once afterwards, no name is there twice, and xws-fsck finds the store
+  consistent.
 - Redis killed with SIGKILL (the launcher held back meanwhile, so that the outage lasts): every
   request answers 503 at once (under 1 s) with Retry-After and an error naming Redis; once the
   launcher restarts Redis, requests succeed again and every acknowledged write is there.
@@ -72,14 +73,19 @@ class Client:
             self.conn = None
 
 
-def config_workers(la):
-    """pid -> start time (clock ticks) of the launcher's xws-config children."""
+def config_workers(la, ready_only=False):
+    """pid -> start time (clock ticks) of the launcher's xws-config children; with ready_only, only
+    those that are ready (their health file, named by the launcher in their environment, exists)."""
     out = {}
     for pid in children_of(la.popen.pid):
         try:
             cmd = Path("/proc/%d/cmdline" % pid).read_bytes().split(b"\0")[0]
             if not cmd.endswith(b"/xws-config"):
                 continue
+            if ready_only:
+                env = dict(v.split(b"=", 1) for v in Path("/proc/%d/environ" % pid).read_bytes().split(b"\0") if b"=" in v)
+                if not Path(env.get(b"XWS_HEALTH_FILE", b"/nonexistent").decode()).exists():
+                    continue
             stat = Path("/proc/%d/stat" % pid).read_text()
             out[pid] = int(stat.rsplit(")", 1)[1].split()[19])
         except (OSError, ValueError, IndexError):
@@ -225,10 +231,11 @@ def test_killed_config_workers_under_load(launched):
     def killer():
         rng = random.Random(12)
         while not halt.wait(KILL_EVERY * (0.9 + 0.2 * rng.random())):
-            workers = config_workers(la)
+            # a worker that started well (the case of the launcher's rule), the longest up: they take turns
+            workers = config_workers(la, ready_only=True)
             if not workers:
                 continue
-            victim = min(workers, key=lambda p: (workers[p], p))  # the longest up: they take turns
+            victim = min(workers, key=lambda p: (workers[p], p))
             try:
                 os.kill(victim, signal.SIGKILL)
                 kills.append((time.monotonic(), victim))
