@@ -462,7 +462,18 @@ void gw_broker_tick(gw_broker_t *self)
         while (l != &s->workers) {
             worker_t *w = H2O_STRUCT_FROM_MEMBER(worker_t, link, l);
             l = l->next;
-            if (now - w->last_seen > self->opts.expiry_ms) {
+            uint64_t silent = now - w->last_seen, probe_ms = self->opts.heartbeat_ms / 10;
+            /* the heartbeat, and a probe of a worker that holds requests (or is past its expiry) and has said
+             * nothing for a tenth of the interval: a crashed worker's ipc:// or local tcp:// connection is gone,
+             * so the send fails at once (ROUTER_MANDATORY) and what it held goes to the others now, not at
+             * expiry. A probe never declares a worker dead by itself: a quiet live worker just gets a heartbeat */
+            int probe = silent >= probe_ms && now - w->last_sent >= probe_ms && (w->inflight > 0 || silent > self->opts.expiry_ms);
+            if ((probe || now - w->last_sent >= self->opts.heartbeat_ms) && s_send(self, w, XWS_CMD_HEARTBEAT, NULL, 0) != 0) {
+                gwb_worker_forget(self, w, GWB_GONE_UNREACHABLE, "cannot be reached (its connection is closed)");
+                freed = 1;
+                continue;
+            }
+            if (silent > self->opts.expiry_ms) {
                 gwb_worker_forget(self, w, GWB_GONE_EXPIRED, "expired (no heartbeat)");
                 freed = 1;
                 continue;
@@ -479,10 +490,6 @@ void gw_broker_tick(gw_broker_t *self)
                     gwb_ticket_free(self, t);
                     freed = 1;
                 }
-            }
-            if (now - w->last_sent >= self->opts.heartbeat_ms && s_send(self, w, XWS_CMD_HEARTBEAT, NULL, 0) != 0) {
-                gwb_worker_forget(self, w, GWB_GONE_UNREACHABLE, "cannot be reached");
-                freed = 1;
             }
         }
         if (freed)

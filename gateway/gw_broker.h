@@ -6,8 +6,10 @@
  * socket is looked at again after every send). Workers register with READY <service> <credit>; a
  * job goes to a live worker of its service with spare credit (the fewest in flight, then the one
  * idle longest), else waits in the service's FIFO queue (bounded by jobs and by bytes). Heartbeats go both ways; a
- * worker silent for expiry_ms, or one that says DISCONNECT, is forgotten and what it held is sent
- * again (same envelope, same rid) to another worker or queued. Anything but READY from an unknown
+ * worker silent for expiry_ms, one that says DISCONNECT, or one a send cannot reach (its connection
+ * closed: a crash; workers that hold requests and are quiet for heartbeat_ms / 10 are probed with a
+ * HEARTBEAT for this) is forgotten and what it held is sent again (same envelope, same rid) to
+ * another worker or queued. Anything but READY from an unknown
  * peer is answered with DISCONNECT. Every job has a deadline; past it the owner hears
  * GW_JOB_TIMEOUT and a late reply is dropped (logged).
  *

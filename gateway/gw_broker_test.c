@@ -3,7 +3,7 @@
  * length. It drives a broker through its API in an h2o event loop of its own, with fake workers
  * (DEALER sockets speaking PROTOCOL.md §2 over inproc://), and checks: READY and credit, the
  * least-loaded choice, batches of requests per loop turn to a worker whose READY says "batch",
- * the bounded queue, re-dispatch of what a departed or expired worker held (same key), deadlines
+ * the bounded queue, re-dispatch of what a departed, crashed or expired worker held (same key), deadlines
  * and late replies, cancellation (queued, in flight, and before the REQUEST left), the refusal
  * of an unknown service, the workers' reports and the per-service counts (gw_broker_services).
  */
@@ -366,6 +366,22 @@ void gw_broker_test(void)
     GW_CHECK(st.counts.expired == 1 && st.counts.redispatched == 2 && st.counts.registered == 3 && st.counts.disconnected == 1);
     GW_CHECK(s_svc(b, "other").workers == 0 && s_svc(b, "other").counts.registered == 0);
     zsock_destroy(&a);
+
+    /* a crash: E holds e12 and its connection closes without DISCONNECT; the probe of a quiet worker
+     * that holds requests finds it unreachable (not expired) and D gets e12 with the same key */
+    zsock_t *e = x.alive[1] = s_worker("svc", 1, "E", NULL);
+    s_wait_workers(&x, "svc", 2);
+    GW_CHECK(s_submit(b, &j[3], "svc", "e12") == GW_SUBMIT_OK);
+    GW_CHECK(s_recv(&x, e, 30000, got, &ngot) == 1 && strcmp(got[ngot - 1].env, "e12") == 0); /* idle longest */
+    uint64_t key12 = got[ngot - 1].key;
+    x.alive[1] = NULL;
+    zsock_destroy(&e);
+    GW_CHECK(s_recv(&x, d, 30000, got, &ngot) == 1 && got[ngot - 1].key == key12 && strcmp(got[ngot - 1].env, "e12") == 0);
+    s_reply(d, key12, "r12");
+    s_pump(&x, 20);
+    GW_CHECK(j[3].ndone == 1 && j[3].outcome == GW_JOB_REPLY && strcmp(j[3].reply, "r12") == 0);
+    st = s_svc(b, "svc");
+    GW_CHECK(st.counts.unreachable == 1 && st.counts.expired == 1 && st.counts.redispatched == 3 && st.workers == 1);
 
     /* destroy with a job queued: no callback */
     zsock_t *c = x.alive[3] = s_worker("svc", 1, "C", NULL);

@@ -261,7 +261,7 @@ static void s_on_done(gw_job_t *job, gw_job_outcome_t outcome, const void *reply
                 w->on_done(w, &res);
         } else if (status == 503) {
             s_error_all(v, 503, "store_unavailable",
-                        "the data store is unavailable, try again"); /* the config service's only 503 */
+                        "the data store (Redis) is unavailable, try again"); /* the config service's only 503 */
         } else {
             xws_log(XWS_LOG_WARN, "the verify service answered %u to a password check", status);
             s_error_all(v, 500, "internal_error", "the password could not be checked");

@@ -135,7 +135,7 @@ msgpack_packer *svc_reply_begin(svc_ctx_t *ctx, unsigned status)
 
 int svc_reply_unavailable(svc_ctx_t *ctx)
 {
-    return svc_reply_error(ctx, 503, "store_unavailable", "", "the data store is unavailable, try again");
+    return svc_reply_error(ctx, 503, "store_unavailable", "", "the data store (Redis) is unavailable, try again");
 }
 
 int svc_reply_internal(svc_ctx_t *ctx, const char *fmt, ...)

@@ -435,7 +435,28 @@ static int s_send(svc_redis_t *self, int n, const int *argcs, const char *const 
     return -1;
 }
 
-/* s_send with one immediate reconnect when the connection broke (not when Redis hangs) */
+/* Error replies of a server that refuses every command for a while, running none of them: it is still
+ * loading its data set after a restart (LOADING), or a script or function runs beyond its time limit
+ * (BUSY). They mean "unavailable, try again", like a lost connection. */
+static const char *const s_refusals[] = {"LOADING ", "BUSY "};
+
+/* 1 when some out[0..n-1] is such a refusal; then every out[i] is freed and NULL. */
+static int s_refused(redisReply **out, int n)
+{
+    int refused = 0;
+    for (int i = 0; i < n && !refused; i++)
+        for (size_t k = 0; out[i] != NULL && out[i]->type == REDIS_REPLY_ERROR && k < sizeof(s_refusals) / sizeof(s_refusals[0]);
+             k++)
+            refused |= strncmp(out[i]->str, s_refusals[k], strlen(s_refusals[k])) == 0;
+    for (int i = 0; i < n && refused; i++) {
+        freeReplyObject(out[i]);
+        out[i] = NULL;
+    }
+    return refused;
+}
+
+/* s_send with one immediate reconnect when the connection broke (not when Redis hangs); -1 as well when
+ * the server refused the commands for now (s_refused) */
 static int s_run(svc_redis_t *self, int n, const int *argcs, const char *const *const *argvs, const size_t *const *lenss,
                  redisReply **out)
 {
@@ -451,7 +472,7 @@ static int s_run(svc_redis_t *self, int n, const int *argcs, const char *const *
                 break;
         }
         if (s_send(self, n, argcs, argvs, lenss, out) == 0)
-            return 0;
+            return s_refused(out, n) ? -1 : 0;
     }
     return -1;
 }

@@ -44,7 +44,9 @@ int svc_redis_connect(svc_redis_t *self);
  * Runs one command (argv with lengths; lens may be NULL for NUL-terminated strings). A broken
  * connection is re-opened once and the command sent again, so use it for commands that are safe
  * to repeat (reads, and writes guarded by a write id). Returns the reply (caller frees it with
- * freeReplyObject; it may be a REDIS_REPLY_ERROR), or NULL when Redis is unavailable.
+ * freeReplyObject; it may be a REDIS_REPLY_ERROR), or NULL when Redis is unavailable: no connection,
+ * or a server that refuses every command for now (LOADING its data set after a restart, BUSY with a
+ * script beyond its time limit), which ran nothing.
  */
 redisReply *svc_redis_command(svc_redis_t *self, int argc, const char **argv, const size_t *lens);
 
@@ -52,7 +54,7 @@ redisReply *svc_redis_command(svc_redis_t *self, int argc, const char **argv, co
  * Sends n commands in one round trip (a pipeline: Redis runs them in order, not atomically) and
  * stores their replies in out[0..n-1] (caller frees each with freeReplyObject). A broken
  * connection is re-opened once and the whole pipeline sent again, so use it for reads only.
- * Returns 0, or -1 (every out[i] NULL) when Redis is unavailable.
+ * Returns 0, or -1 (every out[i] NULL) when Redis is unavailable (as for svc_redis_command).
  */
 int svc_redis_pipeline(svc_redis_t *self, int n, const int *argcs, const char *const *const *argvs, redisReply **out);
 

@@ -231,6 +231,61 @@ def test_launch_keeps_secrets_local(run_dir):
     assert "file-secret-pass-7" not in calls, calls
 
 
+def test_launch_restarts_at_once_what_had_started_well_and_backs_off_what_fails_before_ready(run_dir):
+    """A worker that became ready (it wrote its health file) and is killed is started again at once;
+    one that fails before it is ready waits 1 s, then 2 s, ...; once ready again, its next crash
+    is restarted at once."""
+    shim = run_dir / "bin"
+    shim.mkdir()
+    broken = run_dir / "broken"
+    for f in BIN_DIR.iterdir():
+        if f.name != "xws-extensions":
+            (shim / f.name).symlink_to(f)
+    # while the file "broken" exists, the extensions worker fails at once (as with a bad setting)
+    (shim / "xws-extensions").write_text('#!/bin/sh\ncase "$1" in --check-config) ;; *) [ -e "%s" ] && exit 3 ;; esac\n'
+                                         'exec "%s" "$@"\n' % (broken, BIN_DIR / "xws-extensions"))
+    (shim / "xws-extensions").chmod(0o755)
+    port = free_port()
+    la = Launcher(run_dir / "data", port, "--login", "l", "--password", "back-off-pass-1", "--workers", "1", bin_dir=shim)
+
+    def extensions_pid():
+        for pid in children_of(la.popen.pid):
+            try:
+                if Path("/proc/%d/cmdline" % pid).read_bytes().split(b"\0")[0].endswith(b"/xws-extensions"):
+                    return pid
+            except OSError:
+                pass
+        return None
+
+    try:
+        la.wait_for_line(r"XWS is running", timeout=60)
+        # ready: its health file, which the launcher names for it
+        wait_until(lambda: (run_dir / "data" / "health" / "extensions").exists(), timeout=30, what="the health file")
+        broken.touch()
+        first = extensions_pid()
+        assert first is not None, la.text()
+        os.kill(first, signal.SIGKILL)
+        la.wait_for_line(r"extensions \(pid %d\) was killed by signal 9 after \d+s; it had started well: restarting it at once"
+                         % first, timeout=10)
+        la.wait_for_line(r"extensions \(pid \d+\) exited with status 3 after \d+s, before it was ready; restarting it in 1s")
+        la.wait_for_line(r"extensions \(pid \d+\) exited with status 3 after \d+s, before it was ready; restarting it in 2s")
+        broken.unlink()
+        # it starts for real, becomes ready, and its next crash is restarted at once again
+        wait_until(lambda: (run_dir / "data" / "health" / "extensions").exists() and extensions_pid(), timeout=30,
+                   what="the extensions worker ready again")
+        again = extensions_pid()
+        os.kill(again, signal.SIGKILL)
+        la.wait_for_line(r"extensions \(pid %d\) was killed by signal 9 after \d+s; it had started well: restarting it at once"
+                         % again, timeout=10)
+    finally:
+        rc = la.stop()
+        print("\n".join(line for line in la.lines if " act=" not in line))  # shown when the test fails
+    assert rc == 0, la.text()
+    assert not sanitizer_reports(la.text())
+    # the launcher's own lines only, no job notice of the shell ("line 227: 4242 Killed ...")
+    assert not re.search(r"line \d+: +\d+ Killed", la.text()), la.text()
+
+
 @pytest.mark.parametrize("access,mode", [(None, 0o700), ("yes", 0o770)])
 def test_ipc_sockets_are_the_owners_unless_shared_with_the_group(access, mode):
     """The gateway's ipc sockets are 0700 whatever the umask, 0770 with ipc_group_access = yes."""

@@ -420,6 +420,57 @@ static void s_async_run(svc_redis_t *r, svc_coro_t **cos, int n)
     }
 }
 
+/* a server that refuses every command for a while (here BUSY: a script beyond busy-reply-threshold;
+ * LOADING after a restart is the same kind of refusal) answers NULL, like an unreachable one, and
+ * keeps the connection; once the script is killed, commands are answered again */
+static void s_refusal_test(void)
+{
+    char spec[128], path[128];
+    snprintf(spec, sizeof(spec), "unix:%s/redis.sock", s_dir);
+    snprintf(path, sizeof(path), "%s/redis.sock", s_dir);
+    svc_redis_t *r = svc_redis_new(spec, WAIT_MS, "xws_svctest", NULL);
+    XWS_CHECK(r != NULL);
+    const char *get[] = {"GET", "t:refusal"};
+    redisReply *x = svc_redis_command(r, 2, get, NULL);
+    XWS_CHECK(x != NULL && x->type == REDIS_REPLY_NIL);
+    freeReplyObject(x);
+    redisContext *busy = redisConnectUnix(path), *admin = redisConnectUnix(path);
+    XWS_CHECK(busy != NULL && busy->err == 0 && admin != NULL && admin->err == 0);
+    x = redisCommand(admin, "CONFIG SET busy-reply-threshold 50");
+    XWS_CHECK(x != NULL && x->type == REDIS_REPLY_STATUS);
+    freeReplyObject(x);
+    /* a script that never ends: sent, its reply read only after SCRIPT KILL */
+    XWS_CHECK(redisAppendCommand(busy, "EVAL %s 0", "while true do end") == REDIS_OK);
+    int done = 0;
+    while (!done)
+        XWS_CHECK(redisBufferWrite(busy, &done) == REDIS_OK);
+    /* until the script runs, the GET is answered (nil); then it is refused: NULL */
+    int refused = 0;
+    for (int i = 0; i < 1000 && !refused; i++) {
+        x = svc_redis_command(r, 2, get, NULL);
+        refused = x == NULL;
+        XWS_CHECK(x == NULL || x->type == REDIS_REPLY_NIL);
+        freeReplyObject(x);
+    }
+    int rd, wr;
+    XWS_CHECK(refused && svc_redis_io_wanted(r, &rd, &wr) >= 0); /* still connected */
+    const int argcs[] = {2, 2};
+    const char *const *argvs[] = {get, get};
+    redisReply *out[2];
+    XWS_CHECK(svc_redis_pipeline(r, 2, argcs, argvs, out) == -1 && out[0] == NULL && out[1] == NULL);
+    x = redisCommand(admin, "SCRIPT KILL");
+    XWS_CHECK(x != NULL && x->type == REDIS_REPLY_STATUS);
+    freeReplyObject(x);
+    XWS_CHECK(redisGetReply(busy, (void **)&x) == REDIS_OK && x != NULL && x->type == REDIS_REPLY_ERROR);
+    freeReplyObject(x);
+    x = svc_redis_command(r, 2, get, NULL);
+    XWS_CHECK(x != NULL && x->type == REDIS_REPLY_NIL);
+    freeReplyObject(x);
+    redisFree(busy);
+    redisFree(admin);
+    svc_redis_destroy(&r);
+}
+
 static void s_async_test(void)
 {
     enum { N = 50 };
@@ -678,6 +729,7 @@ int main(void)
         {"svc_coro", svc_coro_test, 0},
         {"svc_store (redis)", s_store_test, 1},
         {"svc_redis pipelined (redis)", s_async_test, 1},
+        {"svc_redis refusals (redis)", s_refusal_test, 1},
         {"svc_number", svc_number_test, 0},
         {"record examples", svc_examples_test, 0},
         {"svc_index, svc_number (redis)", s_records_test, 1},
