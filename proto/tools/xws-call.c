@@ -34,6 +34,9 @@ static const xws_cli_t s_cli = {
     "body as JSON text, or - to read it from standard input.",
     s_opts,
     "Example: xws-call -p id=1 config entity view\n\n"
+    "CURVE: with the settings curve_client_key (this consumer's secret certificate) and curve_gateway_key (the "
+    "gateway's public certificate), the request goes over CURVE; the gateway then answers only a key of its "
+    "allow-list, and a refused key gets no reply (exit status 3).\n\n"
     "Exit status: 0 for 2xx and 304, 1 for other statuses, 2 for a usage error, 3 when no reply came.\n"};
 
 /* reads all of standard input into b */
@@ -137,9 +140,18 @@ int main(int argc, char **argv)
                                .nparams = nparams,
                                .body_msgpack = {body.data, body.size}};
     zsys_handler_set(NULL); /* Ctrl-C ends the tool at once */
-    client = xws_client_new(endpoint);
+    /* CURVE (PROTOCOL.md §1.1): this consumer's secret certificate and the gateway's public one */
+    const char *own_cert = xws_config_get(cfg, "curve_client_key", "");
+    const char *gw_cert = xws_config_get(cfg, "curve_gateway_key", "");
+    if ((own_cert[0] == '\0') != (gw_cert[0] == '\0')) {
+        fprintf(stderr, "xws-call: settings curve_client_key and curve_gateway_key go together (CURVE needs both)\n");
+        goto done;
+    }
+    char why[512] = "";
+    client = xws_client_new_curve(endpoint, own_cert[0] != '\0' ? own_cert : NULL, gw_cert[0] != '\0' ? gw_cert : NULL, why,
+                                  sizeof(why));
     if (client == NULL) {
-        fprintf(stderr, "xws-call: cannot connect to '%s'\n", endpoint);
+        fprintf(stderr, "xws-call: %s\n", why[0] != '\0' ? why : "cannot connect");
         goto done;
     }
     xws_reply_t rep;
