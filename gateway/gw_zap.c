@@ -27,7 +27,7 @@ typedef struct {
 } domain_t;
 
 typedef struct {
-    char tag[160]; /* domain, key, address */
+    char tag[384]; /* domain, key, address, reason */
     int64_t last_ms;
     unsigned skipped; /* refusals not logged since last_ms */
 } seen_t;
@@ -63,7 +63,7 @@ static const char *s_domain_dir(handler_t *h, const char *domain)
 static void s_refused(handler_t *h, const char *domain, const char *key, const char *addr, const char *why)
 {
     char tag[sizeof(h->seen[0].tag)];
-    snprintf(tag, sizeof(tag), "%s %s %s", domain, key, addr);
+    snprintf(tag, sizeof(tag), "%s %s %s %s", domain, key, addr, why);
     int64_t now = zclock_mono();
     seen_t *slot = NULL, *oldest = &h->seen[0];
     for (size_t i = 0; i < SEEN_MAX && slot == NULL; i++) {
@@ -204,12 +204,15 @@ static void s_on_monitor(handler_t *h, domain_t *d)
         memcpy(&value, zframe_data(ev) + 2, 4);
         if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL || event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) {
             char why[160];
+            /* a peer without a key is seen either way, whichever side notices the mismatch first */
             if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL && value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH)
                 snprintf(why, sizeof(why), "it does not speak CURVE (no key set on its side)");
             else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL && value == ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC)
                 snprintf(why, sizeof(why), "its handshake does not decrypt (a wrong gateway public key on its side?)");
+            else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+                snprintf(why, sizeof(why), "it broke off the handshake (%s): no CURVE key set on its side?", strerror((int)value));
             else
-                snprintf(why, sizeof(why), "failed handshake (event 0x%x, error 0x%x)", (unsigned)event, (unsigned)value);
+                snprintf(why, sizeof(why), "failed handshake (ZMTP error 0x%x)", (unsigned)value);
             char addr[160];
             snprintf(addr, sizeof(addr), "unknown (a connection to %s)", where != NULL ? where : "?");
             s_refused(h, d->domain, "(none)", addr, why);

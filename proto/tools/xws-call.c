@@ -1,7 +1,7 @@
 /*
  * xws-call - sends one request to a gateway's internal endpoint and prints the answer.
  *
- *   xws-call [-c FILE] [-e ENDPOINT] [-t TIMEOUT_MS] [-p key=value]... SERVICE RESOURCE ACT [JSON-BODY|-]
+ *   xws-call [-c FILE] [-e ENDPOINT] [-t TIMEOUT_MS] [-a ACCOUNT] [-p key=value]... SERVICE RESOURCE ACT [JSON-BODY|-]
  *
  * The status goes to standard error as "status NNN" (and "etag ..." when there is one), the body
  * to standard output as compact JSON followed by a newline. Exit status: 0 for 2xx and 304, 1 for
@@ -24,6 +24,9 @@ static const xws_cli_opt_t s_opts[] = {
     {'e', "endpoint", "ENDPOINT", "the gateway's internal endpoint (default: the internal_endpoint setting)"},
     {'t', "timeout", "MS", "how long to wait for the reply, in milliseconds (default: the deadline_ms setting)"},
     {'p', "param", "KEY=VALUE", "a query parameter (repeatable)"},
+    {'a', "account", "NAME",
+     "the caller account the request names (kept on an ipc:// or loopback endpoint; over CURVE the gateway names the "
+     "caller by its key instead)"},
     {0},
 };
 
@@ -51,7 +54,7 @@ static int s_read_stdin(xws_buf_t *b)
 
 int main(int argc, char **argv)
 {
-    const char *config_path = NULL, *endpoint = NULL;
+    const char *config_path = NULL, *endpoint = NULL, *account = NULL;
     long timeout_ms = -1;
     xws_kv_t *params = NULL;
     size_t nparams = 0;
@@ -66,6 +69,9 @@ int main(int argc, char **argv)
             break;
         case 'e':
             endpoint = val;
+            break;
+        case 'a':
+            account = val;
             break;
         case 't': {
             char *end;
@@ -139,6 +145,8 @@ int main(int argc, char **argv)
                                .params = params,
                                .nparams = nparams,
                                .body_msgpack = {body.data, body.size}};
+    if (account != NULL)
+        spec.caller_account = xws_slice(account);
     zsys_handler_set(NULL); /* Ctrl-C ends the tool at once */
     /* CURVE (PROTOCOL.md §1.1): this consumer's secret certificate and the gateway's public one */
     const char *own_cert = xws_config_get(cfg, "curve_client_key", "");
