@@ -211,6 +211,33 @@ def test_worker_with_a_wrong_gateway_key_is_refused(curve, keys):
     stop(p)
 
 
+def test_gateway_key_rotation_needs_no_worker_restart(curve, keys):
+    """A gateway's new key pair: its workers get the new public key first (the file replaced
+    atomically), then the gateway restarts with the new secret; a worker reads the certificate
+    again when it reconnects after the gateway's silence, and serves again without a restart."""
+    current = keys.root / "current-gateway.key"
+    shutil.copy(keys.pub("gateway"), current)
+    w = spawn(curve, "worker-rotating", [BIN_DIR / "xws-config"], XWS_CURVE_GATEWAY_KEY=str(current))
+    ready = "worker config-%d ready" % w.pid
+    wait_until(lambda: ready in curve.gateway.text(), timeout=30, what="the worker to register")
+    make_key(keys.root, "gateway-new")
+    shutil.copy(keys.pub("gateway-new"), keys.root / "current-gateway.key.new")
+    os.replace(keys.root / "current-gateway.key.new", current)
+    before = curve.gateway.text().count(ready)  # the restarted gateway appends to the same log
+    stop(curve.gateway)
+    saved = curve.env
+    curve.env = dict(saved, XWS_CURVE_SECRET_KEY=keys.secret("gateway-new"))
+    try:
+        curve.start_gateway()
+    finally:
+        curve.env = saved
+    wait_until(lambda: curve.gateway.text().count(ready) > before, timeout=60,
+               what="the worker to come back with the gateway's new public key")
+    assert w.alive()
+    wait_until(lambda: curve.get(CHECK, auth=ADMIN).status == 200, timeout=30, what="the restarted gateway to serve")
+    assert curve.get(ENTITY, {"act": "list"}, auth=ADMIN).status == 200
+
+
 def check_config(env):
     base = {k: v for k, v in os.environ.items() if not k.startswith("XWS_")}
     base.update(env)
