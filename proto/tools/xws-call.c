@@ -151,10 +151,13 @@ int main(int argc, char **argv)
     /* CURVE (PROTOCOL.md §1.1): this consumer's secret certificate and the gateway's public one */
     const char *own_cert = xws_config_get(cfg, "curve_client_key", "");
     const char *gw_cert = xws_config_get(cfg, "curve_gateway_key", "");
-    if ((own_cert[0] == '\0') != (gw_cert[0] == '\0')) {
-        fprintf(stderr, "xws-call: settings curve_client_key and curve_gateway_key go together (CURVE needs both)\n");
+    /* CURVE when this consumer has a key (curve_gateway_key alone may be there for the host's workers) */
+    if (own_cert[0] != '\0' && (gw_cert[0] == '\0' || strchr(gw_cert, ',') != NULL)) {
+        fprintf(stderr, "xws-call: setting curve_client_key needs curve_gateway_key, one gateway public certificate\n");
         goto done;
     }
+    if (own_cert[0] == '\0')
+        gw_cert = "";
     char why[512] = "";
     client = xws_client_new_curve(endpoint, own_cert[0] != '\0' ? own_cert : NULL, gw_cert[0] != '\0' ? gw_cert : NULL, why,
                                   sizeof(why));

@@ -116,17 +116,17 @@ static int s_int_setting(xws_config_t *cfg, const char *key, long long def, long
 /*
  * Reads curve_worker_key (this worker's secret certificate) and curve_gateway_key (one gateway
  * public certificate for every endpoint, or a comma-separated list with one per worker_endpoints
- * entry, in order) and checks that the files are usable now. Both empty: no CURVE. Returns 0, or
- * -1 with the reason logged.
+ * entry, in order) and checks that the files are usable now. No curve_worker_key: no CURVE.
+ * Returns 0, or -1 with the reason logged.
  */
 static int s_curve_settings(svc_worker_t *self, xws_config_t *cfg)
 {
     const char *own = xws_config_get(cfg, "curve_worker_key", "");
     const char *keys = xws_config_get(cfg, "curve_gateway_key", "");
-    if (own[0] == '\0' && keys[0] == '\0')
+    if (own[0] == '\0') /* (curve_gateway_key alone may be there for the host's consumers) */
         return 0;
-    if (own[0] == '\0' || keys[0] == '\0') {
-        svc_log(SVC_LOG_ERROR, "settings curve_worker_key and curve_gateway_key go together (CURVE needs both)");
+    if (keys[0] == '\0') {
+        svc_log(SVC_LOG_ERROR, "setting curve_worker_key needs curve_gateway_key (the gateway's public certificate)");
         return -1;
     }
     self->curve_own = svc_strdup(own);

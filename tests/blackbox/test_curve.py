@@ -238,6 +238,27 @@ def test_gateway_key_rotation_needs_no_worker_restart(curve, keys):
     assert curve.get(ENTITY, {"act": "list"}, auth=ADMIN).status == 200
 
 
+def test_curve_workers_with_a_local_internal_endpoint(keys):
+    """CURVE on the worker plane only: the internal endpoint on ipc keeps working without keys
+    (the gateway's ZAP handler lets sockets it does not guard through), and there the caller
+    account is the one the request names."""
+    env = curve_env(keys, "tcp://127.0.0.1:%d" % free_port(), "")
+    del env["XWS_CURVE_CLIENTS_DIR"], env["XWS_CURVE_CLIENT_KEY"], env["XWS_INTERNAL_ENDPOINT"]
+    s = System(workers=1, extra_env=env, accounts=False)
+    try:
+        def view():
+            r = s.call("-a", "script-7", "-t", "3000", "-p", "id=515151", "config", "entity", "view")
+            return r.returncode == 1 and status_line(r) == 404
+        wait_until(view, timeout=30, what="the worker to serve the internal endpoint")
+        wait_until(lambda: " internal ZMQ /config/entity act=view 404 " in s.gateway.text(), timeout=10,
+                   what="the access-log line")
+        line = [l for l in s.gateway.text().splitlines() if " internal ZMQ /config/entity act=view 404 " in l][-1]
+        assert line.endswith(" account=script-7"), line
+        assert "CURVE: accepted worker " in s.gateway.text()
+    finally:
+        s.stop()
+
+
 def check_config(env):
     base = {k: v for k, v in os.environ.items() if not k.startswith("XWS_")}
     base.update(env)
@@ -266,12 +287,12 @@ def test_gateway_settings(keys, tmp_path):
 
 
 def test_worker_settings(keys, tmp_path):
-    """A worker's CURVE settings are checked at start: both or neither, readable files, one gateway
-    key for all endpoints or one per endpoint."""
+    """A worker's CURVE settings are checked at start: its key needs the gateway's, readable files,
+    one gateway key for all endpoints or one per endpoint."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("XWS_")}
     base.update({"XWS_RUN_DIR": str(tmp_path), "XWS_WORKER_ENDPOINTS": "tcp://127.0.0.1:1,tcp://127.0.0.1:2,tcp://127.0.0.1:3"})
     cases = [
-        ({"XWS_CURVE_WORKER_KEY": keys.secret("worker")}, "go together"),
+        ({"XWS_CURVE_WORKER_KEY": keys.secret("worker")}, "needs curve_gateway_key"),
         ({"XWS_CURVE_WORKER_KEY": keys.pub("worker"), "XWS_CURVE_GATEWAY_KEY": keys.pub("gateway")}, "holds no secret key"),
         ({"XWS_CURVE_WORKER_KEY": keys.secret("worker"), "XWS_CURVE_GATEWAY_KEY": str(tmp_path / "x.key")}, "cannot read"),
         ({"XWS_CURVE_WORKER_KEY": keys.secret("worker"),
