@@ -142,7 +142,7 @@ def test_workers_without_an_allowed_key_are_refused_and_logged(curve, keys):
     assert curve.get(ENTITY, {"act": "list"}, auth=ADMIN).status in (200, 204)
     log = curve.gateway.text()
     assert "CURVE: accepted worker (key %s)" % keys.public["worker"] in log, log[-3000:]
-    assert "worker config-%d ready" % good.pid in log
+    assert "worker config-%d ready for config (credit 64, 1 worker(s), CURVE key worker)" % good.pid in log
     for p in (stranger, keyless):
         assert p.alive(), p.text()[-2000:]
         assert "worker config-%d ready" % p.pid not in log
