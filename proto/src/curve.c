@@ -116,6 +116,22 @@ int xws_curve_client(zsock_t *sock, const char *own_cert, const char *server_cer
     return 0;
 }
 
+int xws_curve_consumer_settings(xws_config_t *cfg, const char **own, const char **server, char *why, size_t whylen)
+{
+    assert(cfg != NULL && own != NULL && server != NULL);
+    const char *o = xws_config_get(cfg, "curve_client_key", "");
+    const char *g = xws_config_get(cfg, "curve_gateway_key", "");
+    *own = *server = NULL;
+    if (o[0] == '\0')
+        return 0;
+    if (g[0] == '\0' || strchr(g, ',') != NULL) {
+        s_why(why, whylen, "setting curve_client_key needs curve_gateway_key, one gateway public certificate");
+        return -1;
+    }
+    *own = o, *server = g;
+    return 0;
+}
+
 int xws_curve_keygen(const char *dir, const char *name, int force, char *public_txt, char *why, size_t whylen)
 {
     assert(dir != NULL && name != NULL);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include "xws/cli.h"
 #include "xws/config.h"
+#include "xws/curve.h"
 #include "xws/frames.h"
 
 #define EXIT_STATUS 1
@@ -149,18 +150,13 @@ int main(int argc, char **argv)
         spec.caller_account = xws_slice(account);
     zsys_handler_set(NULL); /* Ctrl-C ends the tool at once */
     /* CURVE (PROTOCOL.md §1.1): this consumer's secret certificate and the gateway's public one */
-    const char *own_cert = xws_config_get(cfg, "curve_client_key", "");
-    const char *gw_cert = xws_config_get(cfg, "curve_gateway_key", "");
-    /* CURVE when this consumer has a key (curve_gateway_key alone may be there for the host's workers) */
-    if (own_cert[0] != '\0' && (gw_cert[0] == '\0' || strchr(gw_cert, ',') != NULL)) {
-        fprintf(stderr, "xws-call: setting curve_client_key needs curve_gateway_key, one gateway public certificate\n");
+    const char *own_cert, *gw_cert;
+    char why[512] = "";
+    if (xws_curve_consumer_settings(cfg, &own_cert, &gw_cert, why, sizeof(why)) != 0) {
+        fprintf(stderr, "xws-call: %s\n", why);
         goto done;
     }
-    if (own_cert[0] == '\0')
-        gw_cert = "";
-    char why[512] = "";
-    client = xws_client_new_curve(endpoint, own_cert[0] != '\0' ? own_cert : NULL, gw_cert[0] != '\0' ? gw_cert : NULL, why,
-                                  sizeof(why));
+    client = xws_client_new_curve(endpoint, own_cert, gw_cert, why, sizeof(why));
     if (client == NULL) {
         fprintf(stderr, "xws-call: %s\n", why[0] != '\0' ? why : "cannot connect");
         goto done;

@@ -5,6 +5,7 @@ that keeps trying; internal consumers likewise, with the caller account taken fr
 key whatever the request says; allow-lists read again at each connection (rotation without a
 restart); the settings the gateway refuses at start."""
 
+import json
 import os
 import re
 import shutil
@@ -182,6 +183,23 @@ def test_consumer_caller_is_its_key_not_what_it_claims(curve, keys):
     line = [l for l in curve.gateway.text().splitlines() if " internal ZMQ /config/entity act=view 404 " in l][-1]
     assert line.endswith(" account=consumer"), line
     assert [e["name"] for e in curve.get(ENTITY, {"act": "list"}, auth=ADMIN).json()] == ["bycurve"]
+
+
+def test_bootstrap_over_curve(curve, keys, tmp_path):
+    """xws-bootstrap speaks CURVE with the consumer's settings; a refused key applies nothing."""
+    data = tmp_path / "boot.json"
+    data.write_text(json.dumps({"version": 1, "items": [{"key": "entity/curved", "service": "config", "resource": "entity",
+                                                          "act": "add", "body": {"name": "curved", "displayname": "Curved"}}]}))
+    r = curve.cli("-w", "2", str(data), binary="xws-bootstrap")  # the consumer's key from the system's settings
+    assert r.returncode == 0, r
+    assert "curved" in [e["name"] for e in curve.get(ENTITY, {"act": "list"}, auth=ADMIN).json()]
+    saved = curve.env
+    curve.env = dict(saved, XWS_CURVE_CLIENT_KEY=keys.pub("consumer"))  # no secret key in it
+    try:
+        r = curve.cli("-w", "2", str(data), binary="xws-bootstrap")
+    finally:
+        curve.env = saved
+    assert r.returncode == 2 and b"holds no secret key" in r.stderr, r
 
 
 def test_allow_list_changes_take_effect_without_a_restart(curve, keys):

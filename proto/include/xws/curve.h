@@ -8,6 +8,7 @@
 #define XWS_CURVE_H
 
 #include <czmq.h>
+#include "xws/config.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -32,6 +33,15 @@ zcert_t *xws_curve_load(const char *path, int with_secret, char *why, size_t why
  * the reason in why (either file unusable, or no CURVE in this libzmq); sock is unchanged then.
  */
 int xws_curve_client(zsock_t *sock, const char *own_cert, const char *server_cert, char *why, size_t whylen);
+
+/*
+ * The CURVE settings of an internal consumer (xws-call, xws-bootstrap): curve_client_key (its
+ * secret certificate) and curve_gateway_key (the gateway's public certificate). Returns 0 with
+ * *own and *server both NULL (no curve_client_key: no CURVE; curve_gateway_key alone may be set
+ * for the host's workers) or both set (strings owned by cfg); -1 with the reason in why when
+ * curve_client_key is set without exactly one gateway certificate.
+ */
+int xws_curve_consumer_settings(xws_config_t *cfg, const char **own, const char **server, char *why, size_t whylen);
 
 /*
  * Writes a new key pair named name (1-64 bytes of [A-Za-z0-9._-], stored in the certificate's
