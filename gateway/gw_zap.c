@@ -169,16 +169,17 @@ static void s_on_zap(handler_t *h)
             }
         }
     }
-    if (rid != NULL) {
-        zmsg_t *rep = zmsg_new();
-        zmsg_addstr(rep, "1.0");
-        zmsg_append(rep, &rid);
-        zmsg_addstr(rep, status);
-        zmsg_addstr(rep, text);
-        zmsg_addstr(rep, strcmp(status, "200") == 0 ? user : "");
-        zmsg_addmem(rep, NULL, 0);
-        zmsg_send(&rep, h->zap);
-    }
+    /* always a reply: the REP socket takes no other request before it */
+    if (rid == NULL)
+        rid = zframe_new_empty();
+    zmsg_t *rep = zmsg_new();
+    zmsg_addstr(rep, "1.0");
+    zmsg_append(rep, &rid);
+    zmsg_addstr(rep, status);
+    zmsg_addstr(rep, text);
+    zmsg_addstr(rep, strcmp(status, "200") == 0 ? user : "");
+    zmsg_addmem(rep, NULL, 0);
+    zmsg_send(&rep, h->zap);
     zstr_free(&version);
     zstr_free(&domain);
     zstr_free(&address);
