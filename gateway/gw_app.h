@@ -22,6 +22,7 @@ typedef struct gw_conns gw_conns_t;
 typedef struct gw_internal gw_internal_t;
 typedef struct gw_refresh gw_refresh_t;
 typedef struct gw_verifier gw_verifier_t;
+typedef struct gw_zap gw_zap_t;
 
 typedef struct gw_app {
     /* settings */
@@ -49,6 +50,7 @@ typedef struct gw_app {
     gw_verifier_t *verifier; /* password checks at the config service (gw_verify.h) */
     gw_metrics_t *metrics;   /* request counters for /metrics (gw_metrics.h) */
     gw_conns_t *conns;       /* the accepted connections and the HTTP/2 bounds (gw_conns.h) */
+    gw_zap_t *zap;           /* the CURVE guard of the ZeroMQ endpoints, NULL without CURVE (gw_zap.h) */
 
     /* life */
     size_t nrequests; /* HTTP requests alive */

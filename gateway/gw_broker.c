@@ -14,6 +14,7 @@
 #include "xws/frames.h"
 #include "gw_broker.h"
 #include "gw_broker_int.h"
+#include "gw_zap.h"
 
 static void *s_xcalloc(size_t n, size_t size)
 {
@@ -300,6 +301,13 @@ gw_broker_t *gw_broker_new(h2o_loop_t *loop, const gw_broker_opts_t *opts, const
     zsock_set_rcvhwm(self->sock, 100000);
     zsock_set_linger(self->sock, 200);
     zsock_set_maxmsgsize(self->sock, GW_MAX_REPLY_FRAME); /* a larger frame drops the worker instead of being buffered */
+    if (opts->zap != NULL &&
+        gw_zap_guard(opts->zap, self->sock, GW_ZAP_WORKERS, opts->curve_secret, opts->curve_dir, "curve_workers_dir") != 0) {
+        zsock_destroy(&self->sock);
+        free(self->endpoint);
+        free(self);
+        return NULL;
+    }
     if (zsock_bind(self->sock, "%s", opts->endpoint) < 0) {
         xws_log(XWS_LOG_ERROR, "cannot bind the worker endpoint %s: %s", opts->endpoint, zmq_strerror(zmq_errno()));
         zsock_destroy(&self->sock);

@@ -60,12 +60,15 @@ struct gw_job {
 
 /* Settings of a broker. */
 typedef struct {
-    const char *endpoint;   /* where to bind the worker ROUTER */
-    uint64_t deadline_ms;   /* job deadline */
-    uint64_t heartbeat_ms;  /* heartbeat interval */
-    uint64_t expiry_ms;     /* silence after which a worker is dead */
-    size_t queue_max;       /* waiting jobs per service */
-    size_t queue_max_bytes; /* bytes of the waiting jobs' envelopes per service (0: no bound but queue_max) */
+    const char *endpoint;     /* where to bind the worker ROUTER */
+    uint64_t deadline_ms;     /* job deadline */
+    uint64_t heartbeat_ms;    /* heartbeat interval */
+    uint64_t expiry_ms;       /* silence after which a worker is dead */
+    size_t queue_max;         /* waiting jobs per service */
+    size_t queue_max_bytes;   /* bytes of the waiting jobs' envelopes per service (0: no bound but queue_max) */
+    struct gw_zap *zap;       /* with curve_secret and curve_dir: the endpoint is a CURVE server guarded by it (NULL: no CURVE) */
+    const char *curve_secret; /* the gateway's secret certificate file */
+    const char *curve_dir;    /* the allow-list of the workers' public certificates */
 } gw_broker_opts_t;
 
 /* The largest ZeroMQ frame the gateway's ROUTERs accept (ZMQ_MAXMSGSIZE): a peer sending a larger
@@ -84,8 +87,9 @@ typedef struct {
 #define GW_SUBMIT_UNKNOWN -3   /* no such service: answer 404 */
 
 /*
- * Binds the worker endpoint and joins loop. Returns NULL (with a message on stderr) when the
- * endpoint cannot be bound. The services named in known (NULL-terminated, may be NULL) are the only
+ * Binds the worker endpoint (as a CURVE server in the ZAP domain "workers" when opts->zap is set)
+ * and joins loop. Returns NULL (with a message on stderr) when the endpoint cannot be bound or
+ * guarded. The services named in known (NULL-terminated, may be NULL) are the only
  * ones served: a READY for any other service is answered with DISCONNECT (logged, at most one line
  * a second), so that peers cannot grow the registry.
  */

@@ -9,6 +9,7 @@
 #include "xws/frames.h"
 #include "gw_broker.h"
 #include "gw_broker_int.h"
+#include "gw_zap.h"
 
 static void *s_xcalloc(size_t n, size_t size)
 {
@@ -100,7 +101,10 @@ static void s_on_ready(gw_broker_t *self, xws_frames_t *f, worker_t *w)
         } else {
             s_peer_text(f->identity, w->name, sizeof(w->name));
         }
-        xws_log(XWS_LOG_INFO, "worker %s ready for %s (credit %u, %zu worker(s))", w->name, svc->name, f->credit, svc->nworkers);
+        /* over CURVE, the name of the worker's key (gw_zap) says who it is */
+        const char *key = gw_zap_user(zmsg_first(f->msg));
+        xws_log(XWS_LOG_INFO, "worker %s ready for %s (credit %u, %zu worker(s)%s%s)", w->name, svc->name, f->credit, svc->nworkers,
+                key != NULL ? ", CURVE key " : "", key != NULL ? key : "");
     }
     w->credit = f->credit;
     w->batch = xws_features_has(f->features, "batch");

@@ -196,7 +196,7 @@ void gw_broker_test(void)
     ctx_t x;
     memset(&x, 0, sizeof(x));
     h2o_loop_t *loop = x.loop = h2o_evloop_create();
-    gw_broker_opts_t opts = {EP, 400, 50, 150, 2, 6}; /* deadline, heartbeat, expiry (ms), queue (jobs, bytes) */
+    gw_broker_opts_t opts = {EP, 400, 50, 150, 2, 6, NULL, NULL, NULL}; /* deadline, heartbeat, expiry (ms), queue (jobs, bytes) */
     const char *known[] = {"svc", "other", NULL};
     gw_broker_t *b = x.b = gw_broker_new(loop, &opts, known);
     GW_CHECK(b != NULL);

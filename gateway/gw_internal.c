@@ -14,6 +14,7 @@
 #include "gw_internal.h"
 #include "gw_log.h"
 #include "gw_route.h"
+#include "gw_zap.h"
 
 typedef struct {
     gw_job_t job;
@@ -57,7 +58,7 @@ static void s_text(char *buf, size_t size, xws_slice_t s)
 struct gw_internal {
     gw_app_t *app;
     zsock_t *sock;
-    zactor_t *auth; /* zauth, with CURVE */
+    int curve; /* 1: a CURVE server guarded by app->zap; the caller is the peer's key */
     h2o_socket_t *watch;
     h2o_timeout_t zero;
     h2o_timeout_entry_t recheck;
@@ -186,6 +187,23 @@ static void s_on_done(gw_job_t *job, gw_job_outcome_t outcome, const void *reply
     s_ireq_free(ir);
 }
 
+/*
+ * The caller of a consumer's request. With CURVE, the account is the name the ZAP handler gave
+ * the consumer's key and the address its connection's peer address, whatever the envelope says;
+ * on an ipc:// or loopback endpoint without CURVE, what the envelope says (local processes).
+ */
+static void s_caller(gw_internal_t *self, const xws_frames_t *f, const xws_request_t *req, xws_slice_t *account, xws_slice_t *addr)
+{
+    *account = req->caller_account, *addr = req->caller_addr;
+    if (!self->curve)
+        return;
+    zframe_t *first = zmsg_first(f->msg); /* identity popped: the signature frame, with the connection's properties */
+    const char *user = gw_zap_user(first);
+    const char *peer = first != NULL ? zframe_meta(first, "Peer-Address") : NULL;
+    *account = xws_slice(user != NULL ? user : "");
+    *addr = xws_slice(peer != NULL ? peer : "");
+}
+
 static void s_on_request(gw_internal_t *self, xws_frames_t *f)
 {
     gw_app_t *app = self->app;
@@ -233,6 +251,8 @@ static void s_on_request(gw_internal_t *self, xws_frames_t *f)
     }
     if (req.deadline_ms != 0 && req.deadline_ms < deadline)
         deadline = req.deadline_ms;
+    xws_slice_t account, addr;
+    s_caller(self, f, &req, &account, &addr);
     xws_request_spec_t spec = {
         .rid = req.rid,
         .service = req.service,
@@ -242,8 +262,8 @@ static void s_on_request(gw_internal_t *self, xws_frames_t *f)
         .nparams = np,
         .body_msgpack = {body.data, body.size},
         .caller_mode = xws_slice("internal"),
-        .caller_account = req.caller_account,
-        .caller_addr = req.caller_addr,
+        .caller_account = account,
+        .caller_addr = addr,
         .deadline_ms = deadline,
         .inm = req.inm,
     };
@@ -269,7 +289,7 @@ static void s_on_request(gw_internal_t *self, xws_frames_t *f)
         s_text(res, sizeof(res), req.resource);
         snprintf(ir->path, sizeof(ir->path), "/%s/%s", svc, res);
         s_text(ir->act, sizeof(ir->act), req.act);
-        s_text(ir->account, sizeof(ir->account), req.caller_account);
+        s_text(ir->account, sizeof(ir->account), account);
         h2o_linklist_insert(&self->pending, &ir->link);
         self->npending++;
         int rc = app->stopping ? GW_SUBMIT_NO_WORKER
@@ -336,12 +356,16 @@ static void s_on_recheck(h2o_timeout_entry_t *entry)
 
 gw_internal_t *gw_internal_new(gw_app_t *app, const char *endpoint, const char *curve_secret, const char *curve_clients_dir)
 {
-    int curve = curve_secret != NULL && *curve_secret != '\0';
+    int curve = curve_clients_dir != NULL && *curve_clients_dir != '\0';
     if (!curve && !gw_endpoint_is_local(endpoint)) {
         xws_log(XWS_LOG_ERROR,
                 "internal_endpoint %s is reachable beyond this host: set curve_secret_key and curve_clients_dir, "
                 "or use ipc:// or a loopback address",
                 endpoint);
+        return NULL;
+    }
+    if (curve && app->zap == NULL) {
+        xws_log(XWS_LOG_ERROR, "curve_clients_dir needs curve_secret_key (the gateway's secret certificate)");
         return NULL;
     }
     gw_internal_t *self = calloc(1, sizeof(*self));
@@ -357,25 +381,9 @@ gw_internal_t *gw_internal_new(gw_app_t *app, const char *endpoint, const char *
     zsock_set_sndhwm(self->sock, 100000);
     zsock_set_linger(self->sock, 200);
     zsock_set_maxmsgsize(self->sock, GW_MAX_FRAME); /* a larger frame drops the connection instead of being buffered */
-    if (curve) {
-        if (curve_clients_dir == NULL || *curve_clients_dir == '\0') {
-            xws_log(XWS_LOG_ERROR, "curve_secret_key needs curve_clients_dir (the consumers' public certificates)");
-            goto fail;
-        }
-        zcert_t *cert = zcert_load(curve_secret);
-        if (cert == NULL) {
-            xws_log(XWS_LOG_ERROR, "cannot load the CURVE certificate %s", curve_secret);
-            goto fail;
-        }
-        self->auth = zactor_new(zauth, NULL);
-        if (self->auth == NULL)
-            abort();
-        zstr_sendx(self->auth, "CURVE", curve_clients_dir, NULL);
-        zsock_wait(self->auth);
-        zcert_apply(cert, self->sock);
-        zcert_destroy(&cert);
-        zsock_set_curve_server(self->sock, 1);
-    }
+    if (curve && gw_zap_guard(app->zap, self->sock, GW_ZAP_INTERNAL, curve_secret, curve_clients_dir, "curve_clients_dir") != 0)
+        goto fail;
+    self->curve = curve;
     if (zsock_bind(self->sock, "%s", endpoint) < 0) {
         xws_log(XWS_LOG_ERROR, "cannot bind the internal endpoint %s: %s", endpoint, zmq_strerror(zmq_errno()));
         goto fail;
@@ -396,7 +404,6 @@ gw_internal_t *gw_internal_new(gw_app_t *app, const char *endpoint, const char *
     return self;
 fail:
     zsock_destroy(&self->sock);
-    zactor_destroy(&self->auth);
     free(self);
     return NULL;
 }
@@ -418,7 +425,6 @@ void gw_internal_destroy(gw_internal_t **self_p)
     h2o_socket_read_stop(self->watch);
     h2o_socket_close(self->watch);
     zsock_destroy(&self->sock);
-    zactor_destroy(&self->auth);
     gw_endpoint_unlink(self->endpoint, self->file);
     free(self->endpoint);
     free(self);

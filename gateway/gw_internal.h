@@ -2,7 +2,9 @@
  * gw_internal - the endpoint of internal consumers (PROTOCOL.md §1): a second ROUTER that takes
  * REQUEST [key][envelope] from any DEALER, sends the envelope to the same services as HTTPS
  * requests (caller mode "internal") and answers REPLY [key][reply envelope]. Protected by CURVE
- * when curve_secret_key is set; without it, only ipc:// and loopback tcp:// endpoints are allowed.
+ * when curve_clients_dir is set (ZAP domain "internal", gw_zap.h): the caller account and address
+ * of each request are then the consumer's key name and peer address, never the envelope's. Without
+ * CURVE, only ipc:// and loopback tcp:// endpoints are allowed.
  */
 #ifndef GW_INTERNAL_H
 #define GW_INTERNAL_H
@@ -11,10 +13,10 @@
 #include "gw_app.h"
 
 /*
- * Binds endpoint and joins app's loop. curve_secret: czmq certificate file of the gateway (NULL or
- * "": no CURVE); curve_clients_dir: directory of the consumers' public certificates (required with
- * CURVE). Returns NULL with the reason on stderr (bind failure, unreadable certificate, or a
- * non-local endpoint without CURVE).
+ * Binds endpoint and joins app's loop. curve_clients_dir: directory of the consumers' public
+ * certificates (NULL or "": no CURVE); with it, curve_secret is the gateway's secret certificate
+ * file and app->zap the running guard. Returns NULL with the reason on stderr (bind failure,
+ * unreadable certificate or directory, no guard, or a non-local endpoint without CURVE).
  */
 gw_internal_t *gw_internal_new(gw_app_t *app, const char *endpoint, const char *curve_secret, const char *curve_clients_dir);
 

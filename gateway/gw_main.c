@@ -19,6 +19,7 @@
 #include "xws/log.h"
 #include "xws/cli.h"
 #include "xws/config.h"
+#include "xws/curve.h"
 #include "xws/notify.h"
 #include "gw_app.h"
 #include "gw_conns.h"
@@ -26,6 +27,7 @@
 #include "gw_http.h"
 #include "gw_msg.h"
 #include "gw_internal.h"
+#include "gw_zap.h"
 #include "gw_refresh.h"
 #include "gw_route.h"
 #include "gw_tls.h"
@@ -215,6 +217,47 @@ static int s_mkdirs(const char *path)
     return 0;
 }
 
+/*
+ * Checks the CURVE settings (PROTOCOL.md §1.1): the allow-list directories need the gateway's
+ * secret certificate, which must then hold a secret key, and the key alone guards nothing.
+ * Returns 0, or -1 with the reason on stderr.
+ */
+static int s_check_curve(const char *secret, const char *workers_dir, const char *clients_dir)
+{
+    int dirs = workers_dir[0] != '\0' || clients_dir[0] != '\0';
+    if (!dirs && secret[0] == '\0')
+        return 0;
+    if (!dirs) {
+        xws_log(XWS_LOG_ERROR, "curve_secret_key is set but guards nothing: set curve_workers_dir (the workers' public "
+                               "certificates) and/or curve_clients_dir (the internal consumers')");
+        return -1;
+    }
+    if (secret[0] == '\0') {
+        xws_log(XWS_LOG_ERROR, "curve_workers_dir and curve_clients_dir need curve_secret_key (the gateway's secret certificate)");
+        return -1;
+    }
+    if (!xws_curve_available()) {
+        xws_log(XWS_LOG_ERROR, "CURVE settings are set, but this libzmq has no CURVE support (built without libsodium)");
+        return -1;
+    }
+    char why[512];
+    zcert_t *cert = xws_curve_load(secret, 1, why, sizeof(why));
+    if (cert == NULL) {
+        xws_log(XWS_LOG_ERROR, "curve_secret_key: %s", why);
+        return -1;
+    }
+    zcert_destroy(&cert);
+    const char *names[] = {"curve_workers_dir", "curve_clients_dir"}, *dirsv[] = {workers_dir, clients_dir};
+    for (int i = 0; i < 2; i++) {
+        struct stat st;
+        if (dirsv[i][0] != '\0' && (stat(dirsv[i], &st) != 0 || !S_ISDIR(st.st_mode) || access(dirsv[i], R_OK | X_OK) != 0)) {
+            xws_log(XWS_LOG_ERROR, "%s: %s is not a readable directory", names[i], dirsv[i]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* A positive integer setting, or -1 (reason on stderr). */
 static long long s_setting(xws_config_t *cfg, const char *key, long long def, long long min)
 {
@@ -315,6 +358,7 @@ int main(int argc, char **argv)
     const char *internal_ep = xws_config_get(cfg, "internal_endpoint", "ipc://${run_dir}/internal.ipc");
     const char *curve_secret = xws_config_get(cfg, "curve_secret_key", "");
     const char *curve_clients = xws_config_get(cfg, "curve_clients_dir", "");
+    const char *curve_workers = xws_config_get(cfg, "curve_workers_dir", "");
     const char *access_log = xws_config_get(cfg, "access_log", "-");
     long long deadline_ms = s_setting(cfg, "deadline_ms", 5000, 1);
     long long max_body = s_setting(cfg, "max_body", 1048576, 0);
@@ -364,12 +408,17 @@ int main(int argc, char **argv)
     }
     memcpy(worker_ep, endpoints, eplen);
     worker_ep[eplen] = '\0';
+    if (s_check_curve(curve_secret, curve_workers, curve_clients) != 0) {
+        xws_config_destroy(&cfg);
+        return 2;
+    }
     /* any peer that can connect to the worker endpoint can register as a worker and receive requests, password checks included */
-    if (!gw_endpoint_is_local(worker_ep) && strcmp(insecure, "yes") != 0) {
+    if (!gw_endpoint_is_local(worker_ep) && curve_workers[0] == '\0' && strcmp(insecure, "yes") != 0) {
         xws_log(XWS_LOG_ERROR,
                 "the worker endpoint %s is reachable beyond this host: any peer that can connect to it can register "
-                "as a worker and receive requests, password checks included. Use ipc:// or a loopback address, or set "
-                "worker_endpoint_insecure = yes if only trusted hosts can reach it (a private network)",
+                "as a worker and receive requests, password checks included. Set curve_secret_key and "
+                "curve_workers_dir (CURVE keys), use ipc:// or a loopback address, or set worker_endpoint_insecure = yes "
+                "if only trusted hosts can reach it (a private network)",
                 worker_ep);
         xws_config_destroy(&cfg);
         return 2;
@@ -422,8 +471,14 @@ int main(int argc, char **argv)
     if ((app->accounts = gw_accounts_new()) == NULL || (app->backoff = gw_backoff_new()) == NULL ||
         (app->log = gw_log_new(app->loop, access_log)) == NULL)
         goto out;
-    gw_broker_opts_t bopts = {worker_ep,           (uint64_t)deadline_ms, (uint64_t)heartbeat_ms,
-                              (uint64_t)expiry_ms, (size_t)queue_max,     (size_t)queue_max_bytes};
+    /* the CURVE guard first: a CURVE socket without its ZAP handler would accept any key */
+    if ((curve_workers[0] != '\0' || curve_clients[0] != '\0') && (app->zap = gw_zap_new()) == NULL)
+        goto out;
+    gw_broker_opts_t bopts = {
+        worker_ep, (uint64_t)deadline_ms, (uint64_t)heartbeat_ms, (uint64_t)expiry_ms, (size_t)queue_max, (size_t)queue_max_bytes,
+        NULL,      curve_secret,          curve_workers};
+    if (curve_workers[0] != '\0')
+        bopts.zap = app->zap;
     const char *services[16];
     int nservices = gw_route_services(services, sizeof(services) / sizeof(services[0]) - 1);
     if (nservices < 0)
@@ -509,6 +564,7 @@ out:
     gw_verifier_destroy(&app->verifier);
     gw_refresh_destroy(&app->refresh);
     gw_broker_destroy(&app->broker); /* sends DISCONNECT to every worker */
+    gw_zap_destroy(&app->zap);       /* after the sockets it guards */
     gw_conns_destroy(&app->conns);
     gw_log_destroy(&app->log); /* writes the lines still buffered: the last requests of a SIGTERM stop included */
     gw_accounts_destroy(&app->accounts);

@@ -283,7 +283,7 @@ void gw_refresh_test(void)
     app.accounts_refresh_ms = 3600000;
     snprintf(app.instance, sizeof(app.instance), "%s", "00000000000000bb");
     app.accounts = gw_accounts_new();
-    gw_broker_opts_t opts = {TEST_EP, 1000, 100, 5000, 100, 0};
+    gw_broker_opts_t opts = {TEST_EP, 1000, 100, 5000, 100, 0, NULL, NULL, NULL};
     const char *known[] = {XWS_SERVICE_CONFIG, NULL};
     GW_CHECK((app.broker = gw_broker_new(app.loop, &opts, known)) != NULL);
     gw_refresh_t *rf = app.refresh = gw_refresh_new(&app);

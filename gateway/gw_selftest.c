@@ -19,6 +19,7 @@
 #include "gw_status.h"
 #include "gw_tls.h"
 #include "gw_verify.h"
+#include "gw_zap.h"
 
 int main(void)
 {
@@ -32,7 +33,7 @@ int main(void)
         {"gw_verify", gw_verify_test}, {"gw_refresh", gw_refresh_test}, {"gw_internal", gw_internal_test},
         {"gw_msg", gw_msg_test},       {"gw_http", gw_http_test},       {"gw_metrics", gw_metrics_test},
         {"gw_status", gw_status_test}, {"gw_guard", gw_guard_test},     {"gw_conns", gw_conns_test},
-        {"gw_docs", gw_docs_test},
+        {"gw_docs", gw_docs_test},     {"gw_zap", gw_zap_test},
     };
     size_t n = sizeof(tests) / sizeof(tests[0]);
     for (size_t i = 0; i < n; i++) {

@@ -434,7 +434,7 @@ void gw_verify_test(void)
     snprintf(app.instance, sizeof(app.instance), "%s", "00000000000000aa");
     app.accounts = gw_accounts_new();
     s_test_snapshot(app.accounts);
-    gw_broker_opts_t opts = {TEST_EP, 1000, 100, 5000, 100, 0};
+    gw_broker_opts_t opts = {TEST_EP, 1000, 100, 5000, 100, 0, NULL, NULL, NULL};
     const char *known[] = {XWS_SERVICE_CONFIG, XWS_SERVICE_VERIFY, NULL};
     GW_CHECK((app.broker = gw_broker_new(app.loop, &opts, known)) != NULL);
     app.refresh = gw_refresh_new(&app);

@@ -14,7 +14,7 @@
 #
 # Build first, e.g.:  cmake -S . -B build -DCMAKE_BUILD_TYPE=Release && cmake --build build -j
 # Installs: the gateway, every worker service that was built (config, ipbx-lines, ipbx-users,
-# devices, extensions), xws-call, xws-bootstrap, xws-fsck, xws-tls-selfsigned and xws-env; the units
+# devices, extensions), xws-call, xws-bootstrap, xws-fsck, xws-keys, xws-tls-selfsigned and xws-env; the units
 # xws.target, xws-gateway.service, xws-bootstrap.service and xws-<service>@.service per worker
 # service into /etc/systemd/system; /etc/xws/xws.conf and /etc/xws/xws.env unless they exist
 # (an existing file is kept; the new version is written beside it as *.dist). Creates the
@@ -28,7 +28,7 @@ SRC=$PROJECT/deploy/systemd
 # The worker services, as in xws-launch: those that were built are installed.
 WORKERS=(config ipbx-lines ipbx-users devices extensions)
 # Required binaries and tools.
-PROGRAMS=(xws-gateway xws-config xws-call xws-bootstrap xws-fsck)
+PROGRAMS=(xws-gateway xws-config xws-call xws-bootstrap xws-fsck xws-keys)
 
 BUILD_DIR=$PROJECT/build
 PREFIX=/usr/local

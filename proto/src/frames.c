@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <unistd.h>
+#include "xws/curve.h"
 #include "xws/frames.h"
 #include "internal.h"
 
@@ -339,12 +340,25 @@ struct xws_client {
 
 xws_client_t *xws_client_new(const char *endpoint)
 {
-    assert(endpoint != NULL);
+    return xws_client_new_curve(endpoint, NULL, NULL, NULL, 0);
+}
+
+xws_client_t *xws_client_new_curve(const char *endpoint, const char *own_cert, const char *server_cert, char *why, size_t whylen)
+{
+    assert(endpoint != NULL && (own_cert == NULL) == (server_cert == NULL));
     xws_client_t *self = calloc(1, sizeof(*self));
     if (self == NULL)
         abort();
     self->sock = zsock_new(ZMQ_DEALER);
-    if (self->sock == NULL || zsock_connect(self->sock, "%s", endpoint) != 0) {
+    if (self->sock == NULL)
+        abort();
+    if (own_cert != NULL && xws_curve_client(self->sock, own_cert, server_cert, why, whylen) != 0) {
+        xws_client_destroy(&self);
+        return NULL;
+    }
+    if (zsock_connect(self->sock, "%s", endpoint) != 0) {
+        if (why != NULL && whylen > 0)
+            snprintf(why, whylen, "cannot connect to '%s': %s", endpoint, zmq_strerror(zmq_errno()));
         xws_client_destroy(&self);
         return NULL;
     }

@@ -19,6 +19,7 @@
 #include "xws/log.h"
 #include "xws/notify.h"
 #include "xws/config.h"
+#include "xws/curve.h"
 
 static int passed, failed;
 
@@ -175,6 +176,7 @@ int main(int argc, char **argv)
         s_run("cli", xws_cli_test);
         s_run("notify", xws_notify_test);
         s_run("log", xws_log_test);
+        s_run("curve", xws_curve_test);
     } else {
         fprintf(stderr, "usage: %s [--corpus DIR]\n", argv[0]);
         return 2;

@@ -25,6 +25,7 @@
 #include <jansson.h>
 #include "xws/cli.h"
 #include "xws/config.h"
+#include "xws/curve.h"
 #include "xws/frames.h"
 
 #define EXIT_FAILED 1
@@ -47,8 +48,10 @@ static const xws_cli_t s_cli = {
     "over the gateway's internal endpoint. Each item is applied once per store: a later run gets the recorded outcome "
     "back. One line per item: applied, already applied, or refused with the reason.",
     s_opts,
+    "CURVE: with the settings curve_client_key (this consumer's secret certificate) and curve_gateway_key (the "
+    "gateway's public certificate), the requests go over CURVE.\n\n"
     "Exit status: 0 when every item was applied now or before, 1 when an item was refused or got no answer, 2 for a "
-    "usage error or an unreadable file.\n"};
+    "usage error, an unreadable file or an unusable certificate.\n"};
 
 static long long s_now_ms(void)
 {
@@ -154,7 +157,12 @@ typedef enum { ITEM_APPLIED, ITEM_REPLAYED, ITEM_REFUSED, ITEM_NO_ANSWER } item_
  * monotonic time in ms) is over. *client may be re-created (a timed-out request is dropped with
  * its socket, so that it does not reach the service later).
  */
-static item_result_t s_apply(xws_client_t **client, const char *endpoint, json_t *it, long long deadline)
+/* where and how to reach the gateway: its internal endpoint, and the CURVE certificates or NULLs */
+typedef struct {
+    const char *endpoint, *own_cert, *gw_cert;
+} target_t;
+
+static item_result_t s_apply(xws_client_t **client, const target_t *to, json_t *it, long long deadline)
 {
     const char *key = json_string_value(json_object_get(it, "key"));
     char rid[XWS_MAX_RID + 1];
@@ -202,7 +210,7 @@ static item_result_t s_apply(xws_client_t **client, const char *endpoint, json_t
     for (;;) {
         long long left = deadline - s_now_ms();
         int timeout = left < 500 ? 500 : left > CALL_TIMEOUT_MS ? CALL_TIMEOUT_MS : (int)left;
-        if (*client == NULL && (*client = xws_client_new(endpoint)) == NULL) {
+        if (*client == NULL && (*client = xws_client_new_curve(to->endpoint, to->own_cert, to->gw_cert, NULL, 0)) == NULL) {
             why = "cannot connect to the internal endpoint";
         } else {
             xws_reply_t rep;
@@ -299,12 +307,22 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
     zsys_handler_set(NULL); /* Ctrl-C ends the tool at once */
+    /* CURVE (PROTOCOL.md §1.1): checked once here, so that a bad certificate is not retried */
+    target_t to = {endpoint, NULL, NULL};
+    char why[512] = "";
+    xws_client_t *client = NULL;
+    if (xws_curve_consumer_settings(cfg, &to.own_cert, &to.gw_cert, why, sizeof(why)) != 0 ||
+        (to.own_cert != NULL && (client = xws_client_new_curve(endpoint, to.own_cert, to.gw_cert, why, sizeof(why))) == NULL)) {
+        fprintf(stderr, "xws-bootstrap: %s\n", why);
+        json_decref(root);
+        xws_config_destroy(&cfg);
+        return EXIT_USAGE;
+    }
     long long deadline = s_now_ms() + wait_s * 1000;
     json_t *items = json_object_get(root, "items");
-    xws_client_t *client = NULL;
     size_t failed = 0;
     for (size_t i = 0; i < json_array_size(items); i++) {
-        item_result_t r = s_apply(&client, endpoint, json_array_get(items, i), deadline);
+        item_result_t r = s_apply(&client, &to, json_array_get(items, i), deadline);
         failed += r == ITEM_REFUSED || r == ITEM_NO_ANSWER;
     }
     xws_client_destroy(&client);

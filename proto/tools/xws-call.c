@@ -1,7 +1,7 @@
 /*
  * xws-call - sends one request to a gateway's internal endpoint and prints the answer.
  *
- *   xws-call [-c FILE] [-e ENDPOINT] [-t TIMEOUT_MS] [-p key=value]... SERVICE RESOURCE ACT [JSON-BODY|-]
+ *   xws-call [-c FILE] [-e ENDPOINT] [-t TIMEOUT_MS] [-a ACCOUNT] [-p key=value]... SERVICE RESOURCE ACT [JSON-BODY|-]
  *
  * The status goes to standard error as "status NNN" (and "etag ..." when there is one), the body
  * to standard output as compact JSON followed by a newline. Exit status: 0 for 2xx and 304, 1 for
@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include "xws/cli.h"
 #include "xws/config.h"
+#include "xws/curve.h"
 #include "xws/frames.h"
 
 #define EXIT_STATUS 1
@@ -24,6 +25,9 @@ static const xws_cli_opt_t s_opts[] = {
     {'e', "endpoint", "ENDPOINT", "the gateway's internal endpoint (default: the internal_endpoint setting)"},
     {'t', "timeout", "MS", "how long to wait for the reply, in milliseconds (default: the deadline_ms setting)"},
     {'p', "param", "KEY=VALUE", "a query parameter (repeatable)"},
+    {'a', "account", "NAME",
+     "the caller account the request names (kept on an ipc:// or loopback endpoint; over CURVE the gateway names the "
+     "caller by its key instead)"},
     {0},
 };
 
@@ -34,6 +38,9 @@ static const xws_cli_t s_cli = {
     "body as JSON text, or - to read it from standard input.",
     s_opts,
     "Example: xws-call -p id=1 config entity view\n\n"
+    "CURVE: with the settings curve_client_key (this consumer's secret certificate) and curve_gateway_key (the "
+    "gateway's public certificate), the request goes over CURVE; the gateway then answers only a key of its "
+    "allow-list, and a refused key gets no reply (exit status 3).\n\n"
     "Exit status: 0 for 2xx and 304, 1 for other statuses, 2 for a usage error, 3 when no reply came.\n"};
 
 /* reads all of standard input into b */
@@ -48,7 +55,7 @@ static int s_read_stdin(xws_buf_t *b)
 
 int main(int argc, char **argv)
 {
-    const char *config_path = NULL, *endpoint = NULL;
+    const char *config_path = NULL, *endpoint = NULL, *account = NULL;
     long timeout_ms = -1;
     xws_kv_t *params = NULL;
     size_t nparams = 0;
@@ -63,6 +70,9 @@ int main(int argc, char **argv)
             break;
         case 'e':
             endpoint = val;
+            break;
+        case 'a':
+            account = val;
             break;
         case 't': {
             char *end;
@@ -136,10 +146,19 @@ int main(int argc, char **argv)
                                .params = params,
                                .nparams = nparams,
                                .body_msgpack = {body.data, body.size}};
+    if (account != NULL)
+        spec.caller_account = xws_slice(account);
     zsys_handler_set(NULL); /* Ctrl-C ends the tool at once */
-    client = xws_client_new(endpoint);
+    /* CURVE (PROTOCOL.md §1.1): this consumer's secret certificate and the gateway's public one */
+    const char *own_cert, *gw_cert;
+    char why[512] = "";
+    if (xws_curve_consumer_settings(cfg, &own_cert, &gw_cert, why, sizeof(why)) != 0) {
+        fprintf(stderr, "xws-call: %s\n", why);
+        goto done;
+    }
+    client = xws_client_new_curve(endpoint, own_cert, gw_cert, why, sizeof(why));
     if (client == NULL) {
-        fprintf(stderr, "xws-call: cannot connect to '%s'\n", endpoint);
+        fprintf(stderr, "xws-call: %s\n", why[0] != '\0' ? why : "cannot connect");
         goto done;
     }
     xws_reply_t rep;

@@ -13,6 +13,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 #include "xws/cli.h"
+#include "xws/curve.h"
 #include "xws/frames.h"
 #include "xws/log.h"
 #include "xws/notify.h"
@@ -24,6 +25,7 @@
 
 typedef struct {
     char *endpoint;                        /* a gateway's worker endpoint */
+    const char *curve_server;              /* with CURVE: the gateway's public certificate file (in curve_keys) */
     zsock_t *sock;                         /* DEALER connected to it */
     long long last_recv;                   /* monotonic ms of the last message from the gateway */
     long long last_send;                   /* monotonic ms of the last message to it */
@@ -49,6 +51,9 @@ typedef struct svc_job {
     struct svc_job *next;  /* in the free list, or in its link's done list */
 } svc_job_t;
 
+/* the most gateway certificates curve_gateway_key lists */
+#define CURVE_MAX_KEYS 64
+
 /* how often the health file is touched (its readers allow a few times this) */
 #define HEALTH_TOUCH_MS 2000
 
@@ -71,6 +76,8 @@ struct svc_worker {
     unsigned credit;
     svc_link_t *links;
     size_t nlinks;
+    char *curve_own;      /* curve_worker_key: this worker's secret certificate file, or NULL (no CURVE) */
+    char *curve_keys;     /* curve_gateway_key, split in place: the gateways' public certificate files */
     size_t active;        /* jobs in flight */
     svc_job_t *free_jobs; /* finished jobs, kept with their coroutine stack for the next request */
     /* the store probe (a PING every store_probe_ms, in a coroutine of its own) and the report's figures */
@@ -106,6 +113,62 @@ static int s_int_setting(xws_config_t *cfg, const char *key, long long def, long
 /* A worker of service; lib: the service whose function library it uses (service itself, or the
  * main service of a pool); fixed_credit: 0 (the worker_credit setting) or a pool thread's credit;
  * index: 0, or the number of a pool thread (in its name). */
+/*
+ * Reads curve_worker_key (this worker's secret certificate) and curve_gateway_key (one gateway
+ * public certificate for every endpoint, or a comma-separated list with one per worker_endpoints
+ * entry, in order) and checks that the files are usable now. No curve_worker_key: no CURVE.
+ * Returns 0, or -1 with the reason logged.
+ */
+static int s_curve_settings(svc_worker_t *self, xws_config_t *cfg)
+{
+    const char *own = xws_config_get(cfg, "curve_worker_key", "");
+    const char *keys = xws_config_get(cfg, "curve_gateway_key", "");
+    if (own[0] == '\0') /* (curve_gateway_key alone may be there for the host's consumers) */
+        return 0;
+    if (keys[0] == '\0') {
+        svc_log(SVC_LOG_ERROR, "setting curve_worker_key needs curve_gateway_key (the gateway's public certificate)");
+        return -1;
+    }
+    self->curve_own = svc_strdup(own);
+    self->curve_keys = svc_strdup(keys);
+    const char *list[CURVE_MAX_KEYS];
+    size_t n = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(self->curve_keys, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
+        while (*tok == ' ' || *tok == '\t')
+            tok++;
+        size_t len = strlen(tok);
+        while (len > 0 && (tok[len - 1] == ' ' || tok[len - 1] == '\t'))
+            tok[--len] = '\0';
+        if (len == 0 || n == CURVE_MAX_KEYS) {
+            svc_log(SVC_LOG_ERROR, "setting curve_gateway_key: an empty entry, or more than %d", CURVE_MAX_KEYS);
+            return -1;
+        }
+        list[n++] = tok;
+    }
+    if (n != 1 && n != self->nlinks) {
+        svc_log(SVC_LOG_ERROR,
+                "setting curve_gateway_key: %zu certificates for %zu worker endpoints (give one for all, or one per "
+                "endpoint in the same order)",
+                n, self->nlinks);
+        return -1;
+    }
+    char why[512];
+    for (size_t i = 0; i < self->nlinks; i++) {
+        self->links[i].curve_server = list[n == 1 ? 0 : i];
+        zsock_t *probe = zsock_new(ZMQ_DEALER);
+        if (probe == NULL)
+            abort();
+        int rc = xws_curve_client(probe, self->curve_own, self->links[i].curve_server, why, sizeof(why));
+        zsock_destroy(&probe);
+        if (rc != 0) {
+            svc_log(SVC_LOG_ERROR, "CURVE for %s: %s", self->links[i].endpoint, why);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static svc_worker_t *s_worker_new(const svc_service_t *service, xws_config_t *cfg, const svc_service_t *lib, unsigned fixed_credit,
                                   int index)
 {
@@ -177,6 +240,8 @@ static svc_worker_t *s_worker_new(const svc_service_t *service, xws_config_t *cf
         svc_log(SVC_LOG_ERROR, "setting worker_endpoints: no endpoint given");
         goto fail;
     }
+    if (s_curve_settings(self, cfg) != 0)
+        goto fail;
     return self;
 fail:
     svc_worker_destroy(&self);
@@ -206,6 +271,8 @@ void svc_worker_destroy(svc_worker_t **self_p)
         free(self->links[i].endpoint);
     }
     free(self->links);
+    free(self->curve_own);
+    free(self->curve_keys);
     svc_coro_destroy(&self->probe);
     free(self->health_file);
     svc_redis_destroy(&self->redis);
@@ -334,6 +401,14 @@ static int s_link_open(svc_worker_t *self, svc_link_t *l)
     zsock_set_sndtimeo(l->sock, 0);
     zsock_set_linger(l->sock, 0);
     zsock_set_maxmsgsize(l->sock, XWS_MAX_ENVELOPE + 1024); /* a larger frame drops the peer, unread */
+    char why[512];
+    /* the certificates are read at each (re)connection: a gateway's new public key is taken up
+     * when its old one stops answering (PRODUCTION.md, key rotation) */
+    if (self->curve_own != NULL && xws_curve_client(l->sock, self->curve_own, l->curve_server, why, sizeof(why)) != 0) {
+        svc_log(SVC_LOG_ERROR, "CURVE for %s: %s", l->endpoint, why);
+        zsock_destroy(&l->sock);
+        return -1;
+    }
     if (zsock_connect(l->sock, "%s", l->endpoint) != 0) {
         svc_log(SVC_LOG_ERROR, "cannot connect to %s: %s", l->endpoint, zmq_strerror(zmq_errno()));
         zsock_destroy(&l->sock);

@@ -14,7 +14,7 @@ import pytest
 from conftest import BIN_DIR, PROJECT, System
 
 PROGRAMS = ["xws-gateway", "xws-config", "xws-ipbx-lines", "xws-ipbx-users", "xws-devices", "xws-extensions",
-            "xws-bootstrap", "xws-call", "xws-fsck", "xws-devices-provision"]
+            "xws-bootstrap", "xws-call", "xws-fsck", "xws-devices-provision", "xws-keys"]
 MAN_PAGES = [p for p in PROGRAMS if p != "xws-devices-provision"]
 
 
@@ -37,14 +37,14 @@ def test_help_version_and_usage_errors(prog):
         assert r.returncode == 0, r
         assert r.stdout.startswith("Usage: %s " % prog), r.stdout
         assert "  -h, --help" in r.stdout and "  -V, --version" in r.stdout
-        assert "-c, --config FILE" in r.stdout or prog == "xws-gateway" and "--config" in r.stdout
+        assert "-c, --config FILE" in r.stdout or prog == "xws-gateway" and "--config" in r.stdout or prog == "xws-keys"
     for flag in ("--version", "-V"):
         r = run(exe, flag)
         assert r.returncode == 0 and r.stdout == "%s (XWS) %s\n" % (prog, version()), r
     r = run(exe, "--no-such-option")
     assert r.returncode == 2, r
     assert "unknown option --no-such-option" in r.stderr and "Try '%s --help'" % prog in r.stderr, r.stderr
-    r = run(exe, "--config")
+    r = run(exe, "--dir" if prog == "xws-keys" else "--config")  # xws-keys reads no settings
     assert r.returncode == 2 and "needs a value" in r.stderr, r
 
 

@@ -2,12 +2,19 @@
 kind connected to both over tcp://127.0.0.1, one Redis. Clients spread over both gateways run the
 race tests and a mixed load for a bounded time; the invariants hold, an ETag from one gateway is
 valid on the other, a worker serves both gateways (a flood on the first does not starve the
-second), and killing one gateway leaves the other serving everything."""
+second), and killing one gateway leaves the other serving everything.
+
+Every test runs twice: on plain tcp, and with CURVE on the worker plane (each gateway its own key
+pair, the workers keyed, one gateway public key per endpoint)."""
 
 import random
+import shutil
 import signal
+import subprocess
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -43,11 +50,30 @@ class Gateway:
         return self.request("POST", path, query, body, **kw)
 
 
-@pytest.fixture(scope="module")
-def cluster():
+def curve_keys(d):
+    """Key pairs (xws-keys) of two gateways and the workers in d, the workers' public key in
+    d/workers; returns (settings of gateway 1 and the workers, settings gateway 2 changes)."""
+    for name in ("gateway1", "gateway2", "worker"):
+        r = subprocess.run([str(BIN_DIR / "xws-keys"), "-d", str(d), name], capture_output=True, timeout=30)
+        assert r.returncode == 0, r
+    (d / "workers").mkdir()
+    shutil.copy(d / "worker.key", d / "workers" / "worker.key")
+    common = {"XWS_CURVE_SECRET_KEY": str(d / "gateway1.key_secret"), "XWS_CURVE_WORKERS_DIR": str(d / "workers"),
+              "XWS_CURVE_WORKER_KEY": str(d / "worker.key_secret"),
+              # one public key per worker endpoint, in the order of worker_endpoints
+              "XWS_CURVE_GATEWAY_KEY": "%s,%s" % (d / "gateway1.key", d / "gateway2.key")}
+    return common, {"XWS_CURVE_SECRET_KEY": str(d / "gateway2.key_secret")}
+
+
+@pytest.fixture(scope="module", params=["plain", "curve"])
+def cluster(request):
     ep1, ep2 = "tcp://127.0.0.1:%d" % free_port(), "tcp://127.0.0.1:%d" % free_port()
+    keydir = Path(tempfile.mkdtemp(prefix="xwsk-", dir="/tmp"))
+    common, only2 = curve_keys(keydir) if request.param == "curve" else ({}, {})
     # every worker connects to both endpoints; gateway 1 binds the first of its list
-    s = System(workers=0, extra_env={"XWS_WORKER_ENDPOINTS": "%s,%s" % (ep1, ep2)})
+    extra = {"XWS_WORKER_ENDPOINTS": "%s,%s" % (ep1, ep2)}
+    extra.update(common)
+    s = System(workers=0, extra_env=extra)
     try:
         for kind in KINDS:
             if not (BIN_DIR / kind).is_file():
@@ -59,6 +85,7 @@ def cluster():
         env2 = dict(s.env)
         env2.update({"XWS_WORKER_ENDPOINTS": "%s,%s" % (ep2, ep1), "XWS_LISTEN": "127.0.0.1:%d" % port2,
                      "XWS_INTERNAL_ENDPOINT": "ipc://%s/internal2.ipc" % s.dir, "XWS_DATA_DIR": str(s.dir / "data2")})
+        env2.update(only2)
         saved = s.env
         s.env = env2
         try:
@@ -76,9 +103,13 @@ def cluster():
             "context": {"name": "default", "entity": "default"},
             "contextnumbers": {"user": [{"numberbeg": "100", "numberend": "999"}]}})
         assert r.status == 200, r
+        if request.param == "curve":
+            for g in (g1, g2):
+                assert "CURVE: accepted worker " in g.proc.text(), g.proc.text()[-3000:]
         yield s, g1, g2
     finally:
         s.stop()
+        shutil.rmtree(keydir, ignore_errors=True)
 
 
 def both(cluster):

@@ -74,6 +74,12 @@ typedef struct xws_client xws_client_t;
 
 /* Connects a DEALER to a gateway's internal endpoint ("ipc://…" or "tcp://…"). NULL on failure. */
 xws_client_t *xws_client_new(const char *endpoint);
+/*
+ * Same, as a CURVE client when own_cert (this consumer's secret certificate file) and
+ * server_cert (the gateway's public certificate file) are given (both or neither). NULL on
+ * failure, with the reason in why (may be NULL).
+ */
+xws_client_t *xws_client_new_curve(const char *endpoint, const char *own_cert, const char *server_cert, char *why, size_t whylen);
 /* NULL-safe; sets *self_p to NULL. */
 void xws_client_destroy(xws_client_t **self_p);
 

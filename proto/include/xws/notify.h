@@ -12,7 +12,8 @@
 extern "C" {
 #endif
 
-/* Sends state ("READY=1", "STOPPING=1", "WATCHDOG=1", "STATUS=...") to the service manager.
+/* Sends state ("READY=1", "STOPPING=1", "WATCHDOG=1", "STATUS=...") to the service manager,
+ * without ever waiting (a manager whose queue is full misses it: -1 with EAGAIN).
  * 0 sent, 1 no manager listens, -1 failed (errno). */
 int xws_notify(const char *state);
 
