@@ -7,7 +7,9 @@
 #include <unistd.h>
 #include "xws/log.h"
 #include "gw_check.h"
-#include "gw_conns.h"
+#include "gw_conns.h" /* h2o.h first: http2_internal.h needs it */
+#include <h2o/http2.h>
+#include <h2o/http2_internal.h>
 #include "gw_net.h"
 
 struct gw_conn {
@@ -16,7 +18,7 @@ struct gw_conn {
     h2o_linklist_t link;           /* in owner->all */
     void (*on_closed)(void *data); /* the accepting code's own notice */
     void *data;
-    int h2;                      /* 1 once ALPN says h2 */
+    h2o_http2_conn_t *h2;        /* h2o's HTTP/2 connection, once a request of it was seen */
     int closing;                 /* 1 once shut down */
     size_t active;               /* requests in the handler's hands */
     uint64_t last_activity;      /* loop ms: accept, h2 seen, a request started or ended */
@@ -95,8 +97,25 @@ gw_conn_t *gw_conns_of(h2o_req_t *req)
     return sock != NULL && sock->on_close.cb == s_on_close ? sock->on_close.data : NULL;
 }
 
-/* Shuts c's socket down (h2o then reads the end of the stream and closes it), once; why is logged. */
-static void s_close(gw_conn_t *c, const char *why)
+/*
+ * On HTTP/2, queues a GOAWAY frame with h2_error (an H2O_HTTP2_ERROR_* code) and debug data why,
+ * as h2o does for a protocol error: h2o writes it at its next turn and then accepts no new stream.
+ */
+static void s_goaway(h2o_http2_conn_t *h2, int h2_error, const char *why)
+{
+    if (h2 == NULL || h2->state >= H2O_HTTP2_CONN_STATE_IS_CLOSING)
+        return;
+    h2o_http2_encode_goaway_frame(&h2->_write.buf, h2->pull_stream_ids.max_open, h2_error, h2o_iovec_init(why, strlen(why)));
+    h2o_http2_conn_request_write(h2);
+    h2->state = H2O_HTTP2_CONN_STATE_HALF_CLOSED;
+}
+
+/*
+ * Closes c once, why logged. HTTP/2 (a request seen): a GOAWAY with h2_error, then the reading
+ * side is shut down, so that h2o reads the end of the stream and closes the connection once the
+ * GOAWAY is written. Otherwise both sides are shut down (h2o reads the end and closes).
+ */
+static void s_close(gw_conn_t *c, int h2_error, const char *why)
 {
     if (c->closing)
         return;
@@ -107,13 +126,20 @@ static void s_close(gw_conn_t *c, const char *why)
     char text[48] = "?";
     gw_addr_from_sockaddr((struct sockaddr *)&ss, len, addr, text, sizeof(text));
     xws_log(XWS_LOG_WARN, "closing the connection of %s: %s", text, why);
-    shutdown(h2o_socket_get_fd(c->sock), SHUT_RDWR);
+    if (c->h2 != NULL && c->h2->state < H2O_HTTP2_CONN_STATE_IS_CLOSING) {
+        s_goaway(c->h2, h2_error, why);
+        shutdown(h2o_socket_get_fd(c->sock), SHUT_RD);
+    } else {
+        shutdown(h2o_socket_get_fd(c->sock), SHUT_RDWR);
+    }
 }
 
-int gw_conn_request_start(gw_conn_t *c)
+int gw_conn_request_start(gw_conn_t *c, h2o_req_t *req)
 {
     if (c->closing)
         return -1;
+    if (req != NULL && req->version >= 0x200 && c->h2 == NULL)
+        c->h2 = (h2o_http2_conn_t *)req->conn; /* an HTTP/2 request's conn is h2o's HTTP/2 connection */
     c->active++;
     c->last_activity = h2o_now(c->owner->loop);
     return 0;
@@ -135,7 +161,7 @@ void gw_conn_request_end(gw_conn_t *c, int cancelled)
         char why[128];
         snprintf(why, sizeof(why), "more than %d requests cancelled by the client within %d ms (rapid reset)", GW_CONNS_MAX_RESETS,
                  GW_CONNS_RESET_WINDOW_MS);
-        s_close(c, why);
+        s_close(c, H2O_HTTP2_ERROR_ENHANCE_YOUR_CALM, why);
     }
 }
 
@@ -149,7 +175,7 @@ void gw_conns_tick(gw_conns_t *self)
         if (c->active == 0 && now - c->last_activity >= self->read_timeout_ms) {
             char why[128];
             snprintf(why, sizeof(why), "no complete request for %llu ms", (unsigned long long)self->read_timeout_ms);
-            s_close(c, why);
+            s_close(c, H2O_HTTP2_ERROR_NONE, why);
         }
     }
 }
@@ -185,7 +211,7 @@ void gw_conns_test(void)
     gw_conn_t *c = sock->on_close.data;
 
     /* a request in hand keeps the connection whatever the time; cancelled requests are counted */
-    GW_CHECK(gw_conn_request_start(c) == 0);
+    GW_CHECK(gw_conn_request_start(c, NULL) == 0);
     for (int i = 0; i < 3; i++)
         h2o_evloop_run(loop, 30);
     gw_conns_tick(t);
@@ -193,11 +219,11 @@ void gw_conns_test(void)
     gw_conn_request_end(c, 1);
     GW_CHECK(c->resets == 1 && !c->closing);
     for (int i = 0; i < GW_CONNS_MAX_RESETS; i++) {
-        GW_CHECK(gw_conn_request_start(c) == 0);
+        GW_CHECK(gw_conn_request_start(c, NULL) == 0);
         gw_conn_request_end(c, 1);
     }
     GW_CHECK(c->closing && s_test_peer_ended(sv[1])); /* past the bound: shut down */
-    GW_CHECK(gw_conn_request_start(c) == -1);         /* and its next requests are refused */
+    GW_CHECK(gw_conn_request_start(c, NULL) == -1);   /* and its next requests are refused */
 
     /* a second connection with nothing in hand is closed after the read timeout */
     int sv2[2];

@@ -13,8 +13,11 @@
  *   connection is closed, and the requests it still sends are answered 503 at once (never sent
  *   to a worker). A cancelled request's job is withdrawn by its owner (gw_http) before it leaves.
  *
- * Closing means shutdown(2) of the socket: h2o reads the end of the stream and closes the
- * connection itself, freeing its requests (h2o 2.2.5 offers no per-connection GOAWAY). The
+ * Closing an HTTP/2 connection queues a GOAWAY frame (ENHANCE_YOUR_CALM after rapid reset,
+ * NO_ERROR after the time bound; h2o 2.2.5 has no call for it, so it is built with the functions
+ * of h2o/http2_internal.h as h2o does for its own protocol errors) and shuts the reading side
+ * down; other connections are shut down both ways. Either way h2o reads the end of the stream and
+ * closes the connection itself (after writing what is queued), freeing its requests. The
  * checks run from gw_conns_tick. The module owns one record per connection, freed when h2o
  * closes the socket (h2o_socket_t.on_close, which it takes over: on_closed is called after).
  */
@@ -47,11 +50,11 @@ void gw_conns_add(gw_conns_t *self, h2o_socket_t *sock, void (*on_closed)(void *
 gw_conn_t *gw_conns_of(h2o_req_t *req);
 
 /*
- * A request of c reached the handler: returns 0, or -1 when c is being closed (the caller answers
- * at once and sends nothing to a worker). Each call that returns 0 is paired with one
- * gw_conn_request_end.
+ * A request req of c reached the handler (req NULL in self-tests): returns 0, or -1 when c is
+ * being closed (the caller answers at once and sends nothing to a worker). Each call that returns
+ * 0 is paired with one gw_conn_request_end.
  */
-int gw_conn_request_start(gw_conn_t *c);
+int gw_conn_request_start(gw_conn_t *c, h2o_req_t *req);
 
 /* A request of c ended: answered, or (cancelled = 1) freed by h2o before its answer. */
 void gw_conn_request_end(gw_conn_t *c, int cancelled);

@@ -344,7 +344,7 @@ static int s_on_req(h2o_handler_t *self, h2o_req_t *req)
     struct sockaddr_storage ss;
     socklen_t sslen = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
     gw_addr_from_sockaddr((struct sockaddr *)&ss, sslen, r->addr, r->addr_text, sizeof(r->addr_text));
-    if ((r->conn = gw_conns_of(req)) != NULL && gw_conn_request_start(r->conn) != 0) {
+    if ((r->conn = gw_conns_of(req)) != NULL && gw_conn_request_start(r->conn, req) != 0) {
         r->conn = NULL;
         gw_req_send_error(r, 503, "connection_closing", "",
                           "this connection is being closed (too many requests cancelled, or no request in time); open a new one");

@@ -73,7 +73,7 @@ step_result "dependencies" $rc
 
 # 2. formatting
 banner "formatting (clang-format --dry-run --Werror)"
-mapfile -t SOURCES < <(find . \( -path ./.git -o -path './build*' -o -path ./run \) -prune -o \
+mapfile -t SOURCES < <(find . \( -path ./.git -o -path './build*' -o -path ./run -o -name third_party \) -prune -o \
     -type f \( -name '*.c' -o -name '*.h' \) -print | sort)
 if [ ${#SOURCES[@]} -eq 0 ]; then
     echo "no C sources found"

@@ -439,6 +439,42 @@ def test_h2_active_connection_is_kept(h2sys):
     assert time.monotonic() - t0 > 2 * READ_TIMEOUT_MS / 1000
 
 
+def h2_frames_until_closed(s, limit=60.0):
+    """Every frame the server sends until it closes the connection, as (type, stream, payload)."""
+    s.settimeout(limit)
+    buf, frames = b"", []
+    while True:
+        try:
+            chunk = s.recv(65536)
+        except (OSError, ssl.SSLError):
+            chunk = b""
+        buf += chunk
+        while len(buf) >= 9 and len(buf) >= 9 + int.from_bytes(buf[:3], "big"):
+            n = int.from_bytes(buf[:3], "big")
+            frames.append((buf[3], int.from_bytes(buf[5:9], "big") & 0x7FFFFFFF, buf[9:9 + n]))
+            buf = buf[9 + n:]
+        if not chunk:
+            return frames
+
+
+def test_h2_rapid_reset_answers_goaway_enhance_your_calm(h2sys):
+    # 150 requests cancelled at once (bound: 100 within 10 s): a GOAWAY with ENHANCE_YOUR_CALM
+    # (0xb) naming the last stream h2o took, then the end of the connection
+    s = h2_connect(h2sys)
+    auth = "127.0.0.1:%d" % h2sys.port
+    block = h2_headers("GET", ENTITY_PRIVATE + "?act=list", auth)
+    with s:
+        s.sendall(b"".join(h2_frame(1, 0x5, sid, block) + h2_frame(3, 0, sid, struct.pack(">I", 8)) for sid in range(1, 301, 2)))
+        frames = h2_frames_until_closed(s)
+    goaways = [payload for ftype, stream, payload in frames if ftype == 7 and stream == 0]
+    assert goaways, "no GOAWAY before the end: %r" % sorted(set(f[0] for f in frames))
+    last_stream = int.from_bytes(goaways[0][:4], "big") & 0x7FFFFFFF
+    error = int.from_bytes(goaways[0][4:8], "big")
+    assert error == 0xB and b"rapid reset" in goaways[0][8:], goaways[0]
+    assert 201 <= last_stream <= 299 and last_stream % 2 == 1, last_stream
+    assert "rapid reset" in h2sys.gateway.text()
+
+
 def test_h2_rapid_reset_closes_the_connection(h2sys):
     s = h2_connect(h2sys)
     auth = "127.0.0.1:%d" % h2sys.port
