@@ -258,6 +258,17 @@ class System:
         self.workers.append(p)
         return p
 
+    def start_services(self, workers, ready, args=("-v",)):
+        """Starts workers[binary] instances of each service binary (args on each command line: -v
+        logs one line per request) and waits until every path in ready answers its list with 204
+        (an empty store) through the gateway: their workers are registered."""
+        for binary, count in workers.items():
+            for _ in range(count):
+                self.start_worker(binary, args)
+        for path in ready:
+            wait_until(lambda: self.get(path, {"act": "list"}, auth=ADMIN).status == 204, timeout=20,
+                       what="the workers of " + path)
+
     def start_blackhole(self):
         b = BIN_DIR / "xws-test-blackhole"
         if not b.is_file():

@@ -13,7 +13,7 @@ import threading
 
 import pytest
 
-from conftest import ADMIN, ENTITY, JSON_SUITE, System, md5_hex, wait_until
+from conftest import ADMIN, ENTITY, JSON_SUITE, System, md5_hex
 
 DEVICES = "/service/ipbx/json.php/restricted/pbx_settings/devices/"
 DEVICES_PRIVATE = "/service/ipbx/json.php/private/pbx_settings/devices/"
@@ -37,13 +37,7 @@ HEX32 = re.compile(r"^[0-9a-f]{32}$")
 def system():
     s = System(workers=1)
     try:
-        s.start_worker("xws-devices", ["-v"])  # -v: one log line per request
-        s.start_worker("xws-devices", ["-v"])
-        s.start_worker("xws-ipbx-lines")
-        wait_until(lambda: s.get(DEVICES, {"act": "list"}, auth=ADMIN).status == 204, timeout=20,
-                   what="the devices workers")
-        wait_until(lambda: s.get(LINES, {"act": "list"}, auth=ADMIN).status == 204, timeout=20,
-                   what="the ipbx-lines worker")
+        s.start_services({"xws-devices": 2, "xws-ipbx-lines": 1}, ready=(DEVICES, LINES))
         assert s.post(ENTITY, {"act": "add"}, body={"name": "default", "displayname": "Default"}, auth=ADMIN).status == 200
         r = s.post(CONTEXT, {"act": "add"}, body={"context": {"name": "default", "entity": "default"}}, auth=ADMIN)
         assert r.status == 200, r

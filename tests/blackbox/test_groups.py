@@ -11,7 +11,7 @@ import threading
 
 import pytest
 
-from conftest import ADMIN, ENTITY, JSON_SUITE, System, md5_hex, wait_until
+from conftest import ADMIN, ENTITY, JSON_SUITE, System, md5_hex
 
 GROUPS = "/service/ipbx/json.php/restricted/pbx_settings/groups/"
 GROUPS_PRIVATE = "/service/ipbx/json.php/private/pbx_settings/groups/"
@@ -52,13 +52,7 @@ KINDS = [GROUP, QUEUE]
 def system():
     s = System(workers=1)
     try:
-        s.start_worker("xws-ipbx-lines")
-        s.start_worker("xws-ipbx-users", ["-v"])  # -v: one log line per request
-        s.start_worker("xws-ipbx-users", ["-v"])
-        s.start_worker("xws-extensions")
-        for path in (GROUPS, QUEUES, LINES):
-            wait_until(lambda: s.get(path, {"act": "list"}, auth=ADMIN).status == 204, timeout=20,
-                       what="the workers of " + path)
+        s.start_services({"xws-ipbx-lines": 1, "xws-ipbx-users": 2, "xws-extensions": 1}, ready=(GROUPS, QUEUES, LINES))
         assert s.post(ENTITY, {"act": "add"}, body={"name": "default", "displayname": "Default"}, auth=ADMIN).status == 200
         for body in (
             {"context": {"name": "default", "entity": "default"},

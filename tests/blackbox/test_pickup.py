@@ -92,11 +92,7 @@ def seed(system, path, kind, name):
 def system():
     s = System(workers=1)
     try:
-        s.start_worker("xws-ipbx-lines", ["-v"])
-        s.start_worker("xws-ipbx-users", ["-v"])
-        s.start_worker("xws-ipbx-users", ["-v"])
-        wait_until(lambda: s.get(PICKUP, {"act": "list"}, auth=ADMIN).status == 204, timeout=20,
-                   what="the ipbx-users workers")
+        s.start_services({"xws-ipbx-lines": 1, "xws-ipbx-users": 2}, ready=(PICKUP,))
         assert s.post(ENTITY, {"act": "add"}, body={"name": "default", "displayname": "Default"}, auth=ADMIN).status == 200
         r = s.post(CONTEXT, {"act": "add"}, body={"context": {"name": "default", "entity": "default"}}, auth=ADMIN)
         assert r.status == 200, r

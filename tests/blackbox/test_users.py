@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from conftest import ADMIN, ENTITY, JSON_SUITE, System, wait_until
+from conftest import ADMIN, ENTITY, JSON_SUITE, System
 
 USERS = "/service/ipbx/json.php/restricted/pbx_settings/users/"
 USERS_PRIVATE = "/service/ipbx/json.php/private/pbx_settings/users/"
@@ -38,13 +38,7 @@ VIEW_KEYS = ["userfeatures", "entity", "linefeatures", "voicemail", "dialaction"
 def system():
     s = System(workers=1)
     try:
-        s.start_worker("xws-ipbx-lines", ["-v"])
-        s.start_worker("xws-ipbx-users", ["-v"])
-        s.start_worker("xws-ipbx-users", ["-v"])
-        wait_until(lambda: s.get(USERS, {"act": "list"}, auth=ADMIN).status == 204, timeout=20,
-                   what="the ipbx-users workers")
-        wait_until(lambda: s.get(LINES, {"act": "list"}, auth=ADMIN).status == 204, timeout=20,
-                   what="the ipbx-lines worker")
+        s.start_services({"xws-ipbx-lines": 1, "xws-ipbx-users": 2}, ready=(USERS, LINES))
         assert s.post(ENTITY, {"act": "add"}, body={"name": "default", "displayname": "Default"}, auth=ADMIN).status == 200
         assert s.post(ENTITY, {"act": "add"}, body={"name": "second", "displayname": "Second"}, auth=ADMIN).status == 200
         for body in (

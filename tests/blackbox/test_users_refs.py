@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from conftest import ADMIN, ENTITY, System, wait_until
+from conftest import ADMIN, ENTITY, System
 
 USERS = "/service/ipbx/json.php/restricted/pbx_settings/users/"
 LINES = "/service/ipbx/json.php/restricted/pbx_settings/lines/"
@@ -25,13 +25,7 @@ PREFIX = "xws:"
 def system():
     s = System(workers=1)
     try:
-        s.start_worker("xws-ipbx-lines", ["-v"])
-        s.start_worker("xws-ipbx-users", ["-v"])
-        s.start_worker("xws-ipbx-users", ["-v"])
-        wait_until(lambda: s.get(USERS, {"act": "list"}, auth=ADMIN).status == 204, timeout=20,
-                   what="the ipbx-users workers")
-        wait_until(lambda: s.get(LINES, {"act": "list"}, auth=ADMIN).status == 204, timeout=20,
-                   what="the ipbx-lines worker")
+        s.start_services({"xws-ipbx-lines": 1, "xws-ipbx-users": 2}, ready=(USERS, LINES))
         assert s.post(ENTITY, {"act": "add"}, body={"name": "default", "displayname": "Default"}, auth=ADMIN).status == 200
         r = s.post(CONTEXT, {"act": "add"}, body={
             "context": {"name": "default", "entity": "default"},
