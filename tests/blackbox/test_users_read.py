@@ -64,10 +64,10 @@ def run_concurrently(n, fn):
 
 @pytest.fixture(scope="module")
 def system():
-    # the request budget is raised from 5 s: the ASan build on a shared machine takes longer than
+    # the request budget is raised from 5 s: the ASan build on a shared, loaded machine can take much longer than
     # that to render 64 lists of 0.9 MB one after the other (in the worker and in the gateway). The
     # Redis command timeout stays at its default (2 s): a store_unavailable is what is checked for.
-    s = System(workers=1, deadline_ms=30000)
+    s = System(workers=1, deadline_ms=60000)
     try:
         s.start_worker("xws-ipbx-lines", [])
         s.start_worker("xws-ipbx-users", [])
@@ -119,7 +119,7 @@ def test_64_concurrent_lists_of_1000(system, thousand):
 
     results = run_concurrently(CONCURRENT, one)
     bad = [x for x in results if not isinstance(x, tuple) or x[0] != 200]
-    assert bad == [], "%d of %d lists failed, e.g. %r" % (len(bad), CONCURRENT, bad[:3])
+    assert bad == [], "%d of %d lists failed, e.g. %r\n%s" % (len(bad), CONCURRENT, bad[:3], system._log_tails())
     first = results[0][1]
     assert len(first) == thousand
     ids = [u["id"] for u in first]
@@ -137,7 +137,7 @@ def test_64_concurrent_searches_of_1000(system, thousand):
 
     results = run_concurrently(CONCURRENT, one)
     bad = [x for x in results if not isinstance(x, tuple) or x[1] != 200]
-    assert bad == [], "%d of %d searches failed, e.g. %r" % (len(bad), CONCURRENT, bad[:3])
+    assert bad == [], "%d of %d searches failed, e.g. %r\n%s" % (len(bad), CONCURRENT, bad[:3], system._log_tails())
     for term, _, found in results:
         if term == "reader":
             assert len(found) == thousand
