@@ -64,10 +64,13 @@ def run_concurrently(n, fn):
 
 @pytest.fixture(scope="module")
 def system():
-    # the request budget is raised from 5 s: the ASan build on a shared, loaded machine can take much longer than
-    # that to render 64 lists of 0.9 MB one after the other (in the worker and in the gateway). The
-    # Redis command timeout stays at its default (2 s): a store_unavailable is what is checked for.
-    s = System(workers=1, deadline_ms=60000)
+    # The request budget is raised from 5 s: the ASan build on a shared, loaded machine can take much
+    # longer than that to render 64 lists of 0.9 MB one after the other (in the worker and in the
+    # gateway). The expiry too: the gateway renders each answer in its loop, and 64 of them can keep it
+    # from reading heartbeats for more than the default 3 s, so that it forgets live workers (503
+    # no_worker) and they reconnect; that is the gateway's rendering, not the read path tested here.
+    # The Redis command timeout stays at its default (2 s): a store_unavailable is what is checked for.
+    s = System(workers=1, deadline_ms=60000, extra_env={"XWS_EXPIRY_MS": "30000"})
     try:
         s.start_worker("xws-ipbx-lines", [])
         s.start_worker("xws-ipbx-users", [])
