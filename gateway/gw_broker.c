@@ -470,7 +470,7 @@ void gw_broker_tick(gw_broker_t *self)
         while (l != &s->workers) {
             worker_t *w = H2O_STRUCT_FROM_MEMBER(worker_t, link, l);
             l = l->next;
-            uint64_t silent = now - w->last_seen, probe_ms = self->opts.heartbeat_ms / 10;
+            uint64_t silent = now > w->last_seen ? now - w->last_seen : 0, probe_ms = self->opts.heartbeat_ms / 10;
             /* the heartbeat, and a probe of a worker that holds requests (or is past its expiry) and has said
              * nothing for a tenth of the interval: a crashed worker's ipc:// or local tcp:// connection is gone,
              * so the send fails at once (ROUTER_MANDATORY) and what it held goes to the others now, not at

@@ -32,7 +32,7 @@ struct gw_worker {
     service_t *service;        /* its service */
     unsigned credit;           /* requests it accepts at once */
     unsigned inflight;         /* tickets held */
-    uint64_t last_seen;        /* loop ms of its last message */
+    uint64_t last_seen;        /* gwb_clock_ms() of its last message */
     uint64_t last_sent;        /* loop ms of our last message to it */
     uint64_t last_dispatch;    /* loop ms of its last request (idle-longest preference) */
     int batch;                 /* 1 when its READY said it reads several requests per message */
@@ -120,6 +120,14 @@ void gwb_poke(gw_broker_t *self);
 
 /* Reads and handles every message waiting on the worker socket. */
 void gwb_drain(gw_broker_t *self);
+
+/*
+ * The time now, on h2o_now()'s clock (milliseconds of gettimeofday in h2o 2.2.5's evloop) but read
+ * at the call: h2o_now() is the time the loop's turn began, so a message handled after a long
+ * turn (answers rendered one after another) would look older than it is and a worker whose
+ * heartbeats waited behind them would be expired though alive.
+ */
+uint64_t gwb_clock_ms(void);
 
 /* The loop's callbacks of the socket's fd and of the next-turn recheck. */
 void gwb_on_readable(h2o_socket_t *sock, const char *err);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <czmq.h>
 #include "xws/log.h"
 #include "xws/frames.h"
@@ -108,7 +109,7 @@ static void s_on_ready(gw_broker_t *self, xws_frames_t *f, worker_t *w)
     }
     w->credit = f->credit;
     w->batch = xws_features_has(f->features, "batch");
-    w->last_seen = now;
+    w->last_seen = gwb_clock_ms();
     gwb_dispatch(self, w->service);
 }
 
@@ -195,12 +196,19 @@ static void s_on_reply(gw_broker_t *self, xws_slice_t key, xws_slice_t payload, 
     gwb_dispatch(self, svc);
 }
 
+uint64_t gwb_clock_ms(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
+}
+
 static void s_handle(gw_broker_t *self, xws_frames_t *f, int rc, const char *err)
 {
     char peer[96];
     worker_t *w = f->identity != NULL ? s_worker_find(self, f->identity) : NULL;
     if (w != NULL)
-        w->last_seen = h2o_now(self->loop); /* any message is a sign of life */
+        w->last_seen = gwb_clock_ms(); /* any message is a sign of life, seen now (not at the loop turn's start) */
     if (rc != 0) {
         if (w != NULL)
             snprintf(peer, sizeof(peer), "%s", w->name);

@@ -10,10 +10,35 @@
 #include "svc_mp.h"
 #include "svc_util.h"
 
+/* the pool: blocks of POOL_BLOCK bytes (a longer text gets a block of its own), filled from the start */
+#define POOL_BLOCK 4096
 struct svc_pool_item {
     svc_pool_item_t *next;
+    size_t used, cap; /* bytes of text taken, and room */
     char text[];
 };
+
+/* n bytes of the pool */
+static char *s_pool_take(svc_ctx_t *ctx, size_t n)
+{
+    svc_pool_item_t *it = ctx->_pool;
+    if (it == NULL || it->cap - it->used < n) {
+        size_t cap = n > POOL_BLOCK ? n : POOL_BLOCK;
+        it = svc_malloc(sizeof(*it) + cap);
+        it->used = 0;
+        it->cap = cap;
+        if (n > POOL_BLOCK / 2 && ctx->_pool != NULL) { /* a long text: keep filling the current block after it */
+            it->next = ctx->_pool->next;
+            ctx->_pool->next = it;
+        } else {
+            it->next = ctx->_pool;
+            ctx->_pool = it;
+        }
+    }
+    char *p = it->text + it->used;
+    it->used += n;
+    return p;
+}
 
 void svc_ctx_init(svc_ctx_t *ctx, const xws_request_t *req, svc_redis_t *redis, const char *prefix, long long write_id_ttl,
                   void *data)
@@ -54,28 +79,36 @@ const char *svc_fn(svc_ctx_t *ctx, const char *name)
 
 char *svc_ctx_strndup(svc_ctx_t *ctx, const char *p, size_t len)
 {
-    svc_pool_item_t *it = svc_malloc(sizeof(*it) + len + 1);
+    char *d = s_pool_take(ctx, len + 1);
     if (len > 0)
-        memcpy(it->text, p, len);
-    it->text[len] = '\0';
-    it->next = ctx->_pool;
-    ctx->_pool = it;
-    return it->text;
+        memcpy(d, p, len);
+    d[len] = '\0';
+    return d;
 }
 
 static char *s_vprintf(svc_ctx_t *ctx, const char *fmt, va_list ap)
 {
     va_list ap2;
+    svc_pool_item_t *it = ctx->_pool;
+    if (it != NULL && it->cap > it->used) { /* straight into the current block when it fits */
+        size_t room = it->cap - it->used;
+        va_copy(ap2, ap);
+        int k = vsnprintf(it->text + it->used, room, fmt, ap2);
+        va_end(ap2);
+        if (k >= 0 && (size_t)k < room) {
+            char *d = it->text + it->used;
+            it->used += (size_t)k + 1;
+            return d;
+        }
+    }
     va_copy(ap2, ap);
     int n = vsnprintf(NULL, 0, fmt, ap2);
     va_end(ap2);
     if (n < 0)
         n = 0;
-    svc_pool_item_t *it = svc_malloc(sizeof(*it) + (size_t)n + 1);
-    vsnprintf(it->text, (size_t)n + 1, fmt, ap);
-    it->next = ctx->_pool;
-    ctx->_pool = it;
-    return it->text;
+    char *d = s_pool_take(ctx, (size_t)n + 1);
+    vsnprintf(d, (size_t)n + 1, fmt, ap);
+    return d;
 }
 
 char *svc_ctx_printf(svc_ctx_t *ctx, const char *fmt, ...)
@@ -89,7 +122,11 @@ char *svc_ctx_printf(svc_ctx_t *ctx, const char *fmt, ...)
 
 const char *svc_key(svc_ctx_t *ctx, const char *suffix)
 {
-    return svc_ctx_printf(ctx, "%s%s", ctx->prefix, suffix);
+    size_t pl = strlen(ctx->prefix), sl = strlen(suffix);
+    char *k = s_pool_take(ctx, pl + sl + 1);
+    memcpy(k, ctx->prefix, pl);
+    memcpy(k + pl, suffix, sl + 1);
+    return k;
 }
 
 /* ---- reply ---------------------------------------------------------------------------------- */
@@ -496,6 +533,28 @@ void svc_ctx_test(void)
     XWS_CHECK(ctx.write_id_ttl == 600);
     XWS_CHECK(strcmp(svc_key(&ctx, "entity:data"), "p:entity:data") == 0);
     XWS_CHECK(strcmp(svc_ctx_printf(&ctx, "%d-%s", 4, "x"), "4-x") == 0);
+    /* the pool: texts of every size stay intact while blocks fill and long texts get their own */
+    {
+        const char *kept[600];
+        char want[32];
+        for (int i = 0; i < 600; i++)
+            kept[i] = i % 3 == 0 ? svc_ctx_printf(&ctx, "text-%d", i)
+                                 : svc_ctx_strndup(&ctx, "abcdefghijklmnopqrstuvwxyz", (size_t)i % 27);
+        char *big = svc_calloc(3 * POOL_BLOCK, 1);
+        memset(big, 'b', 3 * POOL_BLOCK - 1);
+        const char *b1 = svc_ctx_strndup(&ctx, big, 3 * POOL_BLOCK - 1), *b2 = svc_ctx_printf(&ctx, "%s!", big);
+        const char *after = svc_ctx_printf(&ctx, "after-%d", 7);
+        for (int i = 0; i < 600; i++) {
+            if (i % 3 == 0)
+                snprintf(want, sizeof(want), "text-%d", i);
+            else
+                snprintf(want, sizeof(want), "%.*s", i % 27, "abcdefghijklmnopqrstuvwxyz");
+            XWS_CHECK(strcmp(kept[i], want) == 0);
+        }
+        XWS_CHECK(strcmp(b1, big) == 0 && strlen(b2) == 3 * POOL_BLOCK && b2[3 * POOL_BLOCK - 1] == '!');
+        XWS_CHECK(strcmp(after, "after-7") == 0 && strcmp(svc_key(&ctx, "x:y"), "p:x:y") == 0);
+        free(big);
+    }
     XWS_CHECK(svc_param(&ctx, "id") == NULL);
     long long id = 0;
     XWS_CHECK(svc_param_id_or_reply(&ctx, "id", &id) == -1 && ctx.status == 404);

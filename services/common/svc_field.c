@@ -16,8 +16,9 @@ typedef struct svc_value svc_value_t;
 struct svc_value {
     int set;             /* 1 when the field has a value (an empty collection is a value) */
     long long i;         /* SVC_INT, SVC_BOOL */
-    char *s;             /* SVC_TEXT, SVC_ENUM: owned, NUL-terminated */
+    char *s;             /* SVC_TEXT, SVC_ENUM: NUL-terminated; malloc'ed when own, else in the root record's blocks */
     size_t len;          /* SVC_TEXT, SVC_ENUM: bytes */
+    int own;             /* 1: s is freed with the value */
     svc_record_t *obj;   /* SVC_OBJECT */
     svc_record_t **recs; /* SVC_LIST of records, SVC_ROWS */
     size_t nrecs;        /* ... their count */
@@ -26,8 +27,22 @@ struct svc_value {
     size_t idx;          /* an item: its index in the request */
 };
 
+/* a block of texts loaded from a stored record (svc_record_load_stored: one block per load, no
+ * allocation per field), owned by the root record */
+typedef struct s_block {
+    struct s_block *next;
+    char data[];
+} s_block_t;
+
+/* where the texts of one stored load go */
+typedef struct {
+    char *p;
+    size_t left;
+} s_arena_t;
+
 struct svc_record {
     const svc_table_t *table;  /* borrowed */
+    s_block_t *_blocks;        /* texts of stored loads (see s_block_t) */
     svc_value_t *v;            /* one per field */
     long long id;              /* rendered by SVC_F_ID fields */
     char *prefix;              /* root: prefix of field names in errors (owned) */
@@ -68,7 +83,8 @@ svc_record_t *svc_record_new(const svc_table_t *t)
 
 static void s_value_clear(svc_value_t *v)
 {
-    free(v->s);
+    if (v->own)
+        free(v->s);
     svc_record_destroy(&v->obj);
     for (size_t i = 0; i < v->nrecs; i++)
         svc_record_destroy(&v->recs[i]);
@@ -88,6 +104,10 @@ void svc_record_destroy(svc_record_t **self_p)
     for (size_t i = 0; i < self->table->n; i++)
         s_value_clear(&self->v[i]);
     svc_record_destroy(&self->var);
+    for (s_block_t *b = self->_blocks, *next; b != NULL; b = next) {
+        next = b->next;
+        free(b);
+    }
     free(self->v);
     free(self->prefix);
     free(self);
@@ -214,8 +234,11 @@ static svc_value_t *s_slot(const svc_record_t *rec, const char *name, const svc_
 
 static void s_set_str(svc_value_t *v, const char *s, size_t len)
 {
-    free(v->s);
-    v->s = svc_strndup(s, len);
+    char *d = svc_strndup(s, len); /* before the free: s may be v's own text */
+    if (v->own)
+        free(v->s);
+    v->s = d;
+    v->own = 1;
     v->len = len;
     v->set = 1;
 }
@@ -408,6 +431,8 @@ static void s_normalise(const svc_field_t *f, svc_value_t *v)
             v->s[i] = (char)(v->s[i] - 32);
     }
     if (f->norm != NULL && v->len > 0) {
+        if (!v->own) /* a text of a block: copied out to grow */
+            s_set_str(v, v->s, v->len);
         v->s = svc_realloc(v->s, v->len + 64); /* a normaliser may grow the text by up to 63 bytes */
         size_t n = f->norm(v->s, v->len);
         if (n > 0) {
@@ -1062,12 +1087,29 @@ const char *svc_record_blob(svc_ctx_t *ctx, const svc_record_t *self, size_t *le
     return b;
 }
 
-static int s_load_stored_obj(svc_record_t *self, const msgpack_object *o);
+static int s_load_stored_obj(svc_record_t *self, const msgpack_object *o, s_arena_t *a);
 
-static int s_load_stored_scalar(const svc_field_t *f, svc_value_t *v, const msgpack_object *o)
+/* a text of a stored load: copied into the load's block (room for every text of the load is reserved) */
+static void s_set_str_arena(svc_value_t *v, const char *s, size_t len, s_arena_t *a)
+{
+    assert(a->left >= len + 1);
+    if (v->own)
+        free(v->s);
+    v->s = a->p;
+    if (len > 0)
+        memcpy(v->s, s, len);
+    v->s[len] = '\0';
+    a->p += len + 1;
+    a->left -= len + 1;
+    v->own = 0;
+    v->len = len;
+    v->set = 1;
+}
+
+static int s_load_stored_scalar(const svc_field_t *f, svc_value_t *v, const msgpack_object *o, s_arena_t *a)
 {
     if (s_is_text(f->kind) && o->type == MSGPACK_OBJECT_STR)
-        s_set_str(v, o->via.str.ptr, o->via.str.size);
+        s_set_str_arena(v, o->via.str.ptr, o->via.str.size, a);
     else if (f->kind == SVC_INT && o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 <= (uint64_t)LLONG_MAX)
         v->i = (long long)o->via.u64, v->set = 1;
     else if (f->kind == SVC_INT && o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
@@ -1079,29 +1121,29 @@ static int s_load_stored_scalar(const svc_field_t *f, svc_value_t *v, const msgp
     return 0;
 }
 
-static int s_load_stored_value(svc_record_t *rec, const svc_field_t *f, svc_value_t *v, const msgpack_object *o)
+static int s_load_stored_value(svc_record_t *rec, const svc_field_t *f, svc_value_t *v, const msgpack_object *o, s_arena_t *a)
 {
     if (o->type == MSGPACK_OBJECT_NIL) {
         s_value_clear(v);
         return 0;
     }
     if (s_is_scalar(f->kind))
-        return s_load_stored_scalar(f, v, o);
+        return s_load_stored_scalar(f, v, o, a);
     if (f->kind == SVC_OBJECT)
-        return s_load_stored_obj(s_obj(rec, f, v), o);
+        return s_load_stored_obj(s_obj(rec, f, v), o, a);
     if (o->type != MSGPACK_OBJECT_ARRAY)
         return -1;
     s_value_clear(v);
     v->set = 1;
     if (f->sub != NULL) {
         for (uint32_t k = 0; k < o->via.array.size; k++)
-            if (s_load_stored_obj(s_append(rec, f, v, k), &o->via.array.ptr[k]) != 0)
+            if (s_load_stored_obj(s_append(rec, f, v, k), &o->via.array.ptr[k], a) != 0)
                 return -1;
         return 0;
     }
     v->items = svc_calloc(o->via.array.size + 1, sizeof(*v->items));
     for (uint32_t k = 0; k < o->via.array.size; k++) {
-        if (s_load_stored_scalar(f->item, &v->items[k], &o->via.array.ptr[k]) != 0)
+        if (s_load_stored_scalar(f->item, &v->items[k], &o->via.array.ptr[k], a) != 0)
             return -1;
         v->items[k].idx = k;
         v->nitems++;
@@ -1109,43 +1151,53 @@ static int s_load_stored_value(svc_record_t *rec, const svc_field_t *f, svc_valu
     return 0;
 }
 
-static int s_load_array_fields(svc_record_t *self, const msgpack_object *arr, uint32_t *pos)
+static int s_load_array_fields(svc_record_t *self, const msgpack_object *arr, uint32_t *pos, s_arena_t *a)
 {
     for (size_t i = 0; i < self->table->n; i++) {
         const svc_field_t *f = &self->table->fields[i];
         if (!(f->flags & SVC_F_STORED))
             continue;
         if (f->kind == SVC_OBJECT && (f->flags & SVC_F_INLINE)) {
-            if (s_load_array_fields(s_obj(self, f, &self->v[i]), arr, pos) != 0)
+            if (s_load_array_fields(s_obj(self, f, &self->v[i]), arr, pos, a) != 0)
                 return -1;
             continue;
         }
         uint32_t p = (*pos)++;
         if (p >= arr->via.array.size)
             continue; /* positions appended by a later version */
-        if (s_load_stored_value(self, f, &self->v[i], &arr->via.array.ptr[p]) != 0)
+        if (s_load_stored_value(self, f, &self->v[i], &arr->via.array.ptr[p], a) != 0)
             return -1;
     }
     return 0;
 }
 
-static int s_load_stored_obj(svc_record_t *self, const msgpack_object *o)
+static int s_load_stored_obj(svc_record_t *self, const msgpack_object *o, s_arena_t *a)
 {
     if (self->table->stored_array) {
         if (o->type != MSGPACK_OBJECT_ARRAY)
             return -1;
         uint32_t pos = 0;
-        return s_load_array_fields(self, o, &pos);
+        return s_load_array_fields(self, o, &pos, a);
     }
     if (o->type != MSGPACK_OBJECT_MAP)
         return -1;
+    /* svc_record_pack_stored writes the fields in table order (variant part last): walk the map
+     * along the table, and look a key up only when it is not the next one */
+    const msgpack_object_map *m = &o->via.map;
+    uint32_t next = 0;
     for (svc_record_t *r = self; r != NULL; r = r->var) {
         for (size_t i = 0; i < r->table->n; i++) {
             const svc_field_t *f = &r->table->fields[i];
             if (!(f->flags & SVC_F_STORED))
                 continue;
-            const msgpack_object *v = svc_mp_get(o, f->name);
-            if (v != NULL && s_load_stored_value(r, f, &r->v[i], v) != 0)
+            const msgpack_object *v = NULL;
+            size_t nl = strlen(f->name);
+            const msgpack_object *k = next < m->size ? &m->ptr[next].key : NULL;
+            if (k != NULL && k->type == MSGPACK_OBJECT_STR && k->via.str.size == nl && memcmp(k->via.str.ptr, f->name, nl) == 0)
+                v = &m->ptr[next++].val;
+            else
+                v = svc_mp_get(o, f->name);
+            if (v != NULL && s_load_stored_value(r, f, &r->v[i], v, a) != 0)
                 return -1;
         }
         s_choose_variant(r);
@@ -1155,11 +1207,25 @@ static int s_load_stored_obj(svc_record_t *self, const msgpack_object *o)
 
 int svc_record_load_stored(svc_record_t *self, const char *data, size_t len)
 {
-    msgpack_unpacked u;
+    /* one zone for every load (kept between calls: no allocation per load), cleared after each */
+    static __thread msgpack_zone *zone;
+    if (zone == NULL && (zone = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE)) == NULL)
+        abort();
+    msgpack_object o;
+    size_t off = 0;
     int rc = -1;
-    if (svc_mp_unpack(&u, data, len) == 0)
-        rc = s_load_stored_obj(self, &u.data);
-    msgpack_unpacked_destroy(&u);
+    if (data != NULL && len > 0 && msgpack_unpack(data, len, &off, zone, &o) == MSGPACK_UNPACK_SUCCESS && off == len) {
+        /* the texts of this load: each takes at most its bytes and a NUL, its header is at least one byte */
+        svc_record_t *root = self;
+        while (root->parent != NULL)
+            root = root->parent;
+        s_block_t *b = svc_malloc(sizeof(*b) + 2 * len);
+        b->next = root->_blocks;
+        root->_blocks = b;
+        s_arena_t a = {b->data, 2 * len};
+        rc = s_load_stored_obj(self, &o, &a);
+    }
+    msgpack_zone_clear(zone);
     return rc;
 }
 
@@ -1540,6 +1606,27 @@ void svc_field_test(void)
     msgpack_unpacked_destroy(&u);
     XWS_CHECK(svc_record_load_stored(r2, sb.data, sb.size - 1) == -1);  /* truncated */
     XWS_CHECK(svc_record_load_stored(r2, "\x81\xa4name\x05", 7) == -1); /* wrong type */
+    /* keys out of table order and missing ones (looked up, not walked), a second load on top
+     * (texts in a second block), a text set from the record's own text, then a body on top */
+    XWS_CHECK(svc_record_load_stored(r2,
+                                     "\x83\xa4ring\x05\xa2"
+                                     "cc\xa2"
+                                     "DE\xa4name\xa2zz",
+                                     21) == 0);
+    XWS_CHECK(strcmp(svc_record_str(r2, "name", NULL), "zz") == 0 && strcmp(svc_record_str(r2, "cc", NULL), "DE") == 0);
+    XWS_CHECK(svc_record_int(r2, "ring") == 5 && svc_record_int(r2, "made") == 1234);
+    size_t nl;
+    const char *nm = svc_record_str(r2, "cc", &nl);
+    svc_record_set_str(r2, "cc", nm, nl);
+    svc_record_set_str(r2, "name", "yy", 2);
+    XWS_CHECK(strcmp(svc_record_str(r2, "cc", NULL), "DE") == 0 && strcmp(svc_record_str(r2, "name", NULL), "yy") == 0);
+    msgpack_unpacked body;
+    XWS_CHECK(svc_mp_unpack(&body, "\x81\xa4name\xa3 Q ", 10) == 0);
+    svc_ctx_t tctx;
+    svc_ctx_init(&tctx, NULL, NULL, "t:", 0, NULL);
+    XWS_CHECK(svc_record_load_body_or_reply(&tctx, r2, &body.data) == 0 && strcmp(svc_record_str(r2, "name", NULL), "q") == 0);
+    svc_ctx_dispose(&tctx);
+    msgpack_unpacked_destroy(&body);
     msgpack_sbuffer_destroy(&sb);
     svc_record_destroy(&r2);
     svc_record_destroy(&r);

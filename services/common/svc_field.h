@@ -226,7 +226,8 @@ void svc_record_defaults(svc_record_t *self);
 /* Checks every stored field against its rules, then the table's rules. 0, or -1 with the 400 answer set. */
 int svc_record_check_or_reply(svc_ctx_t *ctx, svc_record_t *self);
 
-/* Loads a stored record (as written by svc_record_pack_stored). 0, or -1 when malformed. */
+/* Loads a stored record (as written by svc_record_pack_stored). 0, or -1 when malformed. Costs
+ * one allocation for all the texts of the load (kept with the root record), none per field. */
 int svc_record_load_stored(svc_record_t *self, const char *data, size_t len);
 /* Packs the stored fields (a map in table order without the unset fields, or the positional array). */
 void svc_record_pack_stored(const svc_record_t *self, msgpack_packer *pk);

@@ -68,6 +68,7 @@ struct svc_redis {
     s_wlist_t ready;             /* waiters whose replies are complete (or failed), to resume */
     s_wlist_t late;              /* the same with large replies: resumed after the others */
     size_t nwaiting;             /* length of waiting */
+    long long heard_ms;          /* monotonic ms when Redis last sent bytes (the timeout counts from then, see s_overdue_at) */
     unsigned long long fed;      /* bytes given to the reader since the connection opened */
     unsigned long long consumed; /* bytes of it that formed complete replies */
 };
@@ -493,6 +494,81 @@ int svc_redis_pipeline(svc_redis_t *self, int n, const int *argcs, const char *c
     return s_run(self, n, argcs, argvs, NULL, out);
 }
 
+redisReply *svc_redis_tx(svc_redis_t *self, int n, const int *argcs, const char *const *const *argvs)
+{
+    assert(self != NULL && n > 0);
+    static const char *const multi[] = {"MULTI"}, *const exec[] = {"EXEC"};
+    int *c = svc_calloc((size_t)n + 2, sizeof(*c));
+    const char *const **v = svc_calloc((size_t)n + 2, sizeof(*v));
+    redisReply **out = svc_calloc((size_t)n + 2, sizeof(*out));
+    c[0] = c[n + 1] = 1;
+    v[0] = multi;
+    v[n + 1] = exec;
+    for (int i = 0; i < n; i++)
+        c[i + 1] = argcs[i], v[i + 1] = argvs[i];
+    redisReply *r = NULL;
+    if (svc_redis_pipeline(self, n + 2, c, v, out) == 0) {
+        for (int i = 0; i <= n; i++) /* OK and QUEUED: EXEC says how it went */
+            freeReplyObject(out[i]);
+        r = out[n + 1];
+    }
+    free(c);
+    free(v);
+    free(out);
+    return r;
+}
+
+/* orders the (field, value) pairs of an HGETALL reply by field: length, then bytes */
+static int s_cmp_pair(const void *a, const void *b)
+{
+    const redisReply *x = *(const redisReply *const *)a, *y = *(const redisReply *const *)b;
+    if (x->len != y->len)
+        return x->len < y->len ? -1 : 1;
+    return x->len > 0 ? memcmp(x->str, y->str, x->len) : 0;
+}
+
+int svc_hash_init(svc_hash_t *self, const redisReply *h)
+{
+    memset(self, 0, sizeof(*self));
+    if (h == NULL || h->type != REDIS_REPLY_ARRAY || h->elements % 2 != 0)
+        return -1;
+    for (size_t i = 0; i < h->elements; i++)
+        if (h->element[i]->type != REDIS_REPLY_STRING)
+            return -1;
+    self->n = h->elements / 2;
+    self->_pairs = svc_calloc(h->elements + 1, sizeof(*self->_pairs));
+    if (self->n > 0) {
+        memcpy(self->_pairs, h->element, h->elements * sizeof(*self->_pairs));
+        qsort(self->_pairs, self->n, 2 * sizeof(*self->_pairs), s_cmp_pair);
+    }
+    return 0;
+}
+
+void svc_hash_dispose(svc_hash_t *self)
+{
+    if (self == NULL)
+        return;
+    free(self->_pairs);
+    memset(self, 0, sizeof(*self));
+}
+
+const redisReply *svc_hash_get(const svc_hash_t *self, const char *field, size_t len)
+{
+    size_t lo = 0, hi = self->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const redisReply *k = self->_pairs[2 * mid];
+        int c = k->len != len ? (k->len < len ? -1 : 1) : (len > 0 ? memcmp(k->str, field, len) : 0);
+        if (c == 0)
+            return self->_pairs[2 * mid + 1];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
 int svc_redis_load(svc_redis_t *self)
 {
     assert(self != NULL);
@@ -670,33 +746,34 @@ void svc_redis_flush(svc_redis_t *self)
     }
 }
 
-void svc_redis_io(svc_redis_t *self)
+/* reads the replies available without blocking and hands them to their waiters; 0, or -1 after a drop */
+static int s_read(svc_redis_t *self)
 {
-    svc_redis_flush(self);
     if (self->ctx == NULL)
-        return;
-    int fd = self->ctx->fd;
+        return -1;
+    int fd = self->ctx->fd, heard = 0;
     while (self->waiting.head != NULL) {
         char buf[65536];
         ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+        heard |= n > 0;
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             break;
         if (n <= 0) {
             s_drop(self, n == 0 ? "connection closed by the server" : strerror(errno), 0);
-            return;
+            return -1;
         }
         if (redisReaderFeed(self->ctx->reader, buf, (size_t)n) != REDIS_OK) {
             s_drop(self, "protocol error", 0);
-            return;
+            return -1;
         }
         self->fed += (unsigned long long)n;
         for (;;) {
             void *reply = NULL;
             if (redisReaderGetReply(self->ctx->reader, &reply) != REDIS_OK) {
                 s_drop(self, "protocol error", 0);
-                return;
+                return -1;
             }
             if (reply == NULL)
                 break;
@@ -704,7 +781,7 @@ void svc_redis_io(svc_redis_t *self)
             if (w == NULL) { /* a reply nobody asked for: the stream is out of step */
                 freeReplyObject(reply);
                 s_drop(self, "unexpected reply", 0);
-                return;
+                return -1;
             }
             w->out[w->got++] = reply;
             /* what the reader holds beyond this reply is the start of the next ones */
@@ -720,20 +797,46 @@ void svc_redis_io(svc_redis_t *self)
         if ((size_t)n < sizeof(buf))
             break;
     }
-    svc_redis_expire(self, svc_now_mono_ms());
+    if (heard)
+        self->heard_ms = svc_now_mono_ms();
+    return 0;
+}
+
+void svc_redis_io(svc_redis_t *self)
+{
+    svc_redis_flush(self);
+    if (s_read(self) == 0)
+        svc_redis_expire(self, svc_now_mono_ms());
+}
+
+/*
+ * When the oldest awaited reply is overdue: the timeout after its commands were sent, or after
+ * Redis last sent bytes when that is later. Redis answers in order, so bytes that arrive while a
+ * reply is awaited show that it is working through the pipeline: a worker that spent a while
+ * rendering long answers (reading nothing meanwhile) finds the next replies waiting in the
+ * socket, not a hung server.
+ */
+static long long s_overdue_at(const svc_redis_t *self)
+{
+    long long since = self->waiting.head->sent_ms > self->heard_ms ? self->waiting.head->sent_ms : self->heard_ms;
+    return since + svc_redis_timeout_ms(self);
 }
 
 void svc_redis_expire(svc_redis_t *self, long long now_ms)
 {
-    if (self->ctx != NULL && self->waiting.head != NULL && now_ms - self->waiting.head->sent_ms >= svc_redis_timeout_ms(self))
-        s_drop(self, "command timed out", 1);
+    if (self->ctx == NULL || self->waiting.head == NULL || now_ms < s_overdue_at(self))
+        return;
+    /* what arrived while the worker was busy elsewhere counts: read it before judging */
+    if (s_read(self) != 0 || self->waiting.head == NULL || svc_now_mono_ms() < s_overdue_at(self))
+        return;
+    s_drop(self, "command timed out", 1);
 }
 
 int svc_redis_wait_ms(const svc_redis_t *self, long long now_ms)
 {
     if (self->ctx == NULL || self->waiting.head == NULL)
         return -1;
-    long long left = self->waiting.head->sent_ms + svc_redis_timeout_ms(self) - now_ms;
+    long long left = s_overdue_at(self) - now_ms;
     return left < 0 ? 0 : left > 600000 ? 600000 : (int)left;
 }
 
@@ -758,6 +861,27 @@ long long svc_redis_timeout_ms(const svc_redis_t *self)
 
 void svc_redis_test(void)
 {
+    /* svc_hash: an HGETALL reply as a map */
+    redisReply f[6] = {{.type = REDIS_REPLY_STRING, .str = "10", .len = 2}, {.type = REDIS_REPLY_STRING, .str = "ten", .len = 3},
+                       {.type = REDIS_REPLY_STRING, .str = "9", .len = 1},  {.type = REDIS_REPLY_STRING, .str = "nine", .len = 4},
+                       {.type = REDIS_REPLY_STRING, .str = "", .len = 0},   {.type = REDIS_REPLY_STRING, .str = "empty", .len = 5}};
+    redisReply *fe[6] = {&f[0], &f[1], &f[2], &f[3], &f[4], &f[5]};
+    redisReply h = {.type = REDIS_REPLY_ARRAY, .elements = 6, .element = fe};
+    svc_hash_t hv;
+    XWS_CHECK(svc_hash_init(&hv, &h) == 0 && hv.n == 3);
+    XWS_CHECK(svc_hash_get(&hv, "9", 1) == &f[3] && svc_hash_get(&hv, "10", 2) == &f[1] && svc_hash_get(&hv, "", 0) == &f[5]);
+    XWS_CHECK(svc_hash_get(&hv, "1", 1) == NULL && svc_hash_get(&hv, "100", 3) == NULL && svc_hash_get(&hv, "ten", 3) == NULL);
+    svc_hash_dispose(&hv);
+    h.elements = 5; /* odd */
+    XWS_CHECK(svc_hash_init(&hv, &h) == -1 && hv.n == 0 && svc_hash_get(&hv, "9", 1) == NULL);
+    f[2].type = REDIS_REPLY_INTEGER; /* not a string */
+    h.elements = 6;
+    XWS_CHECK(svc_hash_init(&hv, &h) == -1);
+    XWS_CHECK(svc_hash_init(&hv, NULL) == -1);
+    h.elements = 0;
+    XWS_CHECK(svc_hash_init(&hv, &h) == 0 && hv.n == 0 && svc_hash_get(&hv, "", 0) == NULL);
+    svc_hash_dispose(&hv);
+
     svc_redis_t *r = svc_redis_new("tcp://[::1]:6379", 100, "t", NULL);
     XWS_CHECK(r != NULL && r->host != NULL && strcmp(r->host, "::1") == 0 && r->port == 6379);
     svc_redis_destroy(&r);

@@ -59,6 +59,32 @@ redisReply *svc_redis_command(svc_redis_t *self, int argc, const char **argv, co
 int svc_redis_pipeline(svc_redis_t *self, int n, const int *argcs, const char *const *const *argvs, redisReply **out);
 
 /*
+ * A transaction in one round trip: MULTI, the n commands (argcs/argvs), EXEC, sent as one
+ * pipeline (svc_redis_pipeline: a broken connection is re-opened once and everything sent again,
+ * so use it for reads). Returns EXEC's reply (an array of the n replies; an error or nil reply
+ * when the transaction failed; the caller frees it), or NULL when Redis is unavailable.
+ */
+redisReply *svc_redis_tx(svc_redis_t *self, int n, const int *argcs, const char *const *const *argvs);
+
+/*
+ * An HGETALL reply seen as a map: its (field, value) pairs sorted by field (length, then bytes),
+ * looked up by binary search, so that a worker joins whole hashes read in one transaction
+ * without a Redis function copying them. The pairs are borrowed from the reply, which must
+ * outlive the view.
+ */
+typedef struct {
+    const redisReply **_pairs; /* field, value, field, value, ... sorted by field */
+    size_t n;                  /* number of pairs */
+} svc_hash_t;
+
+/* Builds the view of reply h: 0, or -1 (the view empty) when h is not an array of strings of even length. */
+int svc_hash_init(svc_hash_t *self, const redisReply *h);
+/* Frees the view (not the reply); NULL-safe for an initialised or zeroed view. */
+void svc_hash_dispose(svc_hash_t *self);
+/* The value of field/len, or NULL when the hash has no such field. */
+const redisReply *svc_hash_get(const svc_hash_t *self, const char *field, size_t len);
+
+/*
  * FCALL (readonly: FCALL_RO) of function fn with nkeys keys and nargs arguments (arglens may be
  * NULL). Reloads the library and retries once on "Function not found". Same return as
  * svc_redis_command.
@@ -131,7 +157,12 @@ int svc_redis_io_wanted(const svc_redis_t *self, int *want_read, int *want_write
 void svc_redis_io(svc_redis_t *self);
 /* Writes queued output without blocking (what is left goes with the next svc_redis_io). */
 void svc_redis_flush(svc_redis_t *self);
-/* Drops the connection (failing every waiting coroutine) when the oldest awaited reply is overdue. */
+/*
+ * Drops the connection (failing every waiting coroutine) when the oldest awaited reply is overdue:
+ * the timeout has passed since its commands were sent and since Redis last sent any bytes
+ * (replies come in order: bytes arriving show Redis working through the pipeline). Reads what is
+ * available first, so replies that arrived while the worker was busy are not taken for a hang.
+ */
 void svc_redis_expire(svc_redis_t *self, long long now_ms);
 /* Milliseconds until the oldest awaited reply is overdue (0: now), or -1 when nothing is awaited. */
 int svc_redis_wait_ms(const svc_redis_t *self, long long now_ms);

@@ -14,9 +14,7 @@
 
 #define USERS_NKEYS 42 /* KEYS of a write after the write id, before the number keys (lua/users.lua) */
 #define LINES_PROVISIONING_BASE 100000
-#define USERS_READ_KEYS 15 /* KEYS of ipbx_users_read (the same number as text below) */
-#define USERS_READ_KEYS_TEXT "15"
-#define USERS_READ_WIDTH 10 /* elements of one user in its reply */
+#define USERS_NDEPS 6 /* resources of s_read_deps */
 
 static const char *const s_list_deps[] = {"users", NULL};
 /* view shows group and queue names and the pickups naming the user */
@@ -32,6 +30,13 @@ typedef struct {
     const char *dev;
 } s_line_t;
 
+/* one group or queue membership of a user as read */
+typedef struct {
+    long long id;
+    const char *name;           /* the group's (queue's) name, "" when it has no record; pooled */
+    const msgpack_object *opts; /* the membership's options (a map), or NULL */
+} s_member_t;
+
 /* one user as read */
 typedef struct {
     long long id;
@@ -40,23 +45,48 @@ typedef struct {
     size_t bloblen;
     s_line_t *lines;
     size_t nlines;
-    const redisReply *entity; /* the entity record (view only), "" when none */
-    const redisReply *vm;     /* the voicemail record, "" when none */
-    const redisReply *extra;  /* phonefunckey and queueskills, "" when none */
+    /* stored records, the empty string when none (never NULL): */
+    const redisReply *vm;    /* the voicemail record */
+    const redisReply *extra; /* phonefunckey and queueskills */
     /* view only (empty otherwise): */
-    const redisReply *da;      /* the dialaction record (msgpack map event -> action), "" when none */
-    const redisReply *groups;  /* {group id, name, options (msgpack map), ...} */
-    const redisReply *queues;  /* the same for queues */
-    const redisReply *pickups; /* "pid,pid,..." the pickups naming the user, "" when none */
+    const redisReply *entity;    /* the entity record */
+    const redisReply *da;        /* the dialaction record (msgpack map event -> action) */
+    const redisReply *pickups;   /* "pid,pid,..." the pickups naming the user */
+    s_member_t *groups, *queues; /* by id */
+    size_t ngroups, nqueues;
+    msgpack_unpacked _gm, _qm; /* the membership maps the members' options point into */
 } s_user_t;
+
+static redisReply s_none = {.type = REDIS_REPLY_STRING, .str = "", .len = 0};
+
+/* the users of one read and the Redis replies they point into (s_read_dispose) */
+typedef struct {
+    redisReply *_tx[2]; /* EXEC replies */
+    s_user_t *users;
+    size_t n;
+} s_read_t;
 
 static void s_user_free(s_user_t *u)
 {
     for (size_t i = 0; i < u->nlines; i++)
         svc_record_destroy(&u->lines[i].rec);
     free(u->lines);
+    free(u->groups);
+    free(u->queues);
+    msgpack_unpacked_destroy(&u->_gm);
+    msgpack_unpacked_destroy(&u->_qm);
     svc_record_destroy(&u->uf);
     memset(u, 0, sizeof(*u));
+}
+
+static void s_read_dispose(s_read_t *rd)
+{
+    for (size_t i = 0; i < rd->n; i++)
+        s_user_free(&rd->users[i]);
+    free(rd->users);
+    freeReplyObject(rd->_tx[0]);
+    freeReplyObject(rd->_tx[1]);
+    memset(rd, 0, sizeof(*rd));
 }
 
 static long long s_parse_ll(const char *s, size_t len)
@@ -74,81 +104,341 @@ static long long s_parse_ll(const char *s, size_t len)
 
 /* ---- reading --------------------------------------------------------------------------------------- */
 
-/* reads user id (0: all) through ipbx_users_read (with etag: the ETag first, 304 → -1). 0 with *out, or -1 with the reply set */
-static int s_read_or_reply(svc_ctx_t *ctx, long long id, int etag, redisReply **out)
+/*
+ * The read path. No Redis function copies records: the worker reads the hashes itself inside
+ * MULTI/EXEC and joins them here.
+ *
+ * - Every user (search, deleteall): one transaction, HGETALL of user:data, line:byuser and
+ *   line:data (one state; with an ETag, the versions come first in the same round trip).
+ * - One user (view, edit, delete): its hash fields are known only once the user is read (its
+ *   lines, entity, groups, queues), so two transactions: (1) the version counters of
+ *   s_read_deps and the user's own fields (record, line ids, voicemail, extra, dialactions,
+ *   memberships, pickups); (2) the version counters again and what (1) names (HMGET of the lines
+ *   and their devices, the entity, the groups and queues). Every write to any of these keys bumps
+ *   one of those counters in the same atomic call, so equal counters in (1) and (2) mean that no
+ *   write came between them: the two reads are one snapshot. Otherwise both are read again
+ *   (SVC_CAS_ATTEMPTS times at most). WATCH would do the same but holds per-connection state,
+ *   which the worker's one pipelined connection shared by every request cannot give.
+ */
+
+/* loads the user record blob of user uid into u (the reply strings must outlive u). 0, or -1 with the reply set */
+static int s_user_init_or_reply(svc_ctx_t *ctx, s_user_t *u, const redisReply *uid, const redisReply *blob)
 {
-    static const char *const names[USERS_READ_KEYS] = {"user:data",   "line:byuser",    "line:data",    "line:device",
-                                                       "entity:data", "user:voicemail", "user:extra",   "user:dialaction",
-                                                       "user:groups", "group:data",     "group:name",   "user:queues",
-                                                       "queue:data",  "queue:name",     "pickup:target"};
-    const char *argv[3 + USERS_READ_KEYS + 1] = {"FCALL_RO", svc_fn(ctx, "ipbx_users_read"), USERS_READ_KEYS_TEXT};
-    for (size_t i = 0; i < USERS_READ_KEYS; i++)
-        argv[3 + i] = svc_key(ctx, names[i]);
-    const char *ids = id > 0 ? svc_ctx_printf(ctx, "%lld", id) : "";
-    argv[3 + USERS_READ_KEYS] = ids;
-    redisReply *r = NULL;
-    *out = NULL;
-    if (etag) {
-        int e = svc_etag_prefetch_or_reply(ctx, s_read_deps, 3 + USERS_READ_KEYS + 1, argv, &r);
-        if (e != 0)
-            return e;
-    } else {
-        r = svc_redis_fcall(ctx->redis, 1, "ipbx_users_read", USERS_READ_KEYS, argv + 3, 1, &ids, NULL);
-    }
-    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements % USERS_READ_WIDTH != 0) {
-        svc_reply_redis_failure(ctx, r, "reading users");
-        freeReplyObject(r);
-        return -1;
-    }
-    for (size_t i = 0; i < r->elements; i++) {
-        const redisReply *e = r->element[i];
-        size_t col = i % USERS_READ_WIDTH;
-        int arr = col == 2 || col == 7 || col == 8; /* lines, groups, queues: triples of strings */
-        int ok = arr ? e->type == REDIS_REPLY_ARRAY && e->elements % 3 == 0 : e->type == REDIS_REPLY_STRING;
-        for (size_t j = 0; ok && arr && j < e->elements; j++)
-            ok = e->element[j]->type == REDIS_REPLY_STRING;
-        if (!ok) {
-            freeReplyObject(r);
-            return svc_reply_internal(ctx, "reading users: unexpected reply");
-        }
-    }
-    *out = r;
+    memset(u, 0, sizeof(*u));
+    u->vm = u->extra = u->entity = u->da = u->pickups = &s_none;
+    u->id = s_parse_ll(uid->str, uid->len);
+    u->uf = svc_record_new(&users_uf_table);
+    if (u->id <= 0 || svc_record_load_stored(u->uf, blob->str, blob->len) != 0)
+        return svc_reply_internal(ctx, "user %.*s: corrupt record", (int)uid->len, uid->str);
+    svc_record_set_id(u->uf, u->id);
+    u->blob = blob->str;
+    u->bloblen = blob->len;
     return 0;
 }
 
-/* loads user i of a read reply. 0, or -1 with the reply set */
-static int s_user_load_or_reply(svc_ctx_t *ctx, const redisReply *r, size_t i, s_user_t *u)
+/* the number of ids of a "id,id,..." list */
+static size_t s_count_ids(const redisReply *list)
 {
-    const redisReply *const *e = (const redisReply *const *)&r->element[USERS_READ_WIDTH * i];
-    memset(u, 0, sizeof(*u));
-    u->id = s_parse_ll(e[0]->str, e[0]->len);
-    u->uf = svc_record_new(&users_uf_table);
-    if (u->id <= 0 || svc_record_load_stored(u->uf, e[1]->str, e[1]->len) != 0)
-        return svc_reply_internal(ctx, "user %.*s: corrupt record", (int)e[0]->len, e[0]->str);
-    svc_record_set_id(u->uf, u->id);
-    u->blob = e[1]->str;
-    u->bloblen = e[1]->len;
-    u->entity = e[3];
-    u->vm = e[4];
-    u->extra = e[5];
-    u->da = e[6];
-    u->groups = e[7];
-    u->queues = e[8];
-    u->pickups = e[9];
-    u->nlines = e[2]->elements / 3;
-    u->lines = svc_calloc(u->nlines + 1, sizeof(*u->lines));
-    for (size_t j = 0; j < u->nlines; j++) {
-        const redisReply *const *l = (const redisReply *const *)&e[2]->element[3 * j];
-        s_line_t *line = &u->lines[j];
-        line->id = s_parse_ll(l[0]->str, l[0]->len);
-        line->rec = svc_record_new(&lines_table);
-        line->blob = l[1]->str;
-        line->bloblen = l[1]->len;
-        line->dev = l[2]->str;
-        if (line->id <= 0 || svc_record_load_stored(line->rec, l[1]->str, l[1]->len) != 0)
-            return svc_reply_internal(ctx, "line %.*s: corrupt record", (int)l[0]->len, l[0]->str);
+    size_t n = 0;
+    for (size_t i = 0; i < list->len; i++)
+        n += list->str[i] != ',' && (i == 0 || list->str[i - 1] == ',');
+    return n;
+}
+
+/* the ids of a "id,id,..." list, pooled (n: s_count_ids) */
+static void s_split_ids(svc_ctx_t *ctx, const redisReply *list, const char **ids)
+{
+    size_t n = 0;
+    for (const char *p = list->str, *end = p + list->len; p < end;) {
+        const char *c = memchr(p, ',', (size_t)(end - p));
+        if (c == NULL)
+            c = end;
+        if (c > p)
+            ids[n++] = svc_ctx_strndup(ctx, p, (size_t)(c - p));
+        p = c + 1;
     }
+}
+
+/* adds line id (blob, device: NULL for none) to u. 0, or -1 with the reply set */
+static int s_add_line_or_reply(svc_ctx_t *ctx, s_user_t *u, const char *id, const redisReply *blob, const redisReply *dev)
+{
+    s_line_t *line = &u->lines[u->nlines++];
+    line->id = s_parse_ll(id, strlen(id));
+    line->rec = svc_record_new(&lines_table);
+    line->blob = blob->str;
+    line->bloblen = blob->len;
+    line->dev = dev != NULL && dev->type == REDIS_REPLY_STRING ? dev->str : "";
+    if (line->id <= 0 || svc_record_load_stored(line->rec, blob->str, blob->len) != 0)
+        return svc_reply_internal(ctx, "line %s: corrupt record", id);
     return 0;
+}
+
+static int s_string_or_nil(const redisReply *r)
+{
+    return r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_NIL;
+}
+
+/* 1 when reply r of a transaction is an array of n strings or nils */
+static int s_strings(const redisReply *r, size_t n)
+{
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != n)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!s_string_or_nil(r->element[i]))
+            return 0;
+    return 1;
+}
+
+/* a string reply, or the empty string for nil */
+static const redisReply *s_str(const redisReply *r)
+{
+    return r->type == REDIS_REPLY_STRING ? r : &s_none;
+}
+
+/* every user (search, deleteall), with its lines (records), in one transaction. 0 with rd, or -1 with the reply set */
+static int s_read_all_or_reply(svc_ctx_t *ctx, int etag, s_read_t *rd)
+{
+    const char *c0[] = {"HGETALL", svc_key(ctx, "user:data")}, *c1[] = {"HGETALL", svc_key(ctx, "line:byuser")},
+               *c2[] = {"HGETALL", svc_key(ctx, "line:data")};
+    const int argcs[3] = {2, 2, 2};
+    const char *const *argvs[3] = {c0, c1, c2};
+    redisReply *r = NULL;
+    if (etag && svc_etag_prefetch_tx_or_reply(ctx, s_read_deps, 3, argcs, argvs, &r) != 0)
+        return -1;
+    if (!etag)
+        r = svc_redis_tx(ctx->redis, 3, argcs, argvs);
+    rd->_tx[0] = r;
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 3)
+        return svc_reply_redis_failure(ctx, r, "reading users");
+    svc_hash_t data, byuser, lines;
+    int rc = 0;
+    if (svc_hash_init(&data, r->element[0]) != 0 || svc_hash_init(&byuser, r->element[1]) != 0 ||
+        svc_hash_init(&lines, r->element[2]) != 0)
+        rc = svc_reply_internal(ctx, "reading users: unexpected reply");
+    svc_hash_dispose(&data); /* only its check: the users come in the reply's order */
+    const redisReply *all = r->element[0];
+    size_t n = rc == 0 ? all->elements / 2 : 0;
+    rd->users = svc_calloc(n + 1, sizeof(*rd->users));
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        s_user_t *u = &rd->users[rd->n++];
+        const redisReply *uid = all->element[2 * i];
+        rc = s_user_init_or_reply(ctx, u, uid, all->element[2 * i + 1]);
+        const redisReply *list = svc_hash_get(&byuser, uid->str, uid->len);
+        size_t nids = list != NULL ? s_count_ids(list) : 0;
+        const char **ids = svc_calloc(nids + 1, sizeof(*ids));
+        if (nids > 0)
+            s_split_ids(ctx, list, ids);
+        u->lines = svc_calloc(nids + 1, sizeof(*u->lines));
+        for (size_t j = 0; j < nids && rc == 0; j++) {
+            const redisReply *blob = svc_hash_get(&lines, ids[j], strlen(ids[j]));
+            if (blob != NULL) /* a line gone from line:data is not the user's any more */
+                rc = s_add_line_or_reply(ctx, u, ids[j], blob, NULL);
+        }
+        free(ids);
+    }
+    svc_hash_dispose(&byuser);
+    svc_hash_dispose(&lines);
+    return rc;
+}
+
+/* 1 when two MGET replies of the version counters are equal */
+static int s_same_versions(const redisReply *a, const redisReply *b)
+{
+    if (a->type != REDIS_REPLY_ARRAY || b->type != REDIS_REPLY_ARRAY || a->elements != b->elements)
+        return 0;
+    for (size_t i = 0; i < a->elements; i++) {
+        const redisReply *x = a->element[i], *y = b->element[i];
+        if (x->type != y->type || (x->type == REDIS_REPLY_STRING && (x->len != y->len || memcmp(x->str, y->str, x->len) != 0)))
+            return 0;
+    }
+    return 1;
+}
+
+/* argv: MGET of the version counters of s_read_deps (pooled strings) */
+static void s_versions_argv(svc_ctx_t *ctx, const char *argv[1 + USERS_NDEPS])
+{
+    argv[0] = "MGET";
+    for (size_t i = 0; i < USERS_NDEPS; i++)
+        argv[1 + i] = svc_ctx_printf(ctx, "%sver:%s", ctx->prefix, s_read_deps[i]);
+}
+
+static int s_cmp_member(const void *a, const void *b)
+{
+    const s_member_t *x = a, *y = b;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* the memberships of a user:groups (user:queues) record, unpacked into m, by id; a malformed record has none. Returns the count */
+static size_t s_members_parse(const redisReply *blob, msgpack_unpacked *m, s_member_t **out)
+{
+    *out = NULL;
+    if (svc_mp_unpack(m, blob->str, blob->len) != 0 || m->data.type != MSGPACK_OBJECT_MAP || m->data.via.map.size == 0)
+        return 0;
+    const msgpack_object_map *map = &m->data.via.map;
+    s_member_t *v = svc_calloc(map->size + 1, sizeof(*v));
+    size_t n = 0;
+    for (uint32_t i = 0; i < map->size; i++) {
+        const msgpack_object *k = &map->ptr[i].key, *o = &map->ptr[i].val;
+        long long id = -1;
+        if (k->type == MSGPACK_OBJECT_STR)
+            id = s_parse_ll(k->via.str.ptr, k->via.str.size);
+        else if (k->type == MSGPACK_OBJECT_POSITIVE_INTEGER && k->via.u64 < (1ULL << 53))
+            id = (long long)k->via.u64;
+        if (id <= 0)
+            continue;
+        v[n].id = id;
+        v[n].name = "";
+        v[n++].opts = o->type == MSGPACK_OBJECT_MAP ? o : NULL;
+    }
+    qsort(v, n, sizeof(*v), s_cmp_member);
+    *out = v;
+    return n;
+}
+
+/* HMGET key of the ids of the members (pooled); argc 2 + n */
+static const char **s_members_hmget(svc_ctx_t *ctx, const char *key, const s_member_t *m, size_t n)
+{
+    const char **argv = svc_calloc(n + 3, sizeof(*argv));
+    argv[0] = "HMGET";
+    argv[1] = svc_key(ctx, key);
+    for (size_t i = 0; i < n; i++)
+        argv[2 + i] = svc_ctx_printf(ctx, "%lld", m[i].id);
+    return argv;
+}
+
+/* the members' names from the HMGET reply of their records (pooled; "" for a member without record) */
+static void s_members_names(svc_ctx_t *ctx, s_member_t *m, size_t n, const redisReply *recs)
+{
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *r = recs->element[i];
+        msgpack_unpacked u;
+        if (r->type == REDIS_REPLY_STRING && svc_mp_unpack(&u, r->str, r->len) == 0 && u.data.type == MSGPACK_OBJECT_MAP) {
+            xws_slice_t name = svc_mp_slice(svc_mp_get(&u.data, "name"));
+            m[i].name = svc_ctx_strndup(ctx, name.ptr, name.len);
+        }
+        if (r->type == REDIS_REPLY_STRING)
+            msgpack_unpacked_destroy(&u);
+    }
+}
+
+/*
+ * Reads user id (see "The read path" above) into rd: rd->n is 0 when there is no such user. With
+ * etag, computes the ETag first (a matching If-None-Match: -1 with the 304 set); view: also the
+ * entity, dialactions, memberships and pickups. 0 with rd (disposed by the caller), or -1 with
+ * the reply set.
+ */
+static int s_read_one_or_reply(svc_ctx_t *ctx, long long id, int etag, int view, s_read_t *rd)
+{
+    const char *ids = svc_ctx_printf(ctx, "%lld", id), *pick = svc_ctx_printf(ctx, "user:%lld", id);
+    const char *vers[1 + USERS_NDEPS];
+    s_versions_argv(ctx, vers);
+    const char *c1[] = {"HGET", svc_key(ctx, "user:data"), ids}, *c2[] = {"HGET", svc_key(ctx, "line:byuser"), ids},
+               *c3[] = {"HGET", svc_key(ctx, "user:voicemail"), ids}, *c4[] = {"HGET", svc_key(ctx, "user:extra"), ids},
+               *c5[] = {"HGET", svc_key(ctx, "user:dialaction"), ids}, *c6[] = {"HGET", svc_key(ctx, "user:groups"), ids},
+               *c7[] = {"HGET", svc_key(ctx, "user:queues"), ids}, *c8[] = {"HGET", svc_key(ctx, "pickup:target"), pick};
+    const int argcs1[9] = {1 + USERS_NDEPS, 3, 3, 3, 3, 3, 3, 3, 3};
+    const char *const *argvs1[9] = {vers, c1, c2, c3, c4, c5, c6, c7, c8};
+    for (int attempt = 0; attempt < SVC_CAS_ATTEMPTS; attempt++) {
+        s_read_dispose(rd);
+        rd->users = svc_calloc(1, sizeof(*rd->users));
+        /* (1) the versions and the user's own fields */
+        redisReply *r = NULL;
+        if (etag && attempt == 0 && svc_etag_prefetch_tx_or_reply(ctx, s_read_deps, 9, argcs1, argvs1, &r) != 0)
+            return -1;
+        if (!etag || attempt > 0)
+            r = svc_redis_tx(ctx->redis, 9, argcs1, argvs1);
+        rd->_tx[0] = r;
+        if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 9)
+            return svc_reply_redis_failure(ctx, r, "reading a user");
+        if (!s_strings(r->element[0], USERS_NDEPS))
+            return svc_reply_internal(ctx, "reading a user: unexpected reply");
+        for (size_t i = 1; i < 9; i++)
+            if (!s_string_or_nil(r->element[i]))
+                return svc_reply_internal(ctx, "reading a user: unexpected reply");
+        if (r->element[1]->type == REDIS_REPLY_NIL)
+            return 0; /* no such user */
+        s_user_t *u = &rd->users[rd->n++];
+        redisReply uid = {.type = REDIS_REPLY_STRING, .str = (char *)ids, .len = strlen(ids)};
+        if (s_user_init_or_reply(ctx, u, &uid, r->element[1]) != 0)
+            return -1;
+        u->vm = s_str(r->element[3]);
+        u->extra = s_str(r->element[4]);
+        const redisReply *list = s_str(r->element[2]);
+        size_t nlines = s_count_ids(list);
+        const char **lids = svc_calloc(nlines + 3, sizeof(*lids));
+        s_split_ids(ctx, list, lids + 2);
+        if (view) {
+            u->da = s_str(r->element[5]);
+            u->pickups = s_str(r->element[8]);
+            u->ngroups = s_members_parse(s_str(r->element[6]), &u->_gm, &u->groups);
+            u->nqueues = s_members_parse(s_str(r->element[7]), &u->_qm, &u->queues);
+        }
+        u->lines = svc_calloc(nlines + 1, sizeof(*u->lines));
+        if (nlines == 0 && !view) {
+            free(lids);
+            return 0; /* (1) was all there is to read */
+        }
+        /* (2) the versions again and what (1) names */
+        const char *c20[] = {"HGET", svc_key(ctx, "entity:data"), svc_ctx_printf(ctx, "%lld", svc_record_int(u->uf, "entityid"))};
+        const char **ldev = svc_calloc(nlines + 3, sizeof(*ldev));
+        lids[0] = "HMGET", lids[1] = svc_key(ctx, "line:data");
+        ldev[0] = "HMGET", ldev[1] = svc_key(ctx, "line:device");
+        memcpy(ldev + 2, lids + 2, nlines * sizeof(*ldev));
+        const char **gids = s_members_hmget(ctx, "group:data", u->groups, u->ngroups);
+        const char **qids = s_members_hmget(ctx, "queue:data", u->queues, u->nqueues);
+        int argcs2[6], n2 = 0, il = -1, ie = -1, ig = -1, iq = -1;
+        const char *const *argvs2[6];
+        argcs2[n2] = 1 + USERS_NDEPS, argvs2[n2++] = vers;
+        if (nlines > 0) {
+            il = n2;
+            argcs2[n2] = 2 + (int)nlines, argvs2[n2++] = lids;
+            argcs2[n2] = 2 + (int)nlines, argvs2[n2++] = ldev;
+        }
+        if (view)
+            ie = n2, argcs2[n2] = 3, argvs2[n2++] = c20;
+        if (u->ngroups > 0)
+            ig = n2, argcs2[n2] = 2 + (int)u->ngroups, argvs2[n2++] = gids;
+        if (u->nqueues > 0)
+            iq = n2, argcs2[n2] = 2 + (int)u->nqueues, argvs2[n2++] = qids;
+        redisReply *r2 = svc_redis_tx(ctx->redis, n2, argcs2, argvs2);
+        rd->_tx[1] = r2;
+        free(ldev);
+        free(gids);
+        free(qids);
+        int ok = r2 != NULL && r2->type == REDIS_REPLY_ARRAY && r2->elements == (size_t)n2;
+        if (!ok) {
+            free(lids);
+            return svc_reply_redis_failure(ctx, r2, "reading a user");
+        }
+        ok = s_strings(r2->element[0], USERS_NDEPS) &&
+             (il < 0 || (s_strings(r2->element[il], nlines) && s_strings(r2->element[il + 1], nlines)));
+        ok = ok && (ie < 0 || s_string_or_nil(r2->element[ie])) && (ig < 0 || s_strings(r2->element[ig], u->ngroups)) &&
+             (iq < 0 || s_strings(r2->element[iq], u->nqueues));
+        if (!ok) {
+            free(lids);
+            return svc_reply_internal(ctx, "reading a user: unexpected reply");
+        }
+        if (!s_same_versions(r->element[0], r2->element[0])) {
+            free(lids);
+            continue; /* a write came between (1) and (2) */
+        }
+        int rc = 0;
+        for (size_t j = 0; j < nlines && rc == 0; j++) {
+            const redisReply *blob = r2->element[il]->element[j];
+            if (blob->type == REDIS_REPLY_STRING) /* a line gone from line:data is not the user's any more */
+                rc = s_add_line_or_reply(ctx, u, lids[2 + j], blob, r2->element[il + 1]->element[j]);
+        }
+        free(lids);
+        if (ie >= 0)
+            u->entity = s_str(r2->element[ie]);
+        if (ig >= 0)
+            s_members_names(ctx, u->groups, u->ngroups, r2->element[ig]);
+        if (iq >= 0)
+            s_members_names(ctx, u->queues, u->nqueues, r2->element[iq]);
+        return rc;
+    }
+    svc_log(SVC_LOG_WARN, "user %lld: the data kept changing while being read (%d attempts)", id, SVC_CAS_ATTEMPTS);
+    return svc_reply_unavailable(ctx);
 }
 
 static int s_cmp_user(const void *a, const void *b)
@@ -195,48 +485,30 @@ static int s_search(svc_ctx_t *ctx)
     const char *t = svc_param(ctx, "search");
     if (t == NULL || t[0] == '\0')
         return svc_reply_empty(ctx, 204);
-    redisReply *r;
-    if (s_read_or_reply(ctx, 0, 1, &r) != 0)
-        return -1;
-    char etag[sizeof(ctx->etag)];
-    memcpy(etag, ctx->etag, sizeof(etag));
-    size_t n = r->elements / USERS_READ_WIDTH, nsel = 0, tl = strlen(t);
-    s_user_t *users = svc_calloc(n + 1, sizeof(*users));
-    int rc = 0;
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        rc = s_user_load_or_reply(ctx, r, i, &users[nsel]);
-        if (rc == 0 && s_matches(&users[nsel], t, tl))
-            nsel++;
-        else
-            s_user_free(&users[nsel]);
+    s_read_t rd = {0};
+    int rc = s_read_all_or_reply(ctx, 1, &rd);
+    if (rc == 0) {
+        char etag[sizeof(ctx->etag)];
+        memcpy(etag, ctx->etag, sizeof(etag));
+        size_t tl = strlen(t), nsel = 0;
+        const s_user_t **sel = svc_calloc(rd.n + 1, sizeof(*sel));
+        qsort(rd.users, rd.n, sizeof(*rd.users), s_cmp_user);
+        for (size_t i = 0; i < rd.n; i++)
+            if (s_matches(&rd.users[i], t, tl))
+                sel[nsel++] = &rd.users[i];
+        if (nsel == 0) {
+            svc_reply_empty(ctx, 204);
+        } else {
+            msgpack_packer *pk = svc_reply_begin(ctx, 200);
+            msgpack_pack_array(pk, nsel);
+            for (size_t i = 0; i < nsel; i++)
+                svc_record_render(sel[i]->uf, pk);
+            memcpy(ctx->etag, etag, sizeof(etag));
+        }
+        free(sel);
     }
-    if (rc == 0 && nsel == 0) {
-        svc_reply_empty(ctx, 204);
-    } else if (rc == 0) {
-        qsort(users, nsel, sizeof(*users), s_cmp_user);
-        msgpack_packer *pk = svc_reply_begin(ctx, 200);
-        msgpack_pack_array(pk, nsel);
-        for (size_t i = 0; i < nsel; i++)
-            svc_record_render(users[i].uf, pk);
-        memcpy(ctx->etag, etag, sizeof(etag));
-    }
-    for (size_t i = 0; i <= nsel && i < n; i++)
-        s_user_free(&users[i]);
-    free(users);
-    freeReplyObject(r);
+    s_read_dispose(&rd);
     return rc;
-}
-
-/* reads user id into u (404 when unknown). 0, or -1 with the reply set; *r freed by the caller */
-static int s_read_one_or_reply(svc_ctx_t *ctx, long long id, int etag, redisReply **r, s_user_t *u)
-{
-    memset(u, 0, sizeof(*u));
-    int rc = s_read_or_reply(ctx, id, etag, r);
-    if (rc != 0)
-        return rc;
-    if ((*r)->elements < USERS_READ_WIDTH)
-        return svc_reply_error(ctx, 404, "not_found", "id", "no user has id %lld", id);
-    return s_user_load_or_reply(ctx, *r, 0, u);
 }
 
 /* "First Last" as the lines show it (useridentity), pooled */
@@ -339,9 +611,9 @@ static long long s_mp_int(const msgpack_object *o)
 }
 
 /* groupmember / queuemember of view: the original's queuemember rows (category "group" or "queue"), false when none */
-static void s_render_members(svc_ctx_t *ctx, const s_user_t *u, const redisReply *m, const char *category, msgpack_packer *pk)
+static void s_render_members(svc_ctx_t *ctx, const s_user_t *u, const s_member_t *m, size_t n, const char *category,
+                             msgpack_packer *pk)
 {
-    size_t n = m->elements / 3;
     if (n == 0) {
         msgpack_pack_false(pk);
         return;
@@ -361,10 +633,7 @@ static void s_render_members(svc_ctx_t *ctx, const s_user_t *u, const redisReply
                                                     : "";
     msgpack_pack_array(pk, n);
     for (size_t i = 0; i < n; i++) {
-        const redisReply *id = m->element[3 * i], *name = m->element[3 * i + 1], *opts = m->element[3 * i + 2];
-        msgpack_unpacked o;
-        int ok = svc_mp_unpack(&o, opts->str, opts->len) == 0 && o.data.type == MSGPACK_OBJECT_MAP;
-        const msgpack_object *map = ok ? &o.data : NULL;
+        const msgpack_object *map = m[i].opts;
         int local = map != NULL && svc_mp_str_eq(s_get(map, "chantype"), "local");
         const char *iface = "", *chan = "";
         if (local && u->nlines > 0)
@@ -374,8 +643,7 @@ static void s_render_members(svc_ctx_t *ctx, const s_user_t *u, const redisReply
         else if (u->nlines > 0)
             iface = lname;
         msgpack_pack_map(pk, 12);
-        svc_mp_cstr(pk, "queue_name");
-        svc_mp_strn(pk, name->str, name->len);
+        s_kv(pk, "queue_name", m[i].name);
         s_kv(pk, "interface", iface);
         svc_mp_cstr(pk, "penalty");
         msgpack_pack_int64(pk, s_mp_int(s_get(map, "penalty")));
@@ -392,8 +660,7 @@ static void s_render_members(svc_ctx_t *ctx, const s_user_t *u, const redisReply
         s_kv(pk, "category", category);
         s_kv(pk, "chantype", local ? "local" : "default");
         svc_mp_cstr(pk, strcmp(category, "group") == 0 ? "groupfeaturesid" : "queuefeaturesid");
-        msgpack_pack_int64(pk, s_parse_ll(id->str, id->len));
-        msgpack_unpacked_destroy(&o);
+        msgpack_pack_int64(pk, m[i].id);
     }
 }
 
@@ -456,56 +723,57 @@ static int s_view(svc_ctx_t *ctx)
     long long id;
     if (svc_param_id_or_reply(ctx, "id", &id) != 0)
         return -1;
-    redisReply *r = NULL;
-    s_user_t u;
-    int rc = s_read_one_or_reply(ctx, id, 1, &r, &u);
+    s_read_t rd = {0};
+    int rc = s_read_one_or_reply(ctx, id, 1, 1, &rd);
+    if (rc == 0 && rd.n == 0)
+        rc = svc_reply_error(ctx, 404, "not_found", "id", "no user has id %lld", id);
     if (rc == 0) {
+        s_user_t *u = &rd.users[0];
         char etag[sizeof(ctx->etag)];
         memcpy(etag, ctx->etag, sizeof(etag));
-        const char *ident = s_identity(ctx, u.uf);
+        const char *ident = s_identity(ctx, u->uf);
         msgpack_packer *pk = svc_reply_begin(ctx, 200);
         msgpack_pack_map(pk, 10);
         svc_mp_cstr(pk, "userfeatures");
-        svc_record_render(u.uf, pk);
+        svc_record_render(u->uf, pk);
         svc_mp_cstr(pk, "entity");
-        s_render_entity(ctx, &u, pk);
+        s_render_entity(ctx, u, pk);
         svc_mp_cstr(pk, "linefeatures");
-        if (u.nlines == 0)
+        if (u->nlines == 0)
             msgpack_pack_false(pk);
         else
-            msgpack_pack_array(pk, u.nlines);
-        for (size_t i = 0; i < u.nlines; i++) {
-            svc_record_t *lf = svc_record_obj(u.lines[i].rec, "linefeatures");
-            long long lid = u.lines[i].id;
-            svc_record_set_id(u.lines[i].rec, lid);
+            msgpack_pack_array(pk, u->nlines);
+        for (size_t i = 0; i < u->nlines; i++) {
+            svc_record_t *lf = svc_record_obj(u->lines[i].rec, "linefeatures");
+            long long lid = u->lines[i].id;
+            svc_record_set_id(u->lines[i].rec, lid);
             svc_record_set_id(lf, lid);
             svc_record_set_int(lf, "protocolid", lid);
             svc_record_set_int(lf, "provisioningid", LINES_PROVISIONING_BASE + lid);
-            svc_record_set_int(lf, "iduserfeatures", u.id);
+            svc_record_set_int(lf, "iduserfeatures", u->id);
             svc_record_set_str(lf, "useridentity", ident[0] ? ident : "-", ident[0] ? strlen(ident) : 1);
-            svc_record_set_str(lf, "device", u.lines[i].dev, strlen(u.lines[i].dev));
+            svc_record_set_str(lf, "device", u->lines[i].dev, strlen(u->lines[i].dev));
             svc_record_render(lf, pk);
         }
         svc_mp_cstr(pk, "voicemail");
         svc_record_t *vm = svc_record_new(&users_vm_table);
-        if (u.vm->len > 0 && svc_record_load_stored(vm, u.vm->str, u.vm->len) == 0)
+        if (u->vm->len > 0 && svc_record_load_stored(vm, u->vm->str, u->vm->len) == 0)
             svc_record_render(vm, pk);
         else
             msgpack_pack_false(pk);
         svc_record_destroy(&vm);
         svc_mp_cstr(pk, "dialaction");
-        s_render_dialaction(&u, pk);
+        s_render_dialaction(u, pk);
         svc_mp_cstr(pk, "groupmember");
-        s_render_members(ctx, &u, u.groups, "group", pk);
+        s_render_members(ctx, u, u->groups, u->ngroups, "group", pk);
         svc_mp_cstr(pk, "queuemember");
-        s_render_members(ctx, &u, u.queues, "queue", pk);
-        s_render_extra(&u, pk); /* phonefunckey, queueskills */
+        s_render_members(ctx, u, u->queues, u->nqueues, "queue", pk);
+        s_render_extra(u, pk); /* phonefunckey, queueskills */
         svc_mp_cstr(pk, "pickup");
-        s_render_pickups(&u, pk);
+        s_render_pickups(u, pk);
         memcpy(ctx->etag, etag, sizeof(etag));
     }
-    s_user_free(&u);
-    freeReplyObject(r);
+    s_read_dispose(&rd);
     return rc < 0 ? -1 : 0;
 }
 
@@ -1211,54 +1479,47 @@ static int s_edit(svc_ctx_t *ctx)
     if (svc_param_id_or_reply(ctx, "id", &id) != 0 || svc_body_map_or_reply(ctx, &body) != 0)
         return -1;
     for (int attempt = 0; attempt < SVC_CAS_ATTEMPTS; attempt++) {
-        redisReply *r = NULL;
-        s_user_t u;
-        int rc = -1, conflict = 0;
-        if (s_read_one_or_reply(ctx, id, 0, &r, &u) == 0)
-            rc = s_put(ctx, body, &u, &conflict);
-        s_user_free(&u);
-        freeReplyObject(r);
+        s_read_t rd = {0};
+        int rc = s_read_one_or_reply(ctx, id, 0, 0, &rd), conflict = 0;
+        if (rc == 0 && rd.n == 0)
+            rc = svc_reply_error(ctx, 404, "not_found", "id", "no user has id %lld", id);
+        if (rc == 0)
+            rc = s_put(ctx, body, &rd.users[0], &conflict);
+        s_read_dispose(&rd);
         if (rc != 0 || !conflict)
             return rc;
     }
     return svc_reply_internal(ctx, "user %lld: edit kept conflicting with other writers", id);
 }
 
-/* ipbx_users_del over the users of reply r (all: deleteall). 0 or -1 with the reply set, *conflict */
-static int s_del(svc_ctx_t *ctx, const redisReply *r, int all, int *conflict)
+/* ipbx_users_del over the users read (all: deleteall). 0 or -1 with the reply set, *conflict */
+static int s_del(svc_ctx_t *ctx, const s_read_t *rd, int all, int *conflict)
 {
-    size_t n = r->elements / USERS_READ_WIDTH;
+    size_t n = rd->n;
     s_ctxs_t c = {NULL, 0, 0};
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, svc_mp_write);
     msgpack_pack_array(&pk, n);
-    int rc = 0;
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        s_user_t u;
-        rc = s_user_load_or_reply(ctx, r, i, &u);
-        if (rc == 0) {
-            msgpack_pack_array(&pk, 5);
-            svc_mp_cstr(&pk, svc_ctx_printf(ctx, "%lld", u.id));
-            svc_mp_strn(&pk, u.blob, u.bloblen);
-            svc_mp_cstr(&pk, s_login_folded(ctx, u.uf));
-            svc_mp_cstr(&pk, svc_ctx_printf(ctx, "%lld", svc_record_int(u.uf, "entityid")));
-            s_pack_old_lines(ctx, &u, NULL, &c, &pk);
-        }
-        s_user_free(&u);
+    for (size_t i = 0; i < n; i++) {
+        const s_user_t *u = &rd->users[i];
+        msgpack_pack_array(&pk, 5);
+        svc_mp_cstr(&pk, svc_ctx_printf(ctx, "%lld", u->id));
+        svc_mp_strn(&pk, u->blob, u->bloblen);
+        svc_mp_cstr(&pk, s_login_folded(ctx, u->uf));
+        svc_mp_cstr(&pk, svc_ctx_printf(ctx, "%lld", svc_record_int(u->uf, "entityid")));
+        s_pack_old_lines(ctx, u, NULL, &c, &pk);
     }
-    if (rc == 0) {
-        size_t nkeys;
-        const char **keys = s_write_keys(ctx, &c, &nkeys);
-        const char *args[3], *msgs;
-        size_t lens[3], msgslen;
-        args[0] = sb.data != NULL ? sb.data : "", lens[0] = sb.size;
-        args[1] = s_kinds(ctx, &msgs, &msgslen), lens[1] = strlen(args[1]);
-        args[2] = all ? "1" : "", lens[2] = strlen(args[2]);
-        rc = svc_write_cas(ctx, conflict, "ipbx_users_del", (int)nkeys, keys, 3, args, lens);
-        free(keys);
-    }
+    size_t nkeys;
+    const char **keys = s_write_keys(ctx, &c, &nkeys);
+    const char *args[3], *msgs;
+    size_t lens[3], msgslen;
+    args[0] = sb.data != NULL ? sb.data : "", lens[0] = sb.size;
+    args[1] = s_kinds(ctx, &msgs, &msgslen), lens[1] = strlen(args[1]);
+    args[2] = all ? "1" : "", lens[2] = strlen(args[2]);
+    int rc = svc_write_cas(ctx, conflict, "ipbx_users_del", (int)nkeys, keys, 3, args, lens);
+    free(keys);
     msgpack_sbuffer_destroy(&sb);
     free(c.names);
     return rc;
@@ -1270,13 +1531,13 @@ static int s_delete(svc_ctx_t *ctx)
     if (svc_param_id_or_reply(ctx, "id", &id) != 0)
         return -1;
     for (int attempt = 0; attempt < SVC_CAS_ATTEMPTS; attempt++) {
-        redisReply *r = NULL;
-        int rc = s_read_or_reply(ctx, id, 0, &r), conflict = 0;
-        if (rc == 0 && r->elements < USERS_READ_WIDTH)
+        s_read_t rd = {0};
+        int rc = s_read_one_or_reply(ctx, id, 0, 0, &rd), conflict = 0;
+        if (rc == 0 && rd.n == 0)
             rc = svc_reply_error(ctx, 404, "not_found", "id", "no user has id %lld", id);
         if (rc == 0)
-            rc = s_del(ctx, r, 0, &conflict);
-        freeReplyObject(r);
+            rc = s_del(ctx, &rd, 0, &conflict);
+        s_read_dispose(&rd);
         if (rc != 0 || !conflict)
             return rc;
     }
@@ -1286,11 +1547,11 @@ static int s_delete(svc_ctx_t *ctx)
 static int s_deleteall(svc_ctx_t *ctx)
 {
     for (int attempt = 0; attempt < SVC_CAS_ATTEMPTS; attempt++) {
-        redisReply *r = NULL;
-        int rc = s_read_or_reply(ctx, 0, 0, &r), conflict = 0;
+        s_read_t rd = {0};
+        int rc = s_read_all_or_reply(ctx, 0, &rd), conflict = 0;
         if (rc == 0)
-            rc = s_del(ctx, r, 1, &conflict);
-        freeReplyObject(r);
+            rc = s_del(ctx, &rd, 1, &conflict);
+        s_read_dispose(&rd);
         if (rc != 0 || !conflict)
             return rc;
     }
