@@ -259,6 +259,9 @@ static void s_on_done(gw_job_t *job, gw_job_outcome_t outcome, const void *reply
             gw_verify_result_t res = {.kind = GW_VERIFY_REFUSED};
             while ((w = s_next_waiter(v)) != NULL)
                 w->on_done(w, &res);
+        } else if (status == 504) {
+            /* the check waited in the service's own queue past the request's budget */
+            s_error_all(v, 504, "timeout", "the account service did not answer in time");
         } else if (status == 503) {
             s_error_all(v, 503, "store_unavailable",
                         "the data store (Redis) is unavailable, try again"); /* the config service's only 503 */
@@ -448,8 +451,8 @@ void gw_verify_test(void)
          i++)
         gw_test_pump(&app, 1);
     GW_CHECK(gw_broker_has_worker(app.broker, XWS_SERVICE_VERIFY) && gw_broker_has_worker(app.broker, XWS_SERVICE_CONFIG));
-    twait_t t[8];
-    uint64_t keys[8];
+    twait_t t[9];
+    uint64_t keys[9];
     char act[32];
 
     /* the same credentials twice: one check, both told; the right password is remembered */
@@ -499,6 +502,14 @@ void gw_verify_test(void)
     GW_CHECK(t[5].ndone == 0);
     snprintf(act, sizeof(act), "?");
     GW_CHECK(!s_test_recv(&app, worker, &keys[7], act, sizeof(act)));
+
+    /* the service's own deadline passed while the check waited in its queue: 504, not 500 */
+    GW_CHECK(s_test_check(&app, &t[8], "queued", "pw") == 0);
+    GW_CHECK(s_test_recv(&app, worker, &keys[8], act, sizeof(act)) && strcmp(act, XWS_ACT_VERIFY) == 0);
+    s_test_reply(worker, keys[8], 504, NULL, NULL);
+    for (int i = 0; i < 500 && t[8].ndone == 0; i++)
+        gw_test_pump(&app, 1);
+    GW_CHECK(t[8].ndone == 1 && t[8].res.kind == GW_VERIFY_ERROR && t[8].res.status == 504);
 
     /* a check in flight at the end is forgotten without a callback */
     GW_CHECK(s_test_check(&app, &t[7], "late", "pw") == 0);
