@@ -268,9 +268,11 @@ def test_guessing_does_not_slow_other_clients():
         # the attacks kept the password checks busy: their requests reached the check queue
         # (401: checked and refused; 504: still waiting for a check at their deadline)
         assert answers.get("401", 0) + answers.get("504", 0) >= 12, ("the attack did not load the checks", answers)
+        # and got proper answers: a check that waited past its budget in the service is a 504, not a 500
+        assert set(answers) <= {"401", "429", "504"}, ("unexpected answers to the attack", answers)
         # before: the checks ran on the config worker, in the queue of the entity requests, and the
         # other clients' requests timed out (504). Now they share only the CPU, and the data
-        # worker gets it first; the factor is generous for the noise of a shared two-core machine.
-        assert mu <= 3 * mb, ("guessing slows the other clients", mb, mu)
+        # worker gets it first: their median stays within 2x of the quiet one (measured: about 1x).
+        assert mu <= 2 * mb, ("guessing slows the other clients", mb, mu)
     finally:
         s.stop()
