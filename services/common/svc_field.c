@@ -15,10 +15,10 @@
 typedef struct svc_value svc_value_t;
 struct svc_value {
     int set;             /* 1 when the field has a value (an empty collection is a value) */
+    int own;             /* 1: s is freed with the value */
     long long i;         /* SVC_INT, SVC_BOOL */
     char *s;             /* SVC_TEXT, SVC_ENUM: NUL-terminated; malloc'ed when own, else in the root record's blocks */
     size_t len;          /* SVC_TEXT, SVC_ENUM: bytes */
-    int own;             /* 1: s is freed with the value */
     svc_record_t *obj;   /* SVC_OBJECT */
     svc_record_t **recs; /* SVC_LIST of records, SVC_ROWS */
     size_t nrecs;        /* ... their count */
