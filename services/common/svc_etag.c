@@ -1,5 +1,6 @@
 /* svc_etag.c - see svc_etag.h */
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,11 +29,21 @@ static int s_cmp_kv(const void *a, const void *b)
     return x->key.via.str.size < y->key.via.str.size ? -1 : x->key.via.str.size > y->key.via.str.size;
 }
 
+/* SHA-256, fetched once for the process (an implicit fetch by EVP_sha256() costs a lookup per digest) */
+static EVP_MD *s_sha256;
+
+static void s_sha256_fetch(void)
+{
+    s_sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
 void svc_etag_compute(const char *prefix, const char *service, const char *resource, const char *act,
                       const msgpack_object_map *params, const char *epoch, const long long *vers, size_t n, char out[SVC_ETAG_SIZE])
 {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, s_sha256_fetch);
     EVP_MD_CTX *md = EVP_MD_CTX_new();
-    if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
+    if (md == NULL || s_sha256 == NULL || EVP_DigestInit_ex(md, s_sha256, NULL) != 1)
         abort();
     s_feed(md, "xws-etag-1", 10);
     const char *parts[] = {prefix, service, resource, act, epoch};

@@ -15,10 +15,10 @@
 typedef struct svc_value svc_value_t;
 struct svc_value {
     int set;             /* 1 when the field has a value (an empty collection is a value) */
+    int own;             /* 1: s is freed with the value */
     long long i;         /* SVC_INT, SVC_BOOL */
     char *s;             /* SVC_TEXT, SVC_ENUM: NUL-terminated; malloc'ed when own, else in the root record's blocks */
     size_t len;          /* SVC_TEXT, SVC_ENUM: bytes */
-    int own;             /* 1: s is freed with the value */
     svc_record_t *obj;   /* SVC_OBJECT */
     svc_record_t **recs; /* SVC_LIST of records, SVC_ROWS */
     size_t nrecs;        /* ... their count */
@@ -67,9 +67,11 @@ static int s_is_text(svc_kind_t k)
 static svc_record_t *s_new(const svc_table_t *t, svc_record_t *parent, const svc_field_t *pf, size_t pidx)
 {
     assert(t != NULL && t->fields != NULL);
-    svc_record_t *self = svc_calloc(1, sizeof(*self));
+    /* one allocation: the record, then its values (svc_record_t is a multiple of 8 bytes: the values are aligned) */
+    _Static_assert(sizeof(svc_record_t) % _Alignof(svc_value_t) == 0, "values after the record are aligned");
+    svc_record_t *self = svc_calloc(1, sizeof(*self) + (t->n + 1) * sizeof(svc_value_t));
     self->table = t;
-    self->v = svc_calloc(t->n + 1, sizeof(*self->v));
+    self->v = (svc_value_t *)(self + 1);
     self->parent = parent;
     self->pfield = pf;
     self->pidx = pidx;
@@ -95,20 +97,37 @@ static void s_value_clear(svc_value_t *v)
     memset(v, 0, sizeof(*v));
 }
 
+/* frees what value v owns (v itself is left as is: its record is being freed) */
+static void s_value_release(svc_value_t *v)
+{
+    if (v->own)
+        free(v->s);
+    if (v->obj != NULL)
+        svc_record_destroy(&v->obj);
+    for (size_t i = 0; i < v->nrecs; i++)
+        svc_record_destroy(&v->recs[i]);
+    free(v->recs);
+    for (size_t i = 0; i < v->nitems; i++)
+        s_value_release(&v->items[i]);
+    free(v->items);
+}
+
 void svc_record_destroy(svc_record_t **self_p)
 {
     assert(self_p != NULL);
     svc_record_t *self = *self_p;
     if (self == NULL)
         return;
-    for (size_t i = 0; i < self->table->n; i++)
-        s_value_clear(&self->v[i]);
+    for (size_t i = 0; i < self->table->n; i++) {
+        svc_value_t *v = &self->v[i];
+        if (v->own || v->obj != NULL || v->recs != NULL || v->items != NULL) /* most values own nothing */
+            s_value_release(v);
+    }
     svc_record_destroy(&self->var);
     for (s_block_t *b = self->_blocks, *next; b != NULL; b = next) {
         next = b->next;
         free(b);
     }
-    free(self->v);
     free(self->prefix);
     free(self);
     *self_p = NULL;
@@ -1171,6 +1190,62 @@ static int s_load_array_fields(svc_record_t *self, const msgpack_object *arr, ui
     return 0;
 }
 
+/* an index of the keys of a stored map (open addressing, the last of equal keys wins as with
+ * svc_mp_get), so that a record whose map is not in table order (a record written by a Lua
+ * function) is loaded without a scan of the map per field */
+#define S_KEYIDX_SLOTS 512 /* maps of up to half as many keys are indexed; larger ones are scanned */
+
+typedef struct {
+    const msgpack_object_map *m;
+    uint16_t slot[S_KEYIDX_SLOTS]; /* 1 + the key's position, 0: empty */
+} s_keyidx_t;
+
+static unsigned s_key_hash(const char *k, size_t len)
+{
+    unsigned h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)k[i]) * 16777619u;
+    return h;
+}
+
+/* 0, or -1 when the map is too large to be indexed */
+static int s_keyidx_init(s_keyidx_t *x, const msgpack_object_map *m)
+{
+    x->m = m;
+    if (m->size > S_KEYIDX_SLOTS / 2)
+        return -1;
+    memset(x->slot, 0, sizeof(x->slot));
+    for (uint32_t i = 0; i < m->size; i++) {
+        const msgpack_object *k = &m->ptr[i].key;
+        if (k->type != MSGPACK_OBJECT_STR)
+            continue;
+        unsigned h = s_key_hash(k->via.str.ptr, k->via.str.size) % S_KEYIDX_SLOTS;
+        for (;; h = (h + 1) % S_KEYIDX_SLOTS) {
+            if (x->slot[h] == 0) {
+                x->slot[h] = (uint16_t)(i + 1);
+                break;
+            }
+            const msgpack_object *o = &m->ptr[x->slot[h] - 1].key;
+            if (o->via.str.size == k->via.str.size && memcmp(o->via.str.ptr, k->via.str.ptr, k->via.str.size) == 0) {
+                x->slot[h] = (uint16_t)(i + 1); /* a later equal key wins */
+                break;
+            }
+        }
+    }
+    return 0;
+}
+
+/* the value of key name (len bytes) in the indexed map, NULL when absent */
+static const msgpack_object *s_keyidx_get(const s_keyidx_t *x, const char *name, size_t len)
+{
+    for (unsigned h = s_key_hash(name, len) % S_KEYIDX_SLOTS; x->slot[h] != 0; h = (h + 1) % S_KEYIDX_SLOTS) {
+        const msgpack_object_kv *kv = &x->m->ptr[x->slot[h] - 1];
+        if (kv->key.via.str.size == len && memcmp(kv->key.via.str.ptr, name, len) == 0)
+            return &kv->val;
+    }
+    return NULL;
+}
+
 static int s_load_stored_obj(svc_record_t *self, const msgpack_object *o, s_arena_t *a)
 {
     if (self->table->stored_array) {
@@ -1182,8 +1257,11 @@ static int s_load_stored_obj(svc_record_t *self, const msgpack_object *o, s_aren
     if (o->type != MSGPACK_OBJECT_MAP)
         return -1;
     /* svc_record_pack_stored writes the fields in table order (variant part last): walk the map
-     * along the table, and look a key up only when it is not the next one */
+     * along the table, and look a key up only when it is not the next one. Unset fields are not
+     * stored, and a map out of table order is looked up through an index of its keys. */
     const msgpack_object_map *m = &o->via.map;
+    s_keyidx_t idx;
+    int indexed = 0; /* the index: 0 not built yet (at the first key out of order), 1 built, -1 map too large */
     uint32_t next = 0;
     for (svc_record_t *r = self; r != NULL; r = r->var) {
         for (size_t i = 0; i < r->table->n; i++) {
@@ -1195,8 +1273,11 @@ static int s_load_stored_obj(svc_record_t *self, const msgpack_object *o, s_aren
             const msgpack_object *k = next < m->size ? &m->ptr[next].key : NULL;
             if (k != NULL && k->type == MSGPACK_OBJECT_STR && k->via.str.size == nl && memcmp(k->via.str.ptr, f->name, nl) == 0)
                 v = &m->ptr[next++].val;
-            else
-                v = svc_mp_get(o, f->name);
+            else {
+                if (indexed == 0)
+                    indexed = s_keyidx_init(&idx, m) == 0 ? 1 : -1;
+                v = indexed > 0 ? s_keyidx_get(&idx, f->name, nl) : svc_mp_get(o, f->name);
+            }
             if (v != NULL && s_load_stored_value(r, f, &r->v[i], v, a) != 0)
                 return -1;
         }
@@ -1615,6 +1696,33 @@ void svc_field_test(void)
                                      21) == 0);
     XWS_CHECK(strcmp(svc_record_str(r2, "name", NULL), "zz") == 0 && strcmp(svc_record_str(r2, "cc", NULL), "DE") == 0);
     XWS_CHECK(svc_record_int(r2, "ring") == 5 && svc_record_int(r2, "made") == 1234);
+    /* a key out of order given twice: the last one wins (as svc_mp_get); a key in its place is walked */
+    XWS_CHECK(svc_record_load_stored(r2,
+                                     "\x83\xa2"
+                                     "cc\xa2"
+                                     "DE\xa4name\xa1"
+                                     "a\xa4name\xa1"
+                                     "b",
+                                     21) == 0);
+    XWS_CHECK(strcmp(svc_record_str(r2, "name", NULL), "b") == 0 && strcmp(svc_record_str(r2, "cc", NULL), "DE") == 0);
+    /* a map too large for the key index (more than 256 keys) is looked up by scanning */
+    {
+        msgpack_sbuffer big;
+        msgpack_sbuffer_init(&big);
+        msgpack_packer bpk;
+        msgpack_packer_init(&bpk, &big, svc_mp_write);
+        msgpack_pack_map(&bpk, 301);
+        for (int i = 0; i < 300; i++) {
+            char k[16];
+            snprintf(k, sizeof(k), "k%d", i);
+            svc_mp_cstr(&bpk, k);
+            msgpack_pack_int(&bpk, i);
+        }
+        svc_mp_cstr(&bpk, "ring");
+        msgpack_pack_int(&bpk, 9);
+        XWS_CHECK(svc_record_load_stored(r2, big.data, big.size) == 0 && svc_record_int(r2, "ring") == 9);
+        msgpack_sbuffer_destroy(&big);
+    }
     size_t nl;
     const char *nm = svc_record_str(r2, "cc", &nl);
     svc_record_set_str(r2, "cc", nm, nl);
