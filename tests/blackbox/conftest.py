@@ -94,6 +94,15 @@ def md5_hex(data):
     return hashlib.md5(data).hexdigest()
 
 
+def redis_cli(system, *args):
+    """redis-cli with args against system's Redis (its unix socket): the output as text (bytes
+    that are not UTF-8, such as msgpack records, escaped); fails the test when the command fails."""
+    r = subprocess.run(["redis-cli", "-s", str(system.dir / "redis.sock")] + [str(a) for a in args],
+                       capture_output=True, timeout=10)
+    assert r.returncode == 0, r
+    return r.stdout.decode(errors="backslashreplace")
+
+
 def wait_until(predicate, timeout=10.0, interval=0.1, what="condition"):
     """Polls predicate() until it returns a true value; returns it, or fails the test."""
     deadline = time.monotonic() + timeout

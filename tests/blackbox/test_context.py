@@ -4,12 +4,11 @@ validation rule (each failing case changes nothing), entity references, includes
 
 import copy
 import json
-import subprocess
 import threading
 
 import pytest
 
-from conftest import ADMIN, CONTEXT_PRIVATE, ENTITY, JSON_SUITE, md5_hex
+from conftest import ADMIN, CONTEXT_PRIVATE, ENTITY, JSON_SUITE, md5_hex, redis_cli
 
 CONTEXT = "/service/ipbx/json.php/restricted/system_management/context/"
 PREFIX = "xws:"  # the default redis_prefix
@@ -19,13 +18,6 @@ N_FILES = sorted(JSON_SUITE.glob("n_*.json")) if JSON_SUITE.is_dir() else []
 
 
 # ---- helpers ----------------------------------------------------------------------------------------
-
-
-def redis_cli(system, *args):
-    r = subprocess.run(["redis-cli", "-s", str(system.dir / "redis.sock")] + [str(a) for a in args],
-                       capture_output=True, timeout=10)
-    assert r.returncode == 0, r
-    return r.stdout.decode()
 
 
 def call(system, act, body=None, **params):

@@ -8,12 +8,11 @@ deviceid, and the example provisioning client on the internal ZeroMQ endpoint.""
 
 import json
 import re
-import subprocess
 import threading
 
 import pytest
 
-from conftest import ADMIN, ENTITY, JSON_SUITE, System, md5_hex
+from conftest import ADMIN, ENTITY, JSON_SUITE, System, md5_hex, redis_cli
 
 DEVICES = "/service/ipbx/json.php/restricted/pbx_settings/devices/"
 DEVICES_PRIVATE = "/service/ipbx/json.php/private/pbx_settings/devices/"
@@ -49,13 +48,6 @@ def system():
 
 
 # ---- helpers ----------------------------------------------------------------------------------------
-
-
-def redis_cli(system, *args):
-    r = subprocess.run(["redis-cli", "-s", str(system.dir / "redis.sock")] + [str(a) for a in args],
-                       capture_output=True, timeout=10)
-    assert r.returncode == 0, r
-    return r.stdout.decode()
 
 
 def call(system, act, body=None, path=DEVICES, **params):

@@ -6,12 +6,11 @@ reference, ETags and sum, the JSON bad-input corpus, concurrent adds through two
 and the cascade of a delete over memberships, dialactions and pickup rows (seeded through the
 shared keys of services/ipbx-users/README.md)."""
 
-import subprocess
 import threading
 
 import pytest
 
-from conftest import ADMIN, ENTITY, JSON_SUITE, System, md5_hex
+from conftest import ADMIN, ENTITY, JSON_SUITE, System, md5_hex, redis_cli
 
 GROUPS = "/service/ipbx/json.php/restricted/pbx_settings/groups/"
 GROUPS_PRIVATE = "/service/ipbx/json.php/private/pbx_settings/groups/"
@@ -75,13 +74,6 @@ def system():
 
 
 # ---- helpers ----------------------------------------------------------------------------------------
-
-
-def redis_cli(system, *args):
-    r = subprocess.run(["redis-cli", "-s", str(system.dir / "redis.sock")] + [str(a) for a in args],
-                       capture_output=True, timeout=10)
-    assert r.returncode == 0, r
-    return r.stdout.decode()
 
 
 def call(system, k, act, body=None, headers=None, **params):

@@ -5,12 +5,11 @@ range, moved, released), the context reference, user and device attachments thro
 keys, ETags, the JSON bad-input corpus, and concurrent adds through two ipbx-lines workers."""
 
 import itertools
-import subprocess
 import threading
 
 import pytest
 
-from conftest import ADMIN, ENTITY, JSON_SUITE, System, md5_hex, wait_until
+from conftest import ADMIN, ENTITY, JSON_SUITE, System, md5_hex, redis_cli, wait_until
 
 LINES = "/service/ipbx/json.php/restricted/pbx_settings/lines/"
 LINES_PRIVATE = "/service/ipbx/json.php/private/pbx_settings/lines/"
@@ -71,13 +70,6 @@ def system():
 
 
 # ---- helpers ----------------------------------------------------------------------------------------
-
-
-def redis_cli(system, *args):
-    r = subprocess.run(["redis-cli", "-s", str(system.dir / "redis.sock")] + [str(a) for a in args],
-                       capture_output=True, timeout=10)
-    assert r.returncode == 0, r
-    return r.stdout.decode()
 
 
 def call(system, act, body=None, **params):

@@ -4,12 +4,11 @@ each checked to change nothing, id allocation (lowest free of 0-63, gaps reused,
 index pickup:target kept exact for the cascade of deletes, ETags and 304, the JSON bad-input corpus, and
 concurrent adds through two ipbx-users workers filling ids 0-63 exactly once each."""
 
-import subprocess
 import threading
 
 import pytest
 
-from conftest import ADMIN, ENTITY, JSON_SUITE, PROJECT, System, md5_hex, wait_until
+from conftest import ADMIN, ENTITY, JSON_SUITE, PROJECT, System, md5_hex, redis_cli, wait_until
 
 PICKUP = "/service/ipbx/json.php/restricted/call_management/pickup/"
 PICKUP_PRIVATE = "/service/ipbx/json.php/private/call_management/pickup/"
@@ -54,13 +53,6 @@ DOC_VIEW = {
     "pickup": {"commented": 0, "description": "sample unittest pickup group", "id": 0, "name": "unittest"},
     "pickups": [{"category": "pickup", "memberid": 1, "membertype": "group", "pickupid": 0}],
 }
-
-
-def redis_cli(system, *args):
-    r = subprocess.run(["redis-cli", "-s", str(system.dir / "redis.sock")] + [str(a) for a in args],
-                       capture_output=True, timeout=10)
-    assert r.returncode == 0, r
-    return r.stdout.decode()
 
 
 def call(system, act, body=None, path=PICKUP, **params):

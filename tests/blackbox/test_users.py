@@ -4,12 +4,11 @@ column-oriented linefeatures rows (new lines created with their numbers reserved
 lines owned elsewhere refused, the set replaced on edit, everything removed on delete, all in one atomic
 step), search, and concurrent adds through two ipbx-users workers."""
 
-import subprocess
 import threading
 
 import pytest
 
-from conftest import ADMIN, ENTITY, JSON_SUITE, System
+from conftest import ADMIN, ENTITY, JSON_SUITE, System, redis_cli
 
 USERS = "/service/ipbx/json.php/restricted/pbx_settings/users/"
 USERS_PRIVATE = "/service/ipbx/json.php/private/pbx_settings/users/"
@@ -62,13 +61,6 @@ def system():
 
 
 # ---- helpers ----------------------------------------------------------------------------------------
-
-
-def redis_cli(system, *args):
-    r = subprocess.run(["redis-cli", "-s", str(system.dir / "redis.sock")] + [str(a) for a in args],
-                       capture_output=True, timeout=10)
-    assert r.returncode == 0, r
-    return r.stdout.decode(errors="backslashreplace")  # msgpack records are bytes
 
 
 def call(system, act, body=None, path=USERS, **params):

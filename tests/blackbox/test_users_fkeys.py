@@ -8,12 +8,11 @@ the one the user's names give follow a rename (seen through pbx_settings/lines),
 with several workers: an edit never resurrects a key that a delete removed; a rename and an explicit callerid
 set through the lines resource end the same way in every order."""
 
-import subprocess
 import threading
 
 import pytest
 
-from conftest import ADMIN, ENTITY, System
+from conftest import ADMIN, ENTITY, System, redis_cli
 
 USERS = "/service/ipbx/json.php/restricted/pbx_settings/users/"
 LINES = "/service/ipbx/json.php/restricted/pbx_settings/lines/"
@@ -43,13 +42,6 @@ def system():
 
 
 # ---- helpers ----------------------------------------------------------------------------------------
-
-
-def redis_cli(system, *args):
-    r = subprocess.run(["redis-cli", "-s", str(system.dir / "redis.sock")] + [str(a) for a in args],
-                       capture_output=True, timeout=10)
-    assert r.returncode == 0, r
-    return r.stdout.decode(errors="backslashreplace")
 
 
 def hgetall(system, key):

@@ -5,12 +5,11 @@ rows naming it go, dialactions of others pointing at it become none, its members
 indexes left exact. Groups, queues and pickups are created through their own resources."""
 
 import json
-import subprocess
 import threading
 
 import pytest
 
-from conftest import ADMIN, ENTITY, System
+from conftest import ADMIN, ENTITY, System, redis_cli
 
 USERS = "/service/ipbx/json.php/restricted/pbx_settings/users/"
 LINES = "/service/ipbx/json.php/restricted/pbx_settings/lines/"
@@ -46,13 +45,6 @@ def system():
 
 
 # ---- helpers ----------------------------------------------------------------------------------------
-
-
-def redis_cli(system, *args):
-    r = subprocess.run(["redis-cli", "-s", str(system.dir / "redis.sock")] + [str(a) for a in args],
-                       capture_output=True, timeout=10)
-    assert r.returncode == 0, r
-    return r.stdout.decode(errors="backslashreplace")
 
 
 def hget(system, key, field):
