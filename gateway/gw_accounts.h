@@ -62,7 +62,8 @@ int gw_account_host_ok(const gw_account_t *acct, const uint8_t addr[16]);
 
 /*
  * The verification cache. gw_accounts_cache_key computes the 32-byte HMAC-SHA256 of
- * login \0 password under the per-process key. cache_get returns the account remembered for that
+ * login \0 password under the per-process key (one prepared context: call it from one thread, the
+ * event loop's). cache_get returns the account remembered for that
  * key when it is still in the snapshot with the fingerprint (`cred`) it had when it was remembered,
  * else NULL (and forgets a stale entry); cache_put remembers acct (its name and cred) for the key
  * (bounded: the cache is emptied when full); cache_drop forgets one key; cache_count says how many
