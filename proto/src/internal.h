@@ -30,11 +30,4 @@ int xws_json_scalar(const msgpack_object *o, xws_buf_t *out);
  */
 int xws_json_escape(xws_buf_t *out, const char *s, size_t n, int nul_ok);
 
-/*
- * Reads the next msgpack object at *p (before end), checked as xws_msgpack_validate checks (depth
- * max_depth), and moves *p past it. A scalar is decoded into *o (strings point into the input); a
- * container is only checked: o->type says MAP or ARRAY, with no elements. 0, or -1 with *err set.
- */
-int xws_msgpack_next(const unsigned char **p, const unsigned char *end, int max_depth, msgpack_object *o, const char **err);
-
 #endif

@@ -363,7 +363,8 @@ int svc_worker_handle(svc_worker_t *self, const void *envelope, size_t len, msgp
     self->replayed += ctx.replayed ? 1 : 0;
     self->store_errors += ctx.status == 503 ? 1 : 0; /* a worker's only 503: svc_reply_unavailable */
     size_t mark = out->size;
-    if (xws_reply_encode_flags(ctx.status, etag, body, ctx.replayed ? XWS_REPLY_REPLAYED : 0, out) != 0) {
+    /* the body is the handler's own packing (the gateway checks it again as it decodes it) */
+    if (xws_reply_encode_flags(ctx.status, etag, body, XWS_REPLY_PACKED_BODY | (ctx.replayed ? XWS_REPLY_REPLAYED : 0), out) != 0) {
         svc_log(SVC_LOG_ERROR, "request %s: reply could not be encoded (status %u)", ctx.rid, ctx.status);
         out->size = mark;
         s_encode_error(500, "internal_error", "internal error", out);

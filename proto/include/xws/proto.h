@@ -161,6 +161,9 @@ int xws_reply_encode(unsigned status, xws_slice_t etag, xws_slice_t body_msgpack
 
 /* flags of xws_reply_encode_flags() */
 #define XWS_REPLY_REPLAYED 1u /* "replayed": true - the recorded outcome of an earlier request with this rid */
+/* the body comes from the caller's own msgpack packer (one object, within XWS_MAX_DEPTH by
+ * construction): it is not walked again here (the receiver checks every body it decodes) */
+#define XWS_REPLY_PACKED_BODY 2u
 
 /* xws_reply_encode() with flags (XWS_REPLY_*, 0 for none). */
 int xws_reply_encode_flags(unsigned status, xws_slice_t etag, xws_slice_t body_msgpack, unsigned flags, msgpack_sbuffer *out);
@@ -187,8 +190,11 @@ int xws_reply_decode(xws_reply_t *rep, const void *data, size_t len, const char 
 /*
  * xws_reply_decode for a reply that is only relayed: the same checks and fields, but the body is
  * left as its bytes (body_raw, pointing into data; body stays NULL) and no object tree is built,
- * so that a long list costs one pass (xws_msgpack_raw_to_json) and no allocation. Dispose with
- * xws_reply_dispose.
+ * so that a long list costs one pass (xws_msgpack_raw_to_json) and no allocation. A body that is
+ * the envelope's last entry (as xws_reply_encode writes it) is the rest of the bytes and is not
+ * walked here: it is checked by whoever reads it (xws_msgpack_raw_to_json refuses a malformed
+ * object or trailing bytes), so that it is read once; a body elsewhere is checked here. Dispose
+ * with xws_reply_dispose.
  */
 int xws_reply_decode_raw(xws_reply_t *rep, const void *data, size_t len, const char **err);
 void xws_reply_dispose(xws_reply_t *rep);
@@ -208,6 +214,14 @@ int xws_msgpack_decode(msgpack_unpacked *u, const void *data, size_t len, int ma
 
 /* Same checks without building anything: 0 when data/len is exactly one well-formed object. */
 int xws_msgpack_validate(const void *data, size_t len, int max_depth, const char **err);
+
+/*
+ * Reads the next msgpack object at *p (before end), checked as xws_msgpack_validate checks (depth
+ * max_depth), and moves *p past it. A scalar is decoded into *o (strings point into the input); a
+ * container is only checked: o->type says MAP or ARRAY, with no elements. 0, or -1 with *err set.
+ * With it a reader walks stored bytes and skips what it does not need without building anything.
+ */
+int xws_msgpack_next(const unsigned char **p, const unsigned char *end, int max_depth, msgpack_object *o, const char **err);
 
 /* ---- JSON <-> msgpack ----------------------------------------------------------------------- */
 
