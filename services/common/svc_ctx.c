@@ -129,6 +129,39 @@ const char *svc_key(svc_ctx_t *ctx, const char *suffix)
     return k;
 }
 
+static const char *s_cat3(svc_ctx_t *ctx, const char *a, const char *b, const char *c)
+{
+    size_t al = strlen(a), bl = strlen(b), cl = strlen(c);
+    char *k = s_pool_take(ctx, al + bl + cl + 1);
+    memcpy(k, a, al);
+    memcpy(k + al, b, bl);
+    memcpy(k + al + bl, c, cl + 1);
+    return k;
+}
+
+const char *svc_key2(svc_ctx_t *ctx, const char *a, const char *b)
+{
+    return s_cat3(ctx, ctx->prefix, a, b);
+}
+
+const char *svc_ctx_cat(svc_ctx_t *ctx, const char *a, const char *b)
+{
+    return s_cat3(ctx, a, b, "");
+}
+
+const char *svc_ctx_ll(svc_ctx_t *ctx, long long v)
+{
+    char tmp[24], *p = tmp + sizeof(tmp);
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    *--p = '\0';
+    do
+        *--p = (char)('0' + u % 10);
+    while ((u /= 10) != 0);
+    if (v < 0)
+        *--p = '-';
+    return svc_ctx_strndup(ctx, p, (size_t)(tmp + sizeof(tmp) - 1 - p));
+}
+
 /* ---- reply ---------------------------------------------------------------------------------- */
 
 static void s_reset_body(svc_ctx_t *ctx)
@@ -449,9 +482,13 @@ static int s_etag_prefetch_or_reply(svc_ctx_t *ctx, const char *const *resources
     argv[0] = "MGET";
     argv[1] = svc_key(ctx, "epoch");
     for (size_t i = 0; i < n; i++)
-        argv[2 + i] = svc_ctx_printf(ctx, "%sver:%s", ctx->prefix, resources[i]);
+        argv[2 + i] = svc_key2(ctx, "ver:", resources[i]);
     redisReply *r = NULL, *d = NULL;
-    if (ndata > 0) {
+    /* a conditional request (a client's If-None-Match, or the gateway confirming the answer it
+     * keeps) is most often answered 304: the versions alone first, and the data only when the tag
+     * differs, in a second round trip (read after the versions: never older than the tag) */
+    int conditional = ctx->req != NULL && ctx->req->inm.len > 0;
+    if (ndata > 0 && !conditional) {
         /* versions first, then the data, in one round trip; the replies before the last are dropped
          * (MULTI's OK and the QUEUED of a transaction: EXEC, the last, says how it went) */
         int *c = svc_calloc((size_t)ndata + 1, sizeof(*c));
@@ -518,6 +555,17 @@ static int s_etag_prefetch_or_reply(svc_ctx_t *ctx, const char *const *resources
         svc_reply_empty(ctx, 304);
         return -1; /* the reply is set: 304, and nothing to read */
     }
+    if (ndata > 0 && conditional) { /* the tag differs: now the data */
+        redisReply **out = svc_calloc((size_t)ndata + 1, sizeof(*out));
+        if (svc_redis_pipeline(ctx->redis, ndata, argcs, argvs, out) == 0) {
+            d = out[ndata - 1];
+            for (int i = 0; i < ndata - 1; i++)
+                freeReplyObject(out[i]);
+        }
+        free(out);
+        if (d == NULL)
+            return svc_reply_redis_failure(ctx, NULL, "reading data");
+    }
     if (data != NULL)
         *data = d;
     else
@@ -533,6 +581,16 @@ void svc_ctx_test(void)
     XWS_CHECK(ctx.write_id_ttl == 600);
     XWS_CHECK(strcmp(svc_key(&ctx, "entity:data"), "p:entity:data") == 0);
     XWS_CHECK(strcmp(svc_ctx_printf(&ctx, "%d-%s", 4, "x"), "4-x") == 0);
+    XWS_CHECK(strcmp(svc_key2(&ctx, "ver:", "users"), "p:ver:users") == 0);
+    XWS_CHECK(strcmp(svc_ctx_cat(&ctx, "user:", "42"), "user:42") == 0 && strcmp(svc_ctx_cat(&ctx, "", ""), "") == 0);
+    {
+        static const long long vals[] = {0, 7, -7, 10, 123456789, -1000000000000LL, LLONG_MAX, LLONG_MIN};
+        char want[32];
+        for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
+            snprintf(want, sizeof(want), "%lld", vals[i]);
+            XWS_CHECK(strcmp(svc_ctx_ll(&ctx, vals[i]), want) == 0);
+        }
+    }
     /* the pool: texts of every size stay intact while blocks fill and long texts get their own */
     {
         const char *kept[600];

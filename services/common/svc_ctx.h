@@ -60,6 +60,13 @@ char *svc_ctx_strndup(svc_ctx_t *ctx, const char *p, size_t len);
 char *svc_ctx_printf(svc_ctx_t *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The Redis key prefix + suffix (pooled), e.g. svc_key(ctx, "entity:data"). */
 const char *svc_key(svc_ctx_t *ctx, const char *suffix);
+/* The Redis key prefix + a + b (pooled), e.g. svc_key2(ctx, "ver:", "users"). */
+const char *svc_key2(svc_ctx_t *ctx, const char *a, const char *b);
+/* a + b (pooled), e.g. svc_ctx_cat(ctx, "user:", id). */
+const char *svc_ctx_cat(svc_ctx_t *ctx, const char *a, const char *b);
+/* v in decimal (pooled): svc_ctx_printf(ctx, "%lld", v) without the printf machinery, for the
+ * keys and hash fields built per request. */
+const char *svc_ctx_ll(svc_ctx_t *ctx, long long v);
 
 /* ---- reply ------------------------------------------------------------------------------------ */
 
@@ -141,8 +148,10 @@ int svc_etag_or_reply(svc_ctx_t *ctx, const char *const *resources);
 
 /*
  * svc_etag_or_reply(), plus one read command (argc/argv) sent in the same round trip right after
- * the versions (so the data are never older than the ETag; a 304 has read them too, and drops
- * them). On 0, *data holds the command's reply (the caller frees it; it may be an error reply);
+ * the versions (so the data are never older than the ETag). A conditional request (with an
+ * If-None-Match: a client's, or the gateway's for the answer it keeps) reads the versions alone
+ * first, and the data in a second round trip only when the tag differs, so that its 304 reads no
+ * data. On 0, *data holds the command's reply (the caller frees it; it may be an error reply);
  * on -1 (304 or failure), *data is NULL.
  */
 int svc_etag_prefetch_or_reply(svc_ctx_t *ctx, const char *const *resources, int argc, const char **argv, redisReply **data);

@@ -1286,27 +1286,105 @@ static int s_load_stored_obj(svc_record_t *self, const msgpack_object *o, s_aren
     return 0;
 }
 
-int svc_record_load_stored(svc_record_t *self, const char *data, size_t len)
+/* one zone for every load (kept between calls: no allocation per load), cleared after each */
+static msgpack_zone *s_load_zone(void)
 {
-    /* one zone for every load (kept between calls: no allocation per load), cleared after each */
     static __thread msgpack_zone *zone;
     if (zone == NULL && (zone = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE)) == NULL)
         abort();
+    return zone;
+}
+
+/* the arena for the texts of a load of len stored bytes: each text takes at most its bytes and a
+ * NUL, and its header is at least one byte; the block is kept with the root record */
+static s_arena_t s_load_arena(svc_record_t *self, size_t len)
+{
+    svc_record_t *root = self;
+    while (root->parent != NULL)
+        root = root->parent;
+    s_block_t *b = svc_malloc(sizeof(*b) + 2 * len);
+    b->next = root->_blocks;
+    root->_blocks = b;
+    return (s_arena_t){b->data, 2 * len};
+}
+
+int svc_record_load_stored(svc_record_t *self, const char *data, size_t len)
+{
+    msgpack_zone *zone = s_load_zone();
     msgpack_object o;
     size_t off = 0;
     int rc = -1;
     if (data != NULL && len > 0 && msgpack_unpack(data, len, &off, zone, &o) == MSGPACK_UNPACK_SUCCESS && off == len) {
-        /* the texts of this load: each takes at most its bytes and a NUL, its header is at least one byte */
-        svc_record_t *root = self;
-        while (root->parent != NULL)
-            root = root->parent;
-        s_block_t *b = svc_malloc(sizeof(*b) + 2 * len);
-        b->next = root->_blocks;
-        root->_blocks = b;
-        s_arena_t a = {b->data, 2 * len};
+        s_arena_t a = s_load_arena(self, len);
         rc = s_load_stored_obj(self, &o, &a);
     }
     msgpack_zone_clear(zone);
+    return rc;
+}
+
+/* the number of entries of the map header at *p (moved past it), or -1 when *p is no map */
+static long long s_raw_map_header(const unsigned char **p, const unsigned char *end)
+{
+    const unsigned char *q = *p;
+    if (q < end && *q >= 0x80 && *q <= 0x8f) {
+        *p = q + 1;
+        return *q & 0x0f;
+    }
+    if (q + 3 <= end && *q == 0xde) {
+        *p = q + 3;
+        return (long long)q[1] << 8 | q[2];
+    }
+    if (q + 5 <= end && *q == 0xdf) {
+        *p = q + 5;
+        return (long long)q[1] << 24 | (long long)q[2] << 16 | (long long)q[3] << 8 | q[4];
+    }
+    return -1;
+}
+
+int svc_record_load_stored_only(svc_record_t *self, const char *data, size_t len, const char *const *only)
+{
+    assert(!self->table->stored_array && only != NULL);
+    const unsigned char *p = (const unsigned char *)data, *end = p + len;
+    const char *err;
+    long long n = data != NULL ? s_raw_map_header(&p, end) : -1;
+    if (n < 0)
+        return -1;
+    msgpack_zone *zone = s_load_zone();
+    s_arena_t a = {NULL, 0};
+    int rc = 0;
+    for (long long e = 0; e < n && rc == 0; e++) {
+        msgpack_object k, v;
+        if (xws_msgpack_next(&p, end, 1, &k, &err) != 0 || k.type != MSGPACK_OBJECT_STR) {
+            rc = -1;
+            break;
+        }
+        const unsigned char *vstart = p;
+        if (xws_msgpack_next(&p, end, XWS_MAX_DEPTH, &v, &err) != 0) {
+            rc = -1;
+            break;
+        }
+        size_t i = 0;
+        for (; only[i] != NULL; i++)
+            if (strlen(only[i]) == k.via.str.size && memcmp(only[i], k.via.str.ptr, k.via.str.size) == 0)
+                break;
+        const svc_field_t *f = NULL;
+        for (size_t j = 0; only[i] != NULL && j < self->table->n && f == NULL; j++)
+            if (strcmp(self->table->fields[j].name, only[i]) == 0)
+                f = &self->table->fields[j];
+        if (f == NULL || !(f->flags & SVC_F_STORED))
+            continue; /* not asked for: stepped over */
+        size_t off = 0;
+        if (a.p == NULL)
+            a = s_load_arena(self, len);
+        if (msgpack_unpack((const char *)vstart, (size_t)(p - vstart), &off, zone, &v) != MSGPACK_UNPACK_SUCCESS ||
+            s_load_stored_value(self, f, &self->v[f - self->table->fields], &v, &a) != 0)
+            rc = -1;
+        msgpack_zone_clear(zone);
+    }
+    if (rc == 0 && p != end)
+        rc = -1; /* trailing bytes */
+    if (rc == 0)
+        s_choose_variant(self);
     return rc;
 }
 
@@ -1722,6 +1800,33 @@ void svc_field_test(void)
         msgpack_pack_int(&bpk, 9);
         XWS_CHECK(svc_record_load_stored(r2, big.data, big.size) == 0 && svc_record_int(r2, "ring") == 9);
         msgpack_sbuffer_destroy(&big);
+    }
+    /* only some fields: the others stay unset and are stepped over, malformed bytes are refused */
+    {
+        static const char *const only[] = {"cc", "ring", "nosuch", NULL};
+        svc_record_t *r3 = svc_record_new(&s_test_table);
+        const char *stored = "\x84\xa4ring\x05\xa4name\xa2zz\xa2"
+                             "cc\xa2"
+                             "DE\xa4made\x92\x01\x02";
+        XWS_CHECK(svc_record_load_stored_only(r3, stored, 29, only) == 0);
+        XWS_CHECK(svc_record_int(r3, "ring") == 5 && strcmp(svc_record_str(r3, "cc", NULL), "DE") == 0);
+        XWS_CHECK(!svc_record_has(r3, "name") && !svc_record_has(r3, "made")); /* a wrong type, never read */
+        svc_record_destroy(&r3);
+        r3 = svc_record_new(&s_test_table);
+        XWS_CHECK(svc_record_load_stored_only(r3, stored, 28, only) == -1);             /* truncated */
+        XWS_CHECK(svc_record_load_stored_only(r3, "\x81\xa4ring\xa1x", 8, only) == -1); /* a wrong type read */
+        XWS_CHECK(svc_record_load_stored_only(r3, "\x91\x01", 2, only) == -1);          /* not a map */
+        XWS_CHECK(svc_record_load_stored_only(r3, "\x80\xc0", 2, only) == -1);          /* trailing bytes */
+        XWS_CHECK(svc_record_load_stored_only(r3, "\x81\x01\x02", 3, only) == -1);      /* a key not a string */
+        svc_record_destroy(&r3);
+        /* the same values as a whole load */
+        r3 = svc_record_new(&s_test_table);
+        msgpack_sbuffer_clear(&sb);
+        svc_record_pack_stored(r2, &pk);
+        XWS_CHECK(svc_record_load_stored_only(r3, sb.data, sb.size, only) == 0);
+        XWS_CHECK(svc_record_int(r3, "ring") == svc_record_int(r2, "ring"));
+        XWS_CHECK(strcmp(svc_record_str(r3, "cc", NULL), svc_record_str(r2, "cc", NULL)) == 0);
+        svc_record_destroy(&r3);
     }
     size_t nl;
     const char *nm = svc_record_str(r2, "cc", &nl);

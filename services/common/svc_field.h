@@ -229,6 +229,11 @@ int svc_record_check_or_reply(svc_ctx_t *ctx, svc_record_t *self);
 /* Loads a stored record (as written by svc_record_pack_stored). 0, or -1 when malformed. Costs
  * one allocation for all the texts of the load (kept with the root record), none per field. */
 int svc_record_load_stored(svc_record_t *self, const char *data, size_t len);
+/* svc_record_load_stored of only the top-level fields named in only (NULL-terminated) of a record
+ * stored as a map: the other entries are stepped over without being decoded (a view that shows
+ * one part of a large record). The entries read are checked as svc_record_load_stored checks
+ * them, the others only for being well-formed msgpack. 0, or -1 when malformed. */
+int svc_record_load_stored_only(svc_record_t *self, const char *data, size_t len, const char *const *only);
 /* Packs the stored fields (a map in table order without the unset fields, or the positional array). */
 void svc_record_pack_stored(const svc_record_t *self, msgpack_packer *pk);
 /* The stored form as a string pooled in ctx (for svc_write arguments). */

@@ -103,7 +103,7 @@ static const char **s_keys(svc_ctx_t *ctx, const svc_records_t *d, int *n)
     const char **k = svc_calloc(4 + 2 * d->nindexes + 1, sizeof(*k));
     k[0] = svc_key(ctx, d->seq != NULL ? d->seq : "seq");
     k[1] = svc_key(ctx, d->crud.data_key);
-    k[2] = svc_ctx_printf(ctx, "%sver:%s", ctx->prefix, d->crud.resource);
+    k[2] = svc_key2(ctx, "ver:", d->crud.resource);
     k[3] = svc_ctx_printf(ctx, "%s%s", ctx->prefix, d->inrefs != NULL ? d->inrefs : d->crud.data_key);
     for (size_t i = 0; i < d->nindexes; i++) {
         k[4 + 2 * i] = svc_key(ctx, d->indexes[i].key);
@@ -173,7 +173,7 @@ int svc_records_add_or_reply(svc_ctx_t *ctx, const svc_records_t *d, const svc_r
 int svc_records_edit_or_reply(svc_ctx_t *ctx, const svc_records_t *d, long long id, const msgpack_object *body,
                               int (*fix)(svc_ctx_t *ctx, svc_record_t *rec))
 {
-    const char *ids = svc_ctx_printf(ctx, "%lld", id);
+    const char *ids = svc_ctx_ll(ctx, id);
     for (int attempt = 0; attempt < SVC_CAS_ATTEMPTS; attempt++) {
         svc_record_t *old = svc_record_new(d->crud.table), *rec = svc_record_new(d->crud.table);
         const char *blob;
@@ -205,7 +205,7 @@ int svc_records_edit_or_reply(svc_ctx_t *ctx, const svc_records_t *d, long long 
 
 int svc_records_delete_or_reply(svc_ctx_t *ctx, const svc_records_t *d, long long id)
 {
-    const char *ids = svc_ctx_printf(ctx, "%lld", id);
+    const char *ids = svc_ctx_ll(ctx, id);
     for (int attempt = 0; attempt < SVC_CAS_ATTEMPTS; attempt++) {
         svc_record_t *old = svc_record_new(d->crud.table);
         const char *args[5];

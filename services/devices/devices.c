@@ -86,7 +86,7 @@ static int s_search(svc_ctx_t *ctx)
     argv[0] = "HMGET";
     argv[1] = svc_key(ctx, devices_records.crud.data_key);
     for (size_t i = 0; i < m; i++)
-        argv[2 + i] = svc_ctx_printf(ctx, "%lld", ids[i]);
+        argv[2 + i] = svc_ctx_ll(ctx, ids[i]);
     redisReply *r = svc_redis_command(ctx->redis, (int)m + 2, argv, NULL);
     free(argv);
     int rc = 0;
@@ -150,7 +150,7 @@ static int s_read_argv_or_reply(svc_ctx_t *ctx, const char *argv[10])
     long long id;
     if (svc_param_id_or_reply(ctx, "id", &id) != 0)
         return -1;
-    argv[7] = svc_ctx_printf(ctx, "%lld", id);
+    argv[7] = svc_ctx_ll(ctx, id);
     argv[8] = "";
     return 0;
 }
@@ -321,7 +321,7 @@ static int s_delete(svc_ctx_t *ctx)
         svc_key(ctx, "device:deviceid"), svc_key(ctx, "line:device"), svc_key(ctx, "line:bydevice"),
         svc_key(ctx, "ver:lines"),
     };
-    const char *ids = svc_ctx_printf(ctx, "%lld", id);
+    const char *ids = svc_ctx_ll(ctx, id);
     const char *kinds, *msgs;
     size_t msgslen;
     svc_index_kinds(ctx, d, &kinds, &msgs, &msgslen);

@@ -172,7 +172,7 @@ static int s_read_or_reply(svc_ctx_t *ctx, long long id, int etag, s_rows_t *row
         return s_read_all_or_reply(ctx, etag, rows);
     const char *keys[4];
     s_read_keys(ctx, keys);
-    const char *ids = svc_ctx_printf(ctx, "%lld", id);
+    const char *ids = svc_ctx_ll(ctx, id);
     redisReply *r = NULL;
     if (etag) {
         const char *argv[] = {"FCALL_RO", svc_fn(ctx, "ipbx_lines_read"), "4", keys[0], keys[1], keys[2], keys[3], ids};
@@ -533,7 +533,7 @@ static int s_edit(svc_ctx_t *ctx)
     const msgpack_object *body;
     if (svc_param_id_or_reply(ctx, "id", &id) != 0 || svc_body_map_or_reply(ctx, &body) != 0)
         return -1;
-    const char *ids = svc_ctx_printf(ctx, "%lld", id);
+    const char *ids = svc_ctx_ll(ctx, id);
     for (int attempt = 0; attempt < SVC_CAS_ATTEMPTS; attempt++) {
         s_rows_t r;
         s_line_t l;
@@ -564,7 +564,7 @@ static int s_delete(svc_ctx_t *ctx)
     long long id;
     if (svc_param_id_or_reply(ctx, "id", &id) != 0)
         return -1;
-    const char *ids = svc_ctx_printf(ctx, "%lld", id);
+    const char *ids = svc_ctx_ll(ctx, id);
     for (int attempt = 0; attempt < SVC_CAS_ATTEMPTS; attempt++) {
         s_rows_t r;
         s_line_t l;
@@ -616,7 +616,7 @@ static int s_deleteall(svc_ctx_t *ctx)
                 if (ci == nctx)
                     ctxs[nctx++] = svc_ctx_strndup(ctx, c, strlen(c));
                 msgpack_pack_array(&pk, 5);
-                svc_mp_cstr(&pk, svc_ctx_printf(ctx, "%lld", l.id));
+                svc_mp_cstr(&pk, svc_ctx_ll(ctx, l.id));
                 svc_mp_strn(&pk, l.blob, l.bloblen);
                 svc_index_pack_entries(ctx, &lines_records, l.rec, &pk);
                 msgpack_pack_uint64(&pk, ci);

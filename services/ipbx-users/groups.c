@@ -57,7 +57,7 @@ static int s_view(svc_ctx_t *ctx, const groups_kind_t *k)
     long long id;
     if (svc_param_id_or_reply(ctx, "id", &id) != 0)
         return -1;
-    const char *ids = svc_ctx_printf(ctx, "%lld", id);
+    const char *ids = svc_ctx_ll(ctx, id);
     const char *argv[] = {
         "FCALL_RO", svc_fn(ctx, "ipbx_groups_read"), "2", svc_key(ctx, k->records->crud.data_key), svc_key(ctx, k->members), ids};
     redisReply *r = NULL;
@@ -100,7 +100,7 @@ static void s_write_keys(svc_ctx_t *ctx, const groups_kind_t *k, const char *key
     assert(d->nindexes == 2); /* name, context: the layout of lua/groups.lua */
     keys[0] = svc_key(ctx, d->seq);
     keys[1] = svc_key(ctx, d->crud.data_key);
-    keys[2] = svc_ctx_printf(ctx, "%sver:%s", ctx->prefix, d->crud.resource);
+    keys[2] = svc_key2(ctx, "ver:", d->crud.resource);
     keys[3] = keys[1]; /* no inrefs: what points at a group is cleaned up by the cascade, never refused */
     for (size_t i = 0; i < d->nindexes; i++) {
         keys[4 + 2 * i] = svc_key(ctx, d->indexes[i].key);
@@ -176,7 +176,7 @@ static int s_edit(svc_ctx_t *ctx, const groups_kind_t *k)
     const msgpack_object *body;
     if (svc_param_id_or_reply(ctx, "id", &id) != 0 || svc_body_map_or_reply(ctx, &body) != 0)
         return -1;
-    const char *ids = svc_ctx_printf(ctx, "%lld", id);
+    const char *ids = svc_ctx_ll(ctx, id);
     for (int attempt = 0; attempt < SVC_CAS_ATTEMPTS; attempt++) {
         svc_record_t *old = svc_record_new(k->records->crud.table), *rec = svc_record_new(k->records->crud.table);
         const char *blob;
@@ -204,7 +204,7 @@ static int s_delete(svc_ctx_t *ctx, const groups_kind_t *k)
     long long id;
     if (svc_param_id_or_reply(ctx, "id", &id) != 0)
         return -1;
-    const char *ids = svc_ctx_printf(ctx, "%lld", id);
+    const char *ids = svc_ctx_ll(ctx, id);
     for (int attempt = 0; attempt < SVC_CAS_ATTEMPTS; attempt++) {
         svc_record_t *old = svc_record_new(k->records->crud.table);
         const char *blob;

@@ -104,12 +104,9 @@ static int s_view(svc_ctx_t *ctx)
     long long id;
     if (s_pid_or_reply(ctx, &id) != 0)
         return -1;
-    const char *argv[] = {"FCALL_RO",
-                          svc_fn(ctx, "ipbx_pickup_read"),
-                          "2",
-                          svc_key(ctx, "pickup:data"),
-                          svc_key(ctx, "pickup:rows"),
-                          svc_ctx_printf(ctx, "%lld", id)};
+    const char *argv[] = {
+        "FCALL_RO",         svc_fn(ctx, "ipbx_pickup_read"), "2", svc_key(ctx, "pickup:data"), svc_key(ctx, "pickup:rows"),
+        svc_ctx_ll(ctx, id)};
     redisReply *r = NULL;
     if (svc_etag_prefetch_or_reply(ctx, s_deps, 6, argv, &r) != 0)
         return -1;
@@ -217,7 +214,7 @@ static int s_put(svc_ctx_t *ctx, long long id, const char *old, size_t oldlen, c
                                       svc_key(ctx, "group:data"),    svc_key(ctx, "queue:data")};
     const char *args[6];
     size_t lens[6];
-    args[0] = id >= 0 ? svc_ctx_printf(ctx, "%lld", id) : "", lens[0] = strlen(args[0]);
+    args[0] = id >= 0 ? svc_ctx_ll(ctx, id) : "", lens[0] = strlen(args[0]);
     args[1] = old != NULL ? old : "", lens[1] = old != NULL ? oldlen : 0;
     args[2] = svc_record_blob(ctx, rec, &lens[2]);
     args[3] = svc_record_str(rec, "name", &lens[3]);
@@ -279,7 +276,7 @@ static int s_delete(svc_ctx_t *ctx)
         return -1;
     const char *keys[] = {svc_key(ctx, "pickup:data"), svc_key(ctx, "pickup:name"), svc_key(ctx, "pickup:rows"),
                           svc_key(ctx, "pickup:target"), svc_key(ctx, "ver:pickup")};
-    const char *ids = svc_ctx_printf(ctx, "%lld", id);
+    const char *ids = svc_ctx_ll(ctx, id);
     size_t len = strlen(ids);
     return svc_write(ctx, "ipbx_pickup_del", 5, keys, 1, &ids, &len);
 }

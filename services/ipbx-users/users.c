@@ -159,8 +159,13 @@ static void s_split_ids(svc_ctx_t *ctx, const redisReply *list, const char **ids
     }
 }
 
-/* adds line id (blob, device: NULL for none) to u. 0, or -1 with the reply set */
-static int s_add_line_or_reply(svc_ctx_t *ctx, s_user_t *u, const char *id, const redisReply *blob, const redisReply *dev)
+/* the parts of a line that a search (its numbers) or a view reads; edits and deletes read all */
+static const char *const s_lf_only[] = {"linefeatures", NULL}, *const s_lf_proto[] = {"linefeatures", "protocol", NULL};
+
+/* adds line id (blob, device: NULL for none) to u; only: the parts of the line to load (NULL: the
+ * whole record). 0, or -1 with the reply set */
+static int s_add_line_or_reply(svc_ctx_t *ctx, s_user_t *u, const char *id, const redisReply *blob, const redisReply *dev,
+                               const char *const *only)
 {
     s_line_t *line = &u->lines[u->nlines++];
     line->id = s_parse_ll(id, strlen(id));
@@ -168,7 +173,9 @@ static int s_add_line_or_reply(svc_ctx_t *ctx, s_user_t *u, const char *id, cons
     line->blob = blob->str;
     line->bloblen = blob->len;
     line->dev = dev != NULL && dev->type == REDIS_REPLY_STRING ? dev->str : "";
-    if (line->id <= 0 || svc_record_load_stored(line->rec, blob->str, blob->len) != 0)
+    int rc = only != NULL ? svc_record_load_stored_only(line->rec, blob->str, blob->len, only)
+                          : svc_record_load_stored(line->rec, blob->str, blob->len);
+    if (line->id <= 0 || rc != 0)
         return svc_reply_internal(ctx, "line %s: corrupt record", id);
     return 0;
 }
@@ -195,8 +202,9 @@ static const redisReply *s_str(const redisReply *r)
     return r->type == REDIS_REPLY_STRING ? r : &s_none;
 }
 
-/* every user (search, deleteall), with its lines (records), in one transaction. 0 with rd, or -1 with the reply set */
-static int s_read_all_or_reply(svc_ctx_t *ctx, int etag, s_read_t *rd)
+/* every user (search, deleteall), with its lines (records; only: the parts loaded, NULL for all), in
+ * one transaction. 0 with rd, or -1 with the reply set */
+static int s_read_all_or_reply(svc_ctx_t *ctx, int etag, const char *const *only, s_read_t *rd)
 {
     const char *c0[] = {"HGETALL", svc_key(ctx, "user:data")}, *c1[] = {"HGETALL", svc_key(ctx, "line:byuser")},
                *c2[] = {"HGETALL", svc_key(ctx, "line:data")};
@@ -232,7 +240,7 @@ static int s_read_all_or_reply(svc_ctx_t *ctx, int etag, s_read_t *rd)
         for (size_t j = 0; j < nids && rc == 0; j++) {
             const redisReply *blob = svc_hash_get(&lines, ids[j], strlen(ids[j]));
             if (blob != NULL) /* a line gone from line:data is not the user's any more */
-                rc = s_add_line_or_reply(ctx, u, ids[j], blob, NULL);
+                rc = s_add_line_or_reply(ctx, u, ids[j], blob, NULL, only);
         }
         free(ids);
     }
@@ -259,7 +267,7 @@ static void s_versions_argv(svc_ctx_t *ctx, const char *argv[1 + USERS_NDEPS])
 {
     argv[0] = "MGET";
     for (size_t i = 0; i < USERS_NDEPS; i++)
-        argv[1 + i] = svc_ctx_printf(ctx, "%sver:%s", ctx->prefix, s_read_deps[i]);
+        argv[1 + i] = svc_key2(ctx, "ver:", s_read_deps[i]);
 }
 
 static int s_cmp_member(const void *a, const void *b)
@@ -302,7 +310,7 @@ static const char **s_members_hmget(svc_ctx_t *ctx, const char *key, const s_mem
     argv[0] = "HMGET";
     argv[1] = svc_key(ctx, key);
     for (size_t i = 0; i < n; i++)
-        argv[2 + i] = svc_ctx_printf(ctx, "%lld", m[i].id);
+        argv[2 + i] = svc_ctx_ll(ctx, m[i].id);
     return argv;
 }
 
@@ -329,7 +337,7 @@ static void s_members_names(svc_ctx_t *ctx, s_member_t *m, size_t n, const redis
  */
 static int s_read_one_or_reply(svc_ctx_t *ctx, long long id, int etag, int view, s_read_t *rd)
 {
-    const char *ids = svc_ctx_printf(ctx, "%lld", id), *pick = svc_ctx_printf(ctx, "user:%lld", id);
+    const char *ids = svc_ctx_ll(ctx, id), *pick = svc_ctx_cat(ctx, "user:", ids);
     const char *vers[1 + USERS_NDEPS];
     s_versions_argv(ctx, vers);
     const char *c1[] = {"HGET", svc_key(ctx, "user:data"), ids}, *c2[] = {"HGET", svc_key(ctx, "line:byuser"), ids},
@@ -379,7 +387,7 @@ static int s_read_one_or_reply(svc_ctx_t *ctx, long long id, int etag, int view,
             return 0; /* (1) was all there is to read */
         }
         /* (2) the versions again and what (1) names */
-        const char *c20[] = {"HGET", svc_key(ctx, "entity:data"), svc_ctx_printf(ctx, "%lld", svc_record_int(u->uf, "entityid"))};
+        const char *c20[] = {"HGET", svc_key(ctx, "entity:data"), svc_ctx_ll(ctx, svc_record_int(u->uf, "entityid"))};
         const char **ldev = svc_calloc(nlines + 3, sizeof(*ldev));
         lids[0] = "HMGET", lids[1] = svc_key(ctx, "line:data");
         ldev[0] = "HMGET", ldev[1] = svc_key(ctx, "line:device");
@@ -422,11 +430,14 @@ static int s_read_one_or_reply(svc_ctx_t *ctx, long long id, int etag, int view,
             free(lids);
             continue; /* a write came between (1) and (2) */
         }
+        /* a view shows the lines' linefeatures, and the protocol part of the first line only in the
+         * group and queue memberships (their interface): the rest of a line is not loaded */
         int rc = 0;
         for (size_t j = 0; j < nlines && rc == 0; j++) {
             const redisReply *blob = r2->element[il]->element[j];
+            const char *const *only = !view ? NULL : u->nlines == 0 && u->ngroups + u->nqueues > 0 ? s_lf_proto : s_lf_only;
             if (blob->type == REDIS_REPLY_STRING) /* a line gone from line:data is not the user's any more */
-                rc = s_add_line_or_reply(ctx, u, lids[2 + j], blob, r2->element[il + 1]->element[j]);
+                rc = s_add_line_or_reply(ctx, u, lids[2 + j], blob, r2->element[il + 1]->element[j], only);
         }
         free(lids);
         if (ie >= 0)
@@ -486,7 +497,7 @@ static int s_search(svc_ctx_t *ctx)
     if (t == NULL || t[0] == '\0')
         return svc_reply_empty(ctx, 204);
     s_read_t rd = {0};
-    int rc = s_read_all_or_reply(ctx, 1, &rd);
+    int rc = s_read_all_or_reply(ctx, 1, s_lf_only, &rd); /* the lines' numbers only */
     if (rc == 0) {
         char etag[sizeof(ctx->etag)];
         memcpy(etag, ctx->etag, sizeof(etag));
@@ -858,7 +869,7 @@ static void s_pack_old_lines(svc_ctx_t *ctx, const s_user_t *u, const char *name
     for (size_t i = 0; u && i < u->nlines; i++) {
         const s_line_t *l = &u->lines[i];
         msgpack_pack_array(pk, names != NULL ? 6 : 5);
-        svc_mp_cstr(pk, svc_ctx_printf(ctx, "%lld", l->id));
+        svc_mp_cstr(pk, svc_ctx_ll(ctx, l->id));
         svc_mp_strn(pk, l->blob, l->bloblen);
         svc_index_pack_entries(ctx, &lines_records, l->rec, pk);
         msgpack_pack_uint64(pk, s_ctx_index(ctx, c, s_lstr(l->rec, "protocol", "context")));
@@ -1015,7 +1026,7 @@ static int s_pack_attach_or_reply(svc_ctx_t *ctx, const svc_record_t *row, long 
 {
     size_t idx = svc_record_row_index(row), numlen;
     const char *num = svc_record_str(row, "number", &numlen);
-    const char *sid = svc_ctx_printf(ctx, "%lld", id);
+    const char *sid = svc_ctx_ll(ctx, id);
     redisReply *r = NULL;
     if (numlen > 0) {
         const char *argv[] = {"HGET", svc_key(ctx, "line:data"), sid};
@@ -1406,7 +1417,7 @@ static int s_put(svc_ctx_t *ctx, const msgpack_object *body, const s_user_t *old
         const char **keys = s_write_keys(ctx, &c, &nkeys);
         const char *args[24];
         size_t lens[24];
-        args[0] = old != NULL ? svc_ctx_printf(ctx, "%lld", old->id) : "";
+        args[0] = old != NULL ? svc_ctx_ll(ctx, old->id) : "";
         args[1] = old != NULL ? old->blob : "";
         lens[1] = old != NULL ? old->bloblen : 0;
         args[2] = svc_record_blob(ctx, uf, &lens[2]);
@@ -1414,8 +1425,8 @@ static int s_put(svc_ctx_t *ctx, const msgpack_object *body, const s_user_t *old
         if (old != NULL)
             args[3] = s_login_folded(ctx, old->uf);
         args[4] = s_login_folded(ctx, uf);
-        args[5] = old != NULL ? svc_ctx_printf(ctx, "%lld", svc_record_int(old->uf, "entityid")) : "";
-        args[6] = svc_ctx_printf(ctx, "%lld", ent);
+        args[5] = old != NULL ? svc_ctx_ll(ctx, svc_record_int(old->uf, "entityid")) : "";
+        args[6] = svc_ctx_ll(ctx, ent);
         args[7] = s_identity(ctx, uf);
         args[8] = setlines ? "set" : "";
         args[9] = oldsb.data != NULL ? oldsb.data : "";
@@ -1505,10 +1516,10 @@ static int s_del(svc_ctx_t *ctx, const s_read_t *rd, int all, int *conflict)
     for (size_t i = 0; i < n; i++) {
         const s_user_t *u = &rd->users[i];
         msgpack_pack_array(&pk, 5);
-        svc_mp_cstr(&pk, svc_ctx_printf(ctx, "%lld", u->id));
+        svc_mp_cstr(&pk, svc_ctx_ll(ctx, u->id));
         svc_mp_strn(&pk, u->blob, u->bloblen);
         svc_mp_cstr(&pk, s_login_folded(ctx, u->uf));
-        svc_mp_cstr(&pk, svc_ctx_printf(ctx, "%lld", svc_record_int(u->uf, "entityid")));
+        svc_mp_cstr(&pk, svc_ctx_ll(ctx, svc_record_int(u->uf, "entityid")));
         s_pack_old_lines(ctx, u, NULL, &c, &pk);
     }
     size_t nkeys;
@@ -1548,7 +1559,7 @@ static int s_deleteall(svc_ctx_t *ctx)
 {
     for (int attempt = 0; attempt < SVC_CAS_ATTEMPTS; attempt++) {
         s_read_t rd = {0};
-        int rc = s_read_all_or_reply(ctx, 0, &rd), conflict = 0;
+        int rc = s_read_all_or_reply(ctx, 0, NULL, &rd), conflict = 0;
         if (rc == 0)
             rc = s_del(ctx, &rd, 1, &conflict);
         s_read_dispose(&rd);
