@@ -15,6 +15,7 @@
 #include "gw_accounts.h"
 #include "gw_backoff.h"
 #include "gw_broker.h"
+#include "gw_cache.h"
 #include "gw_log.h"
 #include "gw_metrics.h"
 
@@ -51,6 +52,7 @@ typedef struct gw_app {
     gw_metrics_t *metrics;   /* request counters for /metrics (gw_metrics.h) */
     gw_conns_t *conns;       /* the accepted connections and the HTTP/2 bounds (gw_conns.h) */
     gw_zap_t *zap;           /* the CURVE guard of the ZeroMQ endpoints, NULL without CURVE (gw_zap.h) */
+    gw_cache_t *cache;       /* read answers kept by entity tag, NULL when reply_cache_bytes is 0 (gw_cache.h) */
 
     /* life */
     size_t nrequests; /* HTTP requests alive */

@@ -95,20 +95,26 @@ static void s_free_body(void *p)
  * hold them until the client has read them: an HTTP/2 stream waits for its flow-control window).
  * out is left empty. r must not be touched afterwards.
  */
-static void s_send_owned(gw_req_t *r, int status, xws_buf_t *out)
+/* gw_req_send for a body that lives as long as the request's pool: sent without a copy */
+static void s_send_pooled(gw_req_t *r, int status, h2o_iovec_t body)
 {
     h2o_req_t *req = r->req;
     static h2o_generator_t generator = {NULL, NULL}; /* one final send: nothing to proceed or stop, as h2o_send_inline */
-    char **owned = h2o_mem_alloc_shared(&req->pool, sizeof(char *), s_free_body);
-    h2o_iovec_t body = h2o_iovec_init(out->data, out->len);
-    *owned = out->data;
-    xws_buf_init(out);
     body.len = s_answer(r, status, body.len);
     h2o_start_response(req, &generator);
     if (h2o_memis(req->input.method.base, req->input.method.len, H2O_STRLIT("HEAD")))
         h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
     else
         h2o_send(req, &body, 1, H2O_SEND_STATE_FINAL);
+}
+
+static void s_send_owned(gw_req_t *r, int status, xws_buf_t *out)
+{
+    char **owned = h2o_mem_alloc_shared(&r->req->pool, sizeof(char *), s_free_body);
+    h2o_iovec_t body = h2o_iovec_init(out->data, out->len);
+    *owned = out->data;
+    xws_buf_init(out);
+    s_send_pooled(r, status, body);
 }
 
 /* An answer without a body (401, 403, 404, 200 of check...). */
@@ -188,10 +194,19 @@ static void s_render(gw_req_t *r, const void *data, size_t len)
         gw_req_send_error(r, 500, "internal_error", "", "the service sent an invalid status");
         return;
     }
+    /* a 304 to the kept answer's tag: the service confirmed it current (gw_cache.h) */
+    h2o_iovec_t kept = {NULL, 0};
+    if (status == 304 && r->cache_body.base != NULL &&
+        h2o_memis(rep.etag.ptr, rep.etag.len, r->cache_etag.base, r->cache_etag.len)) {
+        status = 200;
+        kept = r->cache_body;
+        gw_cache_count(r->app->cache, 1);
+    }
     xws_buf_t out;
     xws_buf_init(&out);
-    xws_buf_reserve(&out, len + len / 2 + 64); /* JSON is about 1.2-1.5 times the msgpack: one allocation */
-    if (rep.body_raw.ptr != NULL && status != 204 && status != 304 &&
+    if (kept.base == NULL)
+        xws_buf_reserve(&out, len + len / 2 + 64); /* JSON is about 1.2-1.5 times the msgpack: one allocation */
+    if (kept.base == NULL && rep.body_raw.ptr != NULL && status != 204 && status != 304 &&
         xws_msgpack_raw_to_json(rep.body_raw.ptr, rep.body_raw.len, &out, &err) != 0) {
         xws_log(XWS_LOG_WARN, "reply from service %s has no JSON form", r->route->service);
         xws_buf_dispose(&out);
@@ -199,6 +214,12 @@ static void s_render(gw_req_t *r, const void *data, size_t len)
         gw_req_send_error(r, 500, "internal_error", "", "the service sent a reply that cannot be rendered");
         return;
     }
+    if (kept.base == NULL && status == 200 && rep.etag.len > 0 && r->cache_key.len > 0) {
+        gw_cache_put(r->app->cache, r->cache_key, rep.etag, out.data, out.len);
+        gw_cache_count(r->app->cache, 0);
+    }
+    const char *bytes = kept.base != NULL ? kept.base : out.data;
+    size_t nbytes = kept.base != NULL ? kept.len : out.len;
     if (rep.etag.len > 0 && (status == 200 || status == 304)) /* an entity tag means nothing on other answers */
         h2o_add_header(&r->req->pool, &r->req->res.headers, H2O_TOKEN_ETAG, NULL,
                        h2o_strdup(&r->req->pool, rep.etag.ptr, rep.etag.len).base, rep.etag.len);
@@ -210,14 +231,16 @@ static void s_render(gw_req_t *r, const void *data, size_t len)
                                          rep.etag.len)) {
             status = 304;
         } else if (gw_query_get(r->params, r->nparams, "sum", &sum) == 0 && sum.len == 32) {
-            gw_msg_hex_md5(out.data != NULL ? out.data : "", out.len, md5);
+            gw_msg_hex_md5(bytes != NULL ? bytes : "", nbytes, md5);
             if (strncasecmp(sum.ptr, md5, 32) == 0)
                 status = 304;
         }
     }
     xws_reply_dispose(&rep);
-    if (status == 304 || status == 204 || out.len == 0)
+    if (status == 304 || status == 204 || nbytes == 0)
         gw_req_send(r, status, NULL, 0);
+    else if (kept.base != NULL)
+        s_send_pooled(r, status, kept); /* the kept bytes, shared with the cache for the request's life */
     else
         s_send_owned(r, status, &out); /* the rendered bytes go out as they are: no copy */
     xws_buf_dispose(&out);
@@ -281,11 +304,22 @@ void gw_req_dispatch(gw_req_t *r)
     char rid[XWS_MAX_RID + 1];
     gw_app_rid(app, rid, sizeof(rid));
     ssize_t inm = h2o_find_header(&req->headers, H2O_TOKEN_IF_NONE_MATCH, -1);
+    xws_slice_t act = r->act.len <= XWS_MAX_NAME ? r->act : xws_slice(""); /* an over-long act is unknown: default act */
+    xws_slice_t inm_sent =
+        inm >= 0 ? (xws_slice_t){req->headers.entries[inm].value.base, req->headers.entries[inm].value.len} : XWS_SLICE_NULL;
+    if (r->app->cache != NULL && body.size == 0) {
+        /* an answer kept for the same request is sent back to be confirmed: its tag is the
+         * If-None-Match the service sees (the client's own is compared here, with the answer) */
+        const char *mode = r->mode == GW_MODE_PRIVATE ? "private" : "restricted";
+        r->cache_key = gw_cache_key(&req->pool, mode, r->route->service, r->route->resource, act, r->params, r->nparams);
+        if (gw_cache_get(r->app->cache, &req->pool, r->cache_key, &r->cache_etag, &r->cache_body))
+            inm_sent = (xws_slice_t){r->cache_etag.base, r->cache_etag.len};
+    }
     xws_request_spec_t spec = {
         .rid = xws_slice(rid),
         .service = xws_slice(r->route->service),
         .resource = xws_slice(r->route->resource),
-        .act = r->act.len <= XWS_MAX_NAME ? r->act : xws_slice(""), /* an over-long act is unknown: default act */
+        .act = act,
         .params = r->params,
         .nparams = r->nparams,
         .body_msgpack = {body.data, body.size},
@@ -293,7 +327,7 @@ void gw_req_dispatch(gw_req_t *r)
         .caller_account = xws_slice(r->account),
         .caller_addr = xws_slice(r->addr_text),
         .deadline_ms = r->deadline_unix_ms,
-        .inm = inm >= 0 ? (xws_slice_t){req->headers.entries[inm].value.base, req->headers.entries[inm].value.len} : XWS_SLICE_NULL,
+        .inm = inm_sent,
     };
     if (xws_request_encode(&spec, &env) != 0) {
         xws_log(XWS_LOG_ERROR, "cannot encode the request envelope for %s/%s", r->route->service, r->route->resource);

@@ -370,9 +370,10 @@ int main(int argc, char **argv)
     long long refresh_ms = s_setting(cfg, "accounts_refresh_ms", 1000, 10);
     long long max_connections = s_setting(cfg, "max_connections", 4096, 1);
     long long read_timeout_ms = s_setting(cfg, "request_read_timeout_ms", 10000, 100);
+    long long cache_bytes = s_setting(cfg, "reply_cache_bytes", 64ll << 20, 0);
     const char *insecure = xws_config_get(cfg, "worker_endpoint_insecure", "no");
     if (deadline_ms < 0 || max_body < 0 || max_query < 0 || queue_max < 0 || queue_max_bytes < 0 || heartbeat_ms < 0 ||
-        expiry_ms < 0 || refresh_ms < 0 || max_connections < 0 || read_timeout_ms < 0) {
+        expiry_ms < 0 || refresh_ms < 0 || max_connections < 0 || read_timeout_ms < 0 || cache_bytes < 0) {
         xws_config_destroy(&cfg);
         return 2;
     }
@@ -468,6 +469,7 @@ int main(int argc, char **argv)
     if ((app->accept_ctx.ssl_ctx = gw_tls_new(tls_cert, tls_key, data_dir, tls_ciphers)) == NULL)
         goto out;
     app->metrics = gw_metrics_new(gw_app_unix_ms());
+    app->cache = gw_cache_new((size_t)cache_bytes);
     if ((app->accounts = gw_accounts_new()) == NULL || (app->backoff = gw_backoff_new()) == NULL ||
         (app->log = gw_log_new(app->loop, access_log)) == NULL)
         goto out;
@@ -570,6 +572,7 @@ out:
     gw_accounts_destroy(&app->accounts);
     gw_backoff_destroy(&app->backoff);
     gw_metrics_destroy(&app->metrics);
+    gw_cache_destroy(&app->cache);
     if (app->accept_ctx.ssl_ctx != NULL)
         SSL_CTX_free(app->accept_ctx.ssl_ctx);
     app->accept_ctx.ssl_ctx = NULL;

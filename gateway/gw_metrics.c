@@ -274,6 +274,18 @@ void gw_metrics_render(gw_metrics_t *self, gw_app_t *app, xws_buf_t *out)
         s_seconds(out, (now - ok_at) * 1000);
         xws_buf_adds(out, "\n");
     }
+    gw_cache_stats_t cs = gw_cache_stats(app->cache);
+    s_head(out, "xws_reply_cache_hits_total", "counter",
+           "read answers served from the reply cache once their service confirmed them");
+    xws_buf_addf(out, "xws_reply_cache_hits_total %" PRIu64 "\n", cs.hits);
+    s_head(out, "xws_reply_cache_misses_total", "counter", "read answers with an entity tag rendered from their service's reply");
+    xws_buf_addf(out, "xws_reply_cache_misses_total %" PRIu64 "\n", cs.misses);
+    s_head(out, "xws_reply_cache_evictions_total", "counter", "answers dropped from the reply cache to stay within its bound");
+    xws_buf_addf(out, "xws_reply_cache_evictions_total %" PRIu64 "\n", cs.evictions);
+    s_head(out, "xws_reply_cache_entries", "gauge", "answers kept in the reply cache");
+    xws_buf_addf(out, "xws_reply_cache_entries %zu\n", cs.entries);
+    s_head(out, "xws_reply_cache_bytes", "gauge", "bytes the reply cache holds (bound: reply_cache_bytes)");
+    xws_buf_addf(out, "xws_reply_cache_bytes %zu\n", cs.bytes);
     s_head(out, "xws_ready", "gauge", "1 when GET /status/ready answers 200");
     xws_buf_addf(out, "xws_ready %d\n", gw_status_ready(app, NULL));
     s_head(out, "xws_start_time_seconds", "gauge", "start of the gateway process, Unix time");

@@ -48,6 +48,9 @@ typedef struct {
     uint64_t deadline_unix_ms;    /* the same instant as Unix time, for the envelope */
     gw_refresh_wait_t rwait;      /* parked until a fresh snapshot (PH_REFRESH) */
     xws_slice_t vname, vcred;     /* PH_REFRESH: the account and credential fingerprint the check answered (pool) */
+    h2o_iovec_t cache_key;        /* its identity in the answer cache (gw_cache.h; pool), empty when it has none */
+    h2o_iovec_t cache_etag;       /* the answer kept for it when dispatched, and its tag (pool; */
+    h2o_iovec_t cache_body;       /* cache_body.base NULL when none) */
 } gw_req_t;
 
 /*

@@ -5,6 +5,7 @@
 #include "gw_backoff.h"
 #include "gw_basic.h"
 #include "gw_broker.h"
+#include "gw_cache.h"
 #include "gw_conns.h"
 #include "gw_guard.h"
 #include "gw_docs.h"
@@ -33,7 +34,7 @@ int main(void)
         {"gw_verify", gw_verify_test}, {"gw_refresh", gw_refresh_test}, {"gw_internal", gw_internal_test},
         {"gw_msg", gw_msg_test},       {"gw_http", gw_http_test},       {"gw_metrics", gw_metrics_test},
         {"gw_status", gw_status_test}, {"gw_guard", gw_guard_test},     {"gw_conns", gw_conns_test},
-        {"gw_docs", gw_docs_test},     {"gw_zap", gw_zap_test},
+        {"gw_docs", gw_docs_test},     {"gw_zap", gw_zap_test},         {"gw_cache", gw_cache_test},
     };
     size_t n = sizeof(tests) / sizeof(tests[0]);
     for (size_t i = 0; i < n; i++) {

@@ -55,6 +55,7 @@ static const char *const s_known[] = {
     "worker_endpoints",
     "write_id_ttl",
     "queue_max_bytes",
+    "reply_cache_bytes",
     "request_read_timeout_ms",
     "tls_ciphers",
     "verify_nice",

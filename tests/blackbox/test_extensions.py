@@ -130,16 +130,24 @@ def delete_lines(system, context):
             delete_line(system, l["id"])
 
 
+# the version counter a write of each kind bumps (what the answers' ETags are computed from)
+VERSION = {"user": "users", "group": "groups", "queue": "queues", "meetme": "meetme", "incall": "incall"}
+
+
 def take_direct(system, context, number, kind):
-    """Takes a number the way every numbered service does (xws_number_take's keys), for the types
-    whose services do not exist yet (groups, queues, meetmes, incalls)."""
+    """Takes a number the way every numbered service does (xws_number_take's keys, and its
+    resource's version counter, as every write bumps it), for the types whose services do not
+    exist yet (groups, queues, meetmes, incalls)."""
     redis_cli(system, "HSET", PREFIX + "context:numbers:" + context, number, kind + ":test")
     redis_cli(system, "ZADD", PREFIX + "context:numidx:" + context, int(number), number)
+    redis_cli(system, "INCR", PREFIX + "ver:" + VERSION[kind])
 
 
 def release_direct(system, context, number):
+    kind = redis_cli(system, "HGET", PREFIX + "context:numbers:" + context, number).split(":")[0]
     redis_cli(system, "HDEL", PREFIX + "context:numbers:" + context, number)
     redis_cli(system, "ZREM", PREFIX + "context:numidx:" + context, number)
+    redis_cli(system, "INCR", PREFIX + "ver:" + VERSION.get(kind, "incall"))
 
 
 def model(ranges, used, obj, number=None, limit=None):
@@ -415,7 +423,8 @@ def test_large_range_costs_what_the_answer_costs(system):
     pid = system.ext.pid
     try:
         redis_cli(system, "SLOWLOG", "RESET")
-        assert free(system, "big", "user", limit=10) == list(range(100001, 100011))
+        limited, t_limit = timed(system, lambda: free(system, "big", "user", limit=10))
+        assert limited == list(range(100001, 100011))
         calls = zrange_calls(system)
         assert len(calls) == 1 and calls[0][2] <= 64, calls
 
@@ -445,7 +454,6 @@ def test_large_range_costs_what_the_answer_costs(system):
         assert free(system, "big", "user", number="99999") == [x for x in range(100000, 1000000)
                                                                 if "99999" in str(x) and x not in taken]
         # the figures, for the record (not asserted: they depend on the machine and the build)
-        _, t_limit = timed(system, lambda: free(system, "big", "user", limit=10))
         print("\nextensions cost: limit=10 worker %s us; full answer worker %s us, %d bytes of JSON, "
               "%d ZRANGEBYSCORE calls (%s us in Redis), worker peak memory +%.1f MiB (%d -> %d KiB)"
               % (t_limit, t_full, len(r.body), len(calls), sum(c[3] for c in calls), growth_mib,
