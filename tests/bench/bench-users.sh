@@ -16,7 +16,8 @@
 # other (curl): a wrk run of long lists ends with lists still running, whose CPU would count.
 #
 # Environment: REPS (3), DUR (5 seconds), SEQ (5), C10K (64), BUILD (build dir, default build/), OUT
-# (results directory, default a new one under /tmp: table.txt and results.json). Loopback only;
+# (results directory, default a new one under /tmp: table.txt and results.json), ONLY (`view`: the
+# view alone, without filling the store and listing). Loopback only;
 # every run is bounded in time; everything started here is stopped at the end.
 set -uo pipefail
 
@@ -25,6 +26,7 @@ REPS=${REPS:-3}
 DUR=${DUR:-5}
 SEQ=${SEQ:-5}
 C10K=${C10K:-64}
+ONLY=${ONLY:-}
 BUILD=${BUILD:-$PROJECT/build}
 OUT=${OUT:-$(mktemp -d /tmp/xws-bench-users-XXXXXX)}
 LOGIN=bench
@@ -168,17 +170,21 @@ measure() { # NAME QUERY C64: saves the answer for h2o, then alternates XWS and 
 
 echo "== adding the viewed user"
 ID=$(add_view) || exit 1
-echo "== adding users up to 1,000"
-fill_to 1000 || exit 1
+if [ "$ONLY" != view ]; then
+    echo "== adding users up to 1,000"
+    fill_to 1000 || exit 1
+fi
 measure view "act=view&id=$ID" 64
-measure list-1000 "act=list" 64
-echo "== adding users up to 10,000"
-fill_to 10000 || exit 1
-measure list-10000 "act=list" "$C10K"
+if [ "$ONLY" != view ]; then
+    measure list-1000 "act=list" 64
+    echo "== adding users up to 10,000"
+    fill_to 10000 || exit 1
+    measure list-10000 "act=list" "$C10K"
+fi
 
-python3 - "$W/runs.txt" "$OUT" "$REPS" "$DUR" "$C10K" <<'PY'
+python3 - "$W/runs.txt" "$OUT" "$REPS" "$DUR" "$C10K" "$ONLY" <<'PY'
 import json, statistics, sys
-runs, out, reps, dur, c10k = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
+runs, out, reps, dur, c10k, only = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6]
 rows, size = {}, {}
 for line in open(runs):
     f = line.split()
@@ -192,7 +198,7 @@ for (name, side, mode), v in rows.items():
         "rps": statistics.median(x[0] for x in v), "p50_ms": statistics.median(x[1] for x in v),
         "cpu_us_per_req": statistics.median(x[2] for x in v), "non_2xx": sum(x[4] for x in v),
         "cpu_us_per_req_by_process": {k: statistics.median(float(x[3].get(k, 0)) for x in v) for k in kinds}}
-names = ("view", "list-1000", "list-10000")
+names = ("view",) if only == "view" else ("view", "list-1000", "list-10000")
 lines = ["%-11s %9s %10s %10s %7s %10s %10s %7s %11s %11s" % ("answer", "bytes", "XWS req/s", "h2o req/s", "ratio",
          "XWS p50 ms", "h2o p50 ms", "ratio", "XWS us/req", "h2o us/req")]
 for name in names:
@@ -211,9 +217,10 @@ for name in names:
 for name in names:
     lines.append("  %-11s XWS CPU us/req by process (c64 runs): %s" % (name, ", ".join(
         "%s %.1f" % kv for kv in res[name]["xws"]["c64"]["cpu_us_per_req_by_process"].items())))
-grow = res["list-10000"]["xws"]["c64"]["cpu_us_per_req"] / res["list-1000"]["xws"]["c64"]["cpu_us_per_req"]
-res["list_cpu_growth_1000_to_10000"] = grow
-lines.append("list of 10,000 / list of 1,000, XWS CPU per request: %.2f (10 = linear)" % grow)
+if only != "view":
+    grow = res["list-10000"]["xws"]["c64"]["cpu_us_per_req"] / res["list-1000"]["xws"]["c64"]["cpu_us_per_req"]
+    res["list_cpu_growth_1000_to_10000"] = grow
+    lines.append("list of 10,000 / list of 1,000, XWS CPU per request: %.2f (10 = linear)" % grow)
 v = res["view"]["ratio_rps_c64"] or 0
 lines.append("view at c64: %.3f of h2o's req/s (bar: 0.333) %s" % (v, "met" if v >= 1 / 3 else "NOT met"))
 lines.append("(medians of %s runs of wrk -d%ss; req/s and view CPU from -t2 -c64 (lists of 10,000: -c%s), list CPU from"

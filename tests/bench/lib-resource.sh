@@ -57,7 +57,7 @@ bench_start() {
     [ "${ACCESS_LOG:-off}" = on ] && access=$W/access.log
     echo "== starting XWS on 127.0.0.1:$XPORT (access log $access, one worker per service)"
     XWS_ACCESS_LOG=$access "$PROJECT/deploy/xws-launch" --bin-dir "$BUILD/bin" --run-dir "$W/run" --port "$XPORT" \
-        --login "$LOGIN" --password "$PASSWORD" --workers 1 >"$W/xws.log" 2>&1 &
+        --login "$LOGIN" --password "$PASSWORD" --workers "${WORKERS:-1}" >"$W/xws.log" 2>&1 &
     LAUNCH_PID=$!
     ROOT=https://127.0.0.1:$XPORT/service/ipbx/json.php/restricted
     local code=""
