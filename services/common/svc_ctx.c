@@ -548,7 +548,10 @@ static int s_etag_prefetch_or_reply(svc_ctx_t *ctx, const char *const *resources
     char *service = q ? svc_ctx_strndup(ctx, q->service.ptr, q->service.len) : "";
     char *resource = q ? svc_ctx_strndup(ctx, q->resource.ptr, q->resource.len) : "";
     char *act = q ? svc_ctx_strndup(ctx, q->act.ptr, q->act.len) : "";
-    svc_etag_compute(ctx->prefix, service, resource, act, q ? q->params : NULL, epoch, vers, n, ctx->etag);
+    /* the Redis process too: one restarted from a file that lost its last writes (appendfsync
+     * everysec) may count the versions up again to numbers already tagged, with other data */
+    const char *instance = svc_ctx_cat(ctx, epoch, svc_ctx_cat(ctx, "/", svc_redis_run_id(ctx->redis)));
+    svc_etag_compute(ctx->prefix, service, resource, act, q ? q->params : NULL, instance, vers, n, ctx->etag);
     free(vers);
     if (q != NULL && q->inm.len > 0 && xws_slice_eq(q->inm, ctx->etag)) {
         freeReplyObject(d);

@@ -55,6 +55,7 @@ struct svc_redis {
     const char *libname; /* function library name (borrowed), without the version */
     char suffix[40];     /* "_v0_9_0": of the library's name and of every function's */
     const char *lua;     /* library body (borrowed) or NULL */
+    char run_id[48];     /* the run_id of the Redis process of the current connection (INFO server), "" when unknown */
     redisContext *ctx;   /* NULL while disconnected */
     long long retry_at;  /* monotonic ms before which no connect is attempted */
     int backoff_ms;      /* current back-off */
@@ -323,6 +324,26 @@ static int s_is_primary(redisContext *c)
     return ok;
 }
 
+/* the run_id of the Redis process behind c (a new one at every start of Redis, and on another
+ * server after a failover) into self->run_id; "" when INFO does not say (renamed away) */
+static void s_read_run_id(svc_redis_t *self, redisContext *c)
+{
+    self->run_id[0] = '\0';
+    redisReply *r = redisCommand(c, "INFO server");
+    const char *p = r != NULL && r->type == REDIS_REPLY_STRING ? strstr(r->str, "\nrun_id:") : NULL;
+    if (p != NULL) {
+        p += strlen("\nrun_id:");
+        size_t n = strspn(p, "0123456789abcdefABCDEF");
+        if (n > 0 && n < sizeof(self->run_id)) {
+            memcpy(self->run_id, p, n);
+            self->run_id[n] = '\0';
+        }
+    }
+    if (self->run_id[0] == '\0')
+        svc_log(SVC_LOG_WARN, "redis: INFO server gave no run_id: entity tags cannot tell a restarted Redis from the same one");
+    freeReplyObject(r);
+}
+
 int svc_redis_connect(svc_redis_t *self)
 {
     assert(self != NULL);
@@ -360,6 +381,7 @@ int svc_redis_connect(svc_redis_t *self)
         redisFree(c);
         return s_connect_failed(self, now, why);
     }
+    s_read_run_id(self, c);
     self->ctx = c;
     self->timed_out = 0;
     if (self->failing)
@@ -651,6 +673,11 @@ void svc_redis_set_library_version(svc_redis_t *self, const char *version)
 const char *svc_redis_fn_suffix(const svc_redis_t *self)
 {
     return self->suffix;
+}
+
+const char *svc_redis_run_id(const svc_redis_t *self)
+{
+    return self->run_id;
 }
 
 void svc_redis_set_password(svc_redis_t *self, const char *password)

@@ -104,6 +104,11 @@ int svc_redis_load(svc_redis_t *self);
 void svc_redis_set_library_version(svc_redis_t *self, const char *version);
 const char *svc_redis_fn_suffix(const svc_redis_t *self);
 
+/* The run_id of the Redis process of the current connection (read at each connect; another one
+ * after Redis restarted or failed over), "" before the first connect or when INFO does not give
+ * it. Entity tags mix it in (svc_ctx.h). */
+const char *svc_redis_run_id(const svc_redis_t *self);
+
 /* AUTH password after every connect (Redis requirepass); NULL or "": none. Copied. */
 void svc_redis_set_password(svc_redis_t *self, const char *password);
 /* The same from the first line of file path (a container secret); NULL or "": nothing. 0, or -1 (logged). */
