@@ -95,6 +95,15 @@ def children_of(pid):
     return [int(x) for x in out.split()]
 
 
+def cmdline(pid):
+    """The command line of pid, "" when it is gone (the launcher's short-lived children, such as
+    its readiness probes, may end between the listing and the reading)."""
+    try:
+        return Path("/proc/%d/cmdline" % pid).read_text(errors="replace")
+    except OSError:
+        return ""
+
+
 def test_launch_first_start_restart_and_data_kept(run_dir):
     if not (BIN_DIR / "xws-config").is_file() or not (BIN_DIR / "xws-gateway").is_file():
         pytest.fail("xws-config or xws-gateway missing in %s" % BIN_DIR)
@@ -115,7 +124,7 @@ def test_launch_first_start_restart_and_data_kept(run_dir):
         assert r.status == 200, r
         # a crashed worker is restarted by the launcher
         lpid = la.popen.pid
-        workers = [p for p in children_of(lpid) if "xws-config" in Path("/proc/%d/cmdline" % p).read_text(errors="replace")]
+        workers = [p for p in children_of(lpid) if "xws-config" in cmdline(p)]
         assert workers, la.text()
         os.kill(workers[0], signal.SIGKILL)
         la.wait_for_line(r"config(\.\d+)? .* was killed by signal 9", timeout=10)
