@@ -89,12 +89,6 @@ static void s_free_body(void *p)
     free(*(char **)p);
 }
 
-/*
- * gw_req_send for a body rendered into out (status 200 to 599, not 204 or 304): the bytes are not
- * copied, their memory is handed to the request's pool, which frees it with the request (h2o may
- * hold them until the client has read them: an HTTP/2 stream waits for its flow-control window).
- * out is left empty. r must not be touched afterwards.
- */
 /* gw_req_send for a body that lives as long as the request's pool: sent without a copy */
 static void s_send_pooled(gw_req_t *r, int status, h2o_iovec_t body)
 {
@@ -108,6 +102,12 @@ static void s_send_pooled(gw_req_t *r, int status, h2o_iovec_t body)
         h2o_send(req, &body, 1, H2O_SEND_STATE_FINAL);
 }
 
+/*
+ * gw_req_send for a body rendered into out (status 200 to 599, not 204 or 304): the bytes are not
+ * copied, their memory is handed to the request's pool, which frees it with the request (h2o may
+ * hold them until the client has read them: an HTTP/2 stream waits for its flow-control window).
+ * out is left empty. r must not be touched afterwards.
+ */
 static void s_send_owned(gw_req_t *r, int status, xws_buf_t *out)
 {
     char **owned = h2o_mem_alloc_shared(&r->req->pool, sizeof(char *), s_free_body);
