@@ -508,17 +508,13 @@ int xws_reply_decode_raw(xws_reply_t *rep, const void *data, size_t len, const c
         return -1;
     }
     const unsigned char *p = data, *end = p + len;
-    uint64_t n = 0;
-    size_t hdr = 0;
-    if (len == 0) {
+    uint32_t n = 0;
+    int h = xws_msgpack_map_header(&p, end, &n);
+    if (h == -2) {
         *err = "truncated";
         return -1;
     }
-    if (*p >= 0x80 && *p <= 0x8f)
-        n = *p & 0x0f;
-    else if (*p == 0xde || *p == 0xdf)
-        hdr = *p == 0xde ? 2 : 4;
-    else {
+    if (h == -1) {
         msgpack_object o; /* any other object: checked whole, as xws_reply_decode would */
         const unsigned char *q = p;
         if (xws_msgpack_next(&q, end, XWS_MAX_DEPTH + 1, &o, err) != 0)
@@ -526,17 +522,10 @@ int xws_reply_decode_raw(xws_reply_t *rep, const void *data, size_t len, const c
         *err = q != end ? "trailing bytes" : "not a map";
         return -1;
     }
-    p++;
-    if ((size_t)(end - p) < hdr) {
-        *err = "truncated";
-        return -1;
-    }
-    for (size_t i = 0; i < hdr; i++)
-        n = (n << 8) | *p++;
     /* the body inside the envelope may be XWS_MAX_DEPTH deep, as with xws_reply_decode */
     unsigned seen = 0;
     int have_v = 0;
-    for (uint64_t i = 0; i < n; i++) {
+    for (uint32_t i = 0; i < n; i++) {
         msgpack_object k, v;
         if (xws_msgpack_next(&p, end, XWS_MAX_DEPTH, &k, err) != 0)
             return -1;

@@ -429,6 +429,24 @@ int xws_msgpack_raw_to_json(const void *data, size_t len, xws_buf_t *out, const 
     return rc;
 }
 
+int xws_msgpack_map_header(const unsigned char **p, const unsigned char *end, uint32_t *n)
+{
+    const unsigned char *q = *p;
+    if (q >= end)
+        return -2;
+    size_t width = *q >= 0x80 && *q <= 0x8f ? 0 : *q == 0xde ? 2 : *q == 0xdf ? 4 : 5;
+    if (width == 5)
+        return -1;
+    if ((size_t)(end - q) < 1 + width)
+        return -2;
+    uint32_t v = width == 0 ? (uint32_t)(*q & 0x0f) : 0;
+    for (size_t i = 1; i <= width; i++)
+        v = v << 8 | q[i];
+    *n = v;
+    *p = q + 1 + width;
+    return 0;
+}
+
 int xws_msgpack_next(const unsigned char **p, const unsigned char *end, int max_depth, msgpack_object *o, const char **err)
 {
     assert(p != NULL && *p != NULL && end >= *p && o != NULL && max_depth >= 1 && max_depth <= 1000);
@@ -555,4 +573,17 @@ void xws_msgpack_test(void)
     s_nest(&sb, 100000);
     CHECK(xws_msgpack_validate(sb.data, sb.size, 1000, &err) == -1 && strcmp(err, "too deep") == 0);
     msgpack_sbuffer_destroy(&sb);
+    /* map headers of the three widths, what is not a map, and what ends too soon */
+    {
+        static const unsigned char fix[] = {0x82}, m16[] = {0xde, 0x01, 0x02}, m32[] = {0xdf, 0x00, 0x01, 0x00, 0x03},
+                                   arr[] = {0x92}, cut[] = {0xdf, 0x00, 0x01};
+        const unsigned char *q;
+        uint32_t n = 0;
+        CHECK((q = fix, xws_msgpack_map_header(&q, fix + 1, &n)) == 0 && n == 2 && q == fix + 1);
+        CHECK((q = m16, xws_msgpack_map_header(&q, m16 + 3, &n)) == 0 && n == 0x102 && q == m16 + 3);
+        CHECK((q = m32, xws_msgpack_map_header(&q, m32 + 5, &n)) == 0 && n == 0x10003 && q == m32 + 5);
+        CHECK((q = arr, xws_msgpack_map_header(&q, arr + 1, &n)) == -1 && q == arr);
+        CHECK((q = cut, xws_msgpack_map_header(&q, cut + 3, &n)) == -2 && q == cut);
+        CHECK((q = fix, xws_msgpack_map_header(&q, fix, &n)) == -2);
+    }
 }

@@ -1322,37 +1322,18 @@ int svc_record_load_stored(svc_record_t *self, const char *data, size_t len)
     return rc;
 }
 
-/* the number of entries of the map header at *p (moved past it), or -1 when *p is no map */
-static long long s_raw_map_header(const unsigned char **p, const unsigned char *end)
-{
-    const unsigned char *q = *p;
-    if (q < end && *q >= 0x80 && *q <= 0x8f) {
-        *p = q + 1;
-        return *q & 0x0f;
-    }
-    if (q + 3 <= end && *q == 0xde) {
-        *p = q + 3;
-        return (long long)q[1] << 8 | q[2];
-    }
-    if (q + 5 <= end && *q == 0xdf) {
-        *p = q + 5;
-        return (long long)q[1] << 24 | (long long)q[2] << 16 | (long long)q[3] << 8 | q[4];
-    }
-    return -1;
-}
-
 int svc_record_load_stored_only(svc_record_t *self, const char *data, size_t len, const char *const *only)
 {
     assert(!self->table->stored_array && only != NULL);
     const unsigned char *p = (const unsigned char *)data, *end = p + len;
     const char *err;
-    long long n = data != NULL ? s_raw_map_header(&p, end) : -1;
-    if (n < 0)
+    uint32_t n;
+    if (data == NULL || xws_msgpack_map_header(&p, end, &n) != 0)
         return -1;
     msgpack_zone *zone = s_load_zone();
     s_arena_t a = {NULL, 0};
     int rc = 0;
-    for (long long e = 0; e < n && rc == 0; e++) {
+    for (uint32_t e = 0; e < n && rc == 0; e++) {
         msgpack_object k, v;
         if (xws_msgpack_next(&p, end, 1, &k, &err) != 0 || k.type != MSGPACK_OBJECT_STR) {
             rc = -1;

@@ -223,6 +223,13 @@ int xws_msgpack_validate(const void *data, size_t len, int max_depth, const char
  */
 int xws_msgpack_next(const unsigned char **p, const unsigned char *end, int max_depth, msgpack_object *o, const char **err);
 
+/*
+ * Reads the header of a map at *p (before end): 0 with its number of entries in *n and *p moved
+ * to the first key; -1 when *p is not a map (*p unchanged); -2 when the bytes end first. With
+ * xws_msgpack_next, a reader walks a map's entries one by one.
+ */
+int xws_msgpack_map_header(const unsigned char **p, const unsigned char *end, uint32_t *n);
+
 /* ---- JSON <-> msgpack ----------------------------------------------------------------------- */
 
 /*
